@@ -1,0 +1,616 @@
+"""Decoding of uploaded chest radiographs (PNG, JPEG, DICOM) into normalised grayscale pixels.
+
+Every upload goes through :func:`decode_scan`, which recognises the file type
+by its content (never by its name), enforces the size and pixel limits before
+any full decode, and returns a float32 image in ``[0, 1]`` where bright means
+dense tissue, together with the metadata that the rest of the app needs.
+Anything wrong with the input surfaces as a :class:`ScanError` subclass whose
+message is one sentence a patient understands; no other exception type escapes
+for bad input.
+
+Run as a command to check files::
+
+    python -m core.imaging FILE [FILE ...] [--save-png DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from PIL import Image, ImageOps
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+from core.settings import load_settings
+
+#: Largest image accepted, in pixels (width x height). Also installed as Pillow's
+#: decompression-bomb limit so that a tiny compressed file cannot expand into
+#: gigabytes of memory; 50 megapixels is well above any radiograph detector.
+MAX_PIXELS = 50_000_000
+
+#: Smallest accepted width and height: below this nothing can be read on a chest film.
+MIN_SIDE = 64
+
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_DICOM_MAGIC = b"DICM"
+_DICOM_MAGIC_OFFSET = 128
+
+#: ITU-R BT.601 luma weights, the ones Pillow uses for RGB -> L.
+_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+_GRAY_PHOTOMETRICS = frozenset({"MONOCHROME1", "MONOCHROME2"})
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ScanError(ValueError):
+    """An upload that cannot be used; ``str(err)`` is one plain sentence for the user.
+
+    Attributes:
+        code: Short stable identifier of the failure, for logs and tests.
+    """
+
+    code = "scan_error"
+    default_message = "This file could not be read as a radiograph."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+
+
+class EmptyScan(ScanError):
+    """The upload has no bytes."""
+
+    code = "empty"
+    default_message = "This file is empty."
+
+
+class ScanTooLarge(ScanError):
+    """The upload exceeds the byte limit."""
+
+    code = "too_large"
+    default_message = "This file is larger than the app accepts."
+
+
+class UnsupportedFormat(ScanError):
+    """The content is not PNG, JPEG or DICOM (whatever the file name says)."""
+
+    code = "unsupported_format"
+    default_message = "This file is not a PNG, JPEG or DICOM image."
+
+
+class TooManyPixels(ScanError):
+    """The image declares more than :data:`MAX_PIXELS` pixels (decompression-bomb guard)."""
+
+    code = "too_many_pixels"
+    default_message = (
+        f"This image has more than {MAX_PIXELS // 1_000_000} million pixels, "
+        "which is more than the app accepts."
+    )
+
+
+class ImageTooSmall(ScanError):
+    """The image is narrower or shorter than :data:`MIN_SIDE` pixels."""
+
+    code = "too_small"
+    default_message = (
+        f"This image is smaller than {MIN_SIDE} pixels on one side, too small to analyse."
+    )
+
+
+class CorruptScan(ScanError):
+    """The file is truncated or damaged so that its pixels cannot be decoded."""
+
+    code = "corrupt"
+    default_message = "This image file is damaged or incomplete, so it could not be read."
+
+
+class NoPixelData(ScanError):
+    """A DICOM file that carries no image (a report, a structured document...)."""
+
+    code = "no_pixel_data"
+    default_message = "This DICOM file contains no image."
+
+
+class UnsupportedPhotometric(ScanError):
+    """A DICOM whose pixels are not grayscale (MONOCHROME1 or MONOCHROME2)."""
+
+    code = "unsupported_photometric"
+    default_message = (
+        "This DICOM file holds a colour image, but only grayscale X-ray images are supported."
+    )
+
+
+class MultiFrameScan(ScanError):
+    """A DICOM holding several frames; a chest radiograph is a single image."""
+
+    code = "multi_frame"
+    default_message = "This DICOM file holds several images; please upload a single radiograph."
+
+
+class UnsupportedCompression(ScanError):
+    """A DICOM compressed with a scheme no installed decoder handles."""
+
+    code = "unsupported_compression"
+    default_message = "This DICOM file uses a compression the app cannot read."
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class ScanMetadata:
+    """What is known about a decoded scan.
+
+    Attributes:
+        source_format: ``'png'``, ``'jpeg'`` or ``'dicom'``, detected from the content.
+        width: Columns of the decoded image.
+        height: Rows of the decoded image.
+        modality: DICOM Modality (0008,0060), e.g. ``'CR'`` or ``'DX'``; ``None``
+            for PNG/JPEG.
+        photometric: DICOM Photometric Interpretation (0028,0004) for DICOM; the
+            Pillow mode of the file (``'L'``, ``'RGB'``, ``'I;16'``...) for PNG/JPEG.
+        study_date: DICOM Study Date (0008,0020); ``None`` when absent or invalid.
+        view_position: DICOM View Position (0018,5101), e.g. ``'PA'``.
+        body_part: DICOM Body Part Examined (0018,0015), e.g. ``'CHEST'``.
+        patient_sex: DICOM Patient's Sex (0010,0040): ``'M'``, ``'F'`` or ``'O'``.
+        patient_age: DICOM Patient's Age (0010,1010) in whole years (``'045Y'`` ->
+            45, months/weeks/days -> 0).
+        pixel_spacing: Row and column spacing in mm from Pixel Spacing
+            (0028,0030), else Imager Pixel Spacing (0018,1164).
+        bits: Bits per stored sample (DICOM Bits Stored (0028,0101); 8 or 16
+            for PNG/JPEG, 1 for bilevel PNG).
+        colorfulness: Mean chroma, ``max(R,G,B) - min(R,G,B)`` averaged over the
+            image in ``[0, 1]``; 0 for grayscale sources. A high value means a
+            colour photograph rather than a radiograph.
+    """
+
+    source_format: str
+    width: int
+    height: int
+    modality: str | None = None
+    photometric: str = "MONOCHROME2"
+    study_date: date | None = None
+    view_position: str | None = None
+    body_part: str | None = None
+    patient_sex: str | None = None
+    patient_age: int | None = None
+    pixel_spacing: tuple[float, float] | None = None
+    bits: int = 8
+    colorfulness: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the metadata as JSON-safe values (ISO date string, list spacing)."""
+        out = asdict(self)
+        out["study_date"] = self.study_date.isoformat() if self.study_date else None
+        out["pixel_spacing"] = list(self.pixel_spacing) if self.pixel_spacing else None
+        return out
+
+
+@dataclass(frozen=True)
+class DecodedScan:
+    """A decoded radiograph.
+
+    Attributes:
+        pixels: float32 array (H, W) in ``[0, 1]``; bright means dense (bone white).
+        metadata: What the file said about itself.
+    """
+
+    pixels: np.ndarray
+    metadata: ScanMetadata
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def decode_scan(
+    data: bytes, filename: str | None = None, *, max_bytes: int | None = None
+) -> DecodedScan:
+    """Decode an uploaded PNG, JPEG or DICOM into normalised grayscale pixels.
+
+    The type is recognised by magic bytes: PNG signature, JPEG SOI marker, or
+    ``DICM`` after the 128-byte DICOM preamble (files without it are refused,
+    never force-read). Size limits are enforced from the header before the
+    pixels are decoded.
+
+    Args:
+        data: The file's bytes.
+        filename: The name the user gave the file; informational only, since
+            the type is read from the content.
+        max_bytes: Largest accepted size; defaults to ``Settings.max_upload_bytes``.
+
+    Returns:
+        The pixels (float32, (H, W), ``[0, 1]``) and their metadata.
+
+    Raises:
+        ScanError: A subclass describing why the file cannot be used (empty,
+            too large, not an image, too many or too few pixels, damaged,
+            DICOM without pixels, colour or multi-frame DICOM, unreadable
+            compression).
+    """
+    del filename  # Accepted for callers' convenience; the extension is never trusted.
+    limit = load_settings().max_upload_bytes if max_bytes is None else max_bytes
+    if not data:
+        raise EmptyScan()
+    if len(data) > limit:
+        raise ScanTooLarge(
+            f"This file is larger than the {_format_megabytes(limit)} limit for uploads."
+        )
+    if data.startswith(_PNG_MAGIC):
+        return _decode_raster(data, "PNG")
+    if data.startswith(_JPEG_MAGIC):
+        return _decode_raster(data, "JPEG")
+    if data[_DICOM_MAGIC_OFFSET : _DICOM_MAGIC_OFFSET + len(_DICOM_MAGIC)] == _DICOM_MAGIC:
+        return _decode_dicom(data)
+    raise UnsupportedFormat()
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Convert ``[0, 1]`` pixels to 8-bit for display or PNG export.
+
+    Args:
+        pixels: Float array, nominally in ``[0, 1]``; values outside are
+            clipped and NaN becomes 0.
+
+    Returns:
+        uint8 array of the same shape.
+    """
+    values = np.nan_to_num(np.asarray(pixels, dtype=np.float32), nan=0.0)
+    return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- PNG / JPEG
+
+
+def _decode_raster(data: bytes, pillow_format: str) -> DecodedScan:
+    with _decoder_errors():
+        image = Image.open(io.BytesIO(data), formats=[pillow_format])
+        _check_dimensions(*image.size)
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        mode = image.mode
+        pixels, bits, colorfulness = _raster_to_gray(image)
+    height, width = pixels.shape
+    return DecodedScan(
+        pixels=pixels,
+        metadata=ScanMetadata(
+            source_format="png" if pillow_format == "PNG" else "jpeg",
+            width=width,
+            height=height,
+            photometric=mode,
+            bits=bits,
+            colorfulness=colorfulness,
+        ),
+    )
+
+
+def _raster_to_gray(image: Image.Image) -> tuple[np.ndarray, int, float]:
+    """Return (luminance in [0, 1], bits per sample, colorfulness) of a Pillow image."""
+    mode = image.mode
+    if mode.startswith("I"):
+        # 16-bit PNGs carry no display window, and many use only 10-12 of their 16 bits,
+        # so the stored range is stretched rather than divided by 65535.
+        return _stretch(np.asarray(image, dtype=np.float32)), 16, 0.0
+    if mode == "1":
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0, 1, 0.0
+    if mode == "L":
+        return np.asarray(image, dtype=np.float32) / 255.0, 8, 0.0
+    if mode == "LA":
+        gray_alpha = np.asarray(image, dtype=np.float32) / 255.0
+        # Transparent areas are composited onto black, a radiograph's background.
+        return gray_alpha[..., 0] * gray_alpha[..., 1], 8, 0.0
+    # Contiguous uint8 bands: reductions across an interleaved last axis are ~10x slower.
+    red, green, blue, alpha = (np.asarray(band) for band in image.convert("RGBA").split())
+    luminance = (
+        _LUMA_WEIGHTS[0] * red.astype(np.float32)
+        + _LUMA_WEIGHTS[1] * green.astype(np.float32)
+        + _LUMA_WEIGHTS[2] * blue.astype(np.float32)
+    ) / 255.0
+    chroma = (np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue))
+    chroma = chroma.astype(np.float32) / 255.0
+    if alpha.min() < 255:
+        # Transparent areas are composited onto black, a radiograph's background.
+        opacity = alpha.astype(np.float32) / 255.0
+        luminance *= opacity
+        chroma *= opacity
+    return np.clip(luminance, 0.0, 1.0), 8, float(chroma.mean())
+
+
+# --------------------------------------------------------------------------- DICOM
+
+
+def _decode_dicom(data: bytes) -> DecodedScan:
+    with _decoder_errors():
+        dataset = _read_dicom(data)
+        if "PixelData" not in dataset:
+            raise NoPixelData()
+        rows, columns = int(dataset.get("Rows") or 0), int(dataset.get("Columns") or 0)
+        _check_dimensions(columns, rows)
+        photometric = str(dataset.get("PhotometricInterpretation", "")).strip().upper()
+        samples = int(dataset.get("SamplesPerPixel") or 1)
+        if photometric not in _GRAY_PHOTOMETRICS or samples != 1:
+            raise UnsupportedPhotometric()
+        if int(dataset.get("NumberOfFrames") or 1) > 1:
+            raise MultiFrameScan()
+        stored = _dicom_stored_pixels(dataset)
+        pixels = _dicom_display_pixels(stored, dataset)
+        if photometric == "MONOCHROME1":
+            pixels = 1.0 - pixels
+        metadata = ScanMetadata(
+            source_format="dicom",
+            width=columns,
+            height=rows,
+            modality=_dicom_text(dataset, "Modality"),
+            photometric=photometric,
+            study_date=_dicom_date(dataset.get("StudyDate")),
+            view_position=_dicom_text(dataset, "ViewPosition"),
+            body_part=_dicom_text(dataset, "BodyPartExamined"),
+            patient_sex=_dicom_text(dataset, "PatientSex"),
+            patient_age=_dicom_age(dataset.get("PatientAge")),
+            pixel_spacing=_dicom_spacing(dataset),
+            bits=int(dataset.get("BitsStored") or dataset.get("BitsAllocated") or 8),
+        )
+    return DecodedScan(pixels=np.ascontiguousarray(pixels, dtype=np.float32), metadata=metadata)
+
+
+def _read_dicom(data: bytes) -> pydicom.Dataset:
+    """Parse a DICOM file (preamble required, never ``force``), refusing truncated ones.
+
+    pydicom reads a file cut inside encapsulated Pixel Data without error, only
+    warning that the end of the file came early (and dropping the element), so
+    that warning is what marks the file as incomplete.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset = pydicom.dcmread(io.BytesIO(data))
+    if any("end of file" in str(warning.message).lower() for warning in caught):
+        raise CorruptScan()
+    return dataset
+
+
+def _dicom_stored_pixels(dataset: pydicom.Dataset) -> np.ndarray:
+    """Decode Pixel Data (7FE0,0010); JPEG transfer syntaxes go through Pillow."""
+    try:
+        stored = dataset.pixel_array
+    except NotImplementedError as exc:
+        raise UnsupportedCompression() from exc
+    except RuntimeError as exc:
+        # pydicom's way of saying that no installed plugin decodes this transfer syntax.
+        if "missing dependencies" in str(exc):
+            raise UnsupportedCompression() from exc
+        raise CorruptScan() from exc
+    if stored.shape != (int(dataset.Rows), int(dataset.Columns)):
+        raise CorruptScan()
+    return stored
+
+
+def _dicom_display_pixels(stored: np.ndarray, dataset: pydicom.Dataset) -> np.ndarray:
+    """Apply the Modality LUT, then the VOI LUT or window, and scale to [0, 1]."""
+    values = np.asarray(apply_modality_lut(stored, dataset), dtype=np.float64)
+    if "VOILUTSequence" in dataset and len(dataset.VOILUTSequence):
+        lut_values = np.asarray(dataset.VOILUTSequence[0].LUTData, dtype=np.float64)
+        mapped = np.asarray(apply_voi_lut(values, dataset, prefer_lut=True), dtype=np.float64)
+        low, high = float(lut_values.min()), float(lut_values.max())
+        if high <= low:
+            return np.zeros_like(mapped, dtype=np.float32)
+        return np.clip((mapped - low) / (high - low), 0.0, 1.0).astype(np.float32)
+    window = _dicom_window(dataset)
+    if window is not None:
+        return _apply_window(values, *window, str(dataset.get("VOILUTFunction", "LINEAR")))
+    return _stretch(values)
+
+
+def _dicom_window(dataset: pydicom.Dataset) -> tuple[float, float] | None:
+    """First Window Center (0028,1050) and Width (0028,1051), if usable."""
+    center, width = dataset.get("WindowCenter"), dataset.get("WindowWidth")
+    if center is None or width is None:
+        return None
+    center = center[0] if isinstance(center, pydicom.multival.MultiValue) else center
+    width = width[0] if isinstance(width, pydicom.multival.MultiValue) else width
+    try:
+        center, width = float(center), float(width)
+    except (TypeError, ValueError):
+        return None
+    if not (np.isfinite(center) and np.isfinite(width)) or width <= 0:
+        return None
+    return center, width
+
+
+def _apply_window(values: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
+    """Map values to [0, 1] by the VOI LUT Function (0028,1056), per DICOM PS3.3 C.11.2.1."""
+    function = function.strip().upper()
+    if function == "SIGMOID":
+        out = 1.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
+    elif function == "LINEAR_EXACT":
+        out = (values - center) / width + 0.5
+    elif width > 1.0:
+        # LINEAR, with the standard's half-unit offsets for integer stored values.
+        out = (values - (center - 0.5)) / (width - 1.0) + 0.5
+    else:
+        out = (values >= center).astype(np.float64)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _dicom_text(dataset: pydicom.Dataset, keyword: str) -> str | None:
+    value = dataset.get(keyword)
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _dicom_date(value: Any) -> date | None:
+    """Parse a DICOM DA value ``YYYYMMDD``; invalid dates give ``None``."""
+    text = str(value or "").strip().replace(".", "")
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+def _dicom_age(value: Any) -> int | None:
+    """Parse a DICOM AS value (``'045Y'``, ``'006M'``...) into whole years.
+
+    A bare number (some writers omit the unit) is read as years.
+    """
+    text = str(value or "").strip().upper()
+    if not text:
+        return None
+    unit = text[-1] if text[-1] in "DWMY" else "Y"
+    number = text[:-1] if text[-1] in "DWMY" else text
+    if not number.isdigit():
+        return None
+    years = {"D": 365, "W": 52, "M": 12, "Y": 1}[unit]
+    age = int(number) // years
+    return age if age <= 150 else None
+
+
+def _dicom_spacing(dataset: pydicom.Dataset) -> tuple[float, float] | None:
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = dataset.get(keyword)
+        try:
+            row, column = (float(v) for v in value)
+        except (TypeError, ValueError):
+            continue
+        if row > 0 and column > 0:
+            return row, column
+    return None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_dimensions(width: int, height: int) -> None:
+    """Refuse images outside the size limits, from header values, before decoding."""
+    if width * height > MAX_PIXELS:
+        raise TooManyPixels()
+    if min(width, height) < MIN_SIDE:
+        raise ImageTooSmall()
+
+
+def _stretch(values: np.ndarray) -> np.ndarray:
+    """Min-max scale to [0, 1]; a constant image becomes all zeros."""
+    low, high = float(np.min(values)), float(np.max(values))
+    if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
+        return np.zeros(values.shape, dtype=np.float32)
+    return ((values - low) / (high - low)).astype(np.float32)
+
+
+@contextlib.contextmanager
+def _decoder_errors() -> Iterator[None]:
+    """Turn whatever Pillow, pydicom or numpy raise on bad input into a :class:`ScanError`.
+
+    Third-party decoders raise a wide, undocumented variety of exceptions on
+    malformed files (OSError, SyntaxError, struct.error, KeyError, ...), so
+    everything that is not already a ScanError becomes :class:`CorruptScan`.
+    The decompression-bomb warning is escalated to an error here, so a
+    header over the limit never decodes.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except ScanError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise TooManyPixels() from exc
+    except MemoryError as exc:
+        raise TooManyPixels() from exc
+    except Exception as exc:  # noqa: BLE001 - see docstring: any decoder failure is bad input.
+        raise CorruptScan() from exc
+
+
+def _format_megabytes(num_bytes: int) -> str:
+    megabytes = num_bytes / (1024 * 1024)
+    return f"{megabytes:g} MB" if megabytes >= 1 else f"{num_bytes} byte"
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _check_file(path: Path, save_dir: Path | None, max_bytes: int) -> dict[str, Any]:
+    """Decode one file for the command line; never raises for a bad file."""
+    row: dict[str, Any] = {
+        "file": str(path),
+        "ok": False,
+        "width": None,
+        "height": None,
+        "modality": None,
+        "photometric": None,
+        "study_date": None,
+        "error": None,
+    }
+    try:
+        if path.stat().st_size > max_bytes:
+            # Checked before reading so that a huge file is never loaded into memory.
+            raise ScanTooLarge(
+                f"This file is larger than the {_format_megabytes(max_bytes)} limit for uploads."
+            )
+        scan = decode_scan(path.read_bytes(), path.name, max_bytes=max_bytes)
+    except ScanError as exc:
+        row["error"] = str(exc)
+        return row
+    except FileNotFoundError:
+        row["error"] = "This file does not exist."
+        return row
+    except OSError:
+        row["error"] = "This file could not be opened."
+        return row
+    meta = scan.metadata
+    row.update(
+        ok=True,
+        width=meta.width,
+        height=meta.height,
+        modality=meta.modality,
+        photometric=meta.photometric,
+        study_date=meta.study_date.isoformat() if meta.study_date else None,
+    )
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(to_uint8(scan.pixels)).save(save_dir / f"{path.name}.png")
+    return row
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Decode files given on the command line and print one JSON line per file.
+
+    Args:
+        argv: Arguments without the program name; defaults to ``sys.argv[1:]``.
+
+    Returns:
+        0 when every file decoded, 2 when any failed.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m core.imaging",
+        description="Decode chest radiographs (PNG, JPEG, DICOM) and report what was found.",
+    )
+    parser.add_argument("files", nargs="+", type=Path, help="files to decode")
+    parser.add_argument(
+        "--save-png", type=Path, metavar="DIR", help="write each decoded image as DIR/<name>.png"
+    )
+    args = parser.parse_args(argv)
+    max_bytes = load_settings().max_upload_bytes
+    all_ok = True
+    for path in args.files:
+        row = _check_file(path, args.save_png, max_bytes)
+        all_ok &= row["ok"]
+        sys.stdout.write(json.dumps(row) + "\n")
+    return 0 if all_ok else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
