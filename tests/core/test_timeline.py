@@ -1,0 +1,168 @@
+"""Tests of the timeline frame, red flags, model-version marks and figure."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from core.findings import FINDINGS
+from core.timeline import (
+    format_version,
+    red_flags,
+    scans_needing_rescore,
+    select_result,
+    timeline_figure,
+    timeline_frame,
+    timeline_table,
+    version_changes,
+)
+from tests.core._records import Result, Scan, probs
+
+
+def _three_scans() -> list[Scan]:
+    return [
+        Scan(3, date(2026, 4, 1), "c.png", results=[Result(30, probs(0.41))]),
+        Scan(1, date(2026, 2, 1), "a.png", results=[Result(10, probs(0.10))]),
+        Scan(2, date(2026, 3, 2), "b.png", results=[Result(20, probs(0.12))]),
+    ]
+
+
+def test_frame_is_tidy_and_sorted_by_scan_date() -> None:
+    frame = timeline_frame(_three_scans(), "1")
+    assert len(frame) == 3 * len(FINDINGS)
+    assert list(frame["scan_id"].drop_duplicates()) == [1, 2, 3]
+    first = frame.iloc[0]
+    assert first["finding"] == "pneumonia"
+    assert first["probability"] == pytest.approx(0.10)
+    assert first["model_version"] == "1"
+    assert first["result_id"] == 10
+    assert bool(first["is_current_model"])
+
+
+def test_frame_skips_unscored_scans_and_handles_empty_input() -> None:
+    assert timeline_frame([]).empty
+    frame = timeline_frame([Scan(1, date(2026, 1, 1)), Scan(2, date(2026, 1, 2), results=[Result(1, probs(0.2))])])
+    assert set(frame["scan_id"]) == {2}
+
+
+def test_select_result_prefers_current_version_else_latest() -> None:
+    old, new = Result(1, probs(0.1), model_version="1"), Result(2, probs(0.3), model_version="2")
+    later_old = Result(3, probs(0.2), model_version="1")
+    assert select_result([old, new, later_old], "2") is new
+    assert select_result([old, new, later_old], "3") is later_old
+    assert select_result([old, new, later_old]) is later_old
+    assert select_result([], "2") is None
+
+
+def test_all_results_keeps_older_scores_after_rescore() -> None:
+    scan = Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.1), model_version="1"), Result(2, probs(0.5), model_version="2")])
+    plotted = timeline_frame([scan], "2")
+    every = timeline_frame([scan], "2", all_results=True)
+    assert set(plotted["model_version"]) == {"2"}
+    assert set(every["model_version"]) == {"1", "2"}
+    assert every.loc[every["model_version"] == "1", "is_current_model"].eq(False).all()
+
+
+def test_red_flag_for_rise_names_finding_values_and_previous_date() -> None:
+    flags = red_flags(_three_scans(), margin=0.15)
+    assert flags == {3: ["Pneumonia rose from 12% to 41% since 2026-03-02."]}
+
+
+def test_rise_equal_to_margin_is_not_flagged_and_margin_is_configurable() -> None:
+    scans = [
+        Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.25))]),
+        Scan(2, date(2026, 2, 1), results=[Result(2, probs(0.40))]),
+    ]
+    assert red_flags(scans, margin=0.15) == {}
+    assert 2 in red_flags(scans, margin=0.10)
+
+
+def test_red_flag_above_threshold_uses_the_results_own_threshold_first() -> None:
+    scans = [Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.35), thresholds={"pneumonia": 0.3})])]
+    flags = red_flags(scans, thresholds={"pneumonia": 0.9})
+    assert flags[1] == ["Pneumonia is at 35%, above its decision threshold of 30%."]
+    no_stored = [Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.35), thresholds={})])]
+    assert red_flags(no_stored, thresholds={"pneumonia": 0.9}) == {}
+    assert 1 in red_flags(no_stored, thresholds={"pneumonia": 0.3})
+
+
+def test_no_rise_flag_across_model_versions_or_from_abstained_results() -> None:
+    across = [
+        Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.05), model_version="1")]),
+        Scan(2, date(2026, 2, 1), results=[Result(2, probs(0.45), model_version="2")]),
+    ]
+    assert red_flags(across, current_version="2") == {}
+    abstained = [
+        Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.05))]),
+        Scan(2, date(2026, 2, 1), results=[Result(2, probs(0.9), abstained=True, abstain_reason="not a chest X-ray")]),
+        Scan(3, date(2026, 3, 1), results=[Result(3, probs(0.45))]),
+    ]
+    flags = red_flags(abstained)
+    assert 2 not in flags
+    assert flags[3] == ["Pneumonia rose from 5% to 45% since 2026-01-01."]
+
+
+def test_red_flags_rejects_a_margin_outside_zero_one() -> None:
+    with pytest.raises(ValueError):
+        red_flags(_three_scans(), margin=0)
+
+
+def test_version_changes_marks_update_and_older_scans() -> None:
+    scans = [
+        Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.1), model_version="1")]),
+        Scan(2, date(2026, 2, 1), results=[Result(2, probs(0.1), model_version="2")]),
+        Scan(3, date(2026, 3, 1), results=[Result(3, probs(0.1), model_version="1")]),
+    ]
+    changes = version_changes(scans, current_version="2")
+    assert [(c.scan_id, c.previous_version, c.version, c.label) for c in changes] == [
+        (2, "1", "2", "model updated to v2"),
+        (3, "2", "1", "older model v1"),
+    ]
+    assert scans_needing_rescore(scans, "2") == [1, 3]
+    assert version_changes(_three_scans(), "1") == []
+
+
+def test_format_version_adds_a_single_v() -> None:
+    assert format_version("2") == "v2"
+    assert format_version("v2.1") == "v2.1"
+
+
+def test_figure_has_one_trace_per_finding_thresholds_flags_and_version_line() -> None:
+    scans = [
+        Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.1), model_version="1")]),
+        Scan(2, date(2026, 2, 1), results=[Result(2, probs(0.2), model_version="2")]),
+        Scan(3, date(2026, 3, 1), results=[Result(3, probs(0.7), model_version="2")]),
+    ]
+    frame = timeline_frame(scans, "2")
+    flags = red_flags(scans, current_version="2")
+    fig = timeline_figure(frame, flags=flags, changes=version_changes(scans, "2"), current_version="2")
+    assert [t.name for t in fig.data] == ["Pneumonia", "Bacterial pneumonia", "Viral pneumonia", "COVID-19 pneumonia"]
+    pneumonia = fig.data[0]
+    assert list(pneumonia.marker.symbol) == ["circle-open", "circle", "diamond"]
+    assert "Model %{customdata[1]}" in pneumonia.hovertemplate
+    assert pneumonia.customdata[2][1] == "v2"
+    assert "rose from 20% to 70%" in pneumonia.customdata[2][3]
+    texts = [a.text for a in fig.layout.annotations]
+    assert "model updated to v2" in texts
+    assert "Pneumonia threshold 50%" in texts
+    dashed = [s for s in fig.layout.shapes if s.line.dash == "dash"]
+    assert len(dashed) == 1
+
+
+def test_figure_with_a_single_scan() -> None:
+    scans = [Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.3))])]
+    fig = timeline_figure(timeline_frame(scans, "1"))
+    assert len(fig.data) == len(FINDINGS)
+    assert all(len(trace.x) == 1 for trace in fig.data)
+
+
+def test_table_newest_first_with_percentages_and_flags() -> None:
+    scans = _three_scans()
+    flags = red_flags(scans)
+    table = timeline_table(timeline_frame(scans, "1"), flags)
+    assert list(table["Scan date"]) == ["2026-04-01", "2026-03-02", "2026-02-01"]
+    assert table.loc[0, "Pneumonia"] == "41%"
+    assert "rose from 12% to 41%" in table.loc[0, "Red flags"]
+    assert table.loc[1, "Red flags"] == ""
+    assert timeline_table(timeline_frame([])).empty
