@@ -1,0 +1,231 @@
+"""Train the classifier: ``python -m models.train``.
+
+Seeded and reproducible on one machine. Writes the checkpoint (weights, per-finding
+temperatures and thresholds, the out-of-distribution model) and a training metrics
+JSON. Validation data (carved from train by patient) drives early stopping,
+calibration and thresholds; the test splits are never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from core.findings import FINDINGS
+from core.settings import load_settings
+from models.architecture import ARCHITECTURE_NAME, ChestXrayNet
+from models.calibration import choose_threshold, fit_temperature
+from models.checkpoint import save_checkpoint
+from models.data import Example, load_manifest, split_examples
+from models.dataset import load_tensors
+from models.metrics import roc_auc
+from models.ood import fit_feature_gaussian
+from models.preprocess import INPUT_SIZE
+
+MODELS_DIR = Path(__file__).resolve().parent
+MODEL_VERSION = "1.0.0"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch, and ask PyTorch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    # Small rotations, zoom and shifts mimic positioning differences; contrast and
+    # offset jitter mimic exposure differences between hospitals (the test split's shift).
+    n = images.shape[0]
+    angle = (torch.rand(n, generator=generator) - 0.5) * math.radians(16)
+    scale = 1 + (torch.rand(n, generator=generator) - 0.5) * 0.2
+    shift = (torch.rand(n, 2, generator=generator) - 0.5) * 0.12
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
+    grid = F.affine_grid(theta, images.shape, align_corners=False)
+    floor = images.amin(dim=(1, 2, 3), keepdim=True)
+    # Pad with each image's own darkest value, as a collimated border would look.
+    warped = F.grid_sample(images - floor, grid, padding_mode="zeros", align_corners=False) + floor
+    contrast = 1 + (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.4
+    offset = (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.4
+    noise = torch.randn(images.shape, generator=generator) * 0.03
+    return warped * contrast + offset + noise
+
+
+def masked_bce(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy averaged over the known labels only."""
+    loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    return (loss * mask).sum() / mask.sum().clamp_min(1)
+
+
+@torch.inference_mode()
+def predict_logits(model: ChestXrayNet, images: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and pooled features of a tensor of preprocessed images, in eval mode."""
+    model.eval()
+    logits, features = [], []
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size]
+        embedding = model.embed(batch)
+        features.append(embedding.numpy())
+        logits.append(model.head(embedding).numpy())
+    return np.concatenate(logits), np.concatenate(features)
+
+
+def per_finding_auc(logits: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """AUC of each finding over the examples whose label is known."""
+    aucs = {}
+    for index, finding in enumerate(FINDINGS):
+        known = mask[:, index] == 1
+        aucs[finding] = roc_auc(targets[known, index], logits[known, index])
+    return aucs
+
+
+def _stack_labels(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+    targets = torch.from_numpy(np.stack([e.target for e in examples]))
+    mask = torch.from_numpy(np.stack([e.mask for e in examples]))
+    return targets, mask
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Run the whole training; returns the training metrics written to JSON."""
+    started = time.perf_counter()
+    seed_everything(args.seed)
+    torch.set_num_threads(args.threads)
+    settings = load_settings()
+    splits = split_examples(load_manifest(settings.shared_data_dir), seed=args.seed)
+    fit, validation = splits["fit"], splits["validation"]
+    if args.limit:
+        rng = random.Random(args.seed)
+        fit = rng.sample(fit, min(args.limit, len(fit)))
+        validation = rng.sample(validation, min(args.limit // 2, len(validation)))
+
+    fit_images = load_tensors(fit, args.size, "fit images")
+    val_images = load_tensors(validation, args.size, "validation images")
+    fit_targets, fit_mask = _stack_labels(fit)
+    val_targets, val_mask = _stack_labels(validation)
+
+    model = ChestXrayNet()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = math.ceil(len(fit) / args.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.2
+    )
+    generator = torch.Generator().manual_seed(args.seed)
+    history, best_score, best_state, best_epoch = [], -1.0, None, 0
+    for epoch in range(1, args.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(fit), generator=generator)
+        running = 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", unit="batch")
+        for step in bar:
+            index = order[step * args.batch_size : (step + 1) * args.batch_size]
+            images = _augment(fit_images[index], generator)
+            loss = masked_bce(model(images), fit_targets[index], fit_mask[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            running += loss.item()
+            bar.set_postfix(loss=f"{running / (step + 1):.4f}")
+        val_logits, _ = predict_logits(model, val_images)
+        val_loss = masked_bce(torch.from_numpy(val_logits), val_targets, val_mask).item()
+        aucs = per_finding_auc(val_logits, val_targets.numpy(), val_mask.numpy())
+        score = float(np.mean(list(aucs.values())))
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": running / steps_per_epoch,
+                "val_loss": val_loss,
+                "val_auc": aucs,
+                "seconds": time.perf_counter() - epoch_start,
+            }
+        )
+        tqdm.write(f"epoch {epoch}: val_loss {val_loss:.4f} val_auc {json.dumps({k: round(v, 4) for k, v in aucs.items()})}")
+        if score > best_score:
+            best_score, best_epoch = score, epoch
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        elapsed_minutes = (time.perf_counter() - started) / 60
+        per_epoch = history[-1]["seconds"] / 60
+        if elapsed_minutes + per_epoch > args.max_minutes:
+            tqdm.write(f"stopping after epoch {epoch}: the {args.max_minutes}-minute budget would be exceeded")
+            break
+
+    model.load_state_dict(best_state)
+    val_logits, val_features = predict_logits(model, val_images)
+    _, fit_features = predict_logits(model, fit_images[: args.ood_fit_size])
+    temperatures, thresholds = {}, {}
+    targets, mask = val_targets.numpy(), val_mask.numpy()
+    for index, finding in enumerate(FINDINGS):
+        known = mask[:, index] == 1
+        temperatures[finding] = fit_temperature(val_logits[known, index], targets[known, index])
+        calibrated = 1 / (1 + np.exp(-val_logits[known, index] / temperatures[finding]))
+        thresholds[finding] = choose_threshold(calibrated, targets[known, index])
+    ood = fit_feature_gaussian(fit_features, val_features)
+    seconds = time.perf_counter() - started
+    metrics = {
+        "architecture": ARCHITECTURE_NAME,
+        "version": MODEL_VERSION,
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": seconds,
+        "best_epoch": best_epoch,
+        "history": history,
+        "temperatures": temperatures,
+        "thresholds": thresholds,
+        "ood_threshold": ood.threshold,
+        "sizes": {"fit": len(fit), "validation": len(validation)},
+        "arguments": vars(args) | {"out": str(args.out)},
+    }
+    save_checkpoint(
+        args.out,
+        model=model,
+        version=MODEL_VERSION,
+        input_size=args.size,
+        temperatures=temperatures,
+        thresholds=thresholds,
+        ood=ood,
+        extra={"trained_at": metrics["trained_at"], "seed": args.seed, "best_epoch": best_epoch},
+    )
+    args.out.with_name("training_metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Train the chest X-ray classifier on ../shared/data.")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--size", type=int, default=INPUT_SIZE)
+    parser.add_argument("--seed", type=int, default=20261122)
+    parser.add_argument("--threads", type=int, default=max(torch.get_num_threads(), 1))
+    parser.add_argument("--max-minutes", type=float, default=55.0, help="wall-clock budget; stops after the epoch that would pass it")
+    parser.add_argument("--ood-fit-size", type=int, default=4000)
+    parser.add_argument("--limit", type=int, default=0, help="train on a random subset (smoke tests)")
+    parser.add_argument("--out", type=Path, default=MODELS_DIR / "checkpoint.pt")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = _parser().parse_args(argv)
+    metrics = train(args)
+    print(f"trained in {metrics['seconds'] / 60:.1f} min, best epoch {metrics['best_epoch']}; checkpoint {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
