@@ -1,0 +1,218 @@
+"""Envelope encryption: a master key wraps one random data key per user; data keys seal records.
+
+Every ciphertext is ``nonce (12 bytes) || AES-GCM ciphertext+tag``. The associated data names
+the table, row id, owner and key version, so a ciphertext copied to another row, another
+table or another user's record fails authentication instead of decrypting.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from core.settings import Settings
+
+_LOG = logging.getLogger(__name__)
+
+KEY_BYTES = 32
+_NONCE_BYTES = 12
+
+
+class DecryptionError(Exception):
+    """A ciphertext did not authenticate: wrong key, tampered bytes or data moved to another row."""
+
+
+class MasterKeyError(ValueError):
+    """The master key is missing, malformed or unreadable."""
+
+
+def associated_data(table: str, row_id: int, owner_id: int, key_version: int) -> bytes:
+    """The bytes every ciphertext is bound to.
+
+    Args:
+        table: Table (or ``blob``) the ciphertext lives in.
+        row_id: Primary key of the row the ciphertext belongs to.
+        owner_id: The user whose data key sealed it.
+        key_version: Version of that data key.
+
+    Returns:
+        Canonical associated data for AES-GCM.
+    """
+    return f"cxr|{table}|{row_id}|{owner_id}|{key_version}".encode()
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """Encrypt and authenticate ``plaintext`` under ``key``.
+
+    Args:
+        key: 32-byte AES key.
+        plaintext: Bytes to protect.
+        aad: Associated data the ciphertext is bound to.
+
+    Returns:
+        ``nonce || ciphertext``.
+    """
+    nonce = os.urandom(_NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    """Decrypt a value produced by :func:`seal`.
+
+    Args:
+        key: 32-byte AES key.
+        blob: ``nonce || ciphertext``.
+        aad: Associated data the ciphertext must be bound to.
+
+    Returns:
+        The plaintext.
+
+    Raises:
+        DecryptionError: The key is wrong, the bytes were altered or the ciphertext belongs
+            to another row or owner.
+    """
+    if blob is None or len(blob) < _NONCE_BYTES + 16:
+        raise DecryptionError("Stored data is truncated and cannot be decrypted.")
+    try:
+        return AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], aad)
+    except InvalidTag as exc:
+        raise DecryptionError(
+            "Stored data failed its integrity check (wrong key, tampering or a moved record)."
+        ) from exc
+
+
+def seal_json(key: bytes, value: Any, aad: bytes) -> bytes:
+    """Encrypt a JSON-serialisable value (see :func:`seal`)."""
+    return seal(key, json.dumps(value, separators=(",", ":")).encode(), aad)
+
+
+def open_json(key: bytes, blob: bytes, aad: bytes) -> Any:
+    """Decrypt a value produced by :func:`seal_json` (see :func:`open_sealed`)."""
+    return json.loads(open_sealed(key, blob, aad))
+
+
+def new_data_key() -> bytes:
+    """A fresh random 256-bit data key."""
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def wrap_key(master: bytes, data_key: bytes, user_id: int, version: int) -> bytes:
+    """Wrap a user's data key with the master key (AES-GCM bound to the user and version)."""
+    return seal(master, data_key, _wrap_aad(user_id, version))
+
+
+def unwrap_key(master: bytes, wrapped: bytes, user_id: int, version: int) -> bytes:
+    """Unwrap a data key.
+
+    Raises:
+        DecryptionError: The master key is wrong or the wrapped key was altered or moved.
+    """
+    return open_sealed(master, wrapped, _wrap_aad(user_id, version))
+
+
+def _wrap_aad(user_id: int, version: int) -> bytes:
+    return f"cxr|user_key|{user_id}|{version}".encode()
+
+
+def derive_subkey(master: bytes, purpose: str) -> bytes:
+    """A purpose-specific key derived from the master key (HMAC-SHA256 as a PRF).
+
+    Args:
+        master: The master key.
+        purpose: Label separating uses (``audit-head``, ``key-check``).
+
+    Returns:
+        32 bytes that reveal nothing about the master key.
+    """
+    return hmac.new(master, f"cxr-subkey|{purpose}".encode(), hashlib.sha256).digest()
+
+
+def key_check_value(master: bytes) -> str:
+    """A public fingerprint that tells whether a master key is the one a database was made with."""
+    return derive_subkey(master, "key-check").hex()
+
+
+def decode_master_key(text: str) -> bytes:
+    """Parse a base64 master key.
+
+    Args:
+        text: Base64 of exactly 32 bytes (surrounding whitespace ignored).
+
+    Returns:
+        The raw key.
+
+    Raises:
+        MasterKeyError: The text is not base64 of 32 bytes.
+    """
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MasterKeyError("The master key is not valid base64.") from exc
+    if len(raw) != KEY_BYTES:
+        raise MasterKeyError(f"The master key must be {KEY_BYTES} bytes, got {len(raw)}.")
+    return raw
+
+
+def encode_master_key(raw: bytes) -> str:
+    """Base64 text of a raw master key."""
+    return base64.b64encode(raw).decode()
+
+
+def load_master_key(settings: Settings) -> bytes:
+    """The master key from ``MASTER_KEY`` or, for local use, from the key file.
+
+    The key file is created on first start with mode 0600 and a warning, because a key lying
+    beside the data it protects only guards against copies of the database alone.
+
+    Args:
+        settings: Application settings.
+
+    Returns:
+        The raw 32-byte master key.
+
+    Raises:
+        MasterKeyError: The configured key is malformed.
+    """
+    if settings.master_key:
+        return decode_master_key(settings.master_key)
+    path = settings.key_file
+    if path.exists():
+        return decode_master_key(path.read_text())
+    raw = secrets.token_bytes(KEY_BYTES)
+    write_key_file(path, raw)
+    _LOG.warning(
+        "MASTER_KEY is not set: created local key file %s. This is a local-only default; "
+        "set MASTER_KEY from a secret store in any real deployment.",
+        path,
+    )
+    return raw
+
+
+def write_key_file(path: Path, raw: bytes) -> None:
+    """Atomically write a master key file readable only by its owner (0600).
+
+    Args:
+        path: Destination.
+        raw: The raw key.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, (encode_master_key(raw) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)

@@ -1,0 +1,189 @@
+"""Database tables (SQLModel).
+
+Medical content (pixels, probabilities, notes, scan dates, file names, DICOM metadata,
+emergency reasons) lives only in ``payload`` columns sealed with the owning patient's data
+key; the remaining plaintext columns are identifiers, roles, timestamps of system events and
+access-control facts the server must read without a key.
+
+All datetimes are timezone-aware UTC (SQLModel's UTC column type round-trips them on both
+SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+
+from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Current time as aware UTC (the convention of every column)."""
+    return datetime.now(timezone.utc)
+
+
+class Role(str, Enum):
+    """The four roles of the app."""
+
+    PATIENT = "patient"
+    CLINICIAN = "clinician"
+    ANALYST = "analyst"
+    ADMIN = "admin"
+
+
+class User(SQLModel, table=True):
+    """An account. Username and role are plaintext because login needs them."""
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(index=True, unique=True, max_length=64)
+    role: str = Field(max_length=16)
+    password_hash: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    oidc_subject: str | None = Field(default=None, index=True, unique=True, max_length=255)
+    is_active: bool = True
+    must_change_password: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class UserKey(SQLModel, table=True):
+    """A user's data key, stored only wrapped by the master key."""
+
+    __tablename__ = "user_keys"
+    __table_args__ = (UniqueConstraint("user_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    version: int = 1
+    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Scan(SQLModel, table=True):
+    """One radiograph. ``payload`` seals scan date, file name, metadata and enhancement."""
+
+    __tablename__ = "scans"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    key_version: int = 1
+    blob_name: str = Field(max_length=64)
+    payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Result(SQLModel, table=True):
+    """One classification of a scan; ``payload`` seals probabilities and model details."""
+
+    __tablename__ = "results"
+
+    id: int | None = Field(default=None, primary_key=True)
+    scan_id: int = Field(foreign_key="scans.id", index=True)
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    key_version: int = 1
+    payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Note(SQLModel, table=True):
+    """A note on a scan (optionally with an annotation), sealed with the patient's key."""
+
+    __tablename__ = "notes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    scan_id: int = Field(foreign_key="scans.id", index=True)
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    author_id: int = Field(foreign_key="users.id")
+    key_version: int = 1
+    payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ShareGrant(SQLModel, table=True):
+    """A patient's permission for one clinician to read all or selected scans until expiry."""
+
+    __tablename__ = "share_grants"
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="users.id", index=True)
+    clinician_id: int = Field(foreign_key="users.id", index=True)
+    #: Comma-separated scan ids, or ``None`` for every scan of the patient.
+    scan_ids: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+class EmergencyAccess(SQLModel, table=True):
+    """A clinician's time-limited break-glass access; the stated reason is sealed for the patient."""
+
+    __tablename__ = "emergency_accesses"
+
+    id: int | None = Field(default=None, primary_key=True)
+    clinician_id: int = Field(foreign_key="users.id", index=True)
+    patient_id: int = Field(foreign_key="users.id", index=True)
+    key_version: int = 1
+    payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
+class AuditEvent(SQLModel, table=True):
+    """One hash-chained audit event; ``details`` never holds medical data."""
+
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(index=True, unique=True)
+    ts: str = Field(max_length=32)
+    actor_id: int | None = None
+    actor_username: str | None = Field(default=None, max_length=64)
+    action: str = Field(max_length=48)
+    patient_id: int | None = Field(default=None, index=True)
+    record_type: str | None = Field(default=None, max_length=32)
+    record_id: int | None = None
+    emergency: bool = False
+    details: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The single chain head row: lock target for appends and MAC-protected event count."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = Field(max_length=64)
+    mac: str = Field(max_length=64)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failure counter and lockout per account name or per client."""
+
+    __tablename__ = "login_throttle"
+
+    key: str = Field(primary_key=True, max_length=200)
+    failures: int = 0
+    locked_until: datetime | None = None
+
+
+class KeyCheck(SQLModel, table=True):
+    """Fingerprint of the master key the database was created with (detects a wrong key early)."""
+
+    __tablename__ = "key_check"
+
+    id: int = Field(default=1, primary_key=True)
+    check_value: str = Field(max_length=64)
+
+
+class SchemaVersion(SQLModel, table=True):
+    """Applied migration steps."""
+
+    __tablename__ = "schema_version"
+
+    version: int = Field(primary_key=True)
+    name: str = Field(max_length=100)
+    applied_at: datetime = Field(default_factory=utcnow)
