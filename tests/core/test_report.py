@@ -1,0 +1,152 @@
+"""Tests of the scan report: content, questions, image and PDF/JSON export."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zlib
+from datetime import date, datetime, timezone
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.findings import DISCLAIMER, FINDING_LABELS
+from core.report import (
+    GENERAL_QUESTIONS,
+    ReportNote,
+    build_report,
+    draw_annotations,
+    make_annotation,
+    overlay_heatmap,
+    report_to_json,
+    report_to_pdf,
+)
+from tests.core._records import Result, Scan, probs
+
+_WHEN = datetime(2026, 4, 2, 9, 30, tzinfo=timezone.utc)
+
+
+def _pdf_text(pdf: bytes) -> str:
+    """Inflate every compressed stream of a PDF and join them with the raw bytes."""
+    chunks = [pdf.decode("latin-1")]
+    for match in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
+        try:
+            chunks.append(zlib.decompress(match.group(1)).decode("latin-1"))
+        except zlib.error:
+            continue
+    return "\n".join(chunks)
+
+
+def _rising_pair() -> tuple[Scan, Scan]:
+    previous = Scan(1, date(2026, 3, 2), "march.png", results=[Result(1, probs(0.12))])
+    current = Scan(2, date(2026, 4, 1), "april.png", results=[Result(2, probs(0.41, bacterial=0.62))])
+    return previous, current
+
+
+def test_summary_says_what_was_checked_found_and_cannot_tell() -> None:
+    previous, current = _rising_pair()
+    report = build_report(current, previous=previous, current_version="1", generated_at=_WHEN)
+    text = " ".join(report.summary)
+    assert "2026-04-01" in text and "april.png" in text
+    assert "version v1" in text
+    assert all(label.lower() in text for label in FINDING_LABELS.values())
+    assert "bacterial pneumonia 62%" in text
+    assert "not a diagnosis" in text
+    assert any("only this image" in line for line in report.limitations)
+    assert report.disclaimer == DISCLAIMER
+    assert set(report.glossary) == set(FINDING_LABELS.values())
+    assert [f.above_threshold for f in report.findings] == [False, True, False, False]
+
+
+def test_questions_are_triggered_by_a_rising_finding_and_a_high_score() -> None:
+    previous, current = _rising_pair()
+    report = build_report(current, previous=previous, generated_at=_WHEN)
+    assert any("pneumonia score rose from 12% to 41% since 2026-03-02" in q for q in report.questions)
+    assert any(q.startswith("The model scored bacterial pneumonia at 62%") for q in report.questions)
+    assert "Pneumonia: higher (12% to 41%) since the scan of 2026-03-02." in report.changes
+    assert report.questions[-2:] == GENERAL_QUESTIONS
+
+
+def test_without_a_previous_scan_there_is_no_change_and_a_fall_asks_about_recovery() -> None:
+    previous, current = _rising_pair()
+    alone = build_report(current, generated_at=_WHEN)
+    assert not any("rose" in q for q in alone.questions)
+    assert alone.changes == ()
+    later = Scan(3, date(2026, 5, 1), results=[Result(3, probs(0.12))])
+    falling = build_report(later, previous=current, generated_at=_WHEN)
+    assert any("pneumonia score fell from 41% to 12% since 2026-04-01" in q for q in falling.questions)
+
+
+def test_different_model_versions_are_not_read_as_change() -> None:
+    previous = Scan(1, date(2026, 3, 2), results=[Result(1, probs(0.05), model_version="1")])
+    current = Scan(2, date(2026, 4, 1), results=[Result(2, probs(0.6), model_version="2")])
+    report = build_report(current, previous=previous, current_version="2", generated_at=_WHEN)
+    assert not any("rose" in q for q in report.questions)
+    assert any("different model versions" in q for q in report.questions)
+    assert "re-score the older scan" in report.changes[0]
+
+
+def test_abstained_and_unscored_scans() -> None:
+    abstained = Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.9), abstained=True, abstain_reason="This looks like a colour photograph.")])
+    report = build_report(abstained, generated_at=_WHEN)
+    assert "not be relied on" in " ".join(report.summary)
+    assert "colour photograph)" in " ".join(report.summary)
+    assert report.questions[0].startswith("The model could not read this image reliably")
+    unscored = build_report(Scan(2, date(2026, 1, 2)), generated_at=_WHEN)
+    assert unscored.findings == () and unscored.model_version is None
+    assert "not been checked" in unscored.summary[0]
+
+
+def test_overlay_and_annotations_draw_on_the_image() -> None:
+    pixels = np.full((100, 80), 0.5, dtype=np.float32)
+    heat = np.zeros((10, 8), dtype=np.float32)
+    heat[:5] = 1.0
+    rgb = overlay_heatmap(pixels, heat)
+    assert rgb.shape == (100, 80, 3) and rgb.dtype == np.uint8
+    assert tuple(rgb[90, 40]) == (128, 128, 128)
+    assert rgb[10, 40, 0] > rgb[10, 40, 2]
+    marked = draw_annotations(overlay_heatmap(pixels), [make_annotation(10, 10, 80, 100, w=30, h=40)])
+    assert tuple(marked[10, 20]) == (0, 255, 120)
+    assert tuple(marked[30, 25]) == (128, 128, 128)
+
+
+def test_make_annotation_rejects_marks_outside_the_image() -> None:
+    assert make_annotation(5, 6, 10, 10) == {"x": 5.0, "y": 6.0, "w": 0.0, "h": 0.0}
+    with pytest.raises(ValueError, match="inside the image"):
+        make_annotation(8, 8, 10, 10, w=5, h=1)
+    with pytest.raises(ValueError):
+        make_annotation(1, 1, 10, 10, w=-1)
+
+
+def test_pdf_is_valid_and_contains_the_text_and_image() -> None:
+    previous, current = _rising_pair()
+    note = ReportNote("dr_lee", _WHEN, "Left lower zone looks hazy \u2014 repeat in 2 weeks.", make_annotation(10, 10, 64, 64))
+    report = build_report(
+        current, previous=previous, image=np.random.default_rng(0).random((64, 64)).astype(np.float32),
+        heatmap=np.ones((8, 8), dtype=np.float32), notes=[note], generated_at=_WHEN,
+    )
+    assert report.image_png is not None
+    assert Image.open(io.BytesIO(report.image_png)).size == (64, 64)
+    pdf = report_to_pdf(report)
+    assert pdf.startswith(b"%PDF")
+    text = _pdf_text(pdf)
+    assert "/Subtype /Image" in text
+    for expected in ("Decision support only", "Questions you could ask your clinician", "rose from 12% to 41%",
+                     "Glossary", "COVID-19 pneumonia", "Left lower zone looks hazy - repeat", "mark 1"):
+        assert expected in text, expected
+    assert len(re.findall(rb"/Type\s*/Page\b", pdf)) >= 1
+
+
+def test_json_round_trips_the_content_without_the_image() -> None:
+    previous, current = _rising_pair()
+    report = build_report(current, previous=previous, red_flag_reasons=["Pneumonia rose from 12% to 41% since 2026-03-02."],
+                          image=np.zeros((64, 64), dtype=np.float32), generated_at=_WHEN)
+    data = json.loads(report_to_json(report))
+    assert data["scan_date"] == "2026-04-01"
+    assert data["generated_at"] == "2026-04-02T09:30:00+00:00"
+    assert data["disclaimer"] == DISCLAIMER
+    assert data["has_image"] is True and "image_png" not in data
+    assert data["findings"][0] == {"finding": "pneumonia", "label": "Pneumonia", "probability": 0.41, "threshold": 0.5, "above_threshold": False}
+    assert data["red_flags"] == ["Pneumonia rose from 12% to 41% since 2026-03-02."]
