@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -419,9 +420,7 @@ def test_modality_lut_is_applied_before_window() -> None:
 
 
 def test_multi_valued_window_uses_the_first() -> None:
-    scan = decode_scan(
-        _dicom(_ramp(), WindowCenter=[2048, 100], WindowWidth=[1024, 50])
-    )
+    scan = decode_scan(_dicom(_ramp(), WindowCenter=[2048, 100], WindowWidth=[1024, 50]))
     reference = decode_scan(_dicom(_ramp(), WindowCenter=2048, WindowWidth=1024))
     np.testing.assert_array_equal(scan.pixels, reference.pixels)
 
@@ -481,7 +480,10 @@ def test_mutated_png_never_leaks_other_exceptions(edits: list[tuple[int, int]]) 
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.binary(min_size=0, max_size=400), st.sampled_from([b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"\0" * 128 + b"DICM", b""]))
+@given(
+    st.binary(min_size=0, max_size=400),
+    st.sampled_from([b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"\0" * 128 + b"DICM", b""]),
+)
 def test_garbage_behind_magic_raises_scan_error(body: bytes, magic: bytes) -> None:
     with pytest.raises(ScanError):
         decode_scan(magic + body)
@@ -541,8 +543,6 @@ def test_cli_continues_past_failures_and_exits_2(samples_dir: Path, tmp_path: Pa
 
 
 def test_cli_uses_the_settings_size_cap(samples_dir: Path) -> None:
-    import os
-
     env = {**os.environ, "MAX_UPLOAD_MB": "1"}
     big = samples_dir / "covid-19-pneumonia-58-prior.jpg"
     result = _cli(str(big), env=env)
