@@ -1,0 +1,77 @@
+"""Analyst page: measured performance of the classifier on held-out test sets."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import performance
+from core.findings import DISCLAIMER
+from core.settings import PROJECT_ROOT
+from pages.ui import require_actor
+
+require_actor("analyst")
+st.title("Model performance")
+st.caption(DISCLAIMER)
+
+try:
+    report = performance.load_metrics(PROJECT_ROOT / performance.METRICS_FILE)
+except performance.MetricsError as err:
+    st.error(str(err))
+    st.stop()
+if report is None:
+    st.info("No evaluation has been run yet. Run `make evaluate` to measure the model.")
+    st.stop()
+
+model = performance.model_summary(report)
+a, b, c, d = st.columns(4)
+a.metric("Model", model["name"])
+b.metric("Version", model["version"])
+c.metric("Checkpoint", model["sha256"])
+d.metric("Training time", model["training_time"])
+
+st.subheader("Targets")
+targets = performance.targets_table(report)
+missed = targets[targets["status"] == "MISSED"]
+if len(missed):
+    st.warning(f"{len(missed)} of {len(targets)} targets are missed: " + "; ".join(missed["target"]) + ".")
+st.dataframe(targets, hide_index=True, width="stretch")
+
+table = performance.evaluation_table(report)
+sources = list(dict.fromkeys(table["source"]))
+if not sources:
+    st.info("The evaluation report has no per-source results.")
+else:
+    st.subheader("Per test set")
+    st.caption(
+        "Each test set comes from one source hospital population; a finding is judged within "
+        "its own source so that the model cannot score by telling children from adults."
+    )
+    for tab, source in zip(st.tabs([performance.source_label(s) for s in sources]), sources):
+        with tab:
+            rows = table[table["source"] == source].drop(columns="source")
+            st.dataframe(rows, hide_index=True, width="stretch")
+            roc = performance.roc_figure(report, source)
+            if roc is not None:
+                st.markdown("**ROC curves**")
+                st.plotly_chart(roc, key=f"roc_{source}")
+            columns = st.columns(max(len(rows), 1))
+            for column, finding in zip(columns, rows["finding"]):
+                fig = performance.finding_confusion_figure(report, source, finding)
+                if fig is not None:
+                    column.plotly_chart(fig, key=f"confusion_{source}_{finding}")
+            reliability = performance.reliability_figure(report, source)
+            if reliability is not None:
+                st.markdown("**Reliability diagram** (points on the diagonal are well calibrated)")
+                st.plotly_chart(reliability, key=f"reliability_{source}")
+
+three_way = performance.three_way_figure(report)
+if three_way is not None:
+    st.subheader("Normal, bacterial or viral")
+    st.plotly_chart(three_way, key="three_way")
+
+training = performance.training_figure(report)
+st.subheader("Training curves")
+if training is None:
+    st.info("The report holds no training history.")
+else:
+    st.plotly_chart(training, key="training")
