@@ -27,6 +27,7 @@ _LOG = logging.getLogger(__name__)
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
+_TAMPERED = "Stored data failed its integrity check (wrong key, tampering or a moved record)."
 
 
 class DecryptionError(Exception):
@@ -87,9 +88,7 @@ def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
     try:
         return AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], aad)
     except InvalidTag as exc:
-        raise DecryptionError(
-            "Stored data failed its integrity check (wrong key, tampering or a moved record)."
-        ) from exc
+        raise DecryptionError(_TAMPERED) from exc
 
 
 def seal_json(key: bytes, value: Any, aad: bytes) -> bytes:
@@ -100,6 +99,27 @@ def seal_json(key: bytes, value: Any, aad: bytes) -> bytes:
 def open_json(key: bytes, blob: bytes, aad: bytes) -> Any:
     """Decrypt a value produced by :func:`seal_json` (see :func:`open_sealed`)."""
     return json.loads(open_sealed(key, blob, aad))
+
+
+class Cipher:
+    """One key's AES-GCM context, reused across many values (bulk decryption)."""
+
+    def __init__(self, key: bytes) -> None:
+        """Prepare the cipher.
+
+        Args:
+            key: 32-byte AES key.
+        """
+        self._aead = AESGCM(key)
+
+    def open_json(self, blob: bytes, aad: bytes) -> Any:
+        """Decrypt a :func:`seal_json` value (see :func:`open_sealed`)."""
+        if blob is None or len(blob) < _NONCE_BYTES + 16:
+            raise DecryptionError("Stored data is truncated and cannot be decrypted.")
+        try:
+            return json.loads(self._aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], aad))
+        except InvalidTag as exc:
+            raise DecryptionError(_TAMPERED) from exc
 
 
 def new_data_key() -> bytes:

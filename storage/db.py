@@ -105,7 +105,7 @@ class Database:
         session.flush()
 
     def data_key(self, session: Session, user_id: int) -> tuple[bytes, int]:
-        """Unwrap a user's current data key.
+        """Unwrap a user's current data key (the one new ciphertexts use).
 
         Args:
             session: Open session.
@@ -118,15 +118,24 @@ class Database:
             crypto.DecryptionError: The master key is wrong or the wrapped key was altered.
             LookupError: The user has no data key.
         """
-        row = session.exec(
-            select(schema.UserKey)
-            .where(schema.UserKey.user_id == user_id)
-            .order_by(schema.UserKey.version.desc())
-            .limit(1)
-        ).first()
-        if row is None:
+        keys = self.data_keys(session, user_id)
+        version = max(keys)
+        return keys[version], version
+
+    def data_keys(self, session: Session, user_id: int) -> dict[int, bytes]:
+        """Unwrap every version of a user's data key (to read older ciphertexts).
+
+        Raises:
+            crypto.DecryptionError: The master key is wrong or a wrapped key was altered.
+            LookupError: The user has no data key.
+        """
+        rows = session.exec(select(schema.UserKey).where(schema.UserKey.user_id == user_id)).all()
+        if not rows:
             raise LookupError(f"User {user_id} has no data key.")
-        return crypto.unwrap_key(self._master_key, row.wrapped_key, user_id, row.version), row.version
+        return {
+            row.version: crypto.unwrap_key(self._master_key, row.wrapped_key, user_id, row.version)
+            for row in rows
+        }
 
     def rotate_master_key(self, new_master: bytes) -> int:
         """Re-wrap every data key under ``new_master`` in one transaction, then use it.

@@ -1,0 +1,89 @@
+"""Storage fixtures: a fresh database per test on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from core.settings import Settings, load_settings
+from storage import accounts
+from storage.db import Actor, Database
+
+ADMIN_PASSWORD = "first-admin-pass"
+PASSWORD = "a long enough pass"
+
+
+def _postgres_url_or_skip() -> str:
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip(
+            "TEST_POSTGRES_URL is unset (run storage/POSTGRES_SETUP.sh and export the URL it prints)"
+        )
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL with nothing in it: a new SQLite file, or a new PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'app.db'}"
+        return
+    base = _postgres_url_or_skip()
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base else "?"
+    yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings_env(backend_url: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for :func:`load_settings` pointing at the test database and a tmp DATA_DIR."""
+    return {
+        "DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": backend_url,
+        "MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "ADMIN_USERNAME": "admin",
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
+
+
+@pytest.fixture
+def settings(settings_env: dict[str, str]) -> Settings:
+    """Settings of the test database."""
+    return load_settings(settings_env)
+
+
+@pytest.fixture
+def database(settings: Settings) -> Iterator[Database]:
+    """An opened, empty database (with its first admin) on each backend."""
+    db = Database.open(settings)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def admin(database: Database) -> Actor:
+    """The bootstrapped first admin."""
+    return accounts.authenticate(database, "admin", ADMIN_PASSWORD, None)
+
+
+@pytest.fixture
+def make_user(database: Database, admin: Actor) -> Callable[..., Actor]:
+    """Create a user of any role (password :data:`PASSWORD`)."""
+
+    def _make(username: str, role: str = "patient") -> Actor:
+        by = None if role == "patient" else admin
+        return accounts.register(database, username, PASSWORD, role=role, by=by)
+
+    return _make
