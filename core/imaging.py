@@ -200,6 +200,23 @@ class ScanMetadata:
         out["pixel_spacing"] = list(self.pixel_spacing) if self.pixel_spacing else None
         return out
 
+    def display_rows(self) -> list[tuple[str, str]]:
+        """Return (plain label, value) pairs for showing to a user, skipping unknown values."""
+        spacing = self.pixel_spacing
+        rows = [
+            ("File type", {"png": "PNG", "jpeg": "JPEG", "dicom": "DICOM"}[self.source_format]),
+            ("Size", f"{self.width} x {self.height} pixels"),
+            ("Modality", self.modality),
+            ("Study date", self.study_date.isoformat() if self.study_date else None),
+            ("View", self.view_position),
+            ("Body part", self.body_part),
+            ("Sex", self.patient_sex),
+            ("Age", f"{self.patient_age} years" if self.patient_age is not None else None),
+            ("Pixel spacing", f"{spacing[0]:g} x {spacing[1]:g} mm" if spacing else None),
+            ("Pixel encoding", f"{self.photometric}, {self.bits} bits"),
+        ]
+        return [(label, value) for label, value in rows if value is not None]
+
 
 @dataclass(frozen=True)
 class DecodedScan:

@@ -173,6 +173,17 @@ def test_png_and_jpeg_have_no_dicom_metadata(samples_dir: Path) -> None:
     meta = decode_scan((samples_dir / "00000001_000.png").read_bytes()).metadata
     assert meta.modality is None and meta.study_date is None and meta.patient_age is None
     assert meta.photometric == "L" and meta.bits == 8
+    assert [label for label, _ in meta.display_rows()] == ["File type", "Size", "Pixel encoding"]
+
+
+def test_display_rows_of_real_dicom(samples_dir: Path) -> None:
+    rows = dict(decode_scan((samples_dir / REAL_DICOM).read_bytes()).metadata.display_rows())
+    assert rows["File type"] == "DICOM"
+    assert rows["Size"] == "1024 x 1024 pixels"
+    assert rows["Study date"] == "1901-01-01"
+    assert rows["Age"] == "62 years"
+    assert rows["Pixel spacing"] == "0.168 x 0.168 mm"
+    assert rows["Pixel encoding"] == "MONOCHROME2, 8 bits"
 
 
 def test_truncated_real_dicom_is_corrupt(samples_dir: Path) -> None:
