@@ -9,47 +9,37 @@ from __future__ import annotations
 import random
 import sys
 import time
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.findings import FINDINGS  # noqa: E402
 from core.timeline import red_flags, timeline_figure, timeline_frame, timeline_table, version_changes  # noqa: E402
+from storage.records import ResultRecord, ScanSummary  # noqa: E402
 
 SCANS = 500
 REPEATS = 5
 
 
-@dataclass
-class _Result:
-    id: int
-    probabilities: dict[str, float]
-    model_version: str
-    model_name: str = "bench"
-    abstained: bool = False
-    abstain_reason: str | None = None
-    thresholds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(FINDINGS, 0.5))
-    created_at: datetime = datetime(2026, 1, 1)
-
-
-@dataclass
-class _Scan:
-    id: int
-    scan_date: date
-    filename: str
-    results: list[_Result]
-
-
-def _scans(count: int) -> list[_Scan]:
+def _scans(count: int) -> list[ScanSummary]:
+    """``count`` scans three days apart, scored by model 1 then model 2, with random scores."""
     rng = random.Random(0)
     start = date(2020, 1, 1)
+    created = datetime(2026, 1, 1, tzinfo=timezone.utc)
     scans = []
     for i in range(count):
-        version = "1" if i < count // 2 else "2"
-        probabilities = {f: rng.random() for f in FINDINGS}
-        scans.append(_Scan(i, start + timedelta(days=3 * i), f"scan{i}.png", [_Result(i, probabilities, version)]))
+        result = ResultRecord(
+            probabilities={f: rng.random() for f in FINDINGS},
+            model_name="bench",
+            model_version="1" if i < count // 2 else "2",
+            checkpoint_sha256="0" * 64,
+            thresholds=dict.fromkeys(FINDINGS, 0.5),
+            id=i,
+            scan_id=i,
+            created_at=created,
+        )
+        scans.append(ScanSummary(i, 1, start + timedelta(days=3 * i), f"scan{i}.png", None, [result], created))
     return scans
 
 

@@ -153,27 +153,30 @@ class Report:
 
 
 def make_annotation(x: float, y: float, width: int, height: int, w: float = 0, h: float = 0) -> dict[str, float]:
-    """Validate a marked point (``w = h = 0``) or box on an image of ``width`` x ``height`` pixels.
+    """Build a marked point (``w = h = 0``) or box on an image of ``width`` x ``height`` pixels.
 
     Args:
-        x: Left edge (or point) in pixels from the left.
-        y: Top edge (or point) in pixels from the top.
+        x: Point, or left edge of the box, in pixels from the left.
+        y: Point, or top edge of the box, in pixels from the top.
         width: Image width in pixels.
         height: Image height in pixels.
         w: Box width in pixels (0 for a point).
         h: Box height in pixels (0 for a point).
 
     Returns:
-        ``{"x", "y", "w", "h"}`` as floats, the form stored with a note.
+        ``{"x", "y"}`` for a point or ``{"x0", "y0", "x1", "y1"}`` for a box,
+        the forms ``storage.records.add_note`` stores.
 
     Raises:
-        ValueError: The point or box does not lie inside the image.
+        ValueError: A negative size, or a mark not inside the image.
     """
     if w < 0 or h < 0:
         raise ValueError("A box needs a positive width and height.")
     if not (0 <= x <= width and 0 <= y <= height and x + w <= width and y + h <= height):
         raise ValueError(f"The mark must lie inside the image ({width} x {height} pixels).")
-    return {"x": float(x), "y": float(y), "w": float(w), "h": float(h)}
+    if w == 0 and h == 0:
+        return {"x": float(x), "y": float(y)}
+    return {"x0": float(x), "y0": float(y), "x1": float(x + w), "y1": float(y + h)}
 
 
 def _resize(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -212,7 +215,8 @@ def draw_annotations(rgb: np.ndarray, annotations: Sequence[Mapping[str, float]]
 
     Args:
         rgb: uint8 image (H, W, 3).
-        annotations: Marks from :func:`make_annotation`, numbered 1, 2, ... in order.
+        annotations: Points ``{"x", "y"}`` or boxes ``{"x0", "y0", "x1", "y1"}`` (see
+            :func:`make_annotation`), numbered 1, 2, ... in order.
 
     Returns:
         A new uint8 image with the marks drawn.
@@ -222,10 +226,11 @@ def draw_annotations(rgb: np.ndarray, annotations: Sequence[Mapping[str, float]]
     stroke = max(2, round(max(image.size) / 300))
     radius = 4 * stroke
     for number, mark in enumerate(annotations, start=1):
-        x, y, w, h = (float(mark.get(k, 0) or 0) for k in ("x", "y", "w", "h"))
-        if w > 0 and h > 0:
-            draw.rectangle((x, y, x + w, y + h), outline=_ANNOTATION_COLOUR, width=stroke)
+        if "x0" in mark:
+            x, y = float(mark["x0"]), float(mark["y0"])
+            draw.rectangle((x, y, float(mark["x1"]), float(mark["y1"])), outline=_ANNOTATION_COLOUR, width=stroke)
         else:
+            x, y = float(mark["x"]), float(mark["y"])
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline=_ANNOTATION_COLOUR, width=stroke)
         draw.text((x + radius + 2, max(0.0, y - 2 * radius)), str(number), fill=_ANNOTATION_COLOUR)
     return np.asarray(image)

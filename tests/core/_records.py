@@ -1,38 +1,50 @@
-"""Builders of scan summaries and results shaped like ``storage.records`` returns them."""
+"""Builders of the real ``storage.records`` summaries and results, for core tests."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 from core.findings import FINDINGS
+from storage.records import ResultRecord, ScanSummary
+
+_CREATED = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-@dataclass
-class Result:
-    """Same fields as ``storage.records.ResultRecord``."""
+def make_result(
+    id: int,  # noqa: A002 - the record's field name
+    probabilities: dict[str, float],
+    *,
+    model_version: str = "1",
+    abstained: bool = False,
+    abstain_reason: str | None = None,
+    thresholds: dict[str, float] | None = None,
+    scan_id: int = 0,
+) -> ResultRecord:
+    """A stored result with default model name, checksum and 0.5 thresholds."""
+    return ResultRecord(
+        probabilities=probabilities,
+        model_name="cxr-densenet",
+        model_version=model_version,
+        checkpoint_sha256="0" * 64,
+        abstained=abstained,
+        abstain_reason=abstain_reason,
+        ood_score=0.0,
+        thresholds=dict.fromkeys(FINDINGS, 0.5) if thresholds is None else thresholds,
+        id=id,
+        scan_id=scan_id,
+        created_at=_CREATED,
+    )
 
-    id: int
-    probabilities: dict[str, float]
-    model_name: str = "cxr-densenet"
-    model_version: str = "1"
-    checkpoint_sha256: str = "0" * 64
-    abstained: bool = False
-    abstain_reason: str | None = None
-    ood_score: float = 0.0
-    thresholds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(FINDINGS, 0.5))
-    created_at: datetime = datetime(2026, 1, 1)
 
-
-@dataclass
-class Scan:
-    """Same fields as ``storage.records.ScanSummary``."""
-
-    id: int
-    scan_date: date
-    filename: str = "scan.png"
-    modality: str | None = None
-    results: list[Result] = field(default_factory=list)
+def make_scan(
+    id: int,  # noqa: A002 - the record's field name
+    scan_date: date,
+    filename: str = "scan.png",
+    *,
+    results: list[ResultRecord] | None = None,
+) -> ScanSummary:
+    """A scan summary of patient 1."""
+    return ScanSummary(id, 1, scan_date, filename, None, list(results or []), _CREATED)
 
 
 def probs(pneumonia: float, bacterial: float = 0.05, viral: float = 0.05, covid: float = 0.02) -> dict[str, float]:

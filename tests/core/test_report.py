@@ -23,7 +23,8 @@ from core.report import (
     report_to_json,
     report_to_pdf,
 )
-from tests.core._records import Result, Scan, probs
+from storage.records import ScanSummary
+from tests.core._records import make_result, make_scan, probs
 
 _WHEN = datetime(2026, 4, 2, 9, 30, tzinfo=timezone.utc)
 
@@ -39,9 +40,9 @@ def _pdf_text(pdf: bytes) -> str:
     return "\n".join(chunks)
 
 
-def _rising_pair() -> tuple[Scan, Scan]:
-    previous = Scan(1, date(2026, 3, 2), "march.png", results=[Result(1, probs(0.12))])
-    current = Scan(2, date(2026, 4, 1), "april.png", results=[Result(2, probs(0.41, bacterial=0.62))])
+def _rising_pair() -> tuple[ScanSummary, ScanSummary]:
+    previous = make_scan(1, date(2026, 3, 2), "march.png", results=[make_result(1, probs(0.12))])
+    current = make_scan(2, date(2026, 4, 1), "april.png", results=[make_result(2, probs(0.41, bacterial=0.62))])
     return previous, current
 
 
@@ -74,14 +75,14 @@ def test_without_a_previous_scan_there_is_no_change_and_a_fall_asks_about_recove
     alone = build_report(current, generated_at=_WHEN)
     assert not any("rose" in q for q in alone.questions)
     assert alone.changes == ()
-    later = Scan(3, date(2026, 5, 1), results=[Result(3, probs(0.12))])
+    later = make_scan(3, date(2026, 5, 1), results=[make_result(3, probs(0.12))])
     falling = build_report(later, previous=current, generated_at=_WHEN)
     assert any("pneumonia score fell from 41% to 12% since 2026-04-01" in q for q in falling.questions)
 
 
 def test_different_model_versions_are_not_read_as_change() -> None:
-    previous = Scan(1, date(2026, 3, 2), results=[Result(1, probs(0.05), model_version="1")])
-    current = Scan(2, date(2026, 4, 1), results=[Result(2, probs(0.6), model_version="2")])
+    previous = make_scan(1, date(2026, 3, 2), results=[make_result(1, probs(0.05), model_version="1")])
+    current = make_scan(2, date(2026, 4, 1), results=[make_result(2, probs(0.6), model_version="2")])
     report = build_report(current, previous=previous, current_version="2", generated_at=_WHEN)
     assert not any("rose" in q for q in report.questions)
     assert any("different model versions" in q for q in report.questions)
@@ -89,12 +90,12 @@ def test_different_model_versions_are_not_read_as_change() -> None:
 
 
 def test_abstained_and_unscored_scans() -> None:
-    abstained = Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.9), abstained=True, abstain_reason="This looks like a colour photograph.")])
+    abstained = make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.9), abstained=True, abstain_reason="This looks like a colour photograph.")])
     report = build_report(abstained, generated_at=_WHEN)
     assert "not be relied on" in " ".join(report.summary)
     assert "colour photograph)" in " ".join(report.summary)
     assert report.questions[0].startswith("The model could not read this image reliably")
-    unscored = build_report(Scan(2, date(2026, 1, 2)), generated_at=_WHEN)
+    unscored = build_report(make_scan(2, date(2026, 1, 2)), generated_at=_WHEN)
     assert unscored.findings == () and unscored.model_version is None
     assert "not been checked" in unscored.summary[0]
 
@@ -113,7 +114,8 @@ def test_overlay_and_annotations_draw_on_the_image() -> None:
 
 
 def test_make_annotation_rejects_marks_outside_the_image() -> None:
-    assert make_annotation(5, 6, 10, 10) == {"x": 5.0, "y": 6.0, "w": 0.0, "h": 0.0}
+    assert make_annotation(5, 6, 10, 10) == {"x": 5.0, "y": 6.0}
+    assert make_annotation(1, 2, 10, 10, w=3, h=4) == {"x0": 1.0, "y0": 2.0, "x1": 4.0, "y1": 6.0}
     with pytest.raises(ValueError, match="inside the image"):
         make_annotation(8, 8, 10, 10, w=5, h=1)
     with pytest.raises(ValueError):

@@ -17,14 +17,15 @@ from core.timeline import (
     timeline_table,
     version_changes,
 )
-from tests.core._records import Result, Scan, probs
+from storage.records import ScanSummary
+from tests.core._records import make_result, make_scan, probs
 
 
-def _three_scans() -> list[Scan]:
+def _three_scans() -> list[ScanSummary]:
     return [
-        Scan(3, date(2026, 4, 1), "c.png", results=[Result(30, probs(0.41))]),
-        Scan(1, date(2026, 2, 1), "a.png", results=[Result(10, probs(0.10))]),
-        Scan(2, date(2026, 3, 2), "b.png", results=[Result(20, probs(0.12))]),
+        make_scan(3, date(2026, 4, 1), "c.png", results=[make_result(30, probs(0.41))]),
+        make_scan(1, date(2026, 2, 1), "a.png", results=[make_result(10, probs(0.10))]),
+        make_scan(2, date(2026, 3, 2), "b.png", results=[make_result(20, probs(0.12))]),
     ]
 
 
@@ -42,13 +43,13 @@ def test_frame_is_tidy_and_sorted_by_scan_date() -> None:
 
 def test_frame_skips_unscored_scans_and_handles_empty_input() -> None:
     assert timeline_frame([]).empty
-    frame = timeline_frame([Scan(1, date(2026, 1, 1)), Scan(2, date(2026, 1, 2), results=[Result(1, probs(0.2))])])
+    frame = timeline_frame([make_scan(1, date(2026, 1, 1)), make_scan(2, date(2026, 1, 2), results=[make_result(1, probs(0.2))])])
     assert set(frame["scan_id"]) == {2}
 
 
 def test_select_result_prefers_current_version_else_latest() -> None:
-    old, new = Result(1, probs(0.1), model_version="1"), Result(2, probs(0.3), model_version="2")
-    later_old = Result(3, probs(0.2), model_version="1")
+    old, new = make_result(1, probs(0.1), model_version="1"), make_result(2, probs(0.3), model_version="2")
+    later_old = make_result(3, probs(0.2), model_version="1")
     assert select_result([old, new, later_old], "2") is new
     assert select_result([old, new, later_old], "3") is later_old
     assert select_result([old, new, later_old]) is later_old
@@ -56,7 +57,7 @@ def test_select_result_prefers_current_version_else_latest() -> None:
 
 
 def test_all_results_keeps_older_scores_after_rescore() -> None:
-    scan = Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.1), model_version="1"), Result(2, probs(0.5), model_version="2")])
+    scan = make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.1), model_version="1"), make_result(2, probs(0.5), model_version="2")])
     plotted = timeline_frame([scan], "2")
     every = timeline_frame([scan], "2", all_results=True)
     assert set(plotted["model_version"]) == {"2"}
@@ -71,32 +72,32 @@ def test_red_flag_for_rise_names_finding_values_and_previous_date() -> None:
 
 def test_rise_equal_to_margin_is_not_flagged_and_margin_is_configurable() -> None:
     scans = [
-        Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.25))]),
-        Scan(2, date(2026, 2, 1), results=[Result(2, probs(0.40))]),
+        make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.25))]),
+        make_scan(2, date(2026, 2, 1), results=[make_result(2, probs(0.40))]),
     ]
     assert red_flags(scans, margin=0.15) == {}
     assert 2 in red_flags(scans, margin=0.10)
 
 
 def test_red_flag_above_threshold_uses_the_results_own_threshold_first() -> None:
-    scans = [Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.35), thresholds={"pneumonia": 0.3})])]
+    scans = [make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.35), thresholds={"pneumonia": 0.3})])]
     flags = red_flags(scans, thresholds={"pneumonia": 0.9})
     assert flags[1] == ["Pneumonia is at 35%, above its decision threshold of 30%."]
-    no_stored = [Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.35), thresholds={})])]
+    no_stored = [make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.35), thresholds={})])]
     assert red_flags(no_stored, thresholds={"pneumonia": 0.9}) == {}
     assert 1 in red_flags(no_stored, thresholds={"pneumonia": 0.3})
 
 
 def test_no_rise_flag_across_model_versions_or_from_abstained_results() -> None:
     across = [
-        Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.05), model_version="1")]),
-        Scan(2, date(2026, 2, 1), results=[Result(2, probs(0.45), model_version="2")]),
+        make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.05), model_version="1")]),
+        make_scan(2, date(2026, 2, 1), results=[make_result(2, probs(0.45), model_version="2")]),
     ]
     assert red_flags(across, current_version="2") == {}
     abstained = [
-        Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.05))]),
-        Scan(2, date(2026, 2, 1), results=[Result(2, probs(0.9), abstained=True, abstain_reason="not a chest X-ray")]),
-        Scan(3, date(2026, 3, 1), results=[Result(3, probs(0.45))]),
+        make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.05))]),
+        make_scan(2, date(2026, 2, 1), results=[make_result(2, probs(0.9), abstained=True, abstain_reason="not a chest X-ray")]),
+        make_scan(3, date(2026, 3, 1), results=[make_result(3, probs(0.45))]),
     ]
     flags = red_flags(abstained)
     assert 2 not in flags
@@ -110,9 +111,9 @@ def test_red_flags_rejects_a_margin_outside_zero_one() -> None:
 
 def test_version_changes_marks_update_and_older_scans() -> None:
     scans = [
-        Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.1), model_version="1")]),
-        Scan(2, date(2026, 2, 1), results=[Result(2, probs(0.1), model_version="2")]),
-        Scan(3, date(2026, 3, 1), results=[Result(3, probs(0.1), model_version="1")]),
+        make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.1), model_version="1")]),
+        make_scan(2, date(2026, 2, 1), results=[make_result(2, probs(0.1), model_version="2")]),
+        make_scan(3, date(2026, 3, 1), results=[make_result(3, probs(0.1), model_version="1")]),
     ]
     changes = version_changes(scans, current_version="2")
     assert [(c.scan_id, c.previous_version, c.version, c.label) for c in changes] == [
@@ -130,9 +131,9 @@ def test_format_version_adds_a_single_v() -> None:
 
 def test_figure_has_one_trace_per_finding_thresholds_flags_and_version_line() -> None:
     scans = [
-        Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.1), model_version="1")]),
-        Scan(2, date(2026, 2, 1), results=[Result(2, probs(0.2), model_version="2")]),
-        Scan(3, date(2026, 3, 1), results=[Result(3, probs(0.7), model_version="2")]),
+        make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.1), model_version="1")]),
+        make_scan(2, date(2026, 2, 1), results=[make_result(2, probs(0.2), model_version="2")]),
+        make_scan(3, date(2026, 3, 1), results=[make_result(3, probs(0.7), model_version="2")]),
     ]
     frame = timeline_frame(scans, "2")
     flags = red_flags(scans, current_version="2")
@@ -151,7 +152,7 @@ def test_figure_has_one_trace_per_finding_thresholds_flags_and_version_line() ->
 
 
 def test_figure_with_a_single_scan() -> None:
-    scans = [Scan(1, date(2026, 1, 1), results=[Result(1, probs(0.3))])]
+    scans = [make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.3))])]
     fig = timeline_figure(timeline_frame(scans, "1"))
     assert len(fig.data) == len(FINDINGS)
     assert all(len(trace.x) == 1 for trace in fig.data)
