@@ -1,0 +1,73 @@
+"""Re-score stored scans with the current model, one scan at a time, keeping older results.
+
+The loop takes its storage and model steps as functions, so it stays free of
+Streamlit and of the database: pages pass ``storage.records`` calls and the
+cached classifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
+from datetime import date
+from typing import Any, TypeVar
+
+import numpy as np
+
+from core.imaging import DecodedScan, ScanMetadata
+
+P = TypeVar("P")
+
+
+def restore_scan(pixels: np.ndarray, metadata: Mapping[str, Any]) -> DecodedScan:
+    """Rebuild the decoded scan from stored pixels and ``ScanMetadata.to_dict()`` output.
+
+    Unknown keys are ignored and missing ones take their defaults, so metadata
+    stored by an older or newer app version still loads; width and height
+    come from the pixels when absent.
+
+    Args:
+        pixels: Stored float32 pixels (H, W) in [0, 1].
+        metadata: The metadata dictionary saved with the scan.
+
+    Returns:
+        A :class:`DecodedScan` the classifier accepts.
+    """
+    known = {f.name for f in fields(ScanMetadata)}
+    values = {key: value for key, value in metadata.items() if key in known}
+    values.setdefault("source_format", "png")
+    values.setdefault("height", int(pixels.shape[0]))
+    values.setdefault("width", int(pixels.shape[1]))
+    if isinstance(values.get("study_date"), str):
+        values["study_date"] = date.fromisoformat(values["study_date"])
+    if values.get("pixel_spacing") is not None:
+        values["pixel_spacing"] = tuple(float(v) for v in values["pixel_spacing"])
+    return DecodedScan(pixels=np.asarray(pixels, dtype=np.float32), metadata=ScanMetadata(**values))
+
+
+def rescore(
+    scan_ids: Sequence[int],
+    load: Callable[[int], DecodedScan],
+    predict: Callable[[DecodedScan], P],
+    save: Callable[[int, P], Any],
+    on_progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Score each scan again and store the new result beside the old ones.
+
+    Args:
+        scan_ids: Scans to re-score, in order.
+        load: Reads one scan (e.g. ``load_scan`` then :func:`restore_scan`).
+        predict: Scores one decoded scan with the current model.
+        save: Stores the new result of a scan (e.g. ``storage.records.add_result``).
+        on_progress: Optional ``on_progress(done, total)`` after each scan.
+
+    Returns:
+        How many scans were re-scored. An exception stops the loop; the scans
+        done before it keep their new result.
+    """
+    total = len(scan_ids)
+    for done, scan_id in enumerate(scan_ids, start=1):
+        save(scan_id, predict(load(scan_id)))
+        if on_progress is not None:
+            on_progress(done, total)
+    return total
