@@ -1,0 +1,100 @@
+"""Benchmark: decoding plus default enhancement of typical uploads.
+
+Cases: a 512x512 NIH PNG from the shared samples, a 3000x3000 16-bit PNG
+generated in a temporary folder, and the real CR DICOM sample (JPEG baseline).
+Prints the median of several runs per step as a table; no assertions.
+
+Run: ``.venv/bin/python benchmarks/bench_imaging.py``
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+if __package__ in (None, ""):
+    # Run as a script: make the project importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.enhance import EnhanceSettings, enhance  # noqa: E402
+from core.imaging import decode_scan  # noqa: E402
+from core.settings import load_settings  # noqa: E402
+
+_REPEATS = 5
+_NIH_PNG = "00000001_000.png"
+_DICOM = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
+_LARGE_SIDE = 3000
+
+
+def _median_seconds(action: Callable[[], object], repeats: int = _REPEATS) -> float:
+    action()  # warm-up: imports, allocator, skimage's lazy loading
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def _large_16_bit_png(folder: Path) -> bytes:
+    """A smooth 12-bit-in-16 image with noise, like an exported detector image."""
+    rows, cols = np.mgrid[0:_LARGE_SIDE, 0:_LARGE_SIDE].astype(np.float32) / _LARGE_SIDE
+    noise = np.random.default_rng(0).normal(0, 0.02, rows.shape)
+    pixels = np.clip((0.5 + 0.3 * np.sin(6 * rows) * np.cos(4 * cols) + noise) * 4095, 0, 4095)
+    path = folder / "large16.png"
+    Image.fromarray(pixels.astype(np.uint16)).save(path)
+    return path.read_bytes()
+
+
+def _cases(folder: Path) -> list[tuple[str, bytes]]:
+    samples = load_settings().shared_data_dir / "samples"
+    cases = [(f"{_LARGE_SIDE}x{_LARGE_SIDE} 16-bit PNG (generated)", _large_16_bit_png(folder))]
+    for label, name in (("NIH PNG 8-bit (sample)", _NIH_PNG), ("CR DICOM, JPEG (sample)", _DICOM)):
+        if (samples / name).is_file():
+            cases.insert(len(cases) - 1, (label, (samples / name).read_bytes()))
+    return cases
+
+
+def run() -> list[dict]:
+    """Time decoding and default enhancement of each case.
+
+    Returns:
+        Rows ``{"benchmark", "value", "unit"}`` (median milliseconds), for
+        ``benchmarks/run_all.py``. Sample cases are left out where the shared
+        data folder is absent.
+    """
+    settings = EnhanceSettings()
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, data in _cases(Path(tmp)):
+            scan = decode_scan(data)
+            size = f"{scan.metadata.width}x{scan.metadata.height}"
+            decode_s = _median_seconds(lambda data=data: decode_scan(data))
+            enhance_s = _median_seconds(lambda pixels=scan.pixels: enhance(pixels, settings))
+            for step, seconds in (("decode", decode_s), ("default enhance", enhance_s)):
+                rows.append(
+                    {
+                        "benchmark": f"imaging: {step}, {label}, {size}",
+                        "value": round(seconds * 1000, 1),
+                        "unit": "ms",
+                    }
+                )
+    return rows
+
+
+def _print_table(rows: list[dict]) -> None:
+    width = max(len(row["benchmark"]) for row in rows)
+    print(f"{'benchmark':<{width}}  {'median':>9}")
+    for row in rows:
+        print(f"{row['benchmark']:<{width}}  {row['value']:>6.1f} {row['unit']}")
+
+
+if __name__ == "__main__":
+    _print_table(run())
