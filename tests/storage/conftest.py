@@ -6,6 +6,7 @@ import base64
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,22 @@ def _postgres_url_or_skip() -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database URL with nothing in it: a new SQLite file, or a new PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'app.db'}"
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def empty_backend(kind: str, tmp_dir: Path) -> Iterator[str]:
+    """A database URL with nothing in it: a new SQLite file, or a new PostgreSQL schema.
+
+    Args:
+        kind: ``sqlite`` or ``postgres`` (skips when ``TEST_POSTGRES_URL`` is unset).
+        tmp_dir: Directory for the SQLite file.
+
+    Yields:
+        The SQLAlchemy URL; the PostgreSQL schema is dropped afterwards.
+    """
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_dir / 'app.db'}"
         return
     base = _postgres_url_or_skip()
     schema = f"t_{secrets.token_hex(6)}"
@@ -40,22 +52,36 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     separator = "&" if "?" in base else "?"
-    yield f"{base}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def env_for(url: str, data_dir: Path) -> dict[str, str]:
+    """Environment for :func:`load_settings` pointing at ``url`` and a private DATA_DIR."""
+    return {
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": url,
+        "MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "ADMIN_USERNAME": "admin",
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database on each backend (see :func:`empty_backend`)."""
+    with empty_backend(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
 def settings_env(backend_url: str, tmp_path: Path) -> dict[str, str]:
     """Environment for :func:`load_settings` pointing at the test database and a tmp DATA_DIR."""
-    return {
-        "DATA_DIR": str(tmp_path / "data"),
-        "DATABASE_URL": backend_url,
-        "MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "ADMIN_USERNAME": "admin",
-        "ADMIN_PASSWORD": ADMIN_PASSWORD,
-    }
+    return env_for(backend_url, tmp_path / "data")
 
 
 @pytest.fixture
