@@ -48,6 +48,8 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _DICOM_MAGIC = b"DICM"
 _DICOM_MAGIC_OFFSET = 128
+#: Tag (7FE0,0010) Pixel Data as stored in little-endian transfer syntaxes.
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 
 #: ITU-R BT.601 luma weights, the ones Pillow uses for RGB -> L.
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -353,8 +355,6 @@ def _raster_to_gray(image: Image.Image) -> tuple[np.ndarray, int, float]:
 def _decode_dicom(data: bytes) -> DecodedScan:
     with _decoder_errors():
         dataset = _read_dicom(data)
-        if "PixelData" not in dataset:
-            raise NoPixelData()
         rows, columns = int(dataset.get("Rows") or 0), int(dataset.get("Columns") or 0)
         _check_dimensions(columns, rows)
         photometric = str(dataset.get("PhotometricInterpretation", "")).strip().upper()
@@ -387,15 +387,16 @@ def _decode_dicom(data: bytes) -> DecodedScan:
 def _read_dicom(data: bytes) -> pydicom.Dataset:
     """Parse a DICOM file (preamble required, never ``force``), refusing truncated ones.
 
-    pydicom reads a file cut inside encapsulated Pixel Data without error, only
-    warning that the end of the file came early (and dropping the element), so
-    that warning is what marks the file as incomplete.
+    pydicom reads a file cut inside encapsulated Pixel Data without raising: it
+    warns and drops the element. So when the element is missing although its
+    tag is in the bytes, the file was cut short (checked structurally rather
+    than by catching warnings, which is not thread-safe under Streamlit).
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        dataset = pydicom.dcmread(io.BytesIO(data))
-    if any("end of file" in str(warning.message).lower() for warning in caught):
-        raise CorruptScan()
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    if "PixelData" not in dataset:
+        if _PIXEL_DATA_TAG in data:
+            raise CorruptScan()
+        raise NoPixelData()
     return dataset
 
 
@@ -417,14 +418,17 @@ def _dicom_stored_pixels(dataset: pydicom.Dataset) -> np.ndarray:
 
 def _dicom_display_pixels(stored: np.ndarray, dataset: pydicom.Dataset) -> np.ndarray:
     """Apply the Modality LUT, then the VOI LUT or window, and scale to [0, 1]."""
-    values = np.asarray(apply_modality_lut(stored, dataset), dtype=np.float64)
+    modality = np.asarray(apply_modality_lut(stored, dataset))
     if "VOILUTSequence" in dataset and len(dataset.VOILUTSequence):
+        # A LUT is indexed by integers; a rescaled (float) modality output is rounded first.
+        lut_input = np.rint(modality).astype(np.int64) if modality.dtype.kind == "f" else modality
         lut_values = np.asarray(dataset.VOILUTSequence[0].LUTData, dtype=np.float64)
-        mapped = np.asarray(apply_voi_lut(values, dataset, prefer_lut=True), dtype=np.float64)
+        mapped = np.asarray(apply_voi_lut(lut_input, dataset, prefer_lut=True), dtype=np.float64)
         low, high = float(lut_values.min()), float(lut_values.max())
         if high <= low:
             return np.zeros_like(mapped, dtype=np.float32)
         return np.clip((mapped - low) / (high - low), 0.0, 1.0).astype(np.float32)
+    values = modality.astype(np.float64)
     window = _dicom_window(dataset)
     if window is not None:
         return _apply_window(values, *window, str(dataset.get("VOILUTFunction", "LINEAR")))
@@ -535,7 +539,9 @@ def _decoder_errors() -> Iterator[None]:
     malformed files (OSError, SyntaxError, struct.error, KeyError, ...), so
     everything that is not already a ScanError becomes :class:`CorruptScan`.
     The decompression-bomb warning is escalated to an error here, so a
-    header over the limit never decodes.
+    header over the limit never decodes; :func:`_check_dimensions` repeats the
+    check right after ``Image.open`` in case another thread changed the
+    warning filters meanwhile (``warnings.catch_warnings`` is process-wide).
     """
     try:
         with warnings.catch_warnings():

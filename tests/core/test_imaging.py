@@ -186,6 +186,7 @@ def test_display_rows_of_real_dicom(samples_dir: Path) -> None:
     assert rows["Pixel encoding"] == "MONOCHROME2, 8 bits"
 
 
+@pytest.mark.filterwarnings("ignore:End of file reached")  # pydicom notes the cut
 def test_truncated_real_dicom_is_corrupt(samples_dir: Path) -> None:
     data = (samples_dir / REAL_DICOM).read_bytes()
     for cut in (1000, len(data) // 2, len(data) - 10):
@@ -434,6 +435,15 @@ def test_multi_valued_window_uses_the_first() -> None:
     scan = decode_scan(_dicom(_ramp(), WindowCenter=[2048, 100], WindowWidth=[1024, 50]))
     reference = decode_scan(_dicom(_ramp(), WindowCenter=2048, WindowWidth=1024))
     np.testing.assert_array_equal(scan.pixels, reference.pixels)
+
+
+def test_voi_lut_sequence_takes_precedence_over_window() -> None:
+    lut = pydicom.Dataset()
+    lut.add_new(0x00283002, "US", [4096, 0, 16])  # LUT Descriptor: entries, first value, bits
+    lut.add_new(0x00283006, "US", [4095 - value for value in range(4096)])  # reversing LUT Data
+    data = _dicom(_ramp(), VOILUTSequence=[lut], WindowCenter=100, WindowWidth=10)
+    pixels = decode_scan(data).pixels
+    np.testing.assert_allclose(pixels[0], 1.0 - _ramp()[0] / 4095, atol=1e-6)
 
 
 def test_monochrome1_window_is_inverted() -> None:
