@@ -16,6 +16,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import numpy as np
+import plotly.graph_objects as go
 from fpdf import FPDF
 from PIL import Image, ImageDraw
 
@@ -234,6 +235,50 @@ def draw_annotations(rgb: np.ndarray, annotations: Sequence[Mapping[str, float]]
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline=_ANNOTATION_COLOUR, width=stroke)
         draw.text((x + radius + 2, max(0.0, y - 2 * radius)), str(number), fill=_ANNOTATION_COLOUR)
     return np.asarray(image)
+
+
+def annotation_figure(
+    rgb: np.ndarray,
+    annotations: Sequence[Mapping[str, float]] = (),
+    pending: Mapping[str, float] | None = None,
+    max_side: int = 768,
+) -> go.Figure:
+    """Show an image with numbered marks in a plotly figure whose axes are in image pixels.
+
+    The image is downsampled to at most ``max_side`` pixels for the browser, but
+    drawn with a pixel step so that axis coordinates (and hover) stay those of
+    the full-size image, the coordinates notes are stored in.
+
+    Args:
+        rgb: uint8 image (H, W, 3), e.g. from :func:`overlay_heatmap`.
+        annotations: Stored marks (points ``{"x", "y"}`` or boxes ``{"x0", "y0", "x1", "y1"}``),
+            numbered 1, 2, ... in order.
+        pending: A mark being entered, drawn dashed in another colour.
+        max_side: Largest side of the image sent to the browser.
+
+    Returns:
+        The figure.
+    """
+    height, width = rgb.shape[:2]
+    step = max(1, int(np.ceil(max(height, width) / max_side)))
+    small = rgb[::step, ::step]
+    fig = go.Figure(go.Image(z=small, dx=step, dy=step, hovertemplate="x %{x}, y %{y}<extra></extra>"))
+    radius = max(width, height) / 60
+    marks = [(str(n), mark, "#00ff78", "solid") for n, mark in enumerate(annotations, start=1)]
+    if pending is not None:
+        marks.append(("new", pending, "#ff3b30", "dash"))
+    for text, mark, colour, dash in marks:
+        line = {"color": colour, "width": 2, "dash": dash}
+        if "x0" in mark:
+            x0, y0, x1, y1 = (float(mark[k]) for k in ("x0", "y0", "x1", "y1"))
+            fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=line)
+        else:
+            x0, y0 = float(mark["x"]), float(mark["y"])
+            fig.add_shape(type="circle", x0=x0 - radius, y0=y0 - radius, x1=x0 + radius, y1=y0 + radius, line=line)
+        fig.add_annotation(x=x0, y=y0, text=text, showarrow=False, xanchor="left", yanchor="bottom",
+                           font={"color": colour, "size": 14})
+    fig.update_layout(margin={"t": 10, "l": 10, "r": 10, "b": 10}, xaxis={"showgrid": False}, yaxis={"showgrid": False})
+    return fig
 
 
 def _png_bytes(rgb: np.ndarray) -> bytes:

@@ -16,6 +16,7 @@ from core.findings import DISCLAIMER, FINDING_LABELS
 from core.report import (
     GENERAL_QUESTIONS,
     ReportNote,
+    annotation_figure,
     build_report,
     draw_annotations,
     make_annotation,
@@ -152,3 +153,17 @@ def test_json_round_trips_the_content_without_the_image() -> None:
     assert data["has_image"] is True and "image_png" not in data
     assert data["findings"][0] == {"finding": "pneumonia", "label": "Pneumonia", "probability": 0.41, "threshold": 0.5, "above_threshold": False}
     assert data["red_flags"] == ["Pneumonia rose from 12% to 41% since 2026-03-02."]
+
+
+def test_annotation_figure_keeps_full_size_coordinates_and_numbers_marks() -> None:
+    rgb = np.zeros((2000, 1000, 3), dtype=np.uint8)
+    marks = [make_annotation(100, 200, 1000, 2000), make_annotation(10, 20, 1000, 2000, w=300, h=400)]
+    fig = annotation_figure(rgb, marks, pending=make_annotation(500, 500, 1000, 2000))
+    image = fig.data[0]
+    assert image.dx == 3 and image.dy == 3
+    assert len(image.z) == 667
+    shapes = fig.layout.shapes
+    assert [s.type for s in shapes] == ["circle", "rect", "circle"]
+    assert (shapes[1].x0, shapes[1].y0, shapes[1].x1, shapes[1].y1) == (10, 20, 310, 420)
+    assert shapes[2].line.dash == "dash"
+    assert [a.text for a in fig.layout.annotations] == ["1", "2", "new"]
