@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from core.enhance import DENOISE_METHODS, PARAMETER_RANGES, EnhanceSettings, enhance
@@ -64,7 +65,8 @@ def _render_upload() -> DecodedScan | None:
 def _render_metadata(scan: DecodedScan) -> None:
     """Show what the file says about itself."""
     with st.expander("About this file", expanded=False):
-        st.table({label: [value] for label, value in scan.metadata.display_rows()})
+        rows = scan.metadata.display_rows()
+        st.table(pd.DataFrame({"Value": [value for _, value in rows]}, index=[k for k, _ in rows]))
 
 
 def _render_enhancement(scan: DecodedScan) -> EnhanceSettings:

@@ -500,6 +500,25 @@ def test_mutated_png_never_leaks_other_exceptions(edits: list[tuple[int, int]]) 
     _assert_normalised(scan)
 
 
+_SMALL_DICOM = _dicom(_ramp(64, 64), WindowCenter=2048, WindowWidth=4096, PatientAge="045Y")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom warns about the damage it reads
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(132, len(_SMALL_DICOM) - 1), st.integers(0, 255)), max_size=6)
+)
+def test_mutated_dicom_never_leaks_other_exceptions(edits: list[tuple[int, int]]) -> None:
+    data = bytearray(_SMALL_DICOM)
+    for position, value in edits:
+        data[position] = value
+    try:
+        scan = decode_scan(bytes(data))
+    except ScanError:
+        return
+    _assert_normalised(scan)
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     st.binary(min_size=0, max_size=400),
