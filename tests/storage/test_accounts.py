@@ -1,0 +1,200 @@
+"""Tests for storage.accounts: registration, login throttling, passwords, admin actions."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+
+import pytest
+from argon2 import PasswordHasher
+from sqlmodel import select
+
+from core.settings import load_settings
+from storage import accounts, audit, records, schema
+from storage.accounts import AccountError, AuthError, PasswordPolicyError
+from storage.db import Database
+from storage.policy import AccessDenied
+from tests.storage.conftest import PASSWORD
+
+
+def _user(db: Database, name: str) -> schema.User:
+    with db.transaction() as session:
+        return session.exec(select(schema.User).where(schema.User.username == name)).one()
+
+
+def _actions(db: Database) -> list[str]:
+    with db.transaction() as session:
+        return list(session.exec(select(schema.AuditEvent.action).order_by(schema.AuditEvent.seq)))
+
+
+def test_register_defaults_to_patient_and_logs_in(database) -> None:
+    actor = accounts.register(database, "Alice", PASSWORD)
+    assert (actor.username, actor.role) == ("alice", "patient")
+    assert accounts.authenticate(database, "ALICE", PASSWORD, "10.0.0.1") == actor
+    assert _user(database, "alice").password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+@pytest.mark.parametrize("password", ["short1", "password123", "qwerty123", "alice-the-1"])
+def test_weak_passwords_are_refused(database, password) -> None:
+    with pytest.raises(PasswordPolicyError):
+        accounts.register(database, "alice-the-1", password)
+
+
+@pytest.mark.parametrize("name", ["ab", "has space", "x" * 65, "semi;colon"])
+def test_malformed_usernames_are_refused(database, name) -> None:
+    with pytest.raises(AccountError):
+        accounts.register(database, name, PASSWORD)
+
+
+def test_duplicate_username_is_refused_case_insensitively(database) -> None:
+    accounts.register(database, "alice", PASSWORD)
+    with pytest.raises(AccountError):
+        accounts.register(database, "ALICE", PASSWORD)
+
+
+def test_other_roles_need_an_admin(database, admin, make_user) -> None:
+    patient = make_user("pat")
+    with pytest.raises(AccessDenied):
+        accounts.register(database, "doc", PASSWORD, role="clinician")
+    with pytest.raises(AccessDenied):
+        accounts.register(database, "doc", PASSWORD, role="clinician", by=patient)
+    doc = accounts.register(database, "doc", PASSWORD, role="clinician", by=admin)
+    assert doc.role == "clinician"
+
+
+def test_wrong_password_and_unknown_user_get_the_same_message(database, make_user) -> None:
+    make_user("alice")
+    with pytest.raises(AuthError) as wrong:
+        accounts.authenticate(database, "alice", "not the password", "c1")
+    with pytest.raises(AuthError) as unknown:
+        accounts.authenticate(database, "nobody", "not the password", "c2")
+    assert str(wrong.value) == str(unknown.value) == accounts.GENERIC_LOGIN_ERROR
+    assert _actions(database)[-2:] == ["login_failed", "login_failed"]
+
+
+def test_account_locks_after_five_failures_even_with_right_password(database, make_user) -> None:
+    make_user("alice")
+    for attempt in range(accounts.MAX_FAILURES):
+        with pytest.raises(AuthError):
+            accounts.authenticate(database, "alice", f"wrong guess {attempt}", f"client-{attempt}")
+    with pytest.raises(AuthError):
+        accounts.authenticate(database, "alice", PASSWORD, "fresh-client")
+    with database.transaction() as session:
+        first_lock = session.get(schema.LoginThrottle, "user:alice")
+        assert first_lock.failures == accounts.MAX_FAILURES + 1
+        # The lockout doubles with each further failure.
+        assert first_lock.locked_until - schema.utcnow() > timedelta(seconds=45)
+        first_lock.locked_until = schema.utcnow() - timedelta(seconds=1)
+        session.add(first_lock)
+    assert accounts.authenticate(database, "alice", PASSWORD, "fresh-client").username == "alice"
+
+
+def test_unknown_usernames_are_throttled_like_real_ones(database) -> None:
+    for attempt in range(accounts.MAX_FAILURES):
+        with pytest.raises(AuthError):
+            accounts.authenticate(database, "ghost", f"guess {attempt}", None)
+    with database.transaction() as session:
+        assert session.get(schema.LoginThrottle, "user:ghost").locked_until is not None
+
+
+def test_client_is_throttled_across_accounts(database, make_user) -> None:
+    make_user("alice")
+    for attempt in range(accounts.MAX_FAILURES):
+        with pytest.raises(AuthError):
+            accounts.authenticate(database, f"victim{attempt}", "guess guess", "203.0.113.9")
+    with pytest.raises(AuthError):
+        accounts.authenticate(database, "alice", PASSWORD, "203.0.113.9")
+    assert accounts.authenticate(database, "alice", PASSWORD, "198.51.100.1").username == "alice"
+
+
+def test_old_hash_parameters_are_upgraded_at_login(database, make_user) -> None:
+    make_user("alice")
+    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    with database.transaction() as session:
+        user = session.exec(select(schema.User).where(schema.User.username == "alice")).one()
+        user.password_hash = weak
+        session.add(user)
+    accounts.authenticate(database, "alice", PASSWORD, None)
+    upgraded = _user(database, "alice").password_hash
+    assert upgraded != weak and "m=19456,t=2,p=1" in upgraded
+
+
+def test_change_password(database, make_user) -> None:
+    alice = make_user("alice")
+    with pytest.raises(AuthError):
+        accounts.change_password(database, alice, "not current pw", "brand new secret")
+    with pytest.raises(PasswordPolicyError):
+        accounts.change_password(database, alice, PASSWORD, PASSWORD)
+    with pytest.raises(PasswordPolicyError):
+        accounts.change_password(database, alice, PASSWORD, "letmein")
+    accounts.change_password(database, alice, PASSWORD, "brand new secret")
+    with pytest.raises(AuthError):
+        accounts.authenticate(database, "alice", PASSWORD, None)
+    assert accounts.authenticate(database, "alice", "brand new secret", None) == alice
+
+
+def test_admin_reset_forces_a_change(database, admin, make_user) -> None:
+    alice = make_user("alice")
+    temporary = accounts.admin_reset_password(database, admin, "alice")
+    assert accounts.must_change_password(database, alice)
+    assert accounts.authenticate(database, "alice", temporary, None) == alice
+    accounts.change_password(database, alice, temporary, "my own new secret")
+    assert not accounts.must_change_password(database, alice)
+    assert "admin_reset_password" in _actions(database)
+
+
+def test_disabling_ends_access_immediately(database, admin, make_user) -> None:
+    alice = make_user("alice")
+    accounts.set_disabled(database, admin, "alice", True)
+    assert not accounts.is_active(database, alice)
+    with pytest.raises(AccessDenied):
+        records.list_scans(database, alice, alice.user_id)
+    with pytest.raises(AuthError):
+        accounts.authenticate(database, "alice", PASSWORD, None)
+    accounts.set_disabled(database, admin, "alice", False)
+    assert accounts.is_active(database, alice)
+    with pytest.raises(AccessDenied):
+        accounts.set_disabled(database, admin, "admin", True)
+
+
+def test_list_users_shows_accounts_without_secrets(database, admin, make_user) -> None:
+    make_user("alice")
+    users = {u.username: u for u in accounts.list_users(database, admin)}
+    assert set(users) == {"admin", "alice"}
+    assert not hasattr(users["alice"], "password_hash")
+
+
+def test_oidc_login_maps_to_one_local_patient(database) -> None:
+    first = accounts.oidc_login(database, "https://idp|42", "Jane.Doe@example.org")
+    again = accounts.oidc_login(database, "https://idp|42", "renamed")
+    assert first == again and first.role == "patient"
+    assert first.username == "jane.doe@example.org"
+    # A password login cannot reach a single-sign-on-only account.
+    with pytest.raises(AuthError):
+        accounts.authenticate(database, first.username, "", None)
+
+
+def test_logout_is_audited(database, make_user) -> None:
+    alice = make_user("alice")
+    accounts.logout(database, alice)
+    assert _actions(database)[-1] == "logout"
+    assert audit.verify_chain(database).ok
+
+
+def test_first_admin_gets_a_one_time_password(settings_env, caplog) -> None:
+    env = {k: v for k, v in settings_env.items() if k != "ADMIN_PASSWORD"}
+    with caplog.at_level(logging.WARNING, logger="storage.accounts"):
+        db = Database.open(load_settings(env))
+    try:
+        match = re.search(r"one-time password (\S+)", caplog.text)
+        assert match, caplog.text
+        admin = accounts.authenticate(db, "admin", match.group(1), None)
+        assert admin.role == "admin"
+        assert accounts.must_change_password(db, admin)
+    finally:
+        db.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="storage.accounts"):
+        Database.open(load_settings(env)).close()
+    assert "one-time password" not in caplog.text

@@ -1,0 +1,126 @@
+"""Tests for storage.audit: hash chain verification, tamper detection and concurrency."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from storage import accounts, audit, records, schema, sharing
+from tests.storage._factories import save_sample_scan
+
+
+def _events(db) -> list[schema.AuditEvent]:
+    with db.transaction() as session:
+        return list(session.exec(select(schema.AuditEvent).order_by(schema.AuditEvent.seq)))
+
+
+def _exec(db, sql: str, **params) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(sa.text(sql), params)
+
+
+@pytest.fixture
+def busy(database, make_user):
+    """A database with a few dozen events from a realistic session."""
+    alice = make_user("alice")
+    scan_id = save_sample_scan(database, alice)
+    records.load_scan(database, alice, scan_id)
+    records.add_note(database, alice, scan_id, "feeling better")
+    accounts.logout(database, alice)
+    assert audit.verify_chain(database).ok
+    return database
+
+
+def test_intact_chain_verifies(busy) -> None:
+    report = audit.verify_chain(busy)
+    assert report == audit.ChainReport(True, len(_events(busy)), None, None)
+
+
+def test_edited_event_is_detected(busy) -> None:
+    target = _events(busy)[3]
+    _exec(busy, "UPDATE audit_events SET action = 'nothing' WHERE id = :id", id=target.id)
+    report = audit.verify_chain(busy)
+    assert not report.ok and report.first_bad_id == target.id
+    assert "altered" in report.reason
+
+
+def test_edited_details_are_detected(busy) -> None:
+    target = _events(busy)[2]
+    _exec(busy, "UPDATE audit_events SET details = '{}' WHERE id = :id", id=target.id)
+    assert audit.verify_chain(busy).first_bad_id == target.id
+
+
+def test_deleted_middle_event_is_detected(busy) -> None:
+    events = _events(busy)
+    _exec(busy, "DELETE FROM audit_events WHERE id = :id", id=events[2].id)
+    report = audit.verify_chain(busy)
+    assert not report.ok and report.first_bad_id == events[3].id
+
+
+def test_deleted_last_event_is_detected(busy) -> None:
+    last = _events(busy)[-1]
+    _exec(busy, "DELETE FROM audit_events WHERE id = :id", id=last.id)
+    report = audit.verify_chain(busy)
+    assert not report.ok and "expects" in report.reason
+
+
+def test_rebuilt_chain_without_master_key_is_detected(busy) -> None:
+    # An attacker drops the last event and rewrites the head to match: the head MAC fails.
+    events = _events(busy)
+    _exec(busy, "DELETE FROM audit_events WHERE id = :id", id=events[-1].id)
+    _exec(busy, "UPDATE audit_head SET seq = :seq, hash = :hash",
+          seq=events[-2].seq, hash=events[-2].hash)
+    report = audit.verify_chain(busy)
+    assert not report.ok and "signature" in report.reason
+
+
+def test_inserted_event_is_detected(busy) -> None:
+    events = _events(busy)
+    _exec(busy, "UPDATE audit_events SET seq = seq + 1000 WHERE seq > :seq", seq=events[1].seq)
+    _exec(busy, "INSERT INTO audit_events (seq, ts, action, emergency, details, prev_hash, hash)"
+                " VALUES (:seq, '2020-01-01', 'forged', false, '{}', :prev, :h)",
+          seq=events[1].seq + 1, prev=events[1].hash, h="0" * 64)
+    report = audit.verify_chain(busy)
+    assert not report.ok and report.reason
+
+
+def test_access_log_lists_other_users_reads(database, admin, make_user) -> None:
+    alice = make_user("alice")
+    doc = accounts.register(database, "doc", "a long enough pass", "clinician", by=admin)
+    scan_id = save_sample_scan(database, alice)
+    sharing.grant_access(database, alice, "doc")
+    records.load_scan(database, doc, scan_id)
+    log = audit.access_log(database, alice, alice.user_id)
+    assert [(e.actor_username, e.action) for e in log] == [("doc", "read_scan")]
+    assert log[0].record_id == scan_id and not log[0].emergency
+
+
+def test_events_hold_no_medical_data(busy) -> None:
+    text = " ".join(f"{e.action} {e.details}" for e in _events(busy))
+    assert "feeling better" not in text and "2024-03-14" not in text
+    assert "chest_front" not in text
+
+
+def test_concurrent_appends_form_one_chain(database, make_user) -> None:
+    users = [make_user(f"user{i}") for i in range(4)]
+    errors: list[BaseException] = []
+
+    def worker(actor) -> None:
+        try:
+            for _ in range(10):
+                accounts.logout(database, actor)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    events = _events(database)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert audit.verify_chain(database).ok
