@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from core import eda
@@ -40,6 +41,27 @@ def _aggregates(
     }
 
 
+# cache_resource, not cache_data: the figures hold only public aggregates and are never
+# mutated, and handing back the same objects skips a pickle round trip (~0.15 s a rerun).
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _figures(
+    sexes: tuple[str, ...],
+    age_range: tuple[int, int],
+    views: tuple[str, ...],
+    finding: str | None,
+) -> dict[str, go.Figure]:
+    """The page's charts for one filter selection."""
+    data = _aggregates(sexes, age_range, views, finding)
+    return {
+        "ages": eda.age_figure(data["ages"]),
+        "bands": eda.band_figure(data["bands"]),
+        "per_image": eda.per_image_figure(data["per_image"]),
+        "cooccurrence": eda.cooccurrence_figure(data["cooccurrence"]),
+        "visits": eda.visits_figure(data["visits"]),
+        "views": eda.view_figure(data["views"]),
+    }
+
+
 require_actor("analyst")
 st.title("NIH ChestX-ray14: dataset overview")
 st.caption(
@@ -61,10 +83,10 @@ with st.container(border=True):
     finding = right.selectbox("Finding", [_ANY, *eda.finding_options()])
     age_range = last.slider("Age (years)", 0, eda.MAX_PLAUSIBLE_AGE, (0, eda.MAX_PLAUSIBLE_AGE))
 
-data = _aggregates(
+selection = (
     tuple(sorted(sexes)), tuple(age_range), tuple(sorted(views)), None if finding == _ANY else finding
 )
-counts = data["summary"]
+counts = _aggregates(*selection)["summary"]
 a, b, c, d = st.columns(4)
 a.metric("Images", f"{counts['images']:,}")
 b.metric("Patients", f"{counts['patients']:,}")
@@ -80,25 +102,26 @@ if counts["images"] == 0:
     st.info("No images match these filters.")
     st.stop()
 
+figures = _figures(*selection)
 st.subheader("Age distribution")
-st.plotly_chart(eda.age_figure(data["ages"]), key="ages")
+st.plotly_chart(figures["ages"], key="ages")
 
 st.subheader("Findings by age band and sex")
 st.caption("Share of the images in each age band and sex that carry each finding.")
-st.plotly_chart(eda.band_figure(data["bands"]), key="bands")
+st.plotly_chart(figures["bands"], key="bands")
 
 left, right = st.columns(2)
 with left:
     st.subheader("Findings per image")
-    st.plotly_chart(eda.per_image_figure(data["per_image"]), key="per_image")
+    st.plotly_chart(figures["per_image"], key="per_image")
 with right:
     st.subheader("View position")
     st.caption("PA: standing, back to front. AP: front to back, often bedside.")
-    st.plotly_chart(eda.view_figure(data["views"]), key="views")
+    st.plotly_chart(figures["views"], key="views")
 
 st.subheader("Co-occurrence of the 14 findings")
 st.caption("Images carrying both findings; the diagonal is each finding's own count.")
-st.plotly_chart(eda.cooccurrence_figure(data["cooccurrence"]), key="cooccurrence")
+st.plotly_chart(figures["cooccurrence"], key="cooccurrence")
 
 st.subheader("Follow-up visits per patient")
-st.plotly_chart(eda.visits_figure(data["visits"]), key="visits")
+st.plotly_chart(figures["visits"], key="visits")

@@ -1,0 +1,97 @@
+"""Analyst page: de-identified counts of the app's stored results, and the data-shift monitor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core import shift, training_eda
+from core.cohort import GROUP_COLUMNS, MIN_USERS, cohort_figure
+from core.eda import DatasetUnavailable
+from core.settings import load_settings
+from pages.ui import get_database, require_actor, show_error
+from storage import cohort as storage_cohort
+from storage.policy import AccessDenied
+
+_GROUP_LABELS = {"finding": "Finding", "month": "Month", "age_band": "Age band", "sex": "Sex"}
+
+
+@st.cache_data(show_spinner="Measuring the training-data reference sample...")
+def _training_reference(root: str) -> shift.ShiftSample:
+    """Training side of the shift comparison (public data, seeded sample)."""
+    manifest = training_eda.load_manifest(Path(root))
+    per_image, _ = training_eda.intensity_statistics(
+        Path(root), training_eda.sample_per_class(manifest)
+    )
+    return shift.training_reference(manifest, per_image)
+
+
+actor = require_actor("analyst")
+db = get_database()
+st.title("Cohort overview")
+st.caption(
+    f"Counts over every result stored in this app. Groups with fewer than {MIN_USERS} "
+    f"different people show \"<{MIN_USERS}\" so that nobody can be singled out; no individual "
+    "record or identifier is ever shown here."
+)
+
+by = st.multiselect(
+    "Group by",
+    list(GROUP_COLUMNS),
+    default=["finding"],
+    format_func=lambda name: _GROUP_LABELS[name],
+)
+try:
+    table = storage_cohort.cohort_summary(db, actor, by)
+except AccessDenied as err:
+    show_error(err)
+    st.stop()
+
+if table.empty:
+    st.info("No results are stored yet.")
+else:
+    if by:
+        st.plotly_chart(
+            cohort_figure(table, x=by[0], color=by[1] if len(by) > 1 else None), key="cohort"
+        )
+    st.dataframe(
+        table.rename(columns=_GROUP_LABELS | {"count": "Results", "users": "People"}),
+        hide_index=True,
+        width="stretch",
+    )
+
+st.header("Data-shift monitor")
+st.caption(
+    "Do the scans people upload still resemble the training data? Intensities and ages are "
+    "compared with a two-sample Kolmogorov-Smirnov test, finding rates and sex mix with a "
+    f"chi-square test; a shift is flagged when p < {shift.ALPHA} after Bonferroni correction "
+    "for the number of tests. A shift is a prompt to check the model, not proof that it fails."
+)
+root = load_settings().shared_data_dir
+try:
+    reference = _training_reference(str(root))
+except DatasetUnavailable:
+    st.info("The training data folder is not available here, so there is nothing to compare with.")
+    st.stop()
+
+uploaded_sample = getattr(storage_cohort, "shift_sample", None)
+if uploaded_sample is None:
+    st.info("The shift monitor is not available yet: storage does not provide upload statistics.")
+    st.stop()
+try:
+    current = uploaded_sample(db, actor)
+except AccessDenied as err:
+    show_error(err)
+    st.stop()
+if current is None:
+    st.info(f"Fewer than {MIN_USERS} people have uploaded scans, so no comparison is shown.")
+    st.stop()
+
+results = shift.shift_table(shift.compare(reference, current))
+shifted = results[results["verdict"] == "shift"]
+if len(shifted):
+    st.warning("Shift detected in: " + ", ".join(shifted["quantity"]) + ".")
+else:
+    st.success("No shift detected in the quantities that could be tested.")
+st.dataframe(results, hide_index=True, width="stretch")
