@@ -37,6 +37,8 @@ __all__ = [
     "logout",
     "must_change_password",
     "oidc_login",
+    "operator_create_user",
+    "find_actor",
     "register",
     "set_disabled",
 ]
@@ -88,13 +90,7 @@ def register(
         policy.AccessDenied: A non-patient role was requested without an admin.
     """
     name = normalize_username(username)
-    if role not in {r.value for r in schema.Role}:
-        raise AccountError(f"Unknown role {role!r}.")
-    if not _USERNAME.match(name):
-        raise AccountError(
-            "Choose a username of 3 to 64 letters, digits or the characters _ . @ -."
-        )
-    passwords.check_policy(password, name)
+    _validate_new_account(name, role, password)
     if role != schema.Role.PATIENT.value or by is not None:
         if by is None:
             raise policy.AccessDenied("Only an administrator can create this kind of account.")
@@ -114,6 +110,37 @@ def register(
             details={"username": name, "role": role},
         )
     return actor
+
+
+def operator_create_user(db: Database, username: str, password: str, role: str) -> Actor:
+    """Create an account of any role from the command line (whoever runs it holds the keys).
+
+    Raises:
+        AccountError: The username is malformed or taken, or the role unknown.
+        PasswordPolicyError: The password is refused.
+    """
+    name = normalize_username(username)
+    _validate_new_account(name, role, password)
+    password_hash = passwords.hash_password(password)
+    with db.transaction() as session:
+        actor = _create_user(session, db, name, role, password_hash, must_change=False)
+        audit.append(session, db, "register", actor_username="(command line)",
+                     record_type="users", record_id=actor.user_id,
+                     details={"username": name, "role": role, "via": "cli"})
+    return actor
+
+
+def find_actor(db: Database, username: str) -> Actor:
+    """The actor of an existing, active account (command-line tools acting for a user).
+
+    Raises:
+        AccountError: No active user has that name.
+    """
+    with db.transaction() as session:
+        user = _get_user(session, username)
+        if not user.is_active:
+            raise AccountError("This account is disabled.")
+        return Actor(user.id, user.username, user.role)
 
 
 def authenticate(db: Database, username: str, password: str, client_id: str | None) -> Actor:
@@ -357,6 +384,14 @@ def bootstrap_admin(db: Database) -> None:
             name,
             password,
         )
+
+
+def _validate_new_account(name: str, role: str, password: str) -> None:
+    if role not in {r.value for r in schema.Role}:
+        raise AccountError(f"Unknown role {role!r}.")
+    if not _USERNAME.match(name):
+        raise AccountError("Choose a username of 3 to 64 letters, digits or the characters _ . @ -.")
+    passwords.check_policy(password, name)
 
 
 def _create_user(

@@ -127,6 +127,11 @@ def new_data_key() -> bytes:
     return secrets.token_bytes(KEY_BYTES)
 
 
+def new_master_key() -> bytes:
+    """A fresh random 256-bit master key."""
+    return secrets.token_bytes(KEY_BYTES)
+
+
 def wrap_key(master: bytes, data_key: bytes, user_id: int, version: int) -> bytes:
     """Wrap a user's data key with the master key (AES-GCM bound to the user and version)."""
     return seal(master, data_key, _wrap_aad(user_id, version))

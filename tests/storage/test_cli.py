@@ -1,0 +1,108 @@
+"""Tests for ``python -m storage.cli`` run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from core.settings import PROJECT_ROOT, load_settings
+from storage import crypto
+from storage.db import Database
+from tests.storage.conftest import PASSWORD
+
+
+def _cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **env, "PYTHONPATH": str(PROJECT_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "storage.cli", *args], input=stdin, env=full_env,
+        capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT,
+    )
+
+
+def test_create_user_then_export(settings_env) -> None:
+    created = _cli(settings_env, "create-user", "Dr.Who", "--role", "clinician", stdin=PASSWORD + "\n")
+    assert created.returncode == 0, created.stderr
+    assert "created clinician dr.who" in created.stdout
+    exported = _cli(settings_env, "export", "--user", "dr.who")
+    assert exported.returncode == 0, exported.stderr
+    data = json.loads(exported.stdout)
+    assert data["user"]["role"] == "clinician" and data["scans"] == []
+
+
+def test_create_user_refuses_weak_password(settings_env) -> None:
+    result = _cli(settings_env, "create-user", "alice", stdin="password\n")
+    assert result.returncode == 1
+    assert "too common" in result.stderr
+
+
+def test_import_scan_stores_each_file_and_reports_failures(settings_env, samples_dir, tmp_path) -> None:
+    _cli(settings_env, "create-user", "alice", stdin=PASSWORD + "\n")
+    broken = tmp_path / "notes.txt"
+    broken.write_text("not an image")
+    files = [samples_dir / "00000001_000.png", samples_dir / "Fake_MONOHR1.dcm", broken]
+    env = {**settings_env, "MODEL_CHECKPOINT": str(tmp_path / "missing.pt")}
+
+    result = _cli(env, "import-scan", "--user", "alice", "--date", "2024-05-06", *map(str, files))
+
+    assert result.returncode == 2, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("stored") and "without a result" in lines[0]
+    assert lines[1].startswith("stored")
+    assert lines[2].startswith("FAILED") and "notes.txt" in lines[2]
+    data = json.loads(_cli(settings_env, "export", "--user", "alice").stdout)
+    assert [s["filename"] for s in data["scans"]] == ["00000001_000.png", "Fake_MONOHR1.dcm"]
+    assert {s["scan_date"] for s in data["scans"]} == {"2024-05-06"}
+    assert data["scans"][1]["metadata"]["source_format"] == "dicom"
+    assert all(s["results"] == [] for s in data["scans"])
+
+
+def test_verify_audit_detects_tampering(settings_env) -> None:
+    _cli(settings_env, "create-user", "alice", stdin=PASSWORD + "\n")
+    assert _cli(settings_env, "verify-audit").returncode == 0
+    engine = sa.create_engine(settings_env["DATABASE_URL"])
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE audit_events SET actor_username = 'mallory' WHERE seq = 1"))
+    engine.dispose()
+    result = _cli(settings_env, "verify-audit")
+    assert result.returncode == 1
+    assert "BROKEN at event id" in result.stdout
+
+
+def test_rotate_master_key_with_key_file(settings_env) -> None:
+    env = {k: v for k, v in settings_env.items() if k != "MASTER_KEY"}
+    _cli(env, "create-user", "alice", stdin=PASSWORD + "\n")
+    key_file = load_settings(env).key_file
+    old_key = key_file.read_text()
+
+    rotated = _cli(env, "rotate-master-key")
+
+    assert rotated.returncode == 0, rotated.stderr
+    assert "new master key (shown once)" in rotated.stdout
+    assert key_file.read_text() != old_key
+    assert json.loads(_cli(env, "export", "--user", "alice").stdout)["user"]["username"] == "alice"
+    with pytest.raises(crypto.DecryptionError):
+        Database.open(load_settings({**env, "MASTER_KEY": old_key.strip()}))
+    assert _cli(env, "verify-audit").returncode == 0
+
+
+def test_rotate_master_key_from_new_key_file(settings_env, tmp_path) -> None:
+    _cli(settings_env, "create-user", "alice", stdin=PASSWORD + "\n")
+    new_key = crypto.encode_master_key(crypto.new_master_key())
+    key_path = tmp_path / "new.key"
+    key_path.write_text(new_key)
+
+    rotated = _cli(settings_env, "rotate-master-key", "--new-key-file", str(key_path))
+
+    assert rotated.returncode == 0, rotated.stderr
+    assert new_key not in rotated.stdout
+    assert _cli(settings_env, "export", "--user", "alice").returncode != 0
+    new_env = {**settings_env, "MASTER_KEY": new_key}
+    assert _cli(new_env, "export", "--user", "alice").returncode == 0
+    assert _cli(new_env, "verify-audit").returncode == 0
