@@ -20,12 +20,14 @@ from plotly.subplots import make_subplots
 
 from core.findings import FINDING_LABELS
 
-#: Where the evaluation writes its report, relative to the project root.
-METRICS_FILE = Path("models") / "metrics.json"
+#: Name of the evaluation report, written beside the checkpoint it evaluates.
+METRICS_FILE = "metrics.json"
 
 SOURCE_LABELS: dict[str, str] = {
     "kermany_test": "Kermany test (children)",
     "covid_test": "COVID-19 radiography test (adults)",
+    "pooled_test": "Both test sets pooled",
+    "all_test": "Both test sets",
 }
 
 
@@ -63,6 +65,18 @@ TARGETS: tuple[Target, ...] = (
 
 #: Every evaluated (source, finding) entry must also be calibrated to this ECE or better.
 MAX_ECE = 0.05
+
+
+def metrics_path(checkpoint_path: Path) -> Path:
+    """Where ``python -m models.evaluate`` writes the report of a checkpoint.
+
+    Args:
+        checkpoint_path: ``Settings.checkpoint_path``.
+
+    Returns:
+        ``metrics.json`` in the checkpoint's folder (``models/metrics.json`` by default).
+    """
+    return checkpoint_path.parent / METRICS_FILE
 
 
 def load_metrics(path: Path) -> dict[str, Any] | None:
@@ -413,3 +427,28 @@ def training_figure(report: dict[str, Any]) -> go.Figure | None:
         )
     fig.update_xaxes(title_text="Epoch")
     return fig
+
+
+def abstention_table(report: dict[str, Any]) -> pd.DataFrame:
+    """How often the model declines to answer on real test scans, and on inputs it must refuse.
+
+    Args:
+        report: Parsed metrics report.
+
+    Returns:
+        Columns ``case, abstained`` (display strings): the false-abstention rate per
+        test set, then each probe (e.g. a colour photograph) with ``yes``/``NO``.
+    """
+    section = report.get("abstention") if isinstance(report.get("abstention"), dict) else {}
+    rows = []
+    rates = section.get("false_abstain_rate")
+    for source, rate in (rates.items() if isinstance(rates, dict) else []):
+        value = _number(rate)
+        if value is not None:
+            rows.append({"case": f"Real radiographs: {source_label(source)}", "abstained": f"{value:.1%}"})
+    probes = section.get("probes")
+    for name, probe in (probes.items() if isinstance(probes, dict) else []):
+        if isinstance(probe, dict):
+            refused = "yes" if probe.get("abstained") else "NO"
+            rows.append({"case": f"Not a chest radiograph: {name.replace('_', ' ')}", "abstained": refused})
+    return pd.DataFrame(rows, columns=["case", "abstained"])

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import performance
 from core.findings import DISCLAIMER
-from core.settings import PROJECT_ROOT
+from core.settings import load_settings
 from pages.ui import require_actor
 
 require_actor("analyst")
@@ -14,7 +14,7 @@ st.title("Model performance")
 st.caption(DISCLAIMER)
 
 try:
-    report = performance.load_metrics(PROJECT_ROOT / performance.METRICS_FILE)
+    report = performance.load_metrics(performance.metrics_path(load_settings().checkpoint_path))
 except performance.MetricsError as err:
     st.error(str(err))
     st.stop()
@@ -68,6 +68,15 @@ three_way = performance.three_way_figure(report)
 if three_way is not None:
     st.subheader("Normal, bacterial or viral")
     st.plotly_chart(three_way, key="three_way")
+
+abstention = performance.abstention_table(report)
+if not abstention.empty:
+    st.subheader("Abstention")
+    st.caption(
+        "The model should answer on real chest radiographs and decline anything else; "
+        "\"NO\" marks an input it should have refused but did not."
+    )
+    st.dataframe(abstention, hide_index=True, width="stretch")
 
 training = performance.training_figure(report)
 st.subheader("Training curves")

@@ -134,3 +134,19 @@ def test_model_summary(report: dict) -> None:
     summary = performance.model_summary(report)
     assert summary == {"name": "chestxraynet", "version": "1.0.0", "sha256": "abababababab", "training_time": "10.0 min"}
     assert performance.model_summary({})["version"] == "unknown"
+
+
+def test_metrics_path_sits_beside_the_checkpoint(tmp_path: Path) -> None:
+    assert performance.metrics_path(tmp_path / "checkpoint.pt") == tmp_path / "metrics.json"
+
+
+def test_abstention_table(report: dict) -> None:
+    report["abstention"] = {
+        "false_abstain_rate": {"kermany_test": 0.01, "covid_test": 0.0},
+        "probes": {"colour_photograph": {"abstained": True}, "MR_small.dcm": {"abstained": False}},
+    }
+    table = performance.abstention_table(report).set_index("case")["abstained"]
+    assert table["Real radiographs: Kermany test (children)"] == "1.0%"
+    assert table["Not a chest radiograph: colour photograph"] == "yes"
+    assert table["Not a chest radiograph: MR small.dcm"] == "NO"
+    assert performance.abstention_table({}).empty
