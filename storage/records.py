@@ -278,6 +278,36 @@ def add_result(db: Database, actor: Actor, scan_id: int, result: ResultIn) -> in
     return result_id
 
 
+def add_results(db: Database, actor: Actor, results: list[tuple[int, ResultIn]]) -> list[int]:
+    """Store many classifications of one's own scans in one transaction (e.g. re-scoring).
+
+    Args:
+        db: Database handle.
+        actor: The owning patient.
+        results: ``(scan_id, result)`` pairs.
+
+    Returns:
+        The new result ids, in order.
+
+    Raises:
+        RecordNotFound: A scan does not exist.
+        policy.AccessDenied: A scan is not the actor's.
+    """
+    with db.transaction() as session:
+        policy.check_write(session, actor, actor.user_id)
+        key, version = db.data_key(session, actor.user_id)
+        scans: dict[int, schema.Scan] = {}
+        ids = []
+        for scan_id, result in results:
+            if scan_id not in scans:
+                scans[scan_id] = _get_scan(session, scan_id)
+                policy.require_own_records(actor, scans[scan_id].owner_id)
+            ids.append(_insert_result(session, key, version, scans[scan_id], result))
+        audit.append(session, db, "add_results", actor=actor, patient_id=actor.user_id,
+                     record_type="results", details={"count": len(ids)})
+    return ids
+
+
 def delete_scan(db: Database, actor: Actor, scan_id: int) -> None:
     """Delete one's own scan with its results, notes and image file.
 
