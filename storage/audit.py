@@ -233,6 +233,26 @@ def access_log(db: Database, actor: Actor, patient_id: int) -> list[AuditEntry]:
         return [_entry(row) for row in rows]
 
 
+def record_session_start(db: Database, actor: Actor, patient_id: int) -> None:
+    """Audit the start of a teleconsult; requires current read access to the patient.
+
+    Raises:
+        policy.AccessDenied: The actor may not read this patient's records.
+    """
+    with db.transaction() as session:
+        access = policy.check_read(session, actor, patient_id)
+        append(session, db, "teleconsult_start", actor=actor, patient_id=patient_id,
+               record_type="teleconsult", emergency=access.emergency,
+               details=access.audit_details())
+
+
+def record_session_end(db: Database, actor: Actor, patient_id: int, minutes: float) -> None:
+    """Audit the end of a teleconsult (allowed even if access expired meanwhile)."""
+    with db.transaction() as session:
+        append(session, db, "teleconsult_end", actor=actor, patient_id=patient_id,
+               record_type="teleconsult", details={"minutes": round(float(minutes), 1)})
+
+
 def _entry(row: schema.AuditEvent) -> AuditEntry:
     return AuditEntry(
         id=row.id,

@@ -1,0 +1,82 @@
+"""Administration: accounts and the audit trail (no medical data)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages.ui import get_database, require_actor, show_error
+from storage import accounts, audit
+
+ROLES = ["patient", "clinician", "analyst", "admin"]
+
+admin = require_actor("admin")
+db = get_database()
+st.title("Administration")
+users_tab, audit_tab = st.tabs(["Accounts", "Audit trail"])
+
+with users_tab:
+    users = accounts.list_users(db, admin)
+    st.dataframe(
+        pd.DataFrame(
+            [{"username": u.username, "role": u.role, "active": u.is_active,
+              "must change password": u.must_change_password, "created": u.created_at}
+             for u in users]
+        ),
+        hide_index=True,
+    )
+    with st.form("create_user_form", clear_on_submit=True):
+        st.subheader("Create an account")
+        name = st.text_input("Username", key="new_user_name")
+        role = st.selectbox("Role", ROLES, key="new_user_role")
+        password = st.text_input("Initial password", type="password", key="new_user_password")
+        create = st.form_submit_button("Create account")
+    if create:
+        try:
+            accounts.register(db, name, password, role=role, by=admin)
+        except (accounts.AccountError, accounts.PasswordPolicyError, PermissionError) as err:
+            show_error(err)
+        else:
+            st.success(f"Created {role} account {name.strip().lower()}.")
+
+    st.subheader("Manage an account")
+    target = st.selectbox("Account", [u.username for u in users if u.id != admin.user_id],
+                          key="manage_user", index=None, placeholder="Choose an account")
+    if target:
+        chosen = next(u for u in users if u.username == target)
+        left, right = st.columns(2)
+        if left.button("Reset password", key="reset_password"):
+            try:
+                temporary = accounts.admin_reset_password(db, admin, target)
+            except (accounts.AccountError, PermissionError) as err:
+                show_error(err)
+            else:
+                st.success(f"Temporary password for {target}: `{temporary}` "
+                           "(hand it over privately; it must be changed at next login).")
+        label = "Enable account" if not chosen.is_active else "Disable account"
+        if right.button(label, key="toggle_user"):
+            try:
+                accounts.set_disabled(db, admin, target, chosen.is_active)
+            except (accounts.AccountError, PermissionError) as err:
+                show_error(err)
+            else:
+                st.rerun()
+
+with audit_tab:
+    if st.button("Verify the audit trail", key="verify_audit"):
+        report = audit.verify_chain(db, admin)
+        if report.ok:
+            st.success(f"The audit trail is intact ({report.checked} events checked).")
+        else:
+            where = f"event {report.first_bad_id}" if report.first_bad_id else "the chain head"
+            st.error(f"The audit trail was tampered with at {where}: {report.reason}.")
+    events = audit.list_events(db, admin)
+    st.dataframe(
+        pd.DataFrame(
+            [{"#": e.seq, "time (UTC)": e.ts, "who": e.actor_username, "action": e.action,
+              "patient id": e.patient_id, "record": f"{e.record_type or ''} {e.record_id or ''}".strip(),
+              "EMERGENCY": "YES" if e.emergency else "", "details": e.details}
+             for e in events]
+        ),
+        hide_index=True,
+    )

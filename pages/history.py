@@ -1,0 +1,105 @@
+"""History: the logged-in patient's stored scans, to open or delete."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.enhance import EnhanceSettings, enhance
+from core.findings import FINDING_LABELS
+from core.imaging import to_uint8
+from pages.ui import get_database, require_actor, show_disclaimer, show_error
+from storage import records
+from storage.records import ScanSummary
+
+_OPEN_KEY = "history_open_scan"
+
+
+def _top_finding(scan: ScanSummary) -> str:
+    result = scan.latest_result
+    if result is None:
+        return "not analysed"
+    if result.abstained:
+        return "model unsure"
+    name, probability = result.top_finding()
+    return f"{FINDING_LABELS.get(name, name)} ({probability:.0%})"
+
+
+def _label(scan: ScanSummary) -> str:
+    return f"{scan.scan_date.isoformat()} - {scan.filename}"
+
+
+def _show_scan(db, actor, scan_id: int) -> None:
+    try:
+        record = records.load_scan(db, actor, scan_id)
+        notes = records.list_notes(db, actor, scan_id)
+    except Exception as err:  # shown as one sentence
+        show_error(err)
+        return
+    try:
+        shown = enhance(record.pixels, EnhanceSettings.from_dict(record.enhancement))
+        caption = "Enhanced with the settings saved with this scan."
+    except ValueError:
+        shown, caption = record.pixels, "Original image."
+    st.image(to_uint8(shown), caption=caption, clamp=True)
+    for result in reversed(record.results):
+        st.markdown(f"**Result from {result.created_at:%Y-%m-%d %H:%M} UTC**, model "
+                    f"{result.model_name} {result.model_version}")
+        if result.abstained:
+            st.warning(result.abstain_reason or "The model was unsure about this image.")
+        st.dataframe(
+            pd.DataFrame([{"finding": FINDING_LABELS.get(k, k), "probability": f"{v:.0%}"}
+                          for k, v in result.probabilities.items()]),
+            hide_index=True,
+        )
+    for note in notes:
+        st.caption(f"Note by {note.author_username}, {note.created_at:%Y-%m-%d %H:%M} UTC")
+        st.write(note.text)
+
+
+actor = require_actor("patient")
+db = get_database()
+st.title("My scans")
+show_disclaimer()
+
+try:
+    scans = records.list_scans(db, actor, actor.user_id)
+except Exception as err:  # shown as one sentence
+    show_error(err)
+    st.stop()
+
+if not scans:
+    st.info("You have no stored scans yet.")
+    st.stop()
+
+st.dataframe(
+    pd.DataFrame(
+        [{"scan date": s.scan_date, "file": s.filename, "top finding": _top_finding(s),
+          "model version": s.latest_result.model_version if s.latest_result else ""}
+         for s in reversed(scans)]
+    ),
+    hide_index=True,
+)
+
+by_label = {_label(s): s.id for s in reversed(scans)}
+choice = st.selectbox("Scan", list(by_label), key="history_choice")
+scan_id = by_label[choice]
+open_col, delete_col = st.columns(2)
+if open_col.button("Open", key="history_open"):
+    st.session_state[_OPEN_KEY] = scan_id
+
+with delete_col.popover("Delete"):
+    st.write("This removes the image, its results and notes for good.")
+    confirmed = st.checkbox("Yes, delete this scan", key="history_confirm_delete")
+    if st.button("Delete permanently", key="history_delete", disabled=not confirmed):
+        try:
+            records.delete_scan(db, actor, scan_id)
+        except Exception as err:  # shown as one sentence
+            show_error(err)
+        else:
+            st.session_state.pop(_OPEN_KEY, None)
+            st.session_state.pop("history_confirm_delete", None)
+            st.rerun()
+
+if st.session_state.get(_OPEN_KEY) in by_label.values():
+    _show_scan(db, actor, st.session_state[_OPEN_KEY])

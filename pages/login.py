@@ -1,0 +1,55 @@
+"""Log in, or create a patient account."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages.ui import client_id, current_actor, get_database, oidc_available, show_error, start_session
+from storage import accounts
+
+st.title("Log in")
+actor = current_actor()
+if actor is not None:
+    st.success(f"You are logged in as {actor.username}.")
+    st.stop()
+
+db = get_database()
+login_tab, register_tab = st.tabs(["Log in", "Create a patient account"])
+
+with login_tab:
+    with st.form("login_form"):
+        username = st.text_input("Username", key="login_username")
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Log in")
+    if submitted:
+        try:
+            start_session(accounts.authenticate(db, username, password, client_id()))
+        except accounts.AuthError as err:
+            show_error(err)
+        else:
+            st.rerun()
+    if oidc_available():
+        st.button("Log in with single sign-on", on_click=st.login, key="sso_login")
+
+with register_tab:
+    st.caption(
+        "Accounts created here are patient accounts. Clinicians, analysts and administrators "
+        "get their accounts from an administrator."
+    )
+    with st.form("register_form"):
+        new_name = st.text_input("Choose a username", key="register_username")
+        new_password = st.text_input(
+            "Choose a password (at least 8 characters)", type="password", key="register_password"
+        )
+        repeat = st.text_input("Repeat the password", type="password", key="register_repeat")
+        created = st.form_submit_button("Create account")
+    if created:
+        if new_password != repeat:
+            st.error("The two passwords differ.")
+        else:
+            try:
+                start_session(accounts.register(db, new_name, new_password))
+            except (accounts.AccountError, accounts.PasswordPolicyError) as err:
+                show_error(err)
+            else:
+                st.rerun()

@@ -1,0 +1,186 @@
+"""Page tests (streamlit AppTest) for login, account, admin, history and sharing pages."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from datetime import date
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.settings import PROJECT_ROOT, load_settings
+from pages import ui
+from storage import accounts, records, sharing
+from storage.db import Actor, Database
+
+PASSWORD = "a long enough pass"
+ADMIN_PASSWORD = "first-admin-pass"
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch) -> Database:
+    """A private DATA_DIR and database shared by the test and the pages under test."""
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
+    monkeypatch.setenv("ADMIN_PASSWORD", ADMIN_PASSWORD)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("IDLE_TIMEOUT_MINUTES", raising=False)
+    ui.get_database.clear()
+    database = Database.open(load_settings())
+    yield database
+    database.close()
+    ui.get_database.clear()
+
+
+def _page(name: str, actor: Actor | None = None) -> AppTest:
+    app = AppTest.from_file(str(PROJECT_ROOT / "pages" / f"{name}.py"), default_timeout=30)
+    if actor is not None:
+        app.session_state["actor"] = actor
+        app.session_state["last_activity"] = time.time()
+    return app.run()
+
+
+def _texts(app: AppTest) -> str:
+    parts = [e.value for kind in ("error", "warning", "info", "success") for e in getattr(app, kind)]
+    return " | ".join(str(p) for p in parts)
+
+
+def test_register_logs_the_new_patient_in(db) -> None:
+    app = _page("login")
+    app.text_input(key="register_username").input("newpatient")
+    app.text_input(key="register_password").input(PASSWORD)
+    app.text_input(key="register_repeat").input(PASSWORD)
+    app.button[1].click().run()
+    assert not app.exception
+    assert app.session_state["actor"].username == "newpatient"
+    assert app.session_state["actor"].role == "patient"
+
+
+def test_login_success_and_generic_failure(db) -> None:
+    accounts.register(db, "alice", PASSWORD)
+    app = _page("login")
+    app.text_input(key="login_username").input("alice")
+    app.text_input(key="login_password").input("wrong password!")
+    app.button[0].click().run()
+    assert accounts.GENERIC_LOGIN_ERROR in _texts(app)
+    assert "actor" not in app.session_state
+
+    app.text_input(key="login_password").input(PASSWORD)
+    app.button[0].click().run()
+    assert app.session_state["actor"].username == "alice"
+
+
+def test_weak_password_registration_shows_one_sentence(db) -> None:
+    app = _page("login")
+    app.text_input(key="register_username").input("bob")
+    app.text_input(key="register_password").input("password")
+    app.text_input(key="register_repeat").input("password")
+    app.button[1].click().run()
+    assert "too common" in _texts(app)
+    assert not app.exception
+
+
+def test_pages_require_login(db) -> None:
+    for name in ("account", "history", "sharing", "admin"):
+        app = _page(name)
+        assert "Please log in" in _texts(app), name
+
+
+def test_change_password_and_logout(db) -> None:
+    alice = accounts.register(db, "alice", PASSWORD)
+    app = _page("account", alice)
+    app.text_input(key="old_password").input(PASSWORD)
+    app.text_input(key="new_password").input("another good secret")
+    app.text_input(key="repeat_password").input("another good secret")
+    app.button[0].click().run()
+    assert "password was changed" in _texts(app)
+    assert accounts.authenticate(db, "alice", "another good secret", None) == alice
+
+    app.button(key="logout").click().run()
+    assert "actor" not in app.session_state
+
+
+def test_idle_session_is_ended(db) -> None:
+    alice = accounts.register(db, "alice", PASSWORD)
+    app = AppTest.from_file(str(PROJECT_ROOT / "pages" / "history.py"), default_timeout=30)
+    app.session_state["actor"] = alice
+    app.session_state["last_activity"] = time.time() - 16 * 60
+    app.run()
+    assert "without activity" in _texts(app)
+    assert "actor" not in app.session_state
+
+
+def test_disabled_user_is_stopped_on_next_run(db) -> None:
+    alice = accounts.register(db, "alice", PASSWORD)
+    app = _page("history", alice)
+    assert "no stored scans" in _texts(app)
+    admin = accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
+    accounts.set_disabled(db, admin, "alice", True)
+    app.run()
+    assert "disabled" in _texts(app)
+    assert "actor" not in app.session_state
+
+
+def test_pending_password_change_blocks_other_pages(db) -> None:
+    alice = accounts.register(db, "alice", PASSWORD)
+    admin = accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
+    accounts.admin_reset_password(db, admin, "alice")
+    assert "choose a new password" in _texts(_page("history", alice))
+    assert not _page("account", alice).exception
+
+
+def test_admin_page_is_for_admins_only(db) -> None:
+    alice = accounts.register(db, "alice", PASSWORD)
+    assert "not available for your account" in _texts(_page("admin", alice))
+    admin = accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
+    app = _page("admin", admin)
+    assert not app.exception
+    app.button(key="verify_audit").click().run()
+    assert "audit trail is intact" in _texts(app)
+
+
+def test_history_lists_opens_and_deletes_with_confirmation(db) -> None:
+    alice = accounts.register(db, "alice", PASSWORD)
+    scan_id = records.save_scan(
+        db, alice, pixels=np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64),
+        metadata={}, enhancement={}, scan_date=date(2024, 2, 3), filename="front.png",
+        result=records.ResultIn({"pneumonia": 0.7, "covid19": 0.1}, "net", "1.2.0", "aa" * 32),
+    )
+    app = _page("history", alice)
+    table = app.dataframe[0].value
+    assert table["file"].tolist() == ["front.png"]
+    assert table["model version"].tolist() == ["1.2.0"]
+    assert "Pneumonia (70%)" in table["top finding"].tolist()[0]
+
+    app.button(key="history_open").click().run()
+    assert not app.exception
+    opened = app.dataframe[1].value
+    assert opened.set_index("finding").loc["Pneumonia", "probability"] == "70%"
+    assert "Decision support only" in _texts(app)
+
+    assert app.button(key="history_delete").disabled
+    app.checkbox(key="history_confirm_delete").check().run()
+    app.button(key="history_delete").click().run()
+    assert records.list_scans(db, alice, alice.user_id) == []
+    assert not any(db.blobs.root.iterdir())
+    with pytest.raises(records.RecordNotFound):
+        records.load_scan(db, alice, scan_id)
+
+
+def test_patient_shares_and_sees_emergency_access(db) -> None:
+    alice = accounts.register(db, "alice", PASSWORD)
+    admin = accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
+    doc = accounts.register(db, "doc", PASSWORD, "clinician", by=admin)
+    app = _page("sharing", alice)
+    app.text_input(key="grant_clinician").input("doc")
+    app.button[0].click().run()
+    assert "Shared with doc" in _texts(app)
+    assert [p.username for p in sharing.shared_patients(db, doc)] == ["alice"]
+
+    sharing.emergency_access(db, doc, "alice", "unresponsive at the clinic door")
+    app = _page("sharing", alice)
+    assert "EMERGENCY ACCESS" in _texts(app)
+    assert "unresponsive at the clinic door" in _texts(app)
