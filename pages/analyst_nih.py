@@ -83,6 +83,11 @@ with st.container(border=True):
     finding = right.selectbox("Finding", [_ANY, *eda.finding_options()])
     age_range = last.slider("Age (years)", 0, eda.MAX_PLAUSIBLE_AGE, (0, eda.MAX_PLAUSIBLE_AGE))
 
+if not sexes or not views:
+    # An empty choice here means "none of them", unlike NihFilters where empty means "any".
+    st.info("No images match these filters.")
+    st.stop()
+
 selection = (
     tuple(sorted(sexes)), tuple(age_range), tuple(sorted(views)), None if finding == _ANY else finding
 )
