@@ -1,0 +1,93 @@
+"""Shared set-up of the patient and clinician AppTest flows: a private database, real accounts."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core.findings import FINDINGS
+from core.settings import load_settings
+from storage import accounts, records
+from storage.db import Actor, Database
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "a long enough pass phrase"
+
+#: Generous: the machine is shared with model training.
+TIMEOUT_S = 60
+
+#: (scan date, file, pneumonia probability): a rise of 29 points between the last two.
+SCANS = ((date(2026, 2, 1), "feb.png", 0.10), (date(2026, 3, 2), "march.png", 0.12), (date(2026, 4, 1), "april.png", 0.41))
+
+
+@dataclass
+class World:
+    """The database and the users of one test."""
+
+    db: Database
+    alice: Actor
+    carol: Actor
+    dr_bob: Actor
+    scan_ids: list[int]
+
+
+def open_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    """A fresh database in ``tmp_path`` with patients alice (three scans) and carol, and dr_bob.
+
+    The checkpoint path points at a missing file, so pages take their "model
+    unavailable" path and show stored results only.
+    """
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
+    monkeypatch.setenv("ADMIN_PASSWORD", "first-admin-pass-123")
+    monkeypatch.setenv("MODEL_CHECKPOINT", str(tmp_path / "no-checkpoint.pt"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    # get_database() is cached per process: drop the handle of a previous test's database.
+    st.cache_resource.clear()
+    db = Database.open(load_settings())
+    alice = accounts.register(db, "alice", PASSWORD)
+    carol = accounts.register(db, "carol", PASSWORD)
+    admin = accounts.authenticate(db, "admin", "first-admin-pass-123", None)
+    dr_bob = accounts.register(db, "dr_bob", PASSWORD, role="clinician", by=admin)
+    rng = np.random.default_rng(0)
+    scan_ids = [
+        records.save_scan(
+            db, alice, pixels=rng.random((96, 80), dtype=np.float32),
+            metadata={"source_format": "png", "width": 80, "height": 96},
+            enhancement={}, scan_date=when, filename=name,
+            result=records.ResultIn(
+                probabilities={**dict.fromkeys(FINDINGS, 0.05), "pneumonia": pneumonia},
+                model_name="cxr-test", model_version="1", checkpoint_sha256="ab" * 32,
+                ood_score=0.1, thresholds=dict.fromkeys(FINDINGS, 0.5),
+            ),
+        )
+        for when, name, pneumonia in SCANS
+    ]
+    records.save_scan(
+        db, carol, pixels=rng.random((64, 64), dtype=np.float32), metadata={}, enhancement={},
+        scan_date=date(2026, 1, 5), filename="carol.png",
+    )
+    return World(db, alice, carol, dr_bob, scan_ids)
+
+
+def page(name: str, actor: Actor) -> AppTest:
+    """An AppTest of ``pages/<name>`` with ``actor`` logged in (not yet run)."""
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / name), default_timeout=TIMEOUT_S)
+    at.session_state["actor"] = actor
+    at.session_state["last_activity"] = time.time()
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Every message, heading and paragraph the page shows."""
+    parts = [*at.markdown, *at.info, *at.warning, *at.error, *at.success, *at.caption, *at.subheader, *at.title]
+    return "\n".join(str(element.value) for element in parts)

@@ -1,0 +1,94 @@
+"""Patient flow through AppTest: three dated scans on the timeline, compare, report, share, revoke."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from core.findings import DISCLAIMER
+from storage import records, sharing
+from storage.policy import AccessDenied
+from tests.pages._flows import World, open_world, page, texts
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    """Alice with three scans, Carol with one, and dr_bob, in a private database."""
+    return open_world(tmp_path, monkeypatch)
+
+
+def test_timeline_plots_three_scans_by_date_with_the_red_flag(world: World) -> None:
+    at = page("timeline.py", world.alice).run()
+    assert not at.exception
+    text = texts(at)
+    assert DISCLAIMER in text
+    assert "analysis model is not available" in text, "model missing: said so, stored results still shown"
+    figure = at.get("plotly_chart")[0]
+    assert '"2026-02-01' in figure.proto.spec and '"2026-04-01' in figure.proto.spec
+    table = at.dataframe[0].value
+    assert list(table["Scan date"]) == ["2026-04-01", "2026-03-02", "2026-02-01"]
+    assert list(table["Pneumonia"]) == ["41%", "12%", "10%"]
+    assert "Pneumonia rose from 12% to 41% since 2026-03-02." in text
+
+
+def test_correcting_a_scan_date_moves_the_scan_on_the_timeline(world: World) -> None:
+    at = page("timeline.py", world.alice).run()
+    at.selectbox(key="date_scan").set_value(world.scan_ids[0])
+    at.date_input(key=f"date_value_{world.scan_ids[0]}").set_value(date(2026, 5, 1))
+    at.button(key="date_save").click()
+    at = at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["Scan date"]) == ["2026-05-01", "2026-04-01", "2026-03-02"]
+    summaries = records.list_scans(world.db, world.alice, world.alice.user_id)
+    assert {s.scan_date.isoformat() for s in summaries} == {"2026-05-01", "2026-04-01", "2026-03-02"}
+
+
+def test_timeline_with_no_scans_invites_an_upload(world: World) -> None:
+    at = page("timeline.py", world.carol).run()
+    assert not at.exception
+    assert not at.get("plotly_chart")
+    assert "None of these scans has a model result yet." in texts(at)
+
+
+def test_compare_defaults_to_the_last_two_scans_with_verdicts(world: World) -> None:
+    at = page("compare.py", world.alice).run()
+    assert not at.exception
+    changes = at.dataframe[0].value
+    pneumonia = changes[changes["Finding"] == "Pneumonia"].iloc[0]
+    assert (pneumonia["Earlier"], pneumonia["Later"], pneumonia["Verdict"]) == ("12%", "41%", "higher")
+    assert "changes of 10% or less count as no meaningful change" in texts(at)
+    assert len(at.get("image")) == 2, "the two scans side by side"
+
+
+def test_report_page_shows_summary_questions_and_downloads(world: World) -> None:
+    at = page("report.py", world.alice).run()
+    assert not at.exception
+    text = texts(at)
+    assert "2026-04-01" in text and "april.png" in text
+    assert "pneumonia score rose from 12% to 41% since 2026-03-02" in text
+    assert DISCLAIMER in text
+    labels = [button.proto.label for button in at.get("download_button")]
+    assert labels == ["Download PDF", "Download JSON"]
+
+
+def test_share_then_revoke_through_the_sharing_page(world: World) -> None:
+    at = page("sharing.py", world.alice).run()
+    assert not at.exception
+    at.text_input(key="grant_clinician").set_value("dr_bob")
+    at.button[0].click()
+    at = at.run()
+    assert not at.exception
+    assert "Shared with dr_bob." in texts(at)
+    assert [p.username for p in sharing.shared_patients(world.db, world.dr_bob)] == ["alice"]
+    assert len(records.list_scans(world.db, world.dr_bob, world.alice.user_id)) == 3
+
+    grant_id = sharing.list_grants(world.db, world.alice)[0].id
+    at.button(key=f"revoke_{grant_id}").click()
+    at = at.run()
+    assert not at.exception
+    assert sharing.shared_patients(world.db, world.dr_bob) == []
+    with pytest.raises(AccessDenied):
+        records.list_scans(world.db, world.dr_bob, world.alice.user_id)
