@@ -1,0 +1,109 @@
+"""Clinician flow through AppTest: only granted patients, a session with a note, denied after revoke or expiry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from storage import audit, records, schema, sharing
+from storage.policy import AccessDenied
+from tests.pages._flows import World, open_world, page, texts
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    """Alice with three scans, Carol with one, and dr_bob, in a private database."""
+    return open_world(tmp_path, monkeypatch)
+
+
+def _actions(world: World) -> list[str]:
+    """Every audit action so far, in chain order."""
+    with world.db.transaction() as session:
+        events = session.exec(select(schema.AuditEvent).order_by(schema.AuditEvent.seq)).all()
+        return [event.action for event in events]
+
+
+def test_without_grants_the_clinician_sees_no_patient(world: World) -> None:
+    at = page("teleconsult.py", world.dr_bob).run()
+    assert not at.exception
+    assert "No patient is sharing their scans with you right now." in texts(at)
+    assert not at.selectbox
+
+
+def test_patients_cannot_open_the_teleconsult_page(world: World) -> None:
+    at = page("teleconsult.py", world.alice).run()
+    assert "This page is not available for your account." in texts(at)
+
+
+def test_session_shows_only_the_granted_patient_and_saves_a_marked_note(world: World) -> None:
+    sharing.grant_access(world.db, world.alice, "dr_bob", hours=2)
+    at = page("teleconsult.py", world.dr_bob).run()
+    options = at.selectbox(key="tc_patient").options
+    assert len(options) == 1 and options[0].startswith("alice (access until")
+    at.button(key="start_session").click()
+    at = at.run()
+    assert not at.exception
+    assert "Session with alice" in texts(at)
+    assert "Pneumonia rose from 12% to 41% since 2026-03-02." in texts(at)
+
+    at.radio(key="note_kind").set_value("Box")
+    at = at.run()
+    at.number_input(key="note_x").set_value(10)
+    at.number_input(key="note_y").set_value(20)
+    at.number_input(key="note_w").set_value(30)
+    at.number_input(key="note_h").set_value(40)
+    at.text_area(key="note_text").set_value("Hazy area in the left lower zone; repeat in two weeks.")
+    at.button(key="note_add").click()
+    at = at.run()
+    assert not at.exception
+    assert "Note saved in the patient's record." in texts(at)
+
+    latest = world.scan_ids[-1]
+    notes = records.list_notes(world.db, world.alice, latest)
+    assert [(n.author_username, n.text, n.annotation) for n in notes] == [
+        ("dr_bob", "Hazy area in the left lower zone; repeat in two weeks.", {"x0": 10.0, "y0": 20.0, "x1": 40.0, "y1": 60.0})
+    ]
+    report = page("report.py", world.alice).run()
+    assert "Hazy area in the left lower zone" in texts(report), "the patient sees the note on the report"
+
+    at.button(key="end_session").click()
+    at = at.run()
+    assert not at.exception
+    actions = _actions(world)
+    assert actions.index("teleconsult_start") < actions.index("add_note") < actions.index("teleconsult_end")
+
+
+def test_after_revoke_the_open_session_is_closed_and_access_denied(world: World) -> None:
+    grant_id = sharing.grant_access(world.db, world.alice, "dr_bob", hours=2)
+    at = page("teleconsult.py", world.dr_bob).run()
+    at.button(key="start_session").click()
+    at = at.run()
+    sharing.revoke_access(world.db, world.alice, grant_id)
+    at = at.run()
+    assert not at.exception
+    assert "Your access to this patient's scans has ended, so the session was closed." in texts(at)
+    assert "No patient is sharing their scans with you right now." in texts(at)
+    assert "teleconsult_end" in _actions(world)
+    with pytest.raises(AccessDenied):
+        records.load_scan(world.db, world.dr_bob, world.scan_ids[0])
+    with pytest.raises(AccessDenied):
+        records.add_note(world.db, world.dr_bob, world.scan_ids[0], "late note")
+
+
+def test_after_expiry_the_patient_is_gone_and_access_denied(world: World) -> None:
+    sharing.grant_access(world.db, world.alice, "dr_bob", hours=1)
+    # Age the grant past its end instead of waiting an hour.
+    with world.db.transaction() as session:
+        grant = session.exec(select(schema.ShareGrant)).one()
+        grant.expires_at = schema.utcnow() - timedelta(minutes=1)
+        session.add(grant)
+    at = page("teleconsult.py", world.dr_bob).run()
+    assert not at.exception
+    assert "No patient is sharing their scans with you right now." in texts(at)
+    with pytest.raises(AccessDenied):
+        records.list_scans(world.db, world.dr_bob, world.alice.user_id)
+    with pytest.raises(AccessDenied):
+        audit.record_session_start(world.db, world.dr_bob, world.alice.user_id)
