@@ -91,3 +91,27 @@ def texts(at: AppTest) -> str:
     """Every message, heading and paragraph the page shows."""
     parts = [*at.markdown, *at.info, *at.warning, *at.error, *at.success, *at.caption, *at.subheader, *at.title]
     return "\n".join(str(element.value) for element in parts)
+
+
+def use_untrained_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str = "2") -> None:
+    """Point the app at a real checkpoint of an untrained network (scores meaningless, code paths real)."""
+    import torch
+
+    from models.architecture import ChestXrayNet
+    from models.checkpoint import save_checkpoint
+    from models.ood import FeatureGaussian
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = ChestXrayNet()
+    size = model.embedding_size
+    path = tmp_path / "untrained.pt"
+    save_checkpoint(
+        path, model=model, version=version, input_size=64,
+        temperatures=dict.fromkeys(FINDINGS, 1.0), thresholds=dict.fromkeys(FINDINGS, 0.5),
+        # An infinite-like threshold: nothing is out of distribution, so every scan is scored.
+        ood=FeatureGaussian(mean=np.zeros(size), precision=np.eye(size), threshold=1e12),
+        extra={},
+    )
+    monkeypatch.setenv("MODEL_CHECKPOINT", str(path))
+    st.cache_resource.clear()

@@ -10,7 +10,7 @@ import pytest
 from core.findings import DISCLAIMER
 from storage import records, sharing
 from storage.policy import AccessDenied
-from tests.pages._flows import World, open_world, page, texts
+from tests.pages._flows import World, open_world, page, texts, use_untrained_model
 
 
 @pytest.fixture
@@ -92,3 +92,33 @@ def test_share_then_revoke_through_the_sharing_page(world: World) -> None:
     assert sharing.shared_patients(world.db, world.dr_bob) == []
     with pytest.raises(AccessDenied):
         records.list_scans(world.db, world.dr_bob, world.alice.user_id)
+
+
+def test_rescore_with_a_new_model_keeps_old_results_and_heatmaps_work(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_untrained_model(tmp_path, monkeypatch, version="2")
+    at = page("timeline.py", world.alice).run()
+    assert not at.exception
+    assert "3 of your scans were scored by an older model version" in texts(at)
+    assert list(at.dataframe[0].value["Model"]) == ["v1", "v1", "v1"]
+    at.button(key="rescore").click()
+    at = at.run()
+    assert not at.exception
+    assert "Re-scored 3 scan(s) with model v2." in texts(at)
+    assert list(at.dataframe[0].value["Model"]) == ["v2", "v2", "v2"]
+    every = at.dataframe[1].value
+    assert sorted(every["Model"]) == ["v1", "v1", "v1", "v2", "v2", "v2"], "older results kept and labelled"
+    summaries = records.list_scans(world.db, world.alice, world.alice.user_id)
+    assert all([r.model_version for r in s.results] == ["1", "2"] for s in summaries)
+
+    compare = page("compare.py", world.alice).run()
+    compare.selectbox(key="compare_heat").set_value("pneumonia")
+    compare = compare.run()
+    assert not compare.exception
+    assert "model v2" in texts(compare), "compared within the current model version"
+    assert len(compare.get("image")) == 2
+
+    report = page("report.py", world.alice).run()
+    assert not report.exception
+    assert "version v2" in texts(report)
