@@ -99,7 +99,9 @@ def verdict(delta: float, margin: float = DEFAULT_CHANGE_MARGIN) -> str:
     return NO_CHANGE
 
 
-def compare_results(before: ResultLike, after: ResultLike, margin: float = DEFAULT_CHANGE_MARGIN) -> tuple[FindingChange, ...]:
+def compare_results(
+    before: ResultLike, after: ResultLike, margin: float = DEFAULT_CHANGE_MARGIN
+) -> tuple[FindingChange, ...]:
     """Per-finding changes between two results, which must share a model version.
 
     Args:
@@ -122,7 +124,8 @@ def compare_results(before: ResultLike, after: ResultLike, margin: float = DEFAU
     for finding in FINDINGS:
         if finding in before.probabilities and finding in after.probabilities:
             old, new = float(before.probabilities[finding]), float(after.probabilities[finding])
-            changes.append(FindingChange(finding, FINDING_LABELS[finding], old, new, new - old, verdict(new - old, margin)))
+            label = FINDING_LABELS[finding]
+            changes.append(FindingChange(finding, label, old, new, new - old, verdict(new - old, margin)))
     return tuple(changes)
 
 
@@ -171,7 +174,8 @@ def compare_scans(
     before, after = sorted((first, second), key=lambda s: (s.scan_date, s.id))
     when = f"the scan of {before.scan_date.isoformat()} and the scan of {after.scan_date.isoformat()}"
     if not before.results or not after.results:
-        return Comparison(before.id, after.id, margin, None, (), f"Both scans need a model result before {when} can be compared.")
+        message = f"Both scans need a model result before {when} can be compared."
+        return Comparison(before.id, after.id, margin, None, (), message)
     pair = _common_pair(before.results, after.results, current_version)
     if pair is None:
         versions = sorted({r.model_version for r in (*before.results, *after.results)})

@@ -469,7 +469,12 @@ def report_to_json(report: Report) -> str:
 
 
 #: Characters outside Latin-1 that appear in ordinary text, for the PDF's built-in fonts.
-_LATIN1_FALLBACKS = str.maketrans({"\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2026": "...", "\u2265": ">=", "\u2264": "<="})
+_LATIN1_FALLBACKS = str.maketrans(
+    {
+        "\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
+        "\u2026": "...", "\u2265": ">=", "\u2264": "<=",
+    }
+)
 
 
 def _pdf_text(text: str) -> str:

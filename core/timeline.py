@@ -261,7 +261,8 @@ def version_changes(summaries: Iterable[ScanLike], current_version: str | None =
         version = result.model_version
         if previous is not None and version != previous:
             is_update = current_version is None or version == current_version
-            label = f"model updated to {format_version(version)}" if is_update else f"older model {format_version(version)}"
+            shown = format_version(version)
+            label = f"model updated to {shown}" if is_update else f"older model {shown}"
             changes.append(VersionChange(scan.id, scan.scan_date, previous, version, label))
         previous = version
     return changes
@@ -328,7 +329,8 @@ def red_flags(
             threshold = threshold_for(result, finding, thresholds)
             if value >= threshold:
                 reasons.append(
-                    f"{label} is at {format_percent(value)}, above its decision threshold of {format_percent(threshold)}."
+                    f"{label} is at {format_percent(value)}, at or above its decision threshold "
+                    f"of {format_percent(threshold)}."
                 )
             if previous is not None:
                 prev_scan, prev_result = previous

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.compare import DEFAULT_CHANGE_MARGIN, compare_scans
+from core.compare import DEFAULT_CHANGE_MARGIN, Comparison, compare_scans
 from core.enhance import PARAMETER_RANGES, EnhanceSettings, enhance
 from core.findings import FINDING_LABELS, FINDINGS
 from core.report import overlay_heatmap
@@ -45,7 +45,7 @@ def _settings_widget(key: str) -> EnhanceSettings:
     return EnhanceSettings(**values)
 
 
-def _changes_frame(comparison) -> pd.DataFrame:
+def _changes_frame(comparison: Comparison) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {

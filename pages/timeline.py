@@ -11,6 +11,7 @@ from datetime import date
 import streamlit as st
 
 from core.findings import FINDING_LABELS
+from core.imaging import DecodedScan
 from core.rescore import rescore, restore_scan
 from core.timeline import (
     DEFAULT_RISE_MARGIN,
@@ -23,7 +24,7 @@ from core.timeline import (
     timeline_table,
     version_changes,
 )
-from models.inference import Classifier, ModelUnavailable
+from models.inference import Classifier, ModelUnavailable, Prediction
 from pages.ui import get_database, load_classifier, require_actor, show_disclaimer, show_error
 from storage import records
 from storage.db import Actor, Database
@@ -51,7 +52,7 @@ def scan_label(scan: ScanSummary) -> str:
     return f"{scan.scan_date.isoformat()} - {scan.filename}"
 
 
-def _result_in(prediction, classifier: Classifier) -> ResultIn:
+def _result_in(prediction: Prediction, classifier: Classifier) -> ResultIn:
     info = classifier.info
     return ResultIn(
         probabilities=prediction.probabilities,
@@ -94,7 +95,7 @@ def _render_rescore(db: Database, actor: Actor, scans: list[ScanSummary], classi
     return True
 
 
-def _restored(db: Database, actor: Actor, scan_id: int):
+def _restored(db: Database, actor: Actor, scan_id: int) -> DecodedScan:
     record = records.load_scan(db, actor, scan_id)
     return restore_scan(record.pixels, record.metadata)
 
@@ -164,9 +165,7 @@ def render_timeline(
     else:
         flags = red_flags(scans, classifier.info.thresholds if classifier else None, margin, version)
         changes = version_changes(scans, version)
-        figure = timeline_figure(
-            frame, thresholds=None, flags=flags, changes=changes, current_version=version,
-        )
+        figure = timeline_figure(frame, flags=flags, changes=changes, current_version=version)
         st.plotly_chart(figure, key=f"{key}_chart")
         st.caption(_LEGEND)
         if changes:

@@ -82,7 +82,7 @@ def test_rise_equal_to_margin_is_not_flagged_and_margin_is_configurable() -> Non
 def test_red_flag_above_threshold_uses_the_results_own_threshold_first() -> None:
     scans = [make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.35), thresholds={"pneumonia": 0.3})])]
     flags = red_flags(scans, thresholds={"pneumonia": 0.9})
-    assert flags[1] == ["Pneumonia is at 35%, above its decision threshold of 30%."]
+    assert flags[1] == ["Pneumonia is at 35%, at or above its decision threshold of 30%."]
     no_stored = [make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.35), thresholds={})])]
     assert red_flags(no_stored, thresholds={"pneumonia": 0.9}) == {}
     assert 1 in red_flags(no_stored, thresholds={"pneumonia": 0.3})

@@ -46,7 +46,7 @@ def test_correcting_a_scan_date_moves_the_scan_on_the_timeline(world: World) -> 
     assert {s.scan_date.isoformat() for s in summaries} == {"2026-05-01", "2026-04-01", "2026-03-02"}
 
 
-def test_timeline_with_no_scans_invites_an_upload(world: World) -> None:
+def test_timeline_of_unscored_scans_plots_nothing_and_says_why(world: World) -> None:
     at = page("timeline.py", world.carol).run()
     assert not at.exception
     assert not at.get("plotly_chart")
