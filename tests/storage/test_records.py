@@ -125,3 +125,17 @@ def test_other_patient_scan_is_denied_not_leaked(database, make_user) -> None:
     with pytest.raises(AccessDenied):
         records.load_scan(database, bob, scan_id)
     assert records.list_scans(database, bob, bob.user_id) == []
+
+
+def test_add_results_in_bulk_only_for_own_scans(database, make_user) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    first = save_sample_scan(database, alice, with_result=False)
+    second = save_sample_scan(database, alice, with_result=False, seed=1)
+    ids = records.add_results(database, alice, [(first, sample_result(0.1)),
+                                                (second, sample_result(0.2)),
+                                                (first, sample_result(0.3))])
+    assert len(ids) == 3
+    by_id = {s.id: s for s in records.list_scans(database, alice, alice.user_id)}
+    assert [r.probabilities["pneumonia"] for r in by_id[first].results] == [0.1, 0.3]
+    with pytest.raises(AccessDenied):
+        records.add_results(database, bob, [(first, sample_result())])
