@@ -1,0 +1,200 @@
+"""The cached model layer: load the classifier once, predict in batches, explain with Grad-CAM.
+
+The UI wraps :func:`load_classifier` in ``st.cache_resource`` so one model serves every
+session of a process; nothing per-user is kept here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from core.findings import FINDINGS
+from core.imaging import DecodedScan
+from core.settings import load_settings
+from models.architecture import ARCHITECTURE_NAME
+from models.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
+from models.preprocess import preprocess
+
+logger = logging.getLogger(__name__)
+
+#: DICOM Modality (0008,0060) values of projection radiographs the model can read.
+_RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "RG"})
+#: DICOM View Position (0018,5101) values of lateral views, which the model never saw.
+_LATERAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL", "LLD", "RLD"})
+#: Mean chroma above which an image is a colour photograph, not a radiograph.
+_COLOUR_LIMIT = 0.04
+#: Pixel standard deviation below which an image is blank.
+_BLANK_LIMIT = 0.02
+
+_load_count = 0
+
+
+class ModelUnavailable(RuntimeError):
+    """The classifier cannot be used; ``str(error)`` is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Identity of the loaded model, stamped on every stored result."""
+
+    name: str
+    version: str
+    sha256: str
+    thresholds: dict[str, float]
+    device: str
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Per-finding probabilities of one scan.
+
+    Attributes:
+        probabilities: Calibrated probability per finding (kept even when abstaining).
+        abstained: True when the input is not a frontal chest radiograph the model can read.
+        abstain_reason: One sentence for the user when ``abstained``.
+        ood_score: Mahalanobis distance of the scan's features (higher is stranger).
+    """
+
+    probabilities: dict[str, float]
+    abstained: bool
+    abstain_reason: str | None
+    ood_score: float
+
+
+def select_device() -> torch.device:
+    """CUDA when present, then Apple MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def load_count() -> int:
+    """How many times this process has built the model (the UI cache keeps it at one)."""
+    return _load_count
+
+
+def _rule_based_reason(scan: DecodedScan) -> str | None:
+    meta = scan.metadata
+    if meta.modality and meta.modality.upper() not in _RADIOGRAPH_MODALITIES:
+        return f"This is a {meta.modality} scan, not a chest X-ray, so the model cannot read it."
+    if meta.view_position and meta.view_position.upper() in _LATERAL_VIEWS:
+        return "This is a side (lateral) view; the model only reads front views of the chest."
+    if meta.colorfulness > _COLOUR_LIMIT:
+        return "This looks like a colour photograph, not an X-ray image, so the model cannot read it."
+    if float(scan.pixels.std()) < _BLANK_LIMIT:
+        return "This image is almost blank, so the model cannot read it."
+    return None
+
+
+class Classifier:
+    """A loaded checkpoint ready for batched inference on one device."""
+
+    def __init__(self, checkpoint: LoadedCheckpoint, device: torch.device) -> None:
+        self._checkpoint = checkpoint
+        self._device = device
+        self._model = checkpoint.model.to(device).eval()
+        self._temperatures = torch.tensor([checkpoint.temperatures[f] for f in FINDINGS], device=device)
+        self.info = ModelInfo(
+            name=ARCHITECTURE_NAME,
+            version=checkpoint.version,
+            sha256=checkpoint.sha256,
+            thresholds=dict(checkpoint.thresholds),
+            device=str(device),
+        )
+
+    def _inputs(self, scans: list[DecodedScan]) -> torch.Tensor:
+        size = self._checkpoint.input_size
+        return torch.stack([preprocess(scan.pixels, size) for scan in scans]).to(self._device)
+
+    def predict(self, scans: list[DecodedScan], batch_size: int = 32) -> list[Prediction]:
+        """Classify decoded scans.
+
+        Args:
+            scans: Output of ``core.imaging.decode_scan``.
+            batch_size: Images per forward pass.
+
+        Returns:
+            One :class:`Prediction` per scan, in order.
+        """
+        predictions: list[Prediction] = []
+        for start in range(0, len(scans), batch_size):
+            batch = scans[start : start + batch_size]
+            with torch.inference_mode():
+                features = self._model.embed(self._inputs(batch))
+                probabilities = torch.sigmoid(self._model.head(features) / self._temperatures)
+            scores = self._checkpoint.ood.score(features.double().cpu().numpy())
+            for scan, row, score in zip(batch, probabilities.cpu().tolist(), scores):
+                reason = _rule_based_reason(scan)
+                if reason is None and score > self._checkpoint.ood.threshold:
+                    reason = (
+                        "This image does not look like the front-view chest X-rays the model "
+                        "was trained on, so its result would not be reliable."
+                    )
+                predictions.append(
+                    Prediction(
+                        probabilities={f: float(p) for f, p in zip(FINDINGS, row)},
+                        abstained=reason is not None,
+                        abstain_reason=reason,
+                        ood_score=float(score),
+                    )
+                )
+        return predictions
+
+    def heatmap(self, scan: DecodedScan, finding: str) -> np.ndarray:
+        """Grad-CAM map of where the image drove the given finding's score.
+
+        Args:
+            scan: A decoded scan.
+            finding: One of ``core.findings.FINDINGS``.
+
+        Returns:
+            Float32 array of the scan's shape (H, W) in [0, 1] (all zeros when no
+            region raised the score).
+
+        Raises:
+            ValueError: ``finding`` is unknown.
+        """
+        if finding not in FINDINGS:
+            raise ValueError(f"unknown finding {finding!r}")
+        with torch.enable_grad():
+            feature_map = self._model.feature_map(self._inputs([scan])).detach().requires_grad_(True)
+            logit = self._model.head(feature_map.mean(dim=(2, 3)))[0, FINDINGS.index(finding)]
+            (gradient,) = torch.autograd.grad(logit, feature_map)
+        weights = gradient.mean(dim=(2, 3), keepdim=True)
+        cam = F.relu((weights * feature_map).sum(dim=1, keepdim=True)).detach()
+        cam = F.interpolate(cam, size=scan.pixels.shape, mode="bilinear", align_corners=False)[0, 0]
+        peak = cam.max()
+        cam = cam / peak if peak > 0 else cam
+        return cam.cpu().numpy().astype(np.float32)
+
+
+def load_classifier(path: Path | None = None) -> Classifier:
+    """Build the classifier from its checkpoint on the best available device.
+
+    Args:
+        path: Checkpoint file; defaults to ``Settings.checkpoint_path``.
+
+    Returns:
+        The ready :class:`Classifier`.
+
+    Raises:
+        ModelUnavailable: The checkpoint is missing or damaged.
+    """
+    global _load_count
+    path = load_settings().checkpoint_path if path is None else Path(path)
+    try:
+        checkpoint = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise ModelUnavailable(f"The analysis model is not available: {exc}") from exc
+    device = select_device()
+    _load_count += 1
+    logger.info("loaded %s %s (%s) on %s", ARCHITECTURE_NAME, checkpoint.version, checkpoint.sha256[:12], device)
+    return Classifier(checkpoint, device)
