@@ -1,8 +1,8 @@
-"""Re-score stored scans with the current model, one scan at a time, keeping older results.
+"""Re-score stored scans with the current model, one scan at a time.
 
 The loop takes its storage and model steps as functions, so it stays free of
 Streamlit and of the database: pages pass ``storage.records`` calls and the
-cached classifier.
+cached classifier, and store the new results beside the older ones.
 """
 
 from __future__ import annotations
@@ -49,25 +49,24 @@ def rescore(
     scan_ids: Sequence[int],
     load: Callable[[int], DecodedScan],
     predict: Callable[[DecodedScan], P],
-    save: Callable[[int, P], Any],
     on_progress: Callable[[int, int], None] | None = None,
-) -> int:
-    """Score each scan again and store the new result beside the old ones.
+) -> list[tuple[int, P]]:
+    """Score each scan again, one at a time so that progress can be shown.
 
     Args:
         scan_ids: Scans to re-score, in order.
         load: Reads one scan (e.g. ``load_scan`` then :func:`restore_scan`).
         predict: Scores one decoded scan with the current model.
-        save: Stores the new result of a scan (e.g. ``storage.records.add_result``).
         on_progress: Optional ``on_progress(done, total)`` after each scan.
 
     Returns:
-        How many scans were re-scored. An exception stops the loop; the scans
-        done before it keep their new result.
+        ``(scan_id, prediction)`` pairs in order, for the caller to store in
+        one go (``storage.records.add_results``) beside the older results.
     """
     total = len(scan_ids)
+    scored = []
     for done, scan_id in enumerate(scan_ids, start=1):
-        save(scan_id, predict(load(scan_id)))
+        scored.append((scan_id, predict(load(scan_id))))
         if on_progress is not None:
             on_progress(done, total)
-    return total
+    return scored

@@ -81,13 +81,13 @@ def _render_rescore(db: Database, actor: Actor, scans: list[ScanSummary], classi
         return False
     bar = st.progress(0.0, text="Re-scoring...")
     try:
-        rescore(
+        scored = rescore(
             pending,
             load=lambda scan_id: _restored(db, actor, scan_id),
             predict=lambda scan: classifier.predict([scan])[0],
-            save=lambda scan_id, prediction: records.add_result(db, actor, scan_id, _result_in(prediction, classifier)),
             on_progress=lambda done, total: bar.progress(done / total, text=f"Re-scored {done} of {total}"),
         )
+        records.add_results(db, actor, [(scan_id, _result_in(p, classifier)) for scan_id, p in scored])
     except (AccessDenied, records.RecordNotFound) as err:
         show_error(err)
         return False

@@ -26,16 +26,13 @@ def test_restore_scan_fills_missing_fields_from_the_pixels() -> None:
     assert (scan.metadata.width, scan.metadata.height) == (7, 5)
 
 
-def test_rescore_saves_every_scan_in_order_with_progress() -> None:
-    saved: list[tuple[int, float]] = []
+def test_rescore_scores_every_scan_in_order_with_progress() -> None:
     progress: list[tuple[int, int]] = []
-    count = rescore(
+    scored = rescore(
         [4, 2],
         load=lambda scan_id: restore_scan(np.full((8, 8), scan_id / 10, dtype=np.float32), {}),
-        predict=lambda scan: float(scan.pixels.mean()),
-        save=lambda scan_id, value: saved.append((scan_id, value)),
+        predict=lambda scan: round(float(scan.pixels.mean()), 3),
         on_progress=lambda done, total: progress.append((done, total)),
     )
-    assert count == 2
-    assert [(i, round(v, 3)) for i, v in saved] == [(4, 0.4), (2, 0.2)]
+    assert scored == [(4, 0.4), (2, 0.2)]
     assert progress == [(1, 2), (2, 2)]
