@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 import streamlit as st
 
+from core.batch import batch_summary, process_batch
 from core.enhance import DENOISE_METHODS, PARAMETER_RANGES, EnhanceSettings, enhance
-from core.findings import DISCLAIMER
+from core.findings import FINDING_LABELS, FINDINGS
 from core.imaging import MIN_SIDE, DecodedScan, ScanError, decode_scan, to_uint8
+from core.report import overlay_heatmap
+from core.results import probability_figure, top_finding_sentence
 from core.settings import load_settings
+from models.inference import ModelUnavailable, Prediction
+from pages.ui import get_database, load_classifier, require_actor, show_disclaimer, show_error
+from storage.records import ResultIn, save_scan
 
 #: Session key of the decoded upload, as (uploader file id, DecodedScan), so that
 #: moving a slider does not decode the file again. Per session, never cached globally.
@@ -32,21 +40,26 @@ _SLIDERS: dict[str, tuple[str, float, str]] = {
 }
 
 
-def _render_upload() -> DecodedScan | None:
-    """Show the uploader and return the decoded scan, or ``None`` (with a message) if none."""
-    uploaded = st.file_uploader(
+def _render_upload():
+    """Show the uploader; return the uploaded files (an empty list when none)."""
+    files = st.file_uploader(
         "Chest radiograph",
         # No extension filter: files are recognised by content, and DICOM files often have none.
         type=None,
         help=(
             "PNG, JPEG or DICOM (.dcm or no extension), at least "
-            f"{MIN_SIDE} pixels on each side."
+            f"{MIN_SIDE} pixels on each side. Choose several files to analyze them in one go."
         ),
+        accept_multiple_files=True,
     )
-    if uploaded is None:
+    if not files:
         st.session_state.pop(_SCAN_KEY, None)
         st.info("Choose a PNG, JPEG or DICOM file of a chest X-ray to begin.")
-        return None
+    return files
+
+
+def _decode_single(uploaded) -> DecodedScan | None:
+    """Decode one upload (once per file), or show why it cannot be used and return ``None``."""
     stored = st.session_state.get(_SCAN_KEY)
     if stored is not None and stored[0] == uploaded.file_id:
         return stored[1]
@@ -113,23 +126,170 @@ def _render_enhancement(scan: DecodedScan) -> EnhanceSettings:
     return settings
 
 
-def _render_results(scan: DecodedScan, settings: EnhanceSettings) -> None:
-    """Results section; model estimates for ``scan`` will be shown here once a model is available.
+def _prediction_for(file_id: str, scan: DecodedScan, classifier) -> Prediction:
+    # Kept in this user's session only: never in a global cache.
+    key = f"prediction:{file_id}"
+    if key not in st.session_state:
+        with st.spinner("Analyzing..."):
+            st.session_state[key] = classifier.predict([scan])[0]
+    return st.session_state[key]
 
-    Args:
-        scan: The decoded upload the results are about.
-        settings: The enhancement the user chose, to be stored with the scan.
-    """
-    del scan, settings  # Used once the classifier and saving are wired in.
+
+def _result_in(prediction: Prediction, classifier) -> ResultIn:
+    info = classifier.info
+    return ResultIn(
+        probabilities=prediction.probabilities,
+        model_name=info.name,
+        model_version=info.version,
+        checkpoint_sha256=info.sha256,
+        abstained=prediction.abstained,
+        abstain_reason=prediction.abstain_reason,
+        ood_score=prediction.ood_score,
+        thresholds=info.thresholds,
+    )
+
+
+def _render_results(scan: DecodedScan, classifier, prediction: Prediction | None) -> None:
+    """Probabilities with thresholds, the headline in words and the Grad-CAM heatmap."""
     st.subheader("Results")
-    st.info("Results will appear here once the model is available.")
-    st.caption(DISCLAIMER)
+    if prediction is None:
+        return
+    if prediction.abstained:
+        st.warning(f"{prediction.abstain_reason} No result is shown for this image.")
+        return
+    thresholds = classifier.info.thresholds
+    st.markdown(f"**{top_finding_sentence(prediction.probabilities, thresholds)}**")
+    st.plotly_chart(probability_figure(prediction.probabilities, thresholds), width="stretch")
+    show_disclaimer()
+    st.subheader("Where the model looked")
+    left, right = st.columns([1, 2])
+    finding = left.selectbox(
+        "Finding", FINDINGS, format_func=FINDING_LABELS.__getitem__, key="heatmap_finding",
+        index=max(range(len(FINDINGS)), key=lambda i: prediction.probabilities[FINDINGS[i]]),
+    )
+    opacity = left.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="heatmap_opacity")
+    left.caption(
+        "Warm colours mark the regions that raised this finding's score most (Grad-CAM). "
+        "They show what the model used, not where disease is."
+    )
+    with st.spinner("Computing the heatmap..."):
+        heat = classifier.heatmap(scan, finding)
+    right.image(overlay_heatmap(scan.pixels, heat, opacity), caption=FINDING_LABELS[finding], width="stretch")
 
 
+def _date_default(scan: DecodedScan) -> date | None:
+    study = scan.metadata.study_date
+    if study is not None and study.year < 1950:
+        st.warning(
+            f"The file gives {study.isoformat()} as the date of the X-ray, which looks like a "
+            "placeholder from an anonymised file; please check it."
+        )
+    return study
+
+
+def _render_save(file_id: str, name: str, scan: DecodedScan, settings: EnhanceSettings, result: ResultIn | None, actor) -> None:
+    """Let the patient store the scan with its date, enhancement and result."""
+    st.subheader("Save to my record")
+    saved = st.session_state.get(f"saved:{file_id}")
+    if saved is not None:
+        st.success("This scan is saved in your record. See it under My scans and Timeline.")
+        return
+    with st.form("save_scan"):
+        scan_date = st.date_input(
+            "Date the X-ray was taken",
+            value=_date_default(scan),
+            max_value=date.today(),
+            help="Taken from the DICOM Study Date when the file has one; otherwise please enter it.",
+        )
+        submitted = st.form_submit_button("Save scan and result", type="primary")
+    if submitted:
+        if scan_date is None:
+            st.error("Please enter the date the X-ray was taken, so your timeline stays correct.")
+            return
+        try:
+            scan_id = save_scan(
+                get_database(), actor, pixels=scan.pixels, metadata=scan.metadata.to_dict(),
+                enhancement=settings.to_dict(), scan_date=scan_date, filename=name, result=result,
+            )
+        except Exception as err:  # shown as one sentence, never a traceback
+            show_error(err)
+            return
+        st.session_state[f"saved:{file_id}"] = scan_id
+        st.rerun()
+
+
+def _classifier_or_message():
+    try:
+        return load_classifier()
+    except ModelUnavailable as err:
+        st.error(f"{err} Your scan can still be viewed and saved without a result.")
+        return None
+
+
+class _MissingDate(ValueError):
+    """A file without a Study Date in a batch for which no date was entered."""
+
+
+def _render_batch(files, actor) -> None:
+    """Analyze and save several files, one result line per file; bad files do not stop the rest."""
+    st.subheader(f"{len(files)} files")
+    fallback = st.date_input(
+        "Date these X-rays were taken (used for files that do not carry their own date)",
+        value=None, max_value=date.today(),
+    )
+    if not st.button(f"Analyze and save {len(files)} files", type="primary"):
+        return
+    classifier = _classifier_or_message()
+    database, settings = get_database(), EnhanceSettings()
+    limit = load_settings().max_upload_bytes
+
+    def handle(name: str, data: bytes) -> str:
+        scan = decode_scan(data, name, max_bytes=limit)
+        scan_date = scan.metadata.study_date or fallback
+        if scan_date is None:
+            raise _MissingDate("This file has no date of its own; enter the date above and try again.")
+        result = None
+        if classifier is not None:
+            prediction = classifier.predict([scan])[0]
+            result = _result_in(prediction, classifier)
+        save_scan(database, actor, pixels=scan.pixels, metadata=scan.metadata.to_dict(),
+                  enhancement=settings.to_dict(), scan_date=scan_date, filename=name, result=result)
+        if result is None:
+            return "Saved without a result (model unavailable)."
+        if result.abstained:
+            return f"Saved; no result shown: {result.abstain_reason}"
+        return top_finding_sentence(result.probabilities, classifier.info.thresholds)
+
+    progress = st.progress(0.0, text="Starting...")
+    items = process_batch(
+        [(f.name, f.getvalue()) for f in files], handle,
+        lambda done, total, name: progress.progress(done / total, text=f"{done} of {total}: {name}"),
+        expected=(ScanError, _MissingDate),
+    )
+    (st.success if all(i.ok for i in items) else st.warning)(batch_summary(items))
+    st.dataframe(
+        pd.DataFrame({"File": [i.name for i in items], "Saved": [i.ok for i in items],
+                      "Result": [i.value if i.ok else i.error for i in items]}),
+        hide_index=True, width="stretch",
+    )
+    show_disclaimer()
+
+
+actor = require_actor("patient")
 st.title("Upload & analyze")
-st.caption("Your file is checked and shown here; nothing is kept if it cannot be read.")
-_scan = _render_upload()
-if _scan is not None:
-    _render_metadata(_scan)
-    _enhance_settings = _render_enhancement(_scan)
-    _render_results(_scan, _enhance_settings)
+st.caption("Your file is checked and shown here; nothing is kept unless you save it, and nothing if it cannot be read.")
+_files = _render_upload()
+if len(_files) > 1:
+    _render_batch(_files, actor)
+elif _files:
+    _scan = _decode_single(_files[0])
+    if _scan is not None:
+        _render_metadata(_scan)
+        _enhance_settings = _render_enhancement(_scan)
+        _classifier = _classifier_or_message()
+        _prediction = _prediction_for(_files[0].file_id, _scan, _classifier) if _classifier else None
+        _render_results(_scan, _classifier, _prediction)
+        _render_save(
+            _files[0].file_id, _files[0].name, _scan, _enhance_settings,
+            _result_in(_prediction, _classifier) if _prediction else None, actor,
+        )

@@ -1,86 +1,116 @@
-"""Tests for the home and upload pages, run headless through Streamlit's AppTest."""
+"""Home and Upload & analyze pages, run headless through Streamlit's AppTest with a real database."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.findings import DISCLAIMER
 from core.imaging import UnsupportedFormat
+from models import inference
+from storage import records
+from tests.pages._flows import PROJECT_ROOT, TIMEOUT_S, open_world, page, texts
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REAL_DICOM = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
-
-#: Generous: the machine is shared with model training, and decoding plus CLAHE take a moment.
-_TIMEOUT_S = 60
+SHIPPED_CHECKPOINT = PROJECT_ROOT / "models" / "checkpoint.pt"
 
 
-def _app(page: str) -> AppTest:
-    """An AppTest for ``pages/<page>``, not yet run.
-
-    Pages that require a login read the acting user from ``at.session_state``;
-    seed it here before the first ``run()`` once they do.
-    """
-    return AppTest.from_file(str(PROJECT_ROOT / "pages" / page), default_timeout=_TIMEOUT_S)
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    return open_world(tmp_path, monkeypatch)
 
 
-def _texts(at: AppTest) -> str:
-    parts = [*at.markdown, *at.info, *at.warning, *at.error, *at.caption, *at.subheader]
-    return "\n".join(str(element.value) for element in parts)
+@pytest.fixture
+def shipped_model(monkeypatch):
+    if not SHIPPED_CHECKPOINT.is_file():
+        pytest.fail("the shipped checkpoint models/checkpoint.pt is missing")
+    monkeypatch.setenv("MODEL_CHECKPOINT", str(SHIPPED_CHECKPOINT))
+    st.cache_resource.clear()
 
 
-def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
-    at.file_uploader[0].set_value((name, data, "application/octet-stream"))
+def _upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
+    at.file_uploader[0].set_value([(name, data, "application/octet-stream") for name, data in files])
     return at.run()
 
 
 def test_home_page_states_scope_and_disclaimer() -> None:
-    at = _app("home.py").run()
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "home.py"), default_timeout=TIMEOUT_S).run()
     assert not at.exception
-    text = _texts(at)
+    text = texts(at)
     assert DISCLAIMER in text
     assert "not** make a diagnosis" in text
     for role in ("Patients", "Clinicians", "Analysts", "Administrators"):
         assert role in text
 
 
-def test_upload_page_without_a_file_invites_an_upload() -> None:
-    at = _app("upload.py").run()
+def test_upload_page_requires_a_patient(world) -> None:
+    at = page("upload.py", world.dr_bob).run()
+    assert [e.value for e in at.error] == ["This page is not available for your account."]
+    assert not at.file_uploader
+
+
+def test_upload_page_without_a_file_invites_an_upload(world) -> None:
+    at = page("upload.py", world.alice).run()
     assert not at.exception
-    assert len(at.file_uploader) == 1
     assert at.file_uploader[0].allowed_type == []  # type is read from content, any name accepted
-    assert "Choose a PNG, JPEG or DICOM file" in _texts(at)
-    assert "Results" not in [header.value for header in at.subheader]
+    assert "Choose a PNG, JPEG or DICOM file" in texts(at)
 
 
-def test_upload_of_a_dicom_shows_image_metadata_and_empty_results(samples_dir: Path) -> None:
-    at = _app("upload.py").run()
-    at = _upload(at, "scan", (samples_dir / REAL_DICOM).read_bytes())  # no extension on purpose
+def test_dicom_upload_without_model_shows_image_and_says_so(world, samples_dir: Path) -> None:
+    at = _upload(page("upload.py", world.alice).run(), ("scan", (samples_dir / REAL_DICOM).read_bytes()))
     assert not at.exception
-    assert not at.error
-    assert "upload_scan" in at.session_state
     assert len(at.get("image")) == 2, "before and after images side by side"
-    assert "Results" in [header.value for header in at.subheader]
-    text = _texts(at)
-    assert "Results will appear here once the model is available." in text
-    assert DISCLAIMER in text
-    assert "%" not in "\n".join(str(info.value) for info in at.info), "no probabilities yet"
-    metadata = at.table[0].value
-    assert "DICOM" in metadata.to_string() and "CR" in metadata.to_string()
+    assert any("The analysis model is not available" in e.value for e in at.error)
+    assert "CR" in at.table[0].value.to_string()
 
 
-def test_moving_a_slider_re_renders_without_error(samples_dir: Path) -> None:
-    at = _app("upload.py").run()
-    at = _upload(at, "chest.png", (samples_dir / "00000001_000.png").read_bytes())
-    gamma = at.slider(key="enhance_gamma")
-    assert gamma.value == 1.0
-    gamma.set_value(0.5)
-    at = at.run()
+def test_dicom_upload_shows_probabilities_heatmap_and_saves(world, shipped_model, samples_dir: Path) -> None:
+    at = _upload(page("upload.py", world.alice).run(), ("scan.dcm", (samples_dir / REAL_DICOM).read_bytes()))
     assert not at.exception and not at.error
-    assert at.slider(key="enhance_gamma").value == 0.5
-    assert len(at.get("image")) == 2
+    assert DISCLAIMER in texts(at)
+    assert len(at.get("plotly_chart")) == 1, "probability bars"
+    assert len(at.get("image")) == 3, "before, after and heatmap overlay"
+    at.slider(key="heatmap_opacity").set_value(0.9)
+    at = at.run()
+    assert not at.exception
+    # The sample's anonymised Study Date (1901) is flagged but pre-filled; the patient corrects it.
+    assert any("placeholder" in w.value for w in at.warning)
+    at.date_input[0].set_value(date(2026, 5, 1))
+    at = at.button[-1].click().run()
+    assert not at.exception and not at.error
+    (summary,) = records.list_scans(world.db, world.alice, world.alice.user_id)[-1:]
+    assert summary.scan_date.isoformat() == "2026-05-01"
+    assert summary.results and summary.results[-1].model_version
+
+
+def test_two_reruns_load_the_model_once(world, shipped_model, samples_dir: Path) -> None:
+    before = inference.load_count()
+    at = _upload(page("upload.py", world.alice).run(), ("a.png", (samples_dir / "00000001_000.png").read_bytes()))
+    at.slider(key="enhance_gamma").set_value(0.5)
+    at = at.run()
+    assert not at.exception
+    assert inference.load_count() - before == 1
+
+
+def test_batch_upload_reports_each_file_and_continues_after_a_bad_one(world, shipped_model, samples_dir: Path) -> None:
+    at = page("upload.py", world.alice).run()
+    at = _upload(
+        at,
+        ("good.png", (samples_dir / "00000001_000.png").read_bytes()),
+        ("bad.png", b"not an image at all"),
+        ("real.dcm", (samples_dir / REAL_DICOM).read_bytes()),
+    )
+    at.date_input[0].set_value(date(2026, 6, 1))
+    at = at.button[0].click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table["Saved"].tolist() == [True, False, True]
+    assert table["Result"][1] == UnsupportedFormat.default_message
+    assert len(records.list_scans(world.db, world.alice, world.alice.user_id)) == 5  # 3 seeded + 2
 
 
 @pytest.mark.parametrize(
@@ -90,13 +120,10 @@ def test_moving_a_slider_re_renders_without_error(samples_dir: Path) -> None:
         ("empty.dcm", b"", "This file is empty."),
     ],
 )
-def test_bad_upload_shows_one_sentence_and_keeps_nothing(
-    name: str, data: bytes, message: str
-) -> None:
-    at = _app("upload.py").run()
-    at = _upload(at, name, data)
+def test_bad_upload_shows_one_sentence_and_keeps_nothing(world, name: str, data: bytes, message: str) -> None:
+    before = len(records.list_scans(world.db, world.alice, world.alice.user_id))
+    at = _upload(page("upload.py", world.alice).run(), (name, data))
     assert not at.exception
     assert [error.value for error in at.error] == [message]
-    assert "upload_scan" not in at.session_state
     assert not at.get("image")
-    assert "Results" not in [header.value for header in at.subheader]
+    assert len(records.list_scans(world.db, world.alice, world.alice.user_id)) == before
