@@ -19,8 +19,10 @@ import argparse
 import contextlib
 import io
 import json
+import re
 import sys
 import warnings
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -30,7 +32,9 @@ from typing import Any
 import numpy as np
 import pydicom
 from PIL import Image, ImageOps
+from pydicom.filereader import read_dataset, read_preamble
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from core.settings import load_settings
 
@@ -50,6 +54,13 @@ _DICOM_MAGIC = b"DICM"
 _DICOM_MAGIC_OFFSET = 128
 #: Tag (7FE0,0010) Pixel Data as stored in little-endian transfer syntaxes.
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+#: Largest dataset a Deflated-transfer-syntax DICOM may inflate to: 16-bit pixels at
+#: the pixel limit plus room for attributes. pydicom inflates without any bound, so a
+#: few hundred kilobytes could otherwise expand into gigabytes.
+_MAX_INFLATED_BYTES = 2 * MAX_PIXELS + 16 * 1024 * 1024
+_INFLATE_STEP = 1024 * 1024
+#: Longest DICOM text value kept in the metadata: LO, the longest VR read here, allows 64.
+_MAX_TEXT_LENGTH = 64
 
 #: ITU-R BT.601 luma weights, the ones Pillow uses for RGB -> L.
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -392,12 +403,40 @@ def _read_dicom(data: bytes) -> pydicom.Dataset:
     tag is in the bytes, the file was cut short (checked structurally rather
     than by catching warnings, which is not thread-safe under Streamlit).
     """
+    _check_inflated_size(data)
     dataset = pydicom.dcmread(io.BytesIO(data))
     if "PixelData" not in dataset:
         if _PIXEL_DATA_TAG in data:
             raise CorruptScan()
         raise NoPixelData()
     return dataset
+
+
+def _check_inflated_size(data: bytes) -> None:
+    """Refuse a Deflated DICOM whose dataset inflates beyond :data:`_MAX_INFLATED_BYTES`.
+
+    The dataset after the File Meta group is inflated in bounded steps and
+    discarded, so a deflate bomb costs at most the limit in CPU and one step
+    in memory before pydicom is allowed to inflate it for real.
+
+    Raises:
+        ScanTooLarge: The inflated dataset exceeds the limit.
+    """
+    stream = io.BytesIO(data)
+    read_preamble(stream, False)
+    meta = read_dataset(
+        stream, is_implicit_VR=False, is_little_endian=True, stop_when=lambda tag, *_: tag >> 16 != 2
+    )
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    pending = data[stream.tell() :]
+    inflated = 0
+    while pending and not inflater.eof:
+        inflated += len(inflater.decompress(pending, _INFLATE_STEP))
+        if inflated > _MAX_INFLATED_BYTES:
+            raise ScanTooLarge("This DICOM file unpacks to more data than the app accepts.")
+        pending = inflater.unconsumed_tail
 
 
 def _dicom_stored_pixels(dataset: pydicom.Dataset) -> np.ndarray:
@@ -467,8 +506,18 @@ def _apply_window(values: np.ndarray, center: float, width: float, function: str
 
 
 def _dicom_text(dataset: pydicom.Dataset, keyword: str) -> str | None:
+    """A short printable text attribute, or ``None`` when absent, oversized or with control characters.
+
+    The values end up in the database and on screen, so a hostile file must not
+    be able to put megabytes or line breaks there.
+    """
     value = dataset.get(keyword)
+    if isinstance(value, bytes):
+        # pydicom leaves a value it could not decode as bytes; never show its repr.
+        return None
     text = str(value).strip() if value is not None else ""
+    if len(text) > _MAX_TEXT_LENGTH or not text.isprintable():
+        return None
     return text or None
 
 
@@ -603,9 +652,24 @@ def _check_file(path: Path, save_dir: Path | None, max_bytes: int) -> dict[str, 
         study_date=meta.study_date.isoformat() if meta.study_date else None,
     )
     if save_dir is not None:
-        save_dir.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(to_uint8(scan.pixels)).save(save_dir / f"{path.name}.png")
+        Image.fromarray(to_uint8(scan.pixels)).save(_png_target(save_dir, path))
     return row
+
+
+def _png_target(save_dir: Path, source: Path) -> Path:
+    """Where ``--save-png`` writes ``source``: directly inside ``save_dir``, whatever the name.
+
+    Only the base name is used, with every character outside ``[A-Za-z0-9._-]``
+    replaced and leading dots dropped, so a file name can neither leave the
+    folder nor create a hidden file; a symbolic link already at the target is
+    removed rather than followed.
+    """
+    save_dir.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", source.name).lstrip(".") or "scan"
+    target = save_dir / f"{stem}.png"
+    if target.is_symlink():
+        target.unlink()
+    return target
 
 
 def main(argv: Sequence[str] | None = None) -> int:
