@@ -17,24 +17,27 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.findings import FINDINGS  # noqa: E402
 from core.settings import load_settings  # noqa: E402
+from models.inference import ModelInfo, Prediction  # noqa: E402
 from storage import accounts, records  # noqa: E402
 from storage.db import Database  # noqa: E402
 
 N_RESULTS = 10_000
 N_SCANS = 200
 PASSWORD = "benchmark password"
+_INFO = ModelInfo(name="densenet121", version="1.0.0", sha256="ab" * 32,
+                  thresholds=dict.fromkeys(FINDINGS, 0.5), device="cpu")
 
 
 def _result(i: int) -> records.ResultIn:
     p = (i % 100) / 100
-    return records.ResultIn(
+    prediction = Prediction(
         probabilities={"pneumonia": p, "bacterial_pneumonia": p / 2, "viral_pneumonia": p / 3,
                        "covid19": p / 4},
-        model_name="densenet121", model_version="1.0.0", checkpoint_sha256="ab" * 32,
-        ood_score=0.1, thresholds={"pneumonia": 0.5, "bacterial_pneumonia": 0.5,
-                                   "viral_pneumonia": 0.5, "covid19": 0.5},
+        abstained=False, abstain_reason=None, ood_score=0.1,
     )
+    return records.ResultIn.from_prediction(prediction, _INFO)
 
 
 def _best_of(repeats: int, fn) -> float:

@@ -111,14 +111,7 @@ def _classifier():
 
 
 def _classify(classifier, scan) -> records.ResultIn:
-    prediction = classifier.predict([scan])[0]
-    info = classifier.info
-    return records.ResultIn(
-        probabilities=prediction.probabilities, model_name=info.name,
-        model_version=info.version, checkpoint_sha256=info.sha256,
-        abstained=prediction.abstained, abstain_reason=prediction.abstain_reason,
-        ood_score=prediction.ood_score, thresholds=dict(info.thresholds),
-    )
+    return records.ResultIn.from_prediction(classifier.predict([scan])[0], classifier.info)
 
 
 def _result_text(result: records.ResultIn | None, why_not: str | None) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlmodel import Session, select
@@ -25,6 +26,24 @@ class RecordNotFound(LookupError):
     """The scan or record does not exist (one plain sentence)."""
 
 
+class PredictionLike(Protocol):
+    """What :meth:`ResultIn.from_prediction` reads of ``models.inference.Prediction``."""
+
+    probabilities: Mapping[str, float]
+    abstained: bool
+    abstain_reason: str | None
+    ood_score: float | None
+
+
+class ModelInfoLike(Protocol):
+    """What :meth:`ResultIn.from_prediction` reads of ``models.inference.ModelInfo``."""
+
+    name: str
+    version: str
+    sha256: str
+    thresholds: Mapping[str, float]
+
+
 @dataclass(frozen=True)
 class ResultIn:
     """A classification to store (what the model layer produced)."""
@@ -37,6 +56,31 @@ class ResultIn:
     abstain_reason: str | None = None
     ood_score: float | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_prediction(cls, prediction: PredictionLike, info: ModelInfoLike) -> ResultIn:
+        """The result to store for one model prediction (the one place that maps the two).
+
+        Duck-typed so that storage never imports the model layer.
+
+        Args:
+            prediction: A ``models.inference.Prediction``.
+            info: The ``Classifier.info`` (``ModelInfo``) of the model that made it.
+
+        Returns:
+            The result, with plain ``float`` probabilities and thresholds (copies, so later
+            changes to the prediction or the model info do not alter it).
+        """
+        return cls(
+            probabilities={name: float(p) for name, p in prediction.probabilities.items()},
+            model_name=info.name,
+            model_version=info.version,
+            checkpoint_sha256=info.sha256,
+            abstained=bool(prediction.abstained),
+            abstain_reason=prediction.abstain_reason,
+            ood_score=None if prediction.ood_score is None else float(prediction.ood_score),
+            thresholds={name: float(t) for name, t in info.thresholds.items()},
+        )
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-safe dictionary of the fields (what gets sealed)."""

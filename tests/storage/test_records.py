@@ -139,3 +139,30 @@ def test_add_results_in_bulk_only_for_own_scans(database, make_user) -> None:
     assert [r.probabilities["pneumonia"] for r in by_id[first].results] == [0.1, 0.3]
     with pytest.raises(AccessDenied):
         records.add_results(database, bob, [(first, sample_result())])
+
+
+def test_result_from_a_model_prediction_is_stored_as_predicted(database, make_user) -> None:
+    from models.inference import ModelInfo, Prediction
+
+    alice = make_user("alice")
+    prediction = Prediction(
+        probabilities={"pneumonia": np.float32(0.75), "covid19": np.float64(0.125)},
+        abstained=False, abstain_reason=None, ood_score=np.float32(3.5),
+    )
+    info = ModelInfo(name="cxr-net", version="2.1.0", sha256="cd" * 32,
+                     thresholds={"pneumonia": np.float32(0.25), "covid19": 0.5}, device="cpu")
+    result = records.ResultIn.from_prediction(prediction, info)
+    scan_id = records.save_scan(database, alice, pixels=sample_pixels(), metadata={},
+                                enhancement={}, scan_date=date(2024, 1, 2), filename="a.png",
+                                result=result)
+
+    stored = records.load_scan(database, alice, scan_id).results[0]
+    assert stored.probabilities == {"pneumonia": 0.75, "covid19": 0.125}
+    assert (stored.model_name, stored.model_version, stored.checkpoint_sha256) == (
+        "cxr-net", "2.1.0", "cd" * 32)
+    assert stored.thresholds == {"pneumonia": 0.25, "covid19": 0.5}
+    assert stored.ood_score == 3.5 and not stored.abstained
+
+    abstained = records.ResultIn.from_prediction(
+        Prediction({"pneumonia": 0.1}, True, "This is not a chest radiograph.", 99.0), info)
+    assert abstained.abstained and abstained.abstain_reason == "This is not a chest radiograph."
