@@ -8,6 +8,7 @@ import streamlit as st
 from core.enhance import EnhanceSettings, enhance
 from core.findings import FINDING_LABELS
 from core.imaging import to_uint8
+from core.timeline import red_flags
 from pages.ui import get_database, require_actor, show_disclaimer, show_error
 from storage import records
 from storage.records import ScanSummary
@@ -72,14 +73,19 @@ if not scans:
     st.info("You have no stored scans yet.")
     st.stop()
 
+flags = red_flags(scans)
 st.dataframe(
     pd.DataFrame(
         [{"scan date": s.scan_date, "file": s.filename, "top finding": _top_finding(s),
-          "model version": s.latest_result.model_version if s.latest_result else ""}
+          "model version": s.latest_result.model_version if s.latest_result else "",
+          "needs attention": " ".join(flags.get(s.id, []))}
          for s in reversed(scans)]
     ),
     hide_index=True,
 )
+if flags:
+    st.warning(f"{len(flags)} scan(s) need attention: a finding is above its level or rose quickly. "
+               "Discuss them with your clinician.")
 
 by_label = {_label(s): s.id for s in reversed(scans)}
 choice = st.selectbox("Scan", list(by_label), key="history_choice")

@@ -122,3 +122,13 @@ def test_rescore_with_a_new_model_keeps_old_results_and_heatmaps_work(
     report = page("report.py", world.alice).run()
     assert not report.exception
     assert "version v2" in texts(report)
+
+
+def test_history_list_flags_the_rising_scan_with_its_reason(world: World) -> None:
+    at = page("history.py", world.alice).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    flagged = dict(zip(table["file"], table["needs attention"]))
+    assert flagged["april.png"] == "Pneumonia rose from 12% to 41% since 2026-03-02."
+    assert flagged["feb.png"] == "" and flagged["march.png"] == ""
+    assert any("1 scan(s) need attention" in w.value for w in at.warning)
