@@ -3,18 +3,24 @@
 Results are decrypted here, reduced to ``user_id, month, age_band, sex, finding`` rows and
 handed to :func:`core.cohort.aggregate_cohort`, which drops the user ids and suppresses
 groups of fewer than ten people. Only the aggregate leaves this module.
+
+:func:`shift_sample` gives the data-shift monitor per-scan observations with no ids, each
+quantity shuffled on its own so that values of one scan cannot be linked back together.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from core.cohort import aggregate_cohort
+from core.cohort import MIN_USERS, aggregate_cohort
 from core.eda import age_band
-from storage import audit, crypto, policy, schema
+from core.findings import FINDINGS
+from core.shift import ShiftSample
+from storage import audit, crypto, policy, records, schema
 from storage.db import Actor, Database
 
 #: Threshold for a flagged finding when a result carries none.
@@ -60,6 +66,94 @@ def cohort_summary(db: Database, actor: Actor, by: Sequence[str]) -> pd.DataFram
         audit.append(session, db, "cohort_summary", actor=actor,
                      details={"by": list(by), "groups": len(table)})
     return table
+
+
+def shift_sample(db: Database, actor: Actor) -> ShiftSample | None:
+    """Observations of every stored scan for the data-shift monitor (:mod:`core.shift`).
+
+    Per scan: intensity mean and spread (sealed in the scan's payload at save time; scans
+    stored before that have their image decrypted once, see
+    :func:`records.scan_payload_with_intensity`), age and sex where the metadata records
+    them, and whether the scan's latest result flagged each finding (abstained results
+    assess nothing). Nothing identifies a user or a
+    scan, and each quantity is shuffled independently. The read is audited as one event.
+
+    Args:
+        db: Database handle.
+        actor: An analyst.
+
+    Returns:
+        The sample, or ``None`` when fewer than :data:`core.cohort.MIN_USERS` people have
+        stored scans (too few to stay anonymous).
+
+    Raises:
+        policy.AccessDenied: The actor is not an active analyst.
+        crypto.DecryptionError: A stored value fails its integrity check.
+    """
+    policy.require_role(actor, schema.Role.ANALYST)
+    with db.transaction() as session:
+        policy.ensure_active(session, actor)
+        owners = session.exec(select(schema.Scan.owner_id).distinct()).all()
+        if len(owners) < MIN_USERS:
+            audit.append(session, db, "shift_sample", actor=actor,
+                         details={"withheld": True})
+            return None
+        means, stds, ages = [], [], []
+        sexes: dict[str, int] = {}
+        positive = dict.fromkeys(FINDINGS, 0)
+        assessed = dict.fromkeys(FINDINGS, 0)
+        for owner_id in owners:
+            keys = db.data_keys(session, owner_id)
+            latest = _latest_results(session, keys, owner_id)
+            scans = session.exec(
+                select(schema.Scan).where(schema.Scan.owner_id == owner_id)
+            ).all()
+            for scan in scans:
+                payload = records.scan_payload_with_intensity(session, db, keys, scan)
+                means.append(payload["intensity_mean"])
+                stds.append(payload["intensity_std"])
+                metadata = payload.get("metadata") or {}
+                if isinstance(metadata.get("patient_age"), (int, float)):
+                    ages.append(float(metadata["patient_age"]))
+                sex = str(metadata.get("patient_sex") or "").strip().upper()
+                if sex:
+                    sexes[sex] = sexes.get(sex, 0) + 1
+                _count_findings(latest.get(scan.id), positive, assessed)
+        rng = np.random.default_rng()
+        sample = ShiftSample(
+            intensity_mean=rng.permutation(np.asarray(means, dtype=np.float64)),
+            intensity_std=rng.permutation(np.asarray(stds, dtype=np.float64)),
+            finding_positive=positive,
+            finding_total=assessed,
+            ages=rng.permutation(np.asarray(ages, dtype=np.float64)),
+            sexes=dict(sorted(sexes.items())),
+        )
+        audit.append(session, db, "shift_sample", actor=actor,
+                     details={"scans": len(means), "users": len(owners)})
+    return sample
+
+
+def _latest_results(session: Session, keys: dict[int, bytes], owner_id: int) -> dict[int, dict]:
+    latest: dict[int, dict] = {}
+    rows = session.exec(
+        select(schema.Result).where(schema.Result.owner_id == owner_id).order_by(schema.Result.id)
+    )
+    for result in rows:
+        aad = crypto.associated_data("results", result.id, owner_id, result.key_version)
+        latest[result.scan_id] = crypto.open_json(keys[result.key_version], result.payload, aad)
+    return latest
+
+
+def _count_findings(result: dict | None, positive: dict[str, int], assessed: dict[str, int]) -> None:
+    if result is None or result.get("abstained"):
+        return
+    thresholds = result.get("thresholds") or {}
+    for name, p in result["probabilities"].items():
+        if name not in assessed:
+            continue
+        assessed[name] += 1
+        if p >= thresholds.get(name, DEFAULT_THRESHOLD):
+            positive[name] += 1
 
 
 def _rows(owner_id: int, scan: dict, result: dict) -> list[dict]:

@@ -204,6 +204,7 @@ def save_scan(
                     "modality": metadata.get("modality"),
                     "metadata": metadata,
                     "enhancement": enhancement,
+                    **intensity_stats(image),
                 },
                 crypto.associated_data("scans", scan.id, actor.user_id, version),
             )
@@ -264,13 +265,7 @@ def load_scan(db: Database, actor: Actor, scan_id: int) -> ScanRecord:
         keys = db.data_keys(session, scan.owner_id)
         payload = _open_scan_payload(keys, scan)
         results = _results_for(session, keys, scan.owner_id, [scan.id]).get(scan.id, [])
-        blob_aad = crypto.associated_data("blob", scan.id, scan.owner_id, scan.key_version)
-        try:
-            sealed = db.blobs.read(scan.blob_name)
-        except FileNotFoundError as exc:
-            raise crypto.DecryptionError("The image file of this scan is missing.") from exc
-        raw = crypto.open_sealed(_key(keys, scan.key_version), sealed, blob_aad)
-        pixels = np.load(io.BytesIO(raw), allow_pickle=False)
+        pixels = _read_pixels(db, keys, scan)
         audit.append(session, db, "read_scan", actor=actor, patient_id=scan.owner_id,
                      record_type="scans", record_id=scan.id, emergency=access.emergency,
                      details=access.audit_details())
@@ -573,6 +568,69 @@ def _insert_result(
     session.add(row)
     session.flush()
     return row.id
+
+
+def intensity_stats(pixels: np.ndarray) -> dict[str, float]:
+    """Mean and standard deviation of an image's intensities, sealed with every scan.
+
+    Kept in the scan's payload so that the data-shift monitor never has to decrypt images.
+
+    Args:
+        pixels: Image, (H, W) float in [0, 1].
+
+    Returns:
+        ``{"intensity_mean", "intensity_std"}``.
+    """
+    image = np.asarray(pixels, dtype=np.float64)
+    return {"intensity_mean": float(image.mean()), "intensity_std": float(image.std())}
+
+
+def scan_payload_with_intensity(
+    session: Session, db: Database, keys: dict[int, bytes], scan: schema.Scan
+) -> dict[str, Any]:
+    """A stored scan's decrypted payload, with its intensity statistics added if it predates them.
+
+    For storage modules only: no access check here, the caller applies the policy. A scan
+    saved before the statistics were sealed has its image decrypted once; the statistics
+    are then sealed into its payload, under a row lock so that a concurrent change to the
+    payload (a corrected scan date) is not overwritten.
+
+    Args:
+        session: The caller's open session.
+        db: Database handle.
+        keys: Every version of the owner's data key.
+        scan: The scan row.
+
+    Returns:
+        The payload (``scan_date``, ``metadata``, ... and ``intensity_mean``,
+        ``intensity_std``).
+
+    Raises:
+        crypto.DecryptionError: The payload or the image fails its integrity check.
+    """
+    payload = _open_scan_payload(keys, scan)
+    if "intensity_mean" in payload and "intensity_std" in payload:
+        return payload
+    scan = session.exec(
+        select(schema.Scan).where(schema.Scan.id == scan.id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    payload = _open_scan_payload(keys, scan)
+    payload.update(intensity_stats(_read_pixels(db, keys, scan)))
+    aad = crypto.associated_data("scans", scan.id, scan.owner_id, scan.key_version)
+    scan.payload = crypto.seal_json(_key(keys, scan.key_version), payload, aad)
+    session.add(scan)
+    return payload
+
+
+def _read_pixels(db: Database, keys: dict[int, bytes], scan: schema.Scan) -> np.ndarray:
+    blob_aad = crypto.associated_data("blob", scan.id, scan.owner_id, scan.key_version)
+    try:
+        sealed = db.blobs.read(scan.blob_name)
+    except FileNotFoundError as exc:
+        raise crypto.DecryptionError("The image file of this scan is missing.") from exc
+    raw = crypto.open_sealed(_key(keys, scan.key_version), sealed, blob_aad)
+    return np.load(io.BytesIO(raw), allow_pickle=False)
 
 
 def _get_scan(session: Session, scan_id: int) -> schema.Scan:

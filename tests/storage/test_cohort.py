@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
-from storage import cohort, records
-from tests.storage._factories import sample_result, save_sample_scan
+import numpy as np
+import pytest
+from sqlmodel import select
+
+from core.findings import FINDINGS
+from storage import cohort, crypto, records, schema
+from storage.policy import AccessDenied
+from tests.storage._factories import sample_pixels, sample_result, save_sample_scan
 
 
 def test_counts_are_shown_for_ten_people_and_hidden_below(database, make_user) -> None:
@@ -33,3 +40,47 @@ def test_groups_by_month_and_age_band(database, make_user) -> None:
     assert table.to_dict("records") == [
         {"month": "2024-07", "age_band": "40-59", "sex": "F", "count": "10", "users": "10"}
     ]
+
+
+def _strip_intensity(database, scan_id: int) -> None:
+    """Re-seal a scan's payload without intensity statistics, as scans stored before them."""
+    with database.transaction() as session:
+        scan = session.get(schema.Scan, scan_id)
+        keys = database.data_keys(session, scan.owner_id)
+        aad = crypto.associated_data("scans", scan.id, scan.owner_id, scan.key_version)
+        payload = crypto.open_json(keys[scan.key_version], scan.payload, aad)
+        del payload["intensity_mean"], payload["intensity_std"]
+        scan.payload = crypto.seal_json(keys[scan.key_version], payload, aad)
+        session.add(scan)
+
+
+def test_shift_sample_for_analysts_from_ten_people_without_ids(database, make_user) -> None:
+    analyst = make_user("ana", "analyst")
+    patients = [make_user(f"patient{i}") for i in range(10)]
+    scan_ids = [save_sample_scan(database, p, seed=i) for i, p in enumerate(patients[:9])]
+    assert cohort.shift_sample(database, analyst) is None, "nine people are too few"
+    with pytest.raises(AccessDenied):
+        cohort.shift_sample(database, patients[0])
+
+    older = save_sample_scan(database, patients[9], seed=9)
+    _strip_intensity(database, older)
+    abstained = replace(sample_result(), abstained=True, abstain_reason="Not a chest radiograph.")
+    records.add_result(database, patients[0], scan_ids[0], abstained)
+    sample = cohort.shift_sample(database, analyst)
+
+    expected = [(float(sample_pixels(i).astype(np.float64).mean()),
+                 float(sample_pixels(i).astype(np.float64).std())) for i in range(10)]
+    np.testing.assert_allclose(sorted(sample.intensity_mean), sorted(m for m, _ in expected))
+    np.testing.assert_allclose(sorted(sample.intensity_std), sorted(s for _, s in expected))
+    # The latest result of patient0's scan abstained, so that scan assesses nothing.
+    assert sample.finding_total == dict.fromkeys(FINDINGS, 9)
+    assert sample.finding_positive == {"pneumonia": 9, "bacterial_pneumonia": 0,
+                                       "viral_pneumonia": 0, "covid19": 0}
+    assert sample.ages.tolist() == [52.0] * 10 and sample.sexes == {"F": 10}
+    # The older scan got its statistics sealed in, so its image is not decrypted again.
+    assert "intensity_mean" in records.export_user(database, patients[9])["scans"][0]
+
+    with database.transaction() as session:
+        events = session.exec(select(schema.AuditEvent)
+                              .where(schema.AuditEvent.action == "shift_sample")).all()
+    assert [(e.actor_id, e.patient_id, e.record_id) for e in events] == [(analyst.user_id, None, None)] * 2
