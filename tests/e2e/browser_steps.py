@@ -1,0 +1,62 @@
+"""Helpers for driving the Streamlit app in the end-to-end tests: waiting and screenshots."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+#: How long Streamlit's "running" indicator must stay away before a rerun counts as finished.
+QUIET_MS = 600
+#: Longest wait for one script run; model loading on a busy 2-core CPU can take a while.
+RUN_TIMEOUT_MS = 180_000
+
+
+def wait_for_app(page: object, quiet_ms: int = QUIET_MS) -> None:
+    """Wait until Streamlit is connected and its script has stayed idle for ``quiet_ms``.
+
+    Streamlit marks its root element with ``data-test-script-state`` (``running``,
+    ``notRunning``, ...) and ``data-test-connection-state``; a widget interaction
+    starts a rerun a moment after the event, so idleness must last a while
+    before it counts.
+
+    Args:
+        page: A Playwright page showing the app.
+        quiet_ms: How long the script must stay idle.
+
+    Raises:
+        TimeoutError: The app did not settle within :data:`RUN_TIMEOUT_MS`.
+    """
+    app = page.locator('[data-testid="stApp"]')
+    app.and_(page.locator('[data-test-connection-state="CONNECTED"]')).wait_for(state="attached")
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        idle = app.get_attribute("data-test-script-state") == "notRunning"
+        now = time.monotonic()
+        if not idle:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif (now - quiet_since) * 1000 >= quiet_ms:
+            return
+        page.wait_for_timeout(100)
+    raise TimeoutError("the app kept running for longer than the end-to-end timeout")
+
+
+class Steps:
+    """Numbered screenshots of one test's steps, saved under ``test-artifacts/e2e/``."""
+
+    def __init__(self, folder: Path, test_name: str) -> None:
+        self._folder = folder
+        self._prefix = re.sub(r"[^A-Za-z0-9_-]+", "_", test_name)
+        self._count = 0
+
+    def shot(self, page: object, label: str) -> Path:
+        """Wait for the app to settle, then save a full-page screenshot named after ``label``."""
+        wait_for_app(page)
+        self._count += 1
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", label)
+        path = self._folder / f"{self._prefix}-{self._count:02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path

@@ -1,0 +1,170 @@
+"""End-to-end harness: a real Streamlit server and the system Chromium driven by Playwright.
+
+The server runs ``streamlit_app.py`` on a free port with a throw-away data
+folder, master key and first admin; the browser is ``/usr/bin/chromium``
+(install it with ``.ci/install_browser.sh``; ``playwright install`` is never
+used). Tests skip with the reason when Chromium or the app entry point is
+missing. Every step's screenshot goes to ``test-artifacts/e2e/`` (gitignored).
+
+Run: ``.venv/bin/python -m pytest tests/e2e -m e2e -q``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from storage.crypto import encode_master_key, new_master_key
+from tests.e2e.browser_steps import RUN_TIMEOUT_MS, Steps
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "e2e"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ADMIN_USERNAME = "e2e-admin"
+ADMIN_PASSWORD = "e2e-Admin-passw0rd!"
+_STARTUP_SECONDS = 180
+
+
+@dataclass(frozen=True)
+class AppServer:
+    """A running Streamlit app.
+
+    Attributes:
+        url: Base URL, e.g. ``http://127.0.0.1:8765``.
+        data_dir: The server's ``DATA_DIR`` (database, blobs).
+        log: File receiving the server's stdout and stderr.
+    """
+
+    url: str
+    data_dir: Path
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """The screenshot folder, emptied of the previous run's images."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):
+        old.unlink()
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[AppServer]:
+    """Start ``streamlit run streamlit_app.py`` on a free port and wait for its health check."""
+    if not (PROJECT_ROOT / "streamlit_app.py").is_file():
+        pytest.skip("streamlit_app.py (the router) does not exist yet")
+    data_dir = tmp_path_factory.mktemp("e2e-data")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "MASTER_KEY": encode_master_key(new_master_key()),
+        "ADMIN_USERNAME": ADMIN_USERNAME,
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PYTHONUNBUFFERED": "1",
+    }
+    # The app's own database must not be a shared server's: force the SQLite default.
+    env.pop("DATABASE_URL", None)
+    log = artifacts / "server.log"
+    command = [
+        sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+        "--server.port", str(port),
+        "--server.address", "127.0.0.1",
+        "--server.headless", "true",
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+    ]
+    with open(log, "w") as log_handle:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=log_handle, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + _STARTUP_SECONDS
+    try:
+        while not _healthy(url):
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode}:\n{_tail(log)}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit not healthy after {_STARTUP_SECONDS} s:\n{_tail(log)}")
+            time.sleep(0.5)
+        yield AppServer(url=url, data_dir=data_dir, log=log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless system Chromium; skips when it is not installed."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is missing; run .ci/install_browser.sh")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def new_page(browser: object, app_server: AppServer) -> Iterator[object]:
+    """A factory of pages, each in its own browser context (own cookies: one user each)."""
+    contexts = []
+
+    def make() -> object:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=app_server.url)
+        context.set_default_timeout(RUN_TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture()
+def steps(artifacts: Path, request: pytest.FixtureRequest) -> Steps:
+    """Screenshot recorder for the current test."""
+    return Steps(artifacts, request.node.name)
