@@ -25,7 +25,7 @@ from core.findings import FINDINGS
 from core.settings import load_settings
 from models.architecture import ARCHITECTURE_NAME, ChestXrayNet
 from models.calibration import choose_threshold, fit_temperature
-from models.checkpoint import save_checkpoint
+from models.checkpoint import load_checkpoint, save_checkpoint
 from models.data import Example, load_manifest, split_examples
 from models.dataset import load_tensors
 from models.metrics import roc_auc
@@ -91,6 +91,44 @@ def per_finding_auc(logits: np.ndarray, targets: np.ndarray, mask: np.ndarray) -
         known = mask[:, index] == 1
         aucs[finding] = roc_auc(targets[known, index], logits[known, index])
     return aucs
+
+
+def fit_ood(model: ChestXrayNet, fit_images: torch.Tensor, val_features: np.ndarray, size: int, seed: int):
+    """Fit the out-of-distribution Gaussian on a seeded random sample of the fit images.
+
+    The sample must be random: the fit set is in manifest order (one source after the
+    other), and a Gaussian of one source alone would call the other source out of
+    distribution.
+    """
+    index = np.random.default_rng(seed).permutation(len(fit_images))[:size]
+    _, fit_features = predict_logits(model, fit_images[torch.from_numpy(index)])
+    return fit_feature_gaussian(fit_features, val_features)
+
+
+def refit_ood(args: argparse.Namespace) -> None:
+    """Re-fit only the out-of-distribution model of an existing checkpoint (weights untouched)."""
+    seed_everything(args.seed)
+    torch.set_num_threads(args.threads)
+    checkpoint = load_checkpoint(args.out)
+    splits = split_examples(load_manifest(load_settings().shared_data_dir), seed=args.seed)
+    fit_images = load_tensors(splits["fit"], checkpoint.input_size, "fit images")
+    _, val_features = predict_logits(checkpoint.model, load_tensors(splits["validation"], checkpoint.input_size, "validation images"))
+    ood = fit_ood(checkpoint.model, fit_images, val_features, args.ood_fit_size, args.seed)
+    save_checkpoint(
+        args.out,
+        model=checkpoint.model,
+        version=checkpoint.version,
+        input_size=checkpoint.input_size,
+        temperatures=checkpoint.temperatures,
+        thresholds=checkpoint.thresholds,
+        ood=ood,
+        extra=checkpoint.extra | {"ood_refit": True},
+    )
+    metrics_path = args.out.with_name("training_metrics.json")
+    metrics = json.loads(metrics_path.read_text())
+    metrics["ood_threshold"] = ood.threshold
+    metrics_path.write_text(json.dumps(metrics, indent=2))
+    print(f"out-of-distribution threshold {ood.threshold:.2f}; checkpoint {args.out}")
 
 
 def _stack_labels(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,7 +204,6 @@ def train(args: argparse.Namespace) -> dict:
 
     model.load_state_dict(best_state)
     val_logits, val_features = predict_logits(model, val_images)
-    _, fit_features = predict_logits(model, fit_images[: args.ood_fit_size])
     temperatures, thresholds = {}, {}
     targets, mask = val_targets.numpy(), val_mask.numpy()
     for index, finding in enumerate(FINDINGS):
@@ -174,7 +211,7 @@ def train(args: argparse.Namespace) -> dict:
         temperatures[finding] = fit_temperature(val_logits[known, index], targets[known, index])
         calibrated = 1 / (1 + np.exp(-val_logits[known, index] / temperatures[finding]))
         thresholds[finding] = choose_threshold(calibrated, targets[known, index])
-    ood = fit_feature_gaussian(fit_features, val_features)
+    ood = fit_ood(model, fit_images, val_features, args.ood_fit_size, args.seed)
     seconds = time.perf_counter() - started
     metrics = {
         "architecture": ARCHITECTURE_NAME,
@@ -216,12 +253,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ood-fit-size", type=int, default=4000)
     parser.add_argument("--limit", type=int, default=0, help="train on a random subset (smoke tests)")
     parser.add_argument("--out", type=Path, default=MODELS_DIR / "checkpoint.pt")
+    parser.add_argument("--refit-ood", action="store_true", help="only re-fit the out-of-distribution model of --out")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = _parser().parse_args(argv)
+    if args.refit_ood:
+        refit_ood(args)
+        return 0
     metrics = train(args)
     print(f"trained in {metrics['seconds'] / 60:.1f} min, best epoch {metrics['best_epoch']}; checkpoint {args.out}")
     return 0
