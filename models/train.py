@@ -196,6 +196,9 @@ def train(args: argparse.Namespace) -> dict:
         if score > best_score:
             best_score, best_epoch = score, epoch
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        if epoch == args.stop_after:
+            tqdm.write(f"stopping after epoch {epoch} as asked (--stop-after)")
+            break
         elapsed_minutes = (time.perf_counter() - started) / 60
         per_epoch = history[-1]["seconds"] / 60
         if elapsed_minutes + per_epoch > args.max_minutes:
@@ -250,6 +253,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--threads", type=int, default=max(torch.get_num_threads(), 1))
     parser.add_argument("--max-minutes", type=float, default=55.0, help="wall-clock budget; stops after the epoch that would pass it")
+    parser.add_argument(
+        "--stop-after", type=int, default=0,
+        help="stop after this epoch (the learning-rate schedule still spans --epochs); reproduces a budget stop",
+    )
     parser.add_argument("--ood-fit-size", type=int, default=4000)
     parser.add_argument("--limit", type=int, default=0, help="train on a random subset (smoke tests)")
     parser.add_argument("--out", type=Path, default=MODELS_DIR / "checkpoint.pt")
