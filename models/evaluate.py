@@ -4,7 +4,8 @@ Writes ``models/metrics.json`` (per source and finding: AUC with bootstrap CI,
 accuracy/sensitivity/specificity and confusion matrix at the validation-chosen
 threshold, ECE, ROC points, reliability bins; three-way Kermany accuracy; abstention
 rates; training history) and ``models/reference_predictions.json`` (probabilities of
-three named test images that the regression test reproduces).
+three named test images that the regression test reproduces) and the analyst pages' figures
+as plotly JSON under ``models/plots/``.
 """
 
 from __future__ import annotations
@@ -167,6 +168,31 @@ def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[d
     return result, reference
 
 
+def write_plots(metrics: dict, directory: Path) -> list[Path]:
+    """Write the analyst pages' figures as plotly JSON (``plotly.io.read_json`` opens them).
+
+    Args:
+        metrics: The report written to ``metrics.json``.
+        directory: Output folder, created if needed.
+
+    Returns:
+        The files written.
+    """
+    from core import performance
+
+    figures = {"training": performance.training_figure(metrics), "three_way": performance.three_way_figure(metrics)}
+    for source in metrics["evaluation"]:
+        figures[f"roc_{source}"] = performance.roc_figure(metrics, source)
+        figures[f"reliability_{source}"] = performance.reliability_figure(metrics, source)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, figure in figures.items():
+        if figure is not None:
+            written.append(directory / f"{name}.json")
+            figure.write_json(written[-1])
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description="Evaluate the checkpoint on the official test splits.")
@@ -180,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics["training"] = json.loads(training.read_text())
     args.out.write_text(json.dumps(metrics, indent=2))
     args.out.with_name("reference_predictions.json").write_text(json.dumps(reference, indent=2))
+    write_plots(metrics, args.out.parent / "plots")
     kermany = metrics["evaluation"]["kermany_test"]["pneumonia"]
     print(
         f"kermany pneumonia AUC {kermany['auc']:.4f} accuracy {kermany['accuracy']:.4f}; "
