@@ -144,11 +144,13 @@ def verify_chain(db: Database, actor: Actor | None = None) -> ChainReport:
         A report naming the first bad event, if any.
 
     Raises:
-        policy.AccessDenied: ``actor`` is not an admin.
+        policy.AccessDenied: ``actor`` is not an active admin.
     """
     if actor is not None:
         policy.require_role(actor, schema.Role.ADMIN)
     with db.transaction() as session:
+        if actor is not None:
+            policy.ensure_active(session, actor)
         report = _verify(session, db)
         if actor is not None:
             append(
@@ -196,10 +198,10 @@ def list_events(db: Database, admin: Actor, limit: int = 500) -> list[AuditEntry
         Events, newest first.
 
     Raises:
-        policy.AccessDenied: ``admin`` is not an admin.
+        policy.AccessDenied: ``admin`` is not an active admin.
     """
-    policy.require_role(admin, schema.Role.ADMIN)
     with db.transaction() as session:
+        policy.require_admin(session, admin)
         rows = session.exec(
             select(schema.AuditEvent).order_by(schema.AuditEvent.seq.desc()).limit(limit)
         ).all()
@@ -219,10 +221,11 @@ def access_log(db: Database, actor: Actor, patient_id: int) -> list[AuditEntry]:
         Events by other users concerning the patient, emergency accesses included.
 
     Raises:
-        policy.AccessDenied: The actor is not that patient.
+        policy.AccessDenied: The actor is not that patient, or the account is disabled.
     """
     policy.require_own_records(actor, patient_id)
     with db.transaction() as session:
+        policy.ensure_active(session, actor)
         rows = session.exec(
             select(schema.AuditEvent)
             .where(schema.AuditEvent.patient_id == patient_id)
