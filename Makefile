@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/streamlit run streamlit_app.py --server.port 8501 --server.address localhost
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 train: $(STAMP)
 	$(BIN)/python -m models.train

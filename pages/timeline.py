@@ -24,7 +24,7 @@ from core.timeline import (
     timeline_table,
     version_changes,
 )
-from models.inference import Classifier, ModelUnavailable, Prediction
+from models.inference import Classifier, ModelUnavailable
 from pages.ui import get_database, load_classifier, require_actor, show_disclaimer, show_error
 from storage import records
 from storage.db import Actor, Database
@@ -52,20 +52,6 @@ def scan_label(scan: ScanSummary) -> str:
     return f"{scan.scan_date.isoformat()} - {scan.filename}"
 
 
-def _result_in(prediction: Prediction, classifier: Classifier) -> ResultIn:
-    info = classifier.info
-    return ResultIn(
-        probabilities=prediction.probabilities,
-        model_name=info.name,
-        model_version=info.version,
-        checkpoint_sha256=info.sha256,
-        abstained=prediction.abstained,
-        abstain_reason=prediction.abstain_reason,
-        ood_score=prediction.ood_score,
-        thresholds=dict(info.thresholds),
-    )
-
-
 def _render_rescore(db: Database, actor: Actor, scans: list[ScanSummary], classifier: Classifier) -> bool:
     """Offer to re-score scans lacking a current-model result; return whether it ran."""
     version = classifier.info.version
@@ -87,7 +73,7 @@ def _render_rescore(db: Database, actor: Actor, scans: list[ScanSummary], classi
             predict=lambda scan: classifier.predict([scan])[0],
             on_progress=lambda done, total: bar.progress(done / total, text=f"Re-scored {done} of {total}"),
         )
-        records.add_results(db, actor, [(scan_id, _result_in(p, classifier)) for scan_id, p in scored])
+        records.add_results(db, actor, [(scan_id, ResultIn.from_prediction(p, classifier.info)) for scan_id, p in scored])
     except (AccessDenied, records.RecordNotFound) as err:
         show_error(err)
         return False

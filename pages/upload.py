@@ -135,20 +135,6 @@ def _prediction_for(file_id: str, scan: DecodedScan, classifier) -> Prediction:
     return st.session_state[key]
 
 
-def _result_in(prediction: Prediction, classifier) -> ResultIn:
-    info = classifier.info
-    return ResultIn(
-        probabilities=prediction.probabilities,
-        model_name=info.name,
-        model_version=info.version,
-        checkpoint_sha256=info.sha256,
-        abstained=prediction.abstained,
-        abstain_reason=prediction.abstain_reason,
-        ood_score=prediction.ood_score,
-        thresholds=info.thresholds,
-    )
-
-
 def _render_results(scan: DecodedScan, classifier, prediction: Prediction | None) -> None:
     """Probabilities with thresholds, the headline in words and the Grad-CAM heatmap."""
     st.subheader("Results")
@@ -251,7 +237,7 @@ def _render_batch(files, actor) -> None:
         result = None
         if classifier is not None:
             prediction = classifier.predict([scan])[0]
-            result = _result_in(prediction, classifier)
+            result = ResultIn.from_prediction(prediction, classifier.info)
         save_scan(database, actor, pixels=scan.pixels, metadata=scan.metadata.to_dict(),
                   enhancement=settings.to_dict(), scan_date=scan_date, filename=name, result=result)
         if result is None:
@@ -291,5 +277,5 @@ elif _files:
         _render_results(_scan, _classifier, _prediction)
         _render_save(
             _files[0].file_id, _files[0].name, _scan, _enhance_settings,
-            _result_in(_prediction, _classifier) if _prediction else None, actor,
+            ResultIn.from_prediction(_prediction, _classifier.info) if _prediction else None, actor,
         )
