@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 _NAME = re.compile(r"^[0-9a-f]{32}$")
+_TMP = re.compile(r"^[0-9a-f]{32}\.tmp$")
 
 
 class BlobStore:
@@ -67,6 +70,43 @@ class BlobStore:
         """Remove a blob if present."""
         self._path(name).unlink(missing_ok=True)
         self._sync_dir()
+
+    def remove_orphans(self, known: Callable[[], Iterable[str]], min_age_s: float) -> list[str]:
+        """Delete blobs (and left-over temporary files) that no record refers to.
+
+        Only files older than ``min_age_s`` are candidates, so a blob whose record is still
+        being committed by another session or process is never touched. The directory is
+        listed before ``known`` is asked, so a record committed in between is respected.
+        Files whose names this store never creates are left alone.
+
+        Args:
+            known: Returns the blob names that records refer to.
+            min_age_s: Minimum age (seconds since last modification) of a deleted file.
+
+        Returns:
+            Names of the deleted files.
+        """
+        cutoff = time.time() - min_age_s
+        candidates = []
+        for path in self.root.iterdir():
+            if not (_NAME.match(path.name) or _TMP.match(path.name)):
+                continue
+            try:
+                if path.stat().st_mtime < cutoff:
+                    candidates.append(path)
+            except FileNotFoundError:
+                continue
+        if not candidates:
+            return []
+        referenced = set(known())
+        removed = []
+        for path in candidates:
+            if path.name not in referenced:
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
+        if removed:
+            self._sync_dir()
+        return removed
 
     def _sync_dir(self) -> None:
         # A rename or unlink is only durable once the directory entry itself is flushed.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,12 @@ from core.settings import Settings
 from storage import crypto, schema
 from storage.blobs import BlobStore
 from storage.migrations import apply_migrations
+
+_LOG = logging.getLogger(__name__)
+
+#: Blob files without a record are deleted at start-up once they are this old; younger
+#: ones may belong to a transaction still in progress in another process.
+ORPHAN_MIN_AGE_S = 3600
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,8 @@ class Database:
         """Open (and on first start create) the database described by ``settings``.
 
         Applies pending migrations, checks that the master key is the one the database was
-        created with, and creates the first admin when none exists.
+        created with, creates the first admin when none exists, and deletes image files left
+        without a record by a crash (see :meth:`remove_orphan_blobs`).
 
         Args:
             settings: Application settings (``database_url``, ``data_dir``, ``master_key``).
@@ -73,10 +81,34 @@ class Database:
             audit.ensure_head(db)
             if bootstrap_admin:
                 accounts.bootstrap_admin(db)
+            db.remove_orphan_blobs()
         except BaseException:
             engine.dispose()
             raise
         return db
+
+    def remove_orphan_blobs(self, min_age_s: float = ORPHAN_MIN_AGE_S) -> int:
+        """Delete encrypted image files that no scan refers to and that are old enough.
+
+        A crash between writing a blob and committing its scan, or between deleting a scan
+        and its blob, leaves such a file: unreadable without its row, but still disk space.
+
+        Args:
+            min_age_s: Minimum age of a deleted file (protects uncommitted scans).
+
+        Returns:
+            Number of files deleted (logged when not zero).
+        """
+
+        def referenced() -> list[str]:
+            with self.transaction() as session:
+                return list(session.exec(select(schema.Scan.blob_name)).all())
+
+        removed = self.blobs.remove_orphans(referenced, min_age_s)
+        if removed:
+            _LOG.warning("Deleted %d orphaned image file(s) with no scan record, older than "
+                         "%d seconds.", len(removed), int(min_age_s))
+        return len(removed)
 
     def close(self) -> None:
         """Release every pooled connection."""

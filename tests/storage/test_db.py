@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import time
+
 import pytest
 import sqlalchemy as sa
 
 from core.settings import load_settings
-from storage import migrations
+from storage import migrations, records
+from storage.blobs import BlobStore
 from storage.db import Database, make_engine
+from tests.storage._factories import save_sample_scan
 
 
 def test_sqlite_pragmas_hold_on_every_connection(tmp_path) -> None:
@@ -78,3 +84,33 @@ def test_failing_migration_rolls_back_entirely(database, monkeypatch) -> None:
     with database.engine.connect() as conn:
         assert migrations.current_version(conn) == 1
         assert not sa.inspect(conn).has_table("extra_good")
+
+
+def _age(path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_open_deletes_old_orphaned_blobs_only(settings, database, make_user, caplog) -> None:
+    alice = make_user("alice")
+    scan_id = save_sample_scan(database, alice)
+    [kept_blob] = list(database.blobs.root.iterdir())
+    old_orphan = database.blobs.root / BlobStore.new_name()
+    old_tmp = database.blobs.root / f"{BlobStore.new_name()}.tmp"
+    young_orphan = database.blobs.root / BlobStore.new_name()
+    foreign = database.blobs.root / "README"
+    for path in (old_orphan, old_tmp, young_orphan, foreign):
+        path.write_bytes(b"x" * 64)
+    for path in (kept_blob, old_orphan, old_tmp, foreign):
+        _age(path, 2 * 3600)
+    database.close()
+
+    with caplog.at_level(logging.WARNING, logger="storage.db"):
+        again = Database.open(settings)
+    try:
+        remaining = {p.name for p in again.blobs.root.iterdir()}
+        assert remaining == {kept_blob.name, young_orphan.name, "README"}
+        assert "Deleted 2 orphaned image file(s)" in caplog.text
+        assert records.load_scan(again, alice, scan_id).filename == "chest_front.png"
+    finally:
+        again.close()
