@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/streamlit run streamlit_app.py --server.port 8501 --server.address localhost
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest
 
 train: $(STAMP)
 	$(BIN)/python -m models.train
