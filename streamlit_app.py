@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
-from pages.ui import current_actor
+from pages.ui import current_actor, get_database
 
 st.set_page_config(page_title="Chest X-ray tracker", page_icon="🫁", layout="wide")
 
@@ -37,6 +39,15 @@ _PAGES_BY_ROLE: dict[str, dict[str, list[st.Page]]] = {
     },
     "admin": {"Administration": [st.Page("pages/admin.py", title="Accounts & audit", icon="🛡️")]},
 }
+
+try:
+    # Open storage on first start: creates the schema and the first admin (whose one-time
+    # password is printed in the terminal), and fails here, clearly, on a wrong master key.
+    get_database()
+except Exception:
+    logging.getLogger(__name__).exception("storage could not be opened")
+    st.error("The app's secure storage could not be opened; please contact the administrator.")
+    st.stop()
 
 actor = current_actor()
 if actor is None:
