@@ -1,0 +1,157 @@
+"""End-to-end: one patient's care flow across the patient, clinician and admin roles.
+
+A patient registers, uploads a PNG and a DICOM from the shared samples, sees the
+probabilities and heatmap, stores both, opens the timeline and shares with a
+clinician; the clinician (created by the admin) opens a teleconsultation and
+adds a note; the patient sees the note and who opened the records; the admin
+verifies the audit chain. Each user has a browser context of their own, and
+navigation uses the sidebar so that the Streamlit session (the login) is kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.browser_steps import Steps, wait_for_app
+from tests.e2e.conftest import ADMIN_PASSWORD, ADMIN_USERNAME
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+NIH_PNG = "00000001_000.png"
+DICOM = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
+PATIENT, PATIENT_PASSWORD = "e2e-patient", "patient-Passw0rd-e2e"
+CLINICIAN, CLINICIAN_PASSWORD = "e2e-clinician", "clinician-Passw0rd-e2e"
+NOTE = "Lower zones look clear to me; let us repeat the X-ray in six weeks."
+
+
+def _go(page, link: str) -> None:
+    """Open a page through the sidebar navigation."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).first.click()
+    wait_for_app(page)
+
+
+def _no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+        '[data-testid="stException"]'
+    ).first.inner_text()
+
+
+def _log_in(page, username: str, password: str) -> None:
+    page.goto("/")
+    wait_for_app(page)
+    _go(page, "Log in or register")
+    page.get_by_label("Username", exact=True).fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in", exact=True).click()
+    wait_for_app(page)
+    page.get_by_text(f"Logged in as {username}").wait_for()
+
+
+def _register_patient(page, steps: Steps) -> None:
+    page.goto("/")
+    wait_for_app(page)
+    _go(page, "Log in or register")
+    page.get_by_role("tab", name="Create a patient account").click()
+    page.get_by_label("Choose a username").fill(PATIENT)
+    page.get_by_label("Choose a password (at least 8 characters)").fill(PATIENT_PASSWORD)
+    page.get_by_label("Repeat the password").fill(PATIENT_PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    wait_for_app(page)
+    page.get_by_text(f"Logged in as {PATIENT}").wait_for()
+    steps.shot(page, "patient registered")
+
+
+def _upload_and_save(page, steps: Steps, path: Path, scan_date: str | None) -> None:
+    """Upload one file, check results and heatmap are shown, and save it to the record."""
+    _go(page, "Upload & analyze")
+    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+    uploader.set_input_files(str(path))
+    wait_for_app(page)
+    page.get_by_role("heading", name="Where the model looked").wait_for()
+    _no_exception(page)
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
+    # Original, enhanced and heatmap overlay.
+    assert page.locator('[data-testid="stImage"]').count() >= 3
+    assert page.get_by_text("Decision support only").first.is_visible()
+    steps.shot(page, f"results {path.suffix.lstrip('.')}")
+    if scan_date is not None:
+        # Streamlit's date field is one spin button per part (year, month, day).
+        for part, value in zip(("year", "month", "day"), scan_date.split("-")):
+            segment = page.get_by_role("spinbutton", name=f"{part}, Date the X-ray was taken")
+            segment.click()
+            page.keyboard.type(value)
+    page.get_by_role("button", name="Save scan and result").click()
+    wait_for_app(page)
+    page.get_by_text("This scan is saved in your record").wait_for()
+    steps.shot(page, f"saved {path.suffix.lstrip('.')}")
+    # Clear the uploader so that the next file is analysed on its own, not as a batch.
+    page.locator(
+        '[data-testid="stFileChipDeleteBtn"] button, button[data-testid="stFileChipDeleteBtn"]'
+    ).first.click()
+    wait_for_app(page)
+
+
+def test_patient_clinician_admin_flow(new_page, steps: Steps, samples_dir: Path) -> None:
+    admin = new_page()
+    _log_in(admin, ADMIN_USERNAME, ADMIN_PASSWORD)
+    _go(admin, "Accounts & audit")
+    admin.get_by_label("Username", exact=True).fill(CLINICIAN)
+    admin.get_by_label("Role").click()
+    admin.get_by_role("option", name="clinician").click()
+    admin.get_by_label("Initial password").fill(CLINICIAN_PASSWORD)
+    admin.get_by_role("button", name="Create account").click()
+    wait_for_app(admin)
+    admin.get_by_text(f"Created clinician account {CLINICIAN}").wait_for()
+    steps.shot(admin, "admin created clinician")
+
+    patient = new_page()
+    _register_patient(patient, steps)
+    _upload_and_save(patient, steps, samples_dir / NIH_PNG, scan_date="2024-01-15")
+    _upload_and_save(patient, steps, samples_dir / DICOM, scan_date=None)
+
+    _go(patient, "Timeline")
+    patient.get_by_role("heading", name="Your timeline").wait_for()
+    _no_exception(patient)
+    assert patient.locator('[data-testid="stPlotlyChart"]').count() >= 1
+    steps.shot(patient, "timeline")
+
+    _go(patient, "Sharing & access")
+    patient.get_by_label("Clinician's username").fill(CLINICIAN)
+    patient.get_by_role("button", name="Share", exact=True).click()
+    wait_for_app(patient)
+    patient.get_by_text(f"Shared with {CLINICIAN}").wait_for()
+    steps.shot(patient, "shared with clinician")
+
+    clinician = new_page()
+    _log_in(clinician, CLINICIAN, CLINICIAN_PASSWORD)
+    _go(clinician, "Teleconsult")
+    clinician.get_by_role("button", name="Start session").click()
+    wait_for_app(clinician)
+    clinician.get_by_text(f"Session with {PATIENT}").wait_for()
+    clinician.get_by_role("tab", name="Notes").click()
+    clinician.get_by_label("Note (the patient will see it)").fill(NOTE)
+    clinician.get_by_role("button", name="Add note").click()
+    wait_for_app(clinician)
+    clinician.get_by_text("Note saved in the patient's record.").wait_for()
+    _no_exception(clinician)
+    steps.shot(clinician, "clinician added note")
+
+    _go(patient, "My scans")
+    patient.get_by_role("button", name="Open").click()
+    wait_for_app(patient)
+    patient.get_by_text(NOTE).wait_for()
+    steps.shot(patient, "patient sees note")
+    _go(patient, "Sharing & access")
+    access_log = patient.locator('[data-testid="stDataFrame"]').last
+    access_log.wait_for()
+    assert CLINICIAN in access_log.inner_text()
+    steps.shot(patient, "who saw my scans")
+
+    _go(admin, "Accounts & audit")
+    admin.get_by_role("tab", name="Audit trail").click()
+    admin.get_by_role("button", name="Verify the audit trail").click()
+    wait_for_app(admin)
+    admin.get_by_text("The audit trail is intact").wait_for()
+    steps.shot(admin, "audit chain verified")
