@@ -1,6 +1,6 @@
 """Benchmark: decoding plus default enhancement of typical uploads.
 
-Cases: a 512x512 NIH PNG from the shared samples, a 3000x3000 16-bit PNG
+Cases: a 512x512 NIH PNG from the shared samples, the same upscaled to 1024x1024, a 3000x3000 16-bit PNG
 generated in a temporary folder, and the real CR DICOM sample (JPEG baseline).
 Prints the median of several runs per step as a table; no assertions.
 
@@ -9,6 +9,7 @@ Run: ``.venv/bin/python benchmarks/bench_imaging.py``
 
 from __future__ import annotations
 
+import io
 import statistics
 import sys
 import tempfile
@@ -53,9 +54,18 @@ def _large_16_bit_png(folder: Path) -> bytes:
     return path.read_bytes()
 
 
+def _upscaled_png(source: Path, side: int = 1024) -> bytes:
+    """The NIH sample (512x512 in this copy) resized to ``side`` pixels: a real radiograph at upload size."""
+    buffer = io.BytesIO()
+    Image.open(source).resize((side, side), Image.Resampling.BICUBIC).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _cases(folder: Path) -> list[tuple[str, bytes]]:
     samples = load_settings().shared_data_dir / "samples"
     cases = [(f"{_LARGE_SIDE}x{_LARGE_SIDE} 16-bit PNG (generated)", _large_16_bit_png(folder))]
+    if (samples / _NIH_PNG).is_file():
+        cases.insert(0, ("1024x1024 8-bit PNG (NIH sample upscaled)", _upscaled_png(samples / _NIH_PNG)))
     for label, name in (("NIH PNG 8-bit (sample)", _NIH_PNG), ("CR DICOM, JPEG (sample)", _DICOM)):
         if (samples / name).is_file():
             cases.insert(len(cases) - 1, (label, (samples / name).read_bytes()))
