@@ -99,12 +99,7 @@ def run() -> list[dict]:
     return rows
 
 
-def _print_table(rows: list[dict]) -> None:
-    width = max(len(row["benchmark"]) for row in rows)
-    print(f"{'benchmark':<{width}}  {'median':>9}")
-    for row in rows:
-        print(f"{row['benchmark']:<{width}}  {row['value']:>6.1f} {row['unit']}")
-
-
 if __name__ == "__main__":
-    _print_table(run())
+    from run_all import format_table
+
+    print(format_table([row | {"module": Path(__file__).stem} for row in run()]))

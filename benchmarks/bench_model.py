@@ -268,10 +268,9 @@ def run(checkpoint: Path | None = None) -> list[dict]:
 
 
 def _print_table(rows: list[dict]) -> None:
-    width = max(len(row["benchmark"]) for row in rows)
-    print(f"{'benchmark':<{width}}  {'value':>10}  unit")
-    for row in rows:
-        print(f"{row['benchmark']:<{width}}  {row['value']:>10g}  {row['unit']}")
+    from run_all import format_table
+
+    print(format_table([row | {"module": Path(__file__).stem} for row in rows]))
     print(
         f"\nNote: {THREADS} torch threads; the CPU is shared with whatever else runs "
         "(e.g. a training job), so absolute figures vary between runs."
