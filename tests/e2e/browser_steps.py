@@ -10,6 +10,8 @@ from pathlib import Path
 QUIET_MS = 600
 #: Longest wait for one script run; model loading on a busy 2-core CPU can take a while.
 RUN_TIMEOUT_MS = 180_000
+#: Tallest screenshot, in pixels.
+_MAX_SHOT_HEIGHT = 6000
 
 
 def wait_for_app(page: object, quiet_ms: int = QUIET_MS) -> None:
@@ -58,5 +60,15 @@ class Steps:
         self._count += 1
         name = re.sub(r"[^A-Za-z0-9_-]+", "_", label)
         path = self._folder / f"{self._prefix}-{self._count:02d}-{name}.png"
+        # Streamlit scrolls inside its main container, so a "full page" shot would stop at
+        # the viewport: grow the viewport to the content for the shot, then restore it.
+        viewport = page.viewport_size
+        content = page.evaluate(
+            "() => document.querySelector('[data-testid=\"stMainBlockContainer\"]')?.scrollHeight ?? 0"
+        )
+        tall = min(max(viewport["height"], int(content) + 200), _MAX_SHOT_HEIGHT)
+        page.set_viewport_size({"width": viewport["width"], "height": tall})
+        page.wait_for_timeout(300)
         page.screenshot(path=str(path), full_page=True)
+        page.set_viewport_size(viewport)
         return path
