@@ -8,36 +8,36 @@ import streamlit as st
 
 from pages.ui import current_actor, get_database
 
-st.set_page_config(page_title="Chest X-ray tracker", page_icon="🫁", layout="wide")
+st.set_page_config(page_title="Chest X-ray tracker", page_icon=":material/pulmonology:", layout="wide")
 
-_HOME = st.Page("pages/home.py", title="Home", icon="🏠", default=True)
-_ACCOUNT = st.Page("pages/account.py", title="Account", icon="👤")
+_HOME = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
+_ACCOUNT = st.Page("pages/account.py", title="Account", icon=":material/person:")
 _PAGES_BY_ROLE: dict[str, dict[str, list[st.Page]]] = {
     "patient": {
         "My care": [
-            st.Page("pages/upload.py", title="Upload & analyze", icon="📤"),
-            st.Page("pages/history.py", title="My scans", icon="🗂️"),
-            st.Page("pages/timeline.py", title="Timeline", icon="📈"),
-            st.Page("pages/compare.py", title="Compare with prior", icon="🔍"),
-            st.Page("pages/report.py", title="Report", icon="📄"),
-            st.Page("pages/sharing.py", title="Sharing & access", icon="🤝"),
+            st.Page("pages/upload.py", title="Upload & analyze", icon=":material/upload_file:"),
+            st.Page("pages/history.py", title="My scans", icon=":material/folder_open:"),
+            st.Page("pages/timeline.py", title="Timeline", icon=":material/timeline:"),
+            st.Page("pages/compare.py", title="Compare with prior", icon=":material/compare:"),
+            st.Page("pages/report.py", title="Report", icon=":material/description:"),
+            st.Page("pages/sharing.py", title="Sharing & access", icon=":material/share:"),
         ]
     },
     "clinician": {
         "Clinic": [
-            st.Page("pages/teleconsult.py", title="Teleconsult", icon="🩺"),
-            st.Page("pages/sharing.py", title="Shared with me", icon="🤝"),
+            st.Page("pages/teleconsult.py", title="Teleconsult", icon=":material/stethoscope:"),
+            st.Page("pages/sharing.py", title="Shared with me", icon=":material/share:"),
         ]
     },
     "analyst": {
         "Analysis": [
-            st.Page("pages/analyst_nih.py", title="NIH ChestX-ray14", icon="📊"),
-            st.Page("pages/analyst_training_data.py", title="Training data", icon="🗃️"),
-            st.Page("pages/analyst_performance.py", title="Model performance", icon="🎯"),
-            st.Page("pages/analyst_cohort.py", title="Cohort & shift", icon="👥"),
+            st.Page("pages/analyst_nih.py", title="NIH ChestX-ray14", icon=":material/bar_chart:"),
+            st.Page("pages/analyst_training_data.py", title="Training data", icon=":material/dataset:"),
+            st.Page("pages/analyst_performance.py", title="Model performance", icon=":material/query_stats:"),
+            st.Page("pages/analyst_cohort.py", title="Cohort & shift", icon=":material/groups:"),
         ]
     },
-    "admin": {"Administration": [st.Page("pages/admin.py", title="Accounts & audit", icon="🛡️")]},
+    "admin": {"Administration": [st.Page("pages/admin.py", title="Accounts & audit", icon=":material/shield:")]},
 }
 
 try:
@@ -51,7 +51,7 @@ except Exception:
 
 actor = current_actor()
 if actor is None:
-    navigation = {"": [_HOME, st.Page("pages/login.py", title="Log in or register", icon="🔑")]}
+    navigation = {"": [_HOME, st.Page("pages/login.py", title="Log in or register", icon=":material/login:")]}
 else:
     navigation = {"": [_HOME], **_PAGES_BY_ROLE.get(actor.role, {}), "You": [_ACCOUNT]}
     st.sidebar.caption(f"Logged in as **{actor.username}** ({actor.role})")

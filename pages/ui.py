@@ -122,7 +122,7 @@ def require_actor(*roles: str, allow_password_change: bool = False) -> Actor:
 
 def show_disclaimer() -> None:
     """The decision-support notice, shown wherever results appear."""
-    st.info(DISCLAIMER, icon="⚕️")
+    st.info(DISCLAIMER, icon=":material/medical_information:")
 
 
 def show_error(err: BaseException) -> None:
