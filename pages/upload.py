@@ -163,14 +163,24 @@ def _render_results(scan: DecodedScan, classifier, prediction: Prediction | None
     right.image(overlay_heatmap(scan.pixels, heat, opacity), caption=FINDING_LABELS[finding], width="stretch")
 
 
+#: Anonymisation tools often write dates like 1901-01-01; no digital radiograph is that old.
+_EARLIEST_PLAUSIBLE_YEAR = 1950
+
+
+def _file_date(scan: DecodedScan) -> date | None:
+    """The DICOM Study Date (0008,0020) when it is plausible, else ``None`` (the user must enter one)."""
+    study = scan.metadata.study_date
+    return study if study is not None and study.year >= _EARLIEST_PLAUSIBLE_YEAR else None
+
+
 def _date_default(scan: DecodedScan) -> date | None:
     study = scan.metadata.study_date
-    if study is not None and study.year < 1950:
+    if study is not None and _file_date(scan) is None:
         st.warning(
             f"The file gives {study.isoformat()} as the date of the X-ray, which looks like a "
-            "placeholder from an anonymised file; please check it."
+            "placeholder from an anonymised file; please enter the real date."
         )
-    return study
+    return _file_date(scan)
 
 
 def _render_save(file_id: str, name: str, scan: DecodedScan, settings: EnhanceSettings, result: ResultIn | None, actor) -> None:
@@ -231,7 +241,7 @@ def _render_batch(files, actor) -> None:
 
     def handle(name: str, data: bytes) -> str:
         scan = decode_scan(data, name, max_bytes=limit)
-        scan_date = scan.metadata.study_date or fallback
+        scan_date = _file_date(scan) or fallback
         if scan_date is None:
             raise _MissingDate("This file has no date of its own; enter the date above and try again.")
         result = None

@@ -71,9 +71,10 @@ def _upload_and_save(page, steps: Steps, path: Path, scan_date: str | None) -> N
     wait_for_app(page)
     page.get_by_role("heading", name="Where the model looked").wait_for()
     _no_exception(page)
-    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
+    # Charts and images render after their heading arrives; wait rather than count at once.
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
     # Original, enhanced and heatmap overlay.
-    assert page.locator('[data-testid="stImage"]').count() >= 3
+    page.locator('[data-testid="stImage"]').nth(2).wait_for()
     assert page.get_by_text("Decision support only").first.is_visible()
     steps.shot(page, f"results {path.suffix.lstrip('.')}")
     if scan_date is not None:
@@ -109,7 +110,7 @@ def test_patient_clinician_admin_flow(new_page, steps: Steps, samples_dir: Path)
     patient = new_page()
     _register_patient(patient, steps)
     _upload_and_save(patient, steps, samples_dir / NIH_PNG, scan_date="2024-01-15")
-    _upload_and_save(patient, steps, samples_dir / DICOM, scan_date=None)
+    _upload_and_save(patient, steps, samples_dir / DICOM, scan_date="2024-03-01")
 
     _go(patient, "Timeline")
     patient.get_by_role("heading", name="Your timeline").wait_for()

@@ -77,8 +77,9 @@ def test_dicom_upload_shows_probabilities_heatmap_and_saves(world, shipped_model
     at.slider(key="heatmap_opacity").set_value(0.9)
     at = at.run()
     assert not at.exception
-    # The sample's anonymised Study Date (1901) is flagged but pre-filled; the patient corrects it.
+    # The sample's anonymised Study Date (1901) is flagged and not pre-filled: the patient enters it.
     assert any("placeholder" in w.value for w in at.warning)
+    assert at.date_input[0].value is None
     at.date_input[0].set_value(date(2026, 5, 1))
     at = at.button[-1].click().run()
     assert not at.exception and not at.error
