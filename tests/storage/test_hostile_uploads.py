@@ -1,0 +1,43 @@
+"""Every hostile file of the decoder suite, sent through the real import pipeline, leaves nothing behind."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import sqlalchemy as sa
+
+from storage import cli
+from storage.schema import Scan
+from tests.core.test_hostile_inputs import _REFUSED
+from tests.storage.conftest import PASSWORD
+
+#: Names an attacker might choose; the name is never used as a path inside the store.
+_HOSTILE_NAMES = ("..%2F..%2Fetc%2Fpasswd.png", "scan.png.exe", "CON.dcm", "<script>.jpg", "a" * 200 + ".png")
+
+
+def test_import_of_every_hostile_file_stores_no_row_and_no_blob(settings_env, settings, make_user, tmp_path, monkeypatch):
+    for name, value in settings_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MODEL_CHECKPOINT", str(tmp_path / "missing.pt"))
+    make_user("mallory")
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    files = []
+    for index, (case, builder, _) in enumerate(_REFUSED):
+        path = folder / f"{index:02d}-{_HOSTILE_NAMES[index % len(_HOSTILE_NAMES)]}-{case}"
+        path.write_bytes(builder())
+        files.append(str(path))
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        status = cli.main(["import-scan", "--user", "mallory", "--date", "2026-01-01", *files])
+    lines = output.getvalue().splitlines()
+    assert status == 2
+    assert len(lines) == len(_REFUSED) >= 30
+    assert all(line.startswith("FAILED ") for line in lines)
+    engine = sa.create_engine(settings.database_url)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(Scan)).scalar_one() == 0
+    engine.dispose()
+    blobs = settings.blob_dir
+    assert not blobs.exists() or not [p for p in blobs.rglob("*") if p.is_file()]
