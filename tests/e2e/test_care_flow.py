@@ -75,7 +75,7 @@ def _upload_and_save(page, steps: Steps, path: Path, scan_date: str | None) -> N
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
     # Original, enhanced and heatmap overlay.
     page.locator('[data-testid="stImage"]').nth(2).wait_for()
-    assert page.get_by_text("Decision support only").first.is_visible()
+    page.get_by_text("Decision support only").first.wait_for()
     steps.shot(page, f"results {path.suffix.lstrip('.')}")
     if scan_date is not None:
         # Streamlit's date field is one spin button per part (year, month, day).
@@ -115,7 +115,7 @@ def test_patient_clinician_admin_flow(new_page, steps: Steps, samples_dir: Path)
     _go(patient, "Timeline")
     patient.get_by_role("heading", name="Your timeline").wait_for()
     _no_exception(patient)
-    assert patient.locator('[data-testid="stPlotlyChart"]').count() >= 1
+    patient.locator('[data-testid="stPlotlyChart"]').first.wait_for()
     steps.shot(patient, "timeline")
 
     _go(patient, "Sharing & access")
