@@ -151,7 +151,7 @@ def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[d
                 "covid_test": float(abstained[~kermany].mean()),
                 "all_test": float(abstained.mean()),
             },
-            "ood_threshold": float(classifier._checkpoint.ood.threshold),
+            "ood_threshold": float(classifier.ood_threshold),
             "probes": {},
         },
     }
@@ -161,7 +161,7 @@ def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[d
             "abstained": prediction.abstained,
             "reason": prediction.abstain_reason,
             "ood_score": prediction.ood_score,
-            "ood_alone_abstains": prediction.ood_score > classifier._checkpoint.ood.threshold,
+            "ood_alone_abstains": prediction.ood_score > classifier.ood_threshold,
         }
     by_path = {str(e.path.relative_to(shared_dir)): p for e, p in zip(test, predictions)}
     reference = {name: by_path[name].probabilities for name in REFERENCE_IMAGES}

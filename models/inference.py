@@ -110,9 +110,18 @@ class Classifier:
             device=str(device),
         )
 
+    @property
+    def input_size(self) -> int:
+        """Side of the square network input, in pixels."""
+        return self._checkpoint.input_size
+
+    @property
+    def ood_threshold(self) -> float:
+        """Feature distance above which a scan is refused as out of distribution."""
+        return self._checkpoint.ood.threshold
+
     def _inputs(self, scans: list[DecodedScan]) -> torch.Tensor:
-        size = self._checkpoint.input_size
-        return torch.stack([preprocess(scan.pixels, size) for scan in scans]).to(self._device)
+        return torch.stack([preprocess(scan.pixels, self.input_size) for scan in scans]).to(self._device)
 
     def predict(self, scans: list[DecodedScan], batch_size: int = 32) -> list[Prediction]:
         """Classify decoded scans.
@@ -133,7 +142,7 @@ class Classifier:
             scores = self._checkpoint.ood.score(features.double().cpu().numpy())
             for scan, row, score in zip(batch, probabilities.cpu().tolist(), scores):
                 reason = _rule_based_reason(scan)
-                if reason is None and score > self._checkpoint.ood.threshold:
+                if reason is None and score > self.ood_threshold:
                     reason = (
                         "This image does not look like the front-view chest X-rays the model "
                         "was trained on, so its result would not be reliable."

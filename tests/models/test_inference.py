@@ -42,7 +42,7 @@ def test_reproduces_recorded_probabilities(classifier, shared_data):
 
 def test_training_and_inference_preprocess_identically(classifier, shared_data):
     path = shared_data / "kermany/test/PNEUMONIA/person100_bacteria_475.jpeg"
-    training = load_image_tensor(path, classifier._checkpoint.input_size)
+    training = load_image_tensor(path, classifier.input_size)
     inference = classifier._inputs([decode_scan(path.read_bytes())])[0].cpu()
     assert torch.equal(training, inference)
 
