@@ -35,6 +35,10 @@ from core.findings import FINDINGS  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from storage import accounts, audit, records, schema  # noqa: E402
 from storage.db import Actor, Database  # noqa: E402
+from tests.storage.conftest import empty_backend  # noqa: E402
+
+#: Report names of the backends, and the kinds the storage tests' ``empty_backend`` takes.
+_KINDS = {"sqlite": "sqlite", "postgresql": "postgres"}
 
 N_SESSIONS = 20
 SCANS_PER_SESSION = 5
@@ -165,7 +169,7 @@ def _integrity_problems(db: Database, actors: list[Actor]) -> list[str]:
 @contextmanager
 def _database(backend: str) -> Iterator[Database]:
     """A fresh database on ``backend`` in a temporary DATA_DIR (and PostgreSQL schema)."""
-    with tempfile.TemporaryDirectory() as tmp, _url(backend, Path(tmp)) as url:
+    with tempfile.TemporaryDirectory() as tmp, empty_backend(_KINDS[backend], Path(tmp)) as url:
         env = {"DATA_DIR": tmp, "DATABASE_URL": url, "ADMIN_PASSWORD": "load admin pass",
                "MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
         db = Database.open(load_settings(env))
@@ -173,25 +177,6 @@ def _database(backend: str) -> Iterator[Database]:
             yield db
         finally:
             db.close()
-
-
-@contextmanager
-def _url(backend: str, tmp: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp / 'app.db'}"
-        return
-    base = os.environ["TEST_POSTGRES_URL"]
-    name = f"load_{secrets.token_hex(6)}"
-    admin = sa.create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    separator = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{separator}options=-csearch_path%3D{name}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
 
 
 def backends() -> list[str]:

@@ -239,6 +239,16 @@ def targets_table(report: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(records, columns=["target", "required", "measured", "status"])
 
 
+def _unit_square(fig: go.Figure, diagonal: str, x_title: str, y_title: str, **layout: Any) -> None:
+    """Draw the dotted reference diagonal and fix both axes to [0, 1] (ROC and reliability plots)."""
+    fig.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name=diagonal, line={"dash": "dot", "color": "gray"})
+    )
+    fig.update_layout(
+        xaxis_title=x_title, yaxis_title=y_title, xaxis={"range": [0, 1]}, yaxis={"range": [0, 1.02]}, **layout
+    )
+
+
 def roc_figure(report: dict[str, Any], source: str) -> go.Figure | None:
     """ROC curves of every finding evaluated on one source, AUC and 95% CI in the legend.
 
@@ -258,16 +268,8 @@ def roc_figure(report: dict[str, Any], source: str) -> go.Figure | None:
         fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=_roc_name(finding, entry)))
     if not fig.data:
         return None
-    fig.add_trace(
-        go.Scatter(
-            x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "gray"}
-        )
-    )
-    fig.update_layout(
-        xaxis_title="False-positive rate (1 - specificity)",
-        yaxis_title="True-positive rate (sensitivity)",
-        xaxis={"range": [0, 1]},
-        yaxis={"range": [0, 1.02]},
+    _unit_square(
+        fig, "chance", "False-positive rate (1 - specificity)", "True-positive rate (sensitivity)",
         legend={"yanchor": "bottom", "y": 0.02, "xanchor": "right", "x": 0.98},
     )
     return fig
@@ -380,17 +382,7 @@ def reliability_figure(report: dict[str, Any], source: str) -> go.Figure | None:
         )
     if not fig.data:
         return None
-    fig.add_trace(
-        go.Scatter(
-            x=[0, 1], y=[0, 1], mode="lines", name="perfect", line={"dash": "dot", "color": "gray"}
-        )
-    )
-    fig.update_layout(
-        xaxis_title="Mean predicted probability",
-        yaxis_title="Observed share with the finding",
-        xaxis={"range": [0, 1]},
-        yaxis={"range": [0, 1.02]},
-    )
+    _unit_square(fig, "perfect", "Mean predicted probability", "Observed share with the finding")
     return fig
 
 

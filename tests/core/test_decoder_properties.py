@@ -12,15 +12,13 @@ from collections.abc import Callable
 from functools import cache
 
 import numpy as np
-import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
 
 from core.imaging import MIN_SIDE, DecodedScan, ScanError, decode_scan
+from tests.core.test_hostile_inputs import _dicom
 
 # pydicom warns about the invalid values that mutations create; the property is what matters.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:pydicom.*")
@@ -55,23 +53,7 @@ def _valid_jpeg() -> bytes:
 
 @cache
 def _valid_dicom() -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-    dataset.SOPClassUID = meta.MediaStorageSOPClassUID
-    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    dataset.Modality = "DX"
-    dataset.PhotometricInterpretation = "MONOCHROME2"
-    dataset.Rows = dataset.Columns = 72
-    dataset.SamplesPerPixel = 1
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 16, 12, 11
-    dataset.PixelRepresentation = 0
-    dataset.PixelData = (_gradient().astype(np.uint16) * 16).tobytes()
-    buffer = io.BytesIO()
-    pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
-    return buffer.getvalue()
+    return _dicom((_gradient().astype(np.uint16) * 16).tobytes(), rows=72, columns=72)
 
 
 def _assert_usable_or_scan_error(data: bytes) -> DecodedScan | None:
