@@ -18,17 +18,34 @@ from core.findings import FINDINGS
 from core.settings import load_settings
 # Imported here so that torch loads once at collection, not inside the first page run's timeout.
 import models.inference  # noqa: F401
+from pages import ui
 from storage import accounts, records
 from storage.db import Actor, Database
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "a long enough pass phrase"
+ADMIN_PASSWORD = "first-admin-pass-123"
 
 #: Generous: the machine is shared with model training.
 TIMEOUT_S = 120
 
 #: (scan date, file, pneumonia probability): a rise of 29 points between the last two.
 SCANS = ((date(2026, 2, 1), "feb.png", 0.10), (date(2026, 3, 2), "march.png", 0.12), (date(2026, 4, 1), "april.png", 0.41))
+
+
+def open_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Database:
+    """A fresh SQLite database and key in ``tmp_path``, shared by the test and the pages under test.
+
+    The first admin is created with ``ADMIN_PASSWORD``.
+    """
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
+    monkeypatch.setenv("ADMIN_PASSWORD", ADMIN_PASSWORD)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("IDLE_TIMEOUT_MINUTES", raising=False)
+    # get_database() is cached per process: drop the handle of a previous test's database.
+    ui.get_database.clear()
+    return Database.open(load_settings())
 
 
 @dataclass
@@ -48,17 +65,13 @@ def open_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     The checkpoint path points at a missing file, so pages take their "model
     unavailable" path and show stored results only.
     """
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
-    monkeypatch.setenv("ADMIN_PASSWORD", "first-admin-pass-123")
     monkeypatch.setenv("MODEL_CHECKPOINT", str(tmp_path / "no-checkpoint.pt"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    # get_database() is cached per process: drop the handle of a previous test's database.
+    # The cached classifier belongs to a previous test's checkpoint setting.
     st.cache_resource.clear()
-    db = Database.open(load_settings())
+    db = open_database(tmp_path, monkeypatch)
     alice = accounts.register(db, "alice", PASSWORD)
     carol = accounts.register(db, "carol", PASSWORD)
-    admin = accounts.authenticate(db, "admin", "first-admin-pass-123", None)
+    admin = accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
     dr_bob = accounts.register(db, "dr_bob", PASSWORD, role="clinician", by=admin)
     rng = np.random.default_rng(0)
     scan_ids = [

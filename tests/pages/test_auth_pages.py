@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import secrets
 import time
 from datetime import date
 
@@ -11,28 +9,12 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.settings import PROJECT_ROOT, load_settings
-from pages import ui
+from core.settings import PROJECT_ROOT
 from storage import accounts, records, sharing
 from storage.db import Actor, Database
+from tests.pages._flows import ADMIN_PASSWORD
 
 PASSWORD = "a long enough pass"
-ADMIN_PASSWORD = "first-admin-pass"
-
-
-@pytest.fixture
-def db(tmp_path, monkeypatch) -> Database:
-    """A private DATA_DIR and database shared by the test and the pages under test."""
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
-    monkeypatch.setenv("ADMIN_PASSWORD", ADMIN_PASSWORD)
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.delenv("IDLE_TIMEOUT_MINUTES", raising=False)
-    ui.get_database.clear()
-    database = Database.open(load_settings())
-    yield database
-    database.close()
-    ui.get_database.clear()
 
 
 def _page(name: str, actor: Actor | None = None) -> AppTest:

@@ -7,8 +7,6 @@ after a grant expires or is revoked (``test_clinician_flow.py``).
 
 from __future__ import annotations
 
-import base64
-import secrets
 import time
 from datetime import date
 
@@ -16,28 +14,12 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.settings import PROJECT_ROOT, load_settings
-from pages import ui
+from core.settings import PROJECT_ROOT
 from storage import accounts, records
 from storage.db import Actor, Database
 
 PASSWORD = "a long enough pass"
 SECRET_FILENAME = "night_sweats_front.png"
-
-
-@pytest.fixture
-def db(tmp_path, monkeypatch) -> Database:
-    """A private DATA_DIR and database shared by the test and the pages under test."""
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
-    monkeypatch.setenv("ADMIN_PASSWORD", "first-admin-pass")
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.delenv("IDLE_TIMEOUT_MINUTES", raising=False)
-    ui.get_database.clear()
-    database = Database.open(load_settings())
-    yield database
-    database.close()
-    ui.get_database.clear()
 
 
 @pytest.fixture
