@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.settings import PROJECT_ROOT
 from storage import accounts, records, sharing
-from storage.db import Actor, Database
+from storage.db import Actor
 from tests.pages._flows import ADMIN_PASSWORD
 
 PASSWORD = "a long enough pass"
