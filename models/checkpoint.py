@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,7 @@ def save_checkpoint(
             "mean": torch.from_numpy(ood_state["mean"]).float(),
             "precision": torch.from_numpy(ood_state["precision"]).float(),
             "threshold": ood_state["threshold"],
+            "inversion_margin": ood_state["inversion_margin"],
         },
         "extra": extra,
     }
@@ -109,6 +111,7 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
             mean=ood["mean"].double().numpy(),
             precision=ood["precision"].double().numpy(),
             threshold=float(ood["threshold"]),
+            inversion_margin=float(ood.get("inversion_margin", math.inf)),
         )
     except CheckpointError:
         raise

@@ -89,8 +89,8 @@ def _decode_all(examples: list[Example]):
     return [decode_scan(example.path.read_bytes(), str(example.path)) for example in examples]
 
 
-def _probe_scans() -> dict:
-    # Inputs that are not frontal chest radiographs; the guard must refuse each.
+def _probe_scans(shared_dir: Path) -> dict:
+    # Inputs that are not frontal chest radiographs the model can read; the guard must refuse each.
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
     photo[..., 0] = np.linspace(0, 255, 256, dtype=np.uint8)
@@ -101,6 +101,9 @@ def _probe_scans() -> dict:
         probes[name] = decode_scan(buffer.getvalue())
     for name in ("CT_small.dcm", "MR_small.dcm"):
         probes[name] = decode_scan(Path(get_testdata_file(name)).read_bytes())
+    # A negative: MONOCHROME2 pixels whose header says MONOCHROME1, so decoding inverts them.
+    negative = shared_dir / "samples" / "Fake_MONOHR1.dcm"
+    probes["inverted_radiograph"] = decode_scan(negative.read_bytes(), negative.name)
     return probes
 
 
@@ -155,7 +158,7 @@ def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[d
             "probes": {},
         },
     }
-    probes = _probe_scans()
+    probes = _probe_scans(shared_dir)
     for (name, scan), prediction in zip(probes.items(), classifier.predict(list(probes.values()))):
         result["abstention"]["probes"][name] = {
             "abstained": prediction.abstained,

@@ -84,7 +84,10 @@ def load_count() -> int:
 def _rule_based_reason(scan: DecodedScan) -> str | None:
     meta = scan.metadata
     if meta.modality and meta.modality.upper() not in _RADIOGRAPH_MODALITIES:
-        return f"This is a {meta.modality} scan, not a chest X-ray, so the model cannot read it."
+        modality = meta.modality.upper()
+        # Codes are read letter by letter: "an MR", "a CT".
+        article = "an" if modality[0] in "AEFHILMNORSX" else "a"
+        return f"This is {article} {modality} scan, not a chest X-ray, so the model cannot read it."
     if meta.view_position and meta.view_position.upper() in _LATERAL_VIEWS:
         return "This is a side (lateral) view; the model only reads front views of the chest."
     if meta.colorfulness > _COLOUR_LIMIT:
@@ -137,11 +140,21 @@ class Classifier:
         for start in range(0, len(scans), batch_size):
             batch = scans[start : start + batch_size]
             with torch.inference_mode():
-                features = self._model.embed(self._inputs(batch))
+                inputs = self._inputs(batch)
+                features = self._model.embed(inputs)
                 probabilities = torch.sigmoid(self._model.head(features) / self._temperatures)
-            scores = self._checkpoint.ood.score(features.double().cpu().numpy())
-            for scan, row, score in zip(batch, probabilities.cpu().tolist(), scores):
+                # Standardisation is linear, so -input is exactly the negative's input.
+                inverted_features = self._model.embed(-inputs)
+            features = features.double().cpu().numpy()
+            scores = self._checkpoint.ood.score(features)
+            inverted = self._checkpoint.ood.looks_inverted(features, inverted_features.double().cpu().numpy())
+            for scan, row, score, negative in zip(batch, probabilities.cpu().tolist(), scores, inverted):
                 reason = _rule_based_reason(scan)
+                if reason is None and negative:
+                    reason = (
+                        "This image looks like a negative (black and white are swapped), so the "
+                        "model cannot read it; please upload the original X-ray file."
+                    )
                 if reason is None and score > self.ood_threshold:
                     reason = (
                         "This image does not look like the front-view chest X-rays the model "

@@ -76,8 +76,11 @@ def per_finding_auc(logits: np.ndarray, targets: np.ndarray, mask: np.ndarray) -
     return aucs
 
 
-def fit_ood(model: ChestXrayNet, fit_images: torch.Tensor, val_features: np.ndarray, size: int, seed: int):
+def fit_ood(model: ChestXrayNet, fit_images: torch.Tensor, val_images: torch.Tensor, size: int, seed: int):
     """Fit the out-of-distribution Gaussian on a seeded random sample of the fit images.
+
+    Its thresholds come from the validation images and their negatives (``-image`` is
+    exactly the preprocessed negative, as standardisation is linear).
 
     The sample must be random: the fit set is in manifest order (one source after the
     other), and a Gaussian of one source alone would call the other source out of
@@ -85,7 +88,9 @@ def fit_ood(model: ChestXrayNet, fit_images: torch.Tensor, val_features: np.ndar
     """
     index = np.random.default_rng(seed).permutation(len(fit_images))[:size]
     _, fit_features = predict_logits(model, fit_images[torch.from_numpy(index)])
-    return fit_feature_gaussian(fit_features, val_features)
+    _, val_features = predict_logits(model, val_images)
+    _, inverted_features = predict_logits(model, -val_images)
+    return fit_feature_gaussian(fit_features, val_features, inverted_features)
 
 
 def refit_ood(args: argparse.Namespace) -> None:
@@ -95,8 +100,8 @@ def refit_ood(args: argparse.Namespace) -> None:
     checkpoint = load_checkpoint(args.out)
     splits = split_examples(load_manifest(load_settings().shared_data_dir), seed=args.seed)
     fit_images = load_tensors(splits["fit"], checkpoint.input_size, "fit images")
-    _, val_features = predict_logits(checkpoint.model, load_tensors(splits["validation"], checkpoint.input_size, "validation images"))
-    ood = fit_ood(checkpoint.model, fit_images, val_features, args.ood_fit_size, args.seed)
+    val_images = load_tensors(splits["validation"], checkpoint.input_size, "validation images")
+    ood = fit_ood(checkpoint.model, fit_images, val_images, args.ood_fit_size, args.seed)
     save_checkpoint(
         args.out,
         model=checkpoint.model,
@@ -110,8 +115,9 @@ def refit_ood(args: argparse.Namespace) -> None:
     metrics_path = args.out.with_name("training_metrics.json")
     metrics = json.loads(metrics_path.read_text())
     metrics["ood_threshold"] = ood.threshold
+    metrics["ood_inversion_margin"] = ood.inversion_margin
     metrics_path.write_text(json.dumps(metrics, indent=2))
-    print(f"out-of-distribution threshold {ood.threshold:.2f}; checkpoint {args.out}")
+    print(f"out-of-distribution threshold {ood.threshold:.2f}, inversion margin {ood.inversion_margin:.2f}; checkpoint {args.out}")
 
 
 def perturbed_copies(images: torch.Tensor, seed: int) -> list[torch.Tensor]:
@@ -227,13 +233,13 @@ def train(args: argparse.Namespace) -> dict:
             break
 
     model.load_state_dict(best_state)
-    val_logits, val_features = predict_logits(model, val_images)
+    val_logits, _ = predict_logits(model, val_images)
     temperatures, thresholds = calibrate(
         [val_logits] + [predict_logits(model, view)[0] for view in shifted_val],
         val_targets.numpy(),
         val_mask.numpy(),
     )
-    ood = fit_ood(model, fit_images, val_features, args.ood_fit_size, args.seed)
+    ood = fit_ood(model, fit_images, val_images, args.ood_fit_size, args.seed)
     seconds = time.perf_counter() - started
     metrics = {
         "architecture": ARCHITECTURE_NAME,
@@ -245,6 +251,7 @@ def train(args: argparse.Namespace) -> dict:
         "temperatures": temperatures,
         "thresholds": thresholds,
         "ood_threshold": ood.threshold,
+        "ood_inversion_margin": ood.inversion_margin,
         "sizes": {"fit": len(fit), "validation": len(validation)},
         "arguments": vars(args) | {"out": str(args.out)},
     }

@@ -51,7 +51,10 @@ def test_training_and_inference_preprocess_identically(classifier, shared_data):
 def test_abstains_on_pydicom_ct_and_mr(classifier, name):
     (prediction,) = classifier.predict([decode_scan(Path(get_testdata_file(name)).read_bytes())])
     assert prediction.abstained
-    assert prediction.abstain_reason.endswith(".")
+    assert prediction.abstain_reason == {
+        "CT_small.dcm": "This is a CT scan, not a chest X-ray, so the model cannot read it.",
+        "MR_small.dcm": "This is an MR scan, not a chest X-ray, so the model cannot read it.",
+    }[name]
     assert set(prediction.probabilities) == set(FINDINGS), "probabilities kept for the record"
 
 
@@ -61,6 +64,16 @@ def test_abstains_on_blank_and_keeps_real_radiograph(classifier, samples_dir):
     blank_prediction, real_prediction = classifier.predict([blank, real])
     assert blank_prediction.abstained
     assert not real_prediction.abstained
+
+
+def test_abstains_on_a_negative_but_reads_the_same_film_the_right_way_round(classifier, samples_dir):
+    # Fake_MONOHR1.dcm holds the CR sample's pixels under a MONOCHROME1 header: a negative.
+    negative = decode_scan((samples_dir / "Fake_MONOHR1.dcm").read_bytes())
+    original = decode_scan((samples_dir / "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm").read_bytes())
+    negative_prediction, original_prediction = classifier.predict([negative, original])
+    assert negative_prediction.abstained
+    assert "negative" in negative_prediction.abstain_reason
+    assert not original_prediction.abstained
 
 
 def test_heatmap_matches_image_and_is_normalised(classifier, samples_dir):
