@@ -150,7 +150,8 @@ def calibrate(
     return temperatures, thresholds
 
 
-def _stack_labels(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+def stack_labels(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Targets and known-label masks of ``examples`` as (N, F) tensors."""
     targets = torch.from_numpy(np.stack([e.target for e in examples]))
     mask = torch.from_numpy(np.stack([e.mask for e in examples]))
     return targets, mask
@@ -171,8 +172,8 @@ def train(args: argparse.Namespace) -> dict:
 
     fit_images = load_tensors(fit, args.size, "fit images")
     val_images = load_tensors(validation, args.size, "validation images")
-    fit_targets, fit_mask = _stack_labels(fit)
-    val_targets, val_mask = _stack_labels(validation)
+    fit_targets, fit_mask = stack_labels(fit)
+    val_targets, val_mask = stack_labels(validation)
     shifted_val = perturbed_copies(val_images, args.seed)
 
     model = ChestXrayNet()
