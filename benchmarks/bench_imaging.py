@@ -10,11 +10,8 @@ Run: ``.venv/bin/python benchmarks/bench_imaging.py``
 from __future__ import annotations
 
 import io
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,22 +23,13 @@ if __package__ in (None, ""):
 
 from core.enhance import EnhanceSettings, enhance  # noqa: E402
 from core.imaging import decode_scan  # noqa: E402
+from benchmarks._timing import median_seconds  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 
 _REPEATS = 5
 _NIH_PNG = "00000001_000.png"
 _DICOM = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
 _LARGE_SIDE = 3000
-
-
-def _median_seconds(action: Callable[[], object], repeats: int = _REPEATS) -> float:
-    action()  # warm-up: imports, allocator, skimage's lazy loading
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
 
 
 def _large_16_bit_png(folder: Path) -> bytes:
@@ -86,8 +74,8 @@ def run() -> list[dict]:
         for label, data in _cases(Path(tmp)):
             scan = decode_scan(data)
             size = f"{scan.metadata.width}x{scan.metadata.height}"
-            decode_s = _median_seconds(lambda data=data: decode_scan(data))
-            enhance_s = _median_seconds(lambda pixels=scan.pixels: enhance(pixels, settings))
+            decode_s = median_seconds(lambda data=data: decode_scan(data), _REPEATS)
+            enhance_s = median_seconds(lambda pixels=scan.pixels: enhance(pixels, settings), _REPEATS)
             for step, seconds in (("decode", decode_s), ("default enhance", enhance_s)):
                 rows.append(
                     {

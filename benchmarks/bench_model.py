@@ -30,9 +30,7 @@ Takes a few minutes on two cores, mostly DenseNet-121's batches.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +48,7 @@ if __package__ in (None, ""):
 from core.enhance import EnhanceSettings, enhance  # noqa: E402
 from core.findings import FINDINGS  # noqa: E402
 from core.imaging import DecodedScan, decode_scan  # noqa: E402
+from benchmarks._timing import median_seconds  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
 from models.inference import Classifier, load_classifier  # noqa: E402
@@ -67,19 +66,6 @@ _MATMUL_SIDE = 2048
 _NIH_PNG = "00000001_000.png"
 _DICOM = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
 _CPU = torch.device("cpu")
-
-
-def _median_seconds(
-    action: Callable[[], object], repeats: int, warm_up: Callable[[], object] | None = None
-) -> float:
-    # Warm-up: lazy imports, allocator, oneDNN kernel selection.
-    (warm_up or action)()
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
 
 
 def _row(benchmark: str, value: float, unit: str) -> dict:
@@ -120,7 +106,7 @@ def _matmul_gflops() -> float:
     """Sustained float32 matrix-multiply rate of this CPU at the current thread count."""
     a = torch.randn(_MATMUL_SIDE, _MATMUL_SIDE)
     b = torch.randn(_MATMUL_SIDE, _MATMUL_SIDE)
-    seconds = _median_seconds(lambda: torch.mm(a, b), repeats=5)
+    seconds = median_seconds(lambda: torch.mm(a, b), repeats=5)
     return 2 * _MATMUL_SIDE**3 / seconds / 1e9
 
 
@@ -174,10 +160,10 @@ def _latency_rows(
             heatmap(decoded, finding)
 
         size = f"{scan.metadata.width}x{scan.metadata.height}"
-        total = _median_seconds(end_to_end, _LATENCY_REPEATS)
+        total = median_seconds(end_to_end, _LATENCY_REPEATS)
         rows.append(_row(f"{name} end-to-end latency, {label} {size}", round(total * 1000, 1), "ms"))
         for step, action in steps.items():
-            seconds = _median_seconds(action, _LATENCY_REPEATS)
+            seconds = median_seconds(action, _LATENCY_REPEATS)
             rows.append(_row(f"{name}   step {step}, {label}", round(seconds * 1000, 1), "ms"))
     return rows
 
@@ -197,10 +183,10 @@ def _throughput_rows(
         with torch.inference_mode():
             forward(inputs[:count])
 
-    predict_s = _median_seconds(
+    predict_s = median_seconds(
         lambda: predict(scans), _THROUGHPUT_REPEATS, lambda: predict(scans[:_WARM_UP_BATCH])
     )
-    forward_s = _median_seconds(forward_only, _THROUGHPUT_REPEATS, lambda: forward_only(_WARM_UP_BATCH))
+    forward_s = median_seconds(forward_only, _THROUGHPUT_REPEATS, lambda: forward_only(_WARM_UP_BATCH))
     bound_s = flops_per_image * BATCH / (gflops * 1e9)
     return [
         _row(f"{name} predict() throughput, batch {BATCH}", round(BATCH / predict_s, 1), "images/s"),
@@ -230,7 +216,7 @@ def run(checkpoint: Path | None = None) -> list[dict]:
     scans = _batch_scans(samples)
 
     rows = [_row("CPU threads (torch.set_num_threads; CPU shared with other work)", THREADS, "threads")]
-    load_s = _median_seconds(lambda: load_classifier(path), _LOAD_REPEATS)
+    load_s = median_seconds(lambda: load_classifier(path), _LOAD_REPEATS)
     rows.append(_row("load_classifier() time", round(load_s * 1000, 1), "ms"))
     # Pinned to the CPU even where load_classifier would pick a GPU.
     loaded = load_checkpoint(path)

@@ -174,13 +174,13 @@ def _file_date(scan: DecodedScan) -> date | None:
 
 
 def _date_default(scan: DecodedScan) -> date | None:
-    study = scan.metadata.study_date
-    if study is not None and _file_date(scan) is None:
+    study, usable = scan.metadata.study_date, _file_date(scan)
+    if study is not None and usable is None:
         st.warning(
             f"The file gives {study.isoformat()} as the date of the X-ray, which looks like a "
             "placeholder from an anonymised file; please enter the real date."
         )
-    return _file_date(scan)
+    return usable
 
 
 def _render_save(file_id: str, name: str, scan: DecodedScan, settings: EnhanceSettings, result: ResultIn | None, actor) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from core.cohort import MIN_USERS, aggregate_cohort
 from core.eda import age_band
@@ -104,7 +104,10 @@ def shift_sample(db: Database, actor: Actor) -> ShiftSample | None:
         assessed = dict.fromkeys(FINDINGS, 0)
         for owner_id in owners:
             keys = db.data_keys(session, owner_id)
-            latest = _latest_results(session, keys, owner_id)
+            latest = {
+                scan_id: results[-1]
+                for scan_id, results in records.results_by_scan(session, keys, owner_id, None).items()
+            }
             scans = session.exec(
                 select(schema.Scan).where(schema.Scan.owner_id == owner_id)
             ).all()
@@ -133,22 +136,13 @@ def shift_sample(db: Database, actor: Actor) -> ShiftSample | None:
     return sample
 
 
-def _latest_results(session: Session, keys: dict[int, bytes], owner_id: int) -> dict[int, dict]:
-    latest: dict[int, dict] = {}
-    rows = session.exec(
-        select(schema.Result).where(schema.Result.owner_id == owner_id).order_by(schema.Result.id)
-    )
-    for result in rows:
-        aad = crypto.associated_data("results", result.id, owner_id, result.key_version)
-        latest[result.scan_id] = crypto.open_json(keys[result.key_version], result.payload, aad)
-    return latest
-
-
-def _count_findings(result: dict | None, positive: dict[str, int], assessed: dict[str, int]) -> None:
-    if result is None or result.get("abstained"):
+def _count_findings(
+    result: records.ResultRecord | None, positive: dict[str, int], assessed: dict[str, int]
+) -> None:
+    if result is None or result.abstained:
         return
-    thresholds = result.get("thresholds") or {}
-    for name, p in result["probabilities"].items():
+    thresholds = result.thresholds or {}
+    for name, p in result.probabilities.items():
         if name not in assessed:
             continue
         assessed[name] += 1

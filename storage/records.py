@@ -264,7 +264,7 @@ def load_scan(db: Database, actor: Actor, scan_id: int) -> ScanRecord:
         access = policy.check_read(session, actor, scan.owner_id, scan_id)
         keys = db.data_keys(session, scan.owner_id)
         payload = _open_scan_payload(keys, scan)
-        results = _results_for(session, keys, scan.owner_id, [scan.id]).get(scan.id, [])
+        results = results_by_scan(session, keys, scan.owner_id, [scan.id]).get(scan.id, [])
         pixels = _read_pixels(db, keys, scan)
         audit.append(session, db, "read_scan", actor=actor, patient_id=scan.owner_id,
                      record_type="scans", record_id=scan.id, emergency=access.emergency,
@@ -481,7 +481,7 @@ def _export_scans(session: Session, db: Database, patient_id: int) -> list[dict[
     scans = session.exec(
         select(schema.Scan).where(schema.Scan.owner_id == patient_id).order_by(schema.Scan.id)
     ).all()
-    results = _results_for(session, keys, patient_id, [s.id for s in scans])
+    results = results_by_scan(session, keys, patient_id, [s.id for s in scans])
     notes = session.exec(select(schema.Note).where(schema.Note.owner_id == patient_id)).all()
     notes_by_scan: dict[int, list[dict[str, Any]]] = {}
     for note in notes:
@@ -515,7 +515,7 @@ def _load_summaries(
         s for s in session.exec(select(schema.Scan).where(schema.Scan.owner_id == patient_id)).all()
         if access.covers(s.id)
     ]
-    results = _results_for(session, keys, patient_id, None)
+    results = results_by_scan(session, keys, patient_id, None)
     summaries = [
         ScanSummary(**_summary_fields(scan, _open_scan_payload(keys, scan),
                                       results.get(scan.id, [])))
@@ -525,9 +525,25 @@ def _load_summaries(
     return summaries
 
 
-def _results_for(
+def results_by_scan(
     session: Session, keys: dict[int, bytes], owner_id: int, scan_ids: list[int] | None
 ) -> dict[int, list[ResultRecord]]:
+    """Decrypted results of one owner's scans, grouped by scan id, oldest first.
+
+    For storage modules only: no access check or audit here, the caller applies both.
+
+    Args:
+        session: The caller's open session.
+        keys: Every version of the owner's data key.
+        owner_id: The patient whose results are read.
+        scan_ids: Only these scans; ``None`` for all of the owner's scans.
+
+    Returns:
+        ``{scan_id: [ResultRecord, ...]}``; scans without results are absent.
+
+    Raises:
+        crypto.DecryptionError: A result fails its integrity check or names an unknown key version.
+    """
     table = schema.Result.__table__
     query = (
         select(table.c.id, table.c.scan_id, table.c.key_version, table.c.payload,
