@@ -39,9 +39,9 @@ def _analyst():
     )
     from core.settings import load_settings  # noqa: PLC0415 - read after the environment is set
     from storage import accounts  # noqa: PLC0415
-    from storage.db import Database  # noqa: PLC0415
+    from storage.bootstrap import open_database  # noqa: PLC0415
 
-    db = Database.open(load_settings())
+    db = open_database(load_settings())
     admin = accounts.authenticate(db, "admin", "bench-admin-password", "bench")
     return accounts.register(db, "bench_analyst", "a long enough pass", "analyst", by=admin)
 

@@ -1,8 +1,9 @@
 """Load test: 20 concurrent patient sessions storing and listing scans through ``storage``.
 
 Each session is a thread with its own logged-in patient that stores 5 scans (a 512x512
-image with a classification each, through ``records.save_scan`` as the upload page does)
-and lists its scans after every store (``records.list_scans``, as the timeline does).
+image with a classification each, through ``storage.scans.save_scan`` as the upload page
+does) and lists its scans after every store (``storage.scans.list_scans``, as the timeline
+does).
 Afterwards the run is checked: no errors, no lost or duplicated rows (every patient has
 exactly 5 scans with the 5 expected file names and readable results, one image file per
 scan) and an intact audit chain. Runs on SQLite (a temporary DATA_DIR) and, when
@@ -33,8 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.findings import FINDINGS  # noqa: E402
 from core.settings import load_settings  # noqa: E402
-from storage import accounts, audit, records, schema  # noqa: E402
-from storage.db import Actor, Database  # noqa: E402
+from storage import accounts, audit, schema  # noqa: E402
+from storage.actor import Actor  # noqa: E402
+from storage.bootstrap import open_database  # noqa: E402
+from storage.db import Database  # noqa: E402
+from storage.results import ResultIn  # noqa: E402
+from storage.scans import list_scans, save_scan  # noqa: E402
 from tests.storage.conftest import empty_backend  # noqa: E402
 
 #: Report names of the backends, and the kinds the storage tests' ``empty_backend`` takes.
@@ -63,10 +68,10 @@ class LoadReport:
         return len(self.save_s) / self.wall_s if self.wall_s else 0.0
 
 
-def _result(session: int, scan: int) -> records.ResultIn:
+def _result(session: int, scan: int) -> ResultIn:
     """A distinct, recognisable classification per (session, scan)."""
     p = round(0.01 * (session + 1) + 0.001 * scan, 6)
-    return records.ResultIn(
+    return ResultIn(
         probabilities={**dict.fromkeys(FINDINGS, 0.05), "pneumonia": p},
         model_name="load-test", model_version="1", checkpoint_sha256="ab" * 32,
         ood_score=0.1, thresholds=dict.fromkeys(FINDINGS, 0.5),
@@ -87,14 +92,14 @@ def _session(db: Database, index: int, username: str, barrier: threading.Barrier
         for scan in range(SCANS_PER_SESSION):
             pixels = rng.random((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
             start = time.perf_counter()
-            records.save_scan(
+            save_scan(
                 db, actor, pixels=pixels,
                 metadata={"source_format": "png", "width": IMAGE_SIZE, "height": IMAGE_SIZE},
                 enhancement={}, scan_date=date(2025, 1, 1) + timedelta(days=scan),
                 filename=_filename(scan), result=_result(index, scan),
             )
             saved = time.perf_counter()
-            records.list_scans(db, actor, actor.user_id)
+            list_scans(db, actor, actor.user_id)
             listed = time.perf_counter()
             with lock:
                 report.save_s.append(saved - start)
@@ -141,7 +146,7 @@ def _integrity_problems(db: Database, actors: list[Actor]) -> list[str]:
     problems = []
     expected_files = sorted(_filename(s) for s in range(SCANS_PER_SESSION))
     for index, actor in enumerate(actors):
-        scans = records.list_scans(db, actor, actor.user_id)
+        scans = list_scans(db, actor, actor.user_id)
         if sorted(s.filename for s in scans) != expected_files:
             problems.append(f"{actor.username} has {[s.filename for s in scans]}")
             continue
@@ -172,7 +177,7 @@ def _database(backend: str) -> Iterator[Database]:
     with tempfile.TemporaryDirectory() as tmp, empty_backend(_KINDS[backend], Path(tmp)) as url:
         env = {"DATA_DIR": tmp, "DATABASE_URL": url, "ADMIN_PASSWORD": "load admin pass",
                "MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
-        db = Database.open(load_settings(env))
+        db = open_database(load_settings(env))
         try:
             yield db
         finally:

@@ -20,8 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.findings import FINDINGS  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from models.inference import ModelInfo, Prediction  # noqa: E402
-from storage import accounts, records  # noqa: E402
-from storage.db import Database  # noqa: E402
+from storage import accounts  # noqa: E402
+from storage.bootstrap import open_database  # noqa: E402
+from storage.results import ResultIn  # noqa: E402
+from storage.scans import add_results, list_scans, load_scan, save_scan  # noqa: E402
 
 N_RESULTS = 10_000
 N_SCANS = 200
@@ -30,14 +32,14 @@ _INFO = ModelInfo(name="densenet121", version="1.0.0", sha256="ab" * 32,
                   thresholds=dict.fromkeys(FINDINGS, 0.5), device="cpu")
 
 
-def _result(i: int) -> records.ResultIn:
+def _result(i: int) -> ResultIn:
     p = (i % 100) / 100
     prediction = Prediction(
         probabilities={"pneumonia": p, "bacterial_pneumonia": p / 2, "viral_pneumonia": p / 3,
                        "covid19": p / 4},
         abstained=False, abstain_reason=None, ood_score=0.1,
     )
-    return records.ResultIn.from_prediction(prediction, _INFO)
+    return ResultIn.from_prediction(prediction, _INFO)
 
 
 def _best_of(repeats: int, fn) -> float:
@@ -58,30 +60,30 @@ def run() -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         env = {"DATA_DIR": tmp, "ADMIN_PASSWORD": "benchmark admin",
                "MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
-        db = Database.open(load_settings(env))
+        db = open_database(load_settings(env))
         try:
             actor = accounts.register(db, "bench", PASSWORD)
             small = np.zeros((8, 8), dtype=np.float32)
             scan_ids = [
-                records.save_scan(db, actor, pixels=small, metadata={}, enhancement={},
-                                  scan_date=date(2020, 1, 1) + timedelta(days=i),
-                                  filename=f"scan{i}.png")
+                save_scan(db, actor, pixels=small, metadata={}, enhancement={},
+                          scan_date=date(2020, 1, 1) + timedelta(days=i),
+                          filename=f"scan{i}.png")
                 for i in range(N_SCANS)
             ]
-            records.add_results(db, actor, [(scan_ids[i % N_SCANS], _result(i))
-                                            for i in range(N_RESULTS)])
+            add_results(db, actor, [(scan_ids[i % N_SCANS], _result(i))
+                                    for i in range(N_RESULTS)])
 
             def load_history() -> None:
-                scans = records.list_scans(db, actor, actor.user_id)
+                scans = list_scans(db, actor, actor.user_id)
                 assert sum(len(s.results) for s in scans) == N_RESULTS
 
             history = _best_of(3, load_history)
             image = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
             saved: list[int] = []
-            store = _best_of(3, lambda: saved.append(records.save_scan(
+            store = _best_of(3, lambda: saved.append(save_scan(
                 db, actor, pixels=image, metadata={}, enhancement={},
                 scan_date=date(2024, 1, 1), filename="big.png", result=_result(1))))
-            load = _best_of(3, lambda: records.load_scan(db, actor, saved[-1]))
+            load = _best_of(3, lambda: load_scan(db, actor, saved[-1]))
         finally:
             db.close()
     return [

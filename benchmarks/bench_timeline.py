@@ -16,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.findings import FINDINGS  # noqa: E402
 from core.timeline import red_flags, timeline_figure, timeline_frame, timeline_table, version_changes  # noqa: E402
-from storage.records import ResultRecord, ScanSummary  # noqa: E402
+from storage.results import ResultRecord  # noqa: E402
+from storage.scans import ScanSummary  # noqa: E402
 
 SCANS = 500
 REPEATS = 5

@@ -18,6 +18,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from core.errors import UserError
+
 #: The 14 ChestX-ray14 findings, in the publisher's order.
 NIH_FINDINGS: tuple[str, ...] = (
     "Atelectasis",
@@ -56,8 +58,11 @@ _COLUMNS = {
 }
 
 
-class DatasetUnavailable(FileNotFoundError):
-    """Raised when a public metadata file is not where the installed package should keep it."""
+class DatasetUnavailable(UserError, FileNotFoundError):
+    """Raised when a data set or its metadata file is not available on this machine."""
+
+    code = "dataset_unavailable"
+    default_message = "This data set is not available here."
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ def nih_metadata_path() -> Path:
     except ModuleNotFoundError as exc:
         raise DatasetUnavailable("The torchxrayvision package is not installed.") from exc
     if not path.is_file():
-        raise DatasetUnavailable(f"The NIH metadata file {_NIH_FILE} is missing.")
+        raise DatasetUnavailable("The NIH metadata file is missing.")
     return path
 
 
@@ -138,7 +143,7 @@ def load_nih_metadata(path: Path | None = None) -> pd.DataFrame:
     """
     path = path or nih_metadata_path()
     if not Path(path).is_file():
-        raise DatasetUnavailable(f"The NIH metadata file {path} is missing.")
+        raise DatasetUnavailable("The NIH metadata file is missing.")
     # Reading every column and selecting afterwards is ~50x faster than usecols here.
     return parse_nih_metadata(pd.read_csv(path))
 

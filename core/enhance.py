@@ -3,7 +3,8 @@
 The enhancement only changes how a scan is shown; the classifier always sees
 the decoded pixels. Every parameter lives in the frozen :class:`EnhanceSettings`
 so that what a user chose can be stored beside the scan and reproduced exactly
-(the pipeline is deterministic).
+(the pipeline is deterministic); :func:`enhance_as_saved` is the one rule for showing a
+stored scan again.
 
 Order of the steps, and why:
 
@@ -46,6 +47,14 @@ _INTEGER_FIELDS = frozenset({"clahe_tiles"})
 #: Non-local means patch geometry: skimage's documented good choice for images of this size.
 _NL_MEANS_PATCH_SIZE = 5
 _NL_MEANS_PATCH_DISTANCE = 6
+
+#: Caption of a stored scan shown with the enhancement it was saved with.
+SAVED_CAPTION = "Enhanced with the settings saved with this scan."
+
+#: Caption of a stored scan whose saved enhancement cannot be reproduced.
+ORIGINAL_CAPTION = (
+    "The enhancement saved with this scan could not be reproduced, so the original image is shown."
+)
 
 
 def _checked_number(name: str, value: Any, low: float, high: float) -> float:
@@ -160,6 +169,46 @@ def enhance(pixels: np.ndarray, settings: EnhanceSettings = EnhanceSettings()) -
             preserve_range=True,
         )
     return np.ascontiguousarray(np.clip(image, 0.0, 1.0), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class SavedView:
+    """A stored scan as it is shown again (see :func:`enhance_as_saved`).
+
+    Attributes:
+        pixels: Float32 (H, W) image in [0, 1].
+        as_saved: Whether ``pixels`` carry the enhancement saved with the scan.
+        caption: One sentence saying which: :data:`SAVED_CAPTION` or :data:`ORIGINAL_CAPTION`.
+    """
+
+    pixels: np.ndarray
+    as_saved: bool
+    caption: str
+
+
+def enhance_as_saved(pixels: np.ndarray, stored: Mapping[str, Any] | None) -> SavedView:
+    """Show a stored scan the way it was enhanced when saved, or say why it is not.
+
+    The one rule for settings that no longer validate (saved by another app version, say): the
+    original pixels are shown and the caption says so. The defaults would be an enhancement
+    nobody chose for this scan, shown as if it were the saved one, and contrast equalisation
+    and sharpening can change how an opacity looks; the original image is at least the image
+    the patient uploaded. Settings with missing keys still load (see
+    :meth:`EnhanceSettings.from_dict`), so ``None`` or ``{}`` give the defaults.
+
+    Args:
+        pixels: The stored decoded image, float (H, W) in [0, 1].
+        stored: The enhancement settings stored with the scan (``to_dict`` output).
+
+    Returns:
+        The image to show, whether it is as saved, and its caption.
+    """
+    try:
+        settings = EnhanceSettings.from_dict(stored or {})
+    except ValueError:
+        original = np.ascontiguousarray(np.clip(pixels, 0.0, 1.0), dtype=np.float32)
+        return SavedView(original, as_saved=False, caption=ORIGINAL_CAPTION)
+    return SavedView(enhance(pixels, settings), as_saved=True, caption=SAVED_CAPTION)
 
 
 def _window(image: np.ndarray, center: float, width: float) -> np.ndarray:

@@ -1,6 +1,17 @@
-"""The findings the classifier reports, in the model's output order, with plain-language names."""
+"""The findings the classifier reports, and the rules that turn its scores into flags.
+
+Every place that decides whether a score is flagged, which threshold applies, or which finding
+heads a result calls this module, so the upload page, history, report, timeline, cohort counts,
+model evaluation and the command line cannot disagree on the same scan.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, overload
+
+import numpy as np
+import numpy.typing as npt
 
 FINDINGS: tuple[str, ...] = ("pneumonia", "bacterial_pneumonia", "viral_pneumonia", "covid19")
 
@@ -15,3 +26,96 @@ DISCLAIMER = (
     "Decision support only, not a diagnosis: these numbers come from a computer model that can be "
     "wrong, so discuss every result with a qualified clinician."
 )
+
+#: Threshold of a finding that has none recorded (results stored before thresholds were kept).
+DEFAULT_THRESHOLD = 0.5
+
+
+def threshold_for(thresholds: Mapping[str, float] | None, finding: str) -> float:
+    """The decision threshold of one finding: its own when given, else :data:`DEFAULT_THRESHOLD`.
+
+    Args:
+        thresholds: Threshold per finding, usually those stored with a result or the current
+            model's; ``None`` or a missing finding means none is known.
+        finding: Finding name from :data:`FINDINGS`.
+
+    Returns:
+        The threshold in [0, 1].
+    """
+    if thresholds and finding in thresholds:
+        return float(thresholds[finding])
+    return DEFAULT_THRESHOLD
+
+
+@overload
+def is_flagged(probability: float, threshold: float) -> bool: ...
+
+
+@overload
+def is_flagged(probability: npt.NDArray[Any], threshold: float) -> npt.NDArray[np.bool_]: ...
+
+
+def is_flagged(
+    probability: float | npt.NDArray[Any], threshold: float
+) -> bool | npt.NDArray[np.bool_]:
+    """Whether a score is flagged: at or above its threshold (a score on the line counts).
+
+    The thresholds are fitted with the same convention (``models.calibration.choose_threshold``),
+    so flagging anywhere else with a strict ``>`` would miss the cases at the cut.
+
+    Args:
+        probability: One score, or an array of scores (model evaluation) in [0, 1].
+        threshold: The finding's threshold (see :func:`threshold_for`).
+
+    Returns:
+        A ``bool`` for one score, a boolean array of the same shape for an array.
+    """
+    if isinstance(probability, np.ndarray):
+        return np.greater_equal(probability, threshold)
+    return bool(probability >= threshold)
+
+
+def flagged_findings(
+    probabilities: Mapping[str, float], thresholds: Mapping[str, float] | None
+) -> list[str]:
+    """The findings at or above their threshold, in :data:`FINDINGS` order.
+
+    Args:
+        probabilities: Score per finding; names outside :data:`FINDINGS` are ignored.
+        thresholds: Threshold per finding (see :func:`threshold_for`).
+
+    Returns:
+        The flagged finding names, possibly none.
+    """
+    return [
+        finding
+        for finding in FINDINGS
+        if finding in probabilities
+        and is_flagged(float(probabilities[finding]), threshold_for(thresholds, finding))
+    ]
+
+
+def top_finding(
+    probabilities: Mapping[str, float], thresholds: Mapping[str, float] | None
+) -> str | None:
+    """The finding that heads a result: the flagged one furthest above its own threshold.
+
+    Thresholds differ per finding (each is fitted for its own finding), so a raw probability
+    is not comparable across findings: 0.55 against a threshold of 0.3 is a stronger signal
+    than 0.6 against 0.58. The margin above the threshold is therefore what ranks findings;
+    ties go to the earlier finding in :data:`FINDINGS`.
+
+    Nothing is returned when no finding is flagged: naming the highest score below every
+    threshold would present as a finding what the model does not suggest a closer look for.
+
+    Args:
+        probabilities: Score per finding; names outside :data:`FINDINGS` are ignored.
+        thresholds: Threshold per finding (see :func:`threshold_for`).
+
+    Returns:
+        The finding name, or ``None`` when no finding is at or above its threshold.
+    """
+    flagged = flagged_findings(probabilities, thresholds)
+    if not flagged:
+        return None
+    return max(flagged, key=lambda f: float(probabilities[f]) - threshold_for(thresholds, f))

@@ -36,6 +36,7 @@ from pydicom.filereader import read_dataset, read_preamble
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from core.errors import UserError
 from core.settings import load_settings
 
 #: Largest image accepted, in pixels (width x height). Also installed as Pillow's
@@ -71,7 +72,7 @@ _GRAY_PHOTOMETRICS = frozenset({"MONOCHROME1", "MONOCHROME2"})
 # --------------------------------------------------------------------------- errors
 
 
-class ScanError(ValueError):
+class ScanError(UserError, ValueError):
     """An upload that cannot be used; ``str(err)`` is one plain sentence for the user.
 
     Attributes:
@@ -80,9 +81,6 @@ class ScanError(ValueError):
 
     code = "scan_error"
     default_message = "This file could not be read as a radiograph."
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.default_message)
 
 
 class EmptyScan(ScanError):

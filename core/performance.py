@@ -18,6 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from core.errors import UserError
 from core.findings import FINDING_LABELS
 
 #: Name of the evaluation report, written beside the checkpoint it evaluates.
@@ -26,13 +27,25 @@ METRICS_FILE = "metrics.json"
 SOURCE_LABELS: dict[str, str] = {
     "kermany_test": "Kermany test (children)",
     "covid_test": "COVID-19 radiography test (adults)",
-    "pooled_test": "Both test sets pooled",
-    "all_test": "Both test sets",
+    "nih_adult_test": "NIH test (adults and adolescents)",
+    "pooled_test": "All test sets pooled",
+    "all_test": "All test sets",
+    "unknown_age_test": "All test sets, scored without the patient's age",
+}
+
+#: Readable names of the populations the model is calibrated and judged for.
+POPULATION_LABELS: dict[str, str] = {
+    "child": "Children",
+    "adult": "Adults",
+    "unknown": "Age unknown",
 }
 
 
-class MetricsError(ValueError):
+class MetricsError(UserError, ValueError):
     """Raised when the metrics file exists but cannot be read as a report."""
+
+    code = "metrics"
+    default_message = "The evaluation report could not be read."
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,16 @@ TARGETS: tuple[Target, ...] = (
     Target("Pneumonia accuracy, Kermany test", "kermany_test", "pneumonia", "accuracy", True, 0.93),
     Target("3-way accuracy (normal/bacterial/viral)", None, None, "three_way_accuracy", True, 0.85),
     Target("COVID-19 AUC, COVID test", "covid_test", "covid19", "auc", True, 0.98),
+    Target("Adult pneumonia AUC, NIH test", "nih_adult_test", "pneumonia", "auc", True, 0.72),
+    Target(
+        "COVID-19 flagged on NIH adult test films (all pre-2019)",
+        None,
+        None,
+        "nih_adult_covid19_flag_rate",
+        False,
+        0.05,
+    ),
+    Target("False abstention, all test sets", None, None, "false_abstain_rate", False, 0.01),
 )
 
 #: Every evaluated (source, finding) entry must also be calibrated to this ECE or better.
@@ -107,6 +130,14 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def _auc_interval(entry: dict[str, Any]) -> tuple[float | None, float | None]:
+    """``(low, high)`` of an entry's AUC interval; ``None`` for each bound that is missing."""
+    ci = entry.get("auc_ci")
+    if not isinstance(ci, list | tuple) or len(ci) != 2:
+        return None, None
+    return _number(ci[0]), _number(ci[1])
 
 
 def _evaluation(report: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -163,15 +194,15 @@ def evaluation_table(report: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for source, findings in _evaluation(report).items():
         for finding, entry in findings.items():
-            ci = entry.get("auc_ci") if isinstance(entry.get("auc_ci"), list | tuple) else []
+            low, high = _auc_interval(entry)
             rows.append(
                 {
                     "source": source,
                     "finding": finding,
                     "n": _number(entry.get("n")),
                     "auc": _number(entry.get("auc")),
-                    "auc_low": _number(ci[0]) if len(ci) == 2 else None,
-                    "auc_high": _number(ci[1]) if len(ci) == 2 else None,
+                    "auc_low": low,
+                    "auc_high": high,
                     "threshold": _number(entry.get("threshold")),
                     "accuracy": _number(entry.get("accuracy")),
                     "sensitivity": _number(entry.get("sensitivity")),
@@ -181,9 +212,7 @@ def evaluation_table(report: dict[str, Any]) -> pd.DataFrame:
             )
     columns = ["source", "finding", "n", "auc", "auc_low", "auc_high", "threshold",
                "accuracy", "sensitivity", "specificity", "ece"]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns).astype(
-        {name: "float64" for name in columns[2:]}
-    )
+    return pd.DataFrame(rows, columns=columns).astype(dict.fromkeys(columns[2:], "float64"))
 
 
 def _ece(entry: dict[str, Any]) -> float | None:
@@ -194,10 +223,25 @@ def _ece(entry: dict[str, Any]) -> float | None:
     return ece
 
 
+def _section(report: dict[str, Any], *keys: str) -> Any:
+    """``report[k1][k2]...``, or None where any level is missing or not a mapping."""
+    value: Any = report
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+#: Where the top-level targets (those without a source) are read in the report.
+_TOP_LEVEL_METRICS: dict[str, tuple[str, ...]] = {
+    "three_way_accuracy": ("three_way", "accuracy"),
+    "nih_adult_covid19_flag_rate": ("covid19_false_flags", "nih_adult_test", "rate"),
+    "false_abstain_rate": ("abstention", "false_abstain_rate", "all_test"),
+}
+
+
 def _measured(report: dict[str, Any], target: Target) -> float | None:
-    if target.metric == "three_way_accuracy":
-        three_way = report.get("three_way")
-        return _number(three_way.get("accuracy")) if isinstance(three_way, dict) else None
+    if target.metric in _TOP_LEVEL_METRICS:
+        return _number(_section(report, *_TOP_LEVEL_METRICS[target.metric]))
     entry = _evaluation(report).get(target.source or "", {}).get(target.finding or "")
     return _number(entry.get(target.metric)) if entry else None
 
@@ -216,7 +260,9 @@ def targets_table(report: dict[str, Any]) -> pd.DataFrame:
     rows = [(t.name, t.minimum, t.required, _measured(report, t)) for t in TARGETS]
     for _, entry in evaluation_table(report).iterrows():
         ece = None if pd.isna(entry["ece"]) else float(entry["ece"])
-        name = f"Calibration ECE, {finding_label(entry['finding'])}, {source_label(entry['source'])}"
+        name = (
+            f"Calibration ECE, {finding_label(entry['finding'])}, {source_label(entry['source'])}"
+        )
         rows.append((name, False, MAX_ECE, ece))
     if not any(name.startswith("Calibration") for name, *_ in rows):
         rows.append(("Calibration ECE", False, MAX_ECE, None))
@@ -239,13 +285,65 @@ def targets_table(report: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(records, columns=["target", "required", "measured", "status"])
 
 
+def validity_table(report: dict[str, Any]) -> pd.DataFrame:
+    """Whether each finding is valid for children, adults and patients of unknown age.
+
+    Args:
+        report: Parsed metrics report (its ``validity`` section, written by
+            ``models.evaluate``).
+
+    Returns:
+        Columns ``finding, population, valid, auc, auc_low, auc_high, n, positives, reason``
+        (``valid`` as ``yes``/``no``; numbers NaN where not measured); empty without a table.
+    """
+    table = _section(report, "validity", "table")
+    rows = []
+    for finding, populations in table.items() if isinstance(table, dict) else []:
+        for population, entry in populations.items() if isinstance(populations, dict) else []:
+            if not isinstance(entry, dict):
+                continue
+            low, high = _auc_interval(entry)
+            rows.append(
+                {
+                    "finding": finding_label(finding),
+                    "population": POPULATION_LABELS.get(population, population),
+                    "valid": "yes" if entry.get("valid") is True else "no",
+                    "auc": _number(entry.get("auc")),
+                    "auc_low": low,
+                    "auc_high": high,
+                    "n": _number(entry.get("n")),
+                    "positives": _number(entry.get("positives")),
+                    "reason": str(entry.get("reason") or ""),
+                }
+            )
+    columns = [
+        "finding",
+        "population",
+        "valid",
+        "auc",
+        "auc_low",
+        "auc_high",
+        "n",
+        "positives",
+        "reason",
+    ]
+    numeric = dict.fromkeys(("auc", "auc_low", "auc_high", "n", "positives"), "float64")
+    return pd.DataFrame(rows, columns=columns).astype(numeric)
+
+
 def _unit_square(fig: go.Figure, diagonal: str, x_title: str, y_title: str, **layout: Any) -> None:
     """Draw the dotted reference diagonal and fix both axes to [0, 1] (ROC and reliability plots)."""
     fig.add_trace(
-        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name=diagonal, line={"dash": "dot", "color": "gray"})
+        go.Scatter(
+            x=[0, 1], y=[0, 1], mode="lines", name=diagonal, line={"dash": "dot", "color": "gray"}
+        )
     )
     fig.update_layout(
-        xaxis_title=x_title, yaxis_title=y_title, xaxis={"range": [0, 1]}, yaxis={"range": [0, 1.02]}, **layout
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        xaxis={"range": [0, 1]},
+        yaxis={"range": [0, 1.02]},
+        **layout,
     )
 
 
@@ -269,7 +367,10 @@ def roc_figure(report: dict[str, Any], source: str) -> go.Figure | None:
     if not fig.data:
         return None
     _unit_square(
-        fig, "chance", "False-positive rate (1 - specificity)", "True-positive rate (sensitivity)",
+        fig,
+        "chance",
+        "False-positive rate (1 - specificity)",
+        "True-positive rate (sensitivity)",
         legend={"yanchor": "bottom", "y": 0.02, "xanchor": "right", "x": 0.98},
     )
     return fig
@@ -277,12 +378,12 @@ def roc_figure(report: dict[str, Any], source: str) -> go.Figure | None:
 
 def _roc_name(finding: str, entry: dict[str, Any]) -> str:
     auc = _number(entry.get("auc"))
-    ci = entry.get("auc_ci") if isinstance(entry.get("auc_ci"), list | tuple) else []
+    low, high = _auc_interval(entry)
     text = finding_label(finding)
     if auc is not None:
         text += f": AUC {auc:.3f}"
-        if len(ci) == 2 and _number(ci[0]) is not None and _number(ci[1]) is not None:
-            text += f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})"
+        if low is not None and high is not None:
+            text += f" (95% CI {low:.3f}-{high:.3f})"
     return text
 
 
@@ -335,7 +436,9 @@ def finding_confusion_figure(report: dict[str, Any], source: str, finding: str) 
     if not entry:
         return None
     threshold = _number(entry.get("threshold"))
-    title = finding_label(finding) + (f" at threshold {threshold:.2f}" if threshold is not None else "")
+    title = finding_label(finding) + (
+        f" at threshold {threshold:.2f}" if threshold is not None else ""
+    )
     return confusion_figure(entry.get("confusion"), ["absent", "present"], title)
 
 
@@ -406,17 +509,27 @@ def training_figure(report: dict[str, Any]) -> go.Figure | None:
         values = [_number(row.get(key)) for row in history]
         if any(value is not None for value in values):
             fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines+markers", name=name), 1, 1)
-    findings = sorted({f for row in history if isinstance(row.get("val_auc"), dict) for f in row["val_auc"]})
-    for finding in findings:
-        values = [
-            _number(row["val_auc"].get(finding)) if isinstance(row.get("val_auc"), dict) else None
-            for row in history
-        ]
-        fig.add_trace(
-            go.Scatter(x=epochs, y=values, mode="lines+markers", name=f"AUC {finding_label(finding)}"),
-            1,
-            2,
+    for key, suffix in (("val_auc", ""), ("val_auc_adult", " (NIH adults)")):
+        findings = sorted(
+            {f for row in history if isinstance(row.get(key), dict) for f in row[key]}
         )
+        for finding in findings:
+            values = [
+                _number(row[key].get(finding)) if isinstance(row.get(key), dict) else None
+                for row in history
+            ]
+            if all(value is None for value in values):
+                continue  # e.g. covid19 among the NIH films: one class, no AUC
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs,
+                    y=values,
+                    mode="lines+markers",
+                    name=f"AUC {finding_label(finding)}{suffix}",
+                ),
+                1,
+                2,
+            )
     fig.update_xaxes(title_text="Epoch")
     return fig
 
@@ -434,13 +547,17 @@ def abstention_table(report: dict[str, Any]) -> pd.DataFrame:
     section = report.get("abstention") if isinstance(report.get("abstention"), dict) else {}
     rows = []
     rates = section.get("false_abstain_rate")
-    for source, rate in (rates.items() if isinstance(rates, dict) else []):
+    for source, rate in rates.items() if isinstance(rates, dict) else []:
         value = _number(rate)
         if value is not None:
-            rows.append({"case": f"Real radiographs: {source_label(source)}", "abstained": f"{value:.1%}"})
+            rows.append(
+                {"case": f"Real radiographs: {source_label(source)}", "abstained": f"{value:.1%}"}
+            )
     probes = section.get("probes")
-    for name, probe in (probes.items() if isinstance(probes, dict) else []):
+    for name, probe in probes.items() if isinstance(probes, dict) else []:
         if isinstance(probe, dict):
             refused = "yes" if probe.get("abstained") else "NO"
-            rows.append({"case": f"Not a chest radiograph: {name.replace('_', ' ')}", "abstained": refused})
+            rows.append(
+                {"case": f"Not a chest radiograph: {name.replace('_', ' ')}", "abstained": refused}
+            )
     return pd.DataFrame(rows, columns=["case", "abstained"])

@@ -16,13 +16,21 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 from fpdf import FPDF
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from core.annotations import mark_labels
 from core.compare import HIGHER, LOWER, Comparison, compare_scans
-from core.findings import DISCLAIMER, FINDING_LABELS, FINDINGS
-from core.timeline import ResultLike, ScanLike, format_percent, format_version, select_result, threshold_for
+from core.findings import DISCLAIMER, FINDING_LABELS, FINDINGS, is_flagged
+from core.overlay import draw_annotations, overlay_heatmap
+from core.timeline import (
+    ResultLike,
+    ScanLike,
+    format_percent,
+    format_version,
+    result_threshold,
+    select_result,
+)
 
 #: Educational description of each finding, in plain words.
 GLOSSARY: dict[str, str] = {
@@ -61,11 +69,6 @@ GENERAL_QUESTIONS: tuple[str, ...] = (
 #: Largest side of the image embedded in a report, in pixels (keeps the PDF small).
 _MAX_IMAGE_SIDE = 1024
 
-#: Colour ramp of the heatmap (dark blue -> red -> yellow), at evenly spaced levels.
-_HEAT_RAMP = np.array([[0, 0, 130], [0, 120, 255], [255, 60, 0], [255, 230, 0]], dtype=np.float32)
-
-_ANNOTATION_COLOUR = (0, 255, 120)
-
 
 @dataclass(frozen=True)
 class ReportFinding:
@@ -94,7 +97,7 @@ class ReportNote:
         author: Who wrote it.
         created_at: When.
         text: The note.
-        annotation: The marked point or box, if any (see :func:`make_annotation`).
+        annotation: The marked point or box, if any (see ``core.annotations``).
     """
 
     author: str
@@ -127,6 +130,8 @@ class Report:
         notes: Clinicians' notes on this scan.
         disclaimer: Decision-support disclaimer.
         image_png: Annotated image as PNG bytes (not part of the JSON export).
+        image_note: One sentence printed with the image, e.g. that the enhancement saved with
+            the scan could not be reproduced (``core.enhance.SavedView.caption``).
     """
 
     title: str
@@ -148,137 +153,10 @@ class Report:
     notes: tuple[ReportNote, ...] = ()
     disclaimer: str = DISCLAIMER
     image_png: bytes | None = field(default=None, repr=False)
+    image_note: str | None = None
 
 
 # --------------------------------------------------------------------------- images
-
-
-def make_annotation(x: float, y: float, width: int, height: int, w: float = 0, h: float = 0) -> dict[str, float]:
-    """Build a marked point (``w = h = 0``) or box on an image of ``width`` x ``height`` pixels.
-
-    Args:
-        x: Point, or left edge of the box, in pixels from the left.
-        y: Point, or top edge of the box, in pixels from the top.
-        width: Image width in pixels.
-        height: Image height in pixels.
-        w: Box width in pixels (0 for a point).
-        h: Box height in pixels (0 for a point).
-
-    Returns:
-        ``{"x", "y"}`` for a point or ``{"x0", "y0", "x1", "y1"}`` for a box,
-        the forms ``storage.records.add_note`` stores.
-
-    Raises:
-        ValueError: A negative size, or a mark not inside the image.
-    """
-    if w < 0 or h < 0:
-        raise ValueError("A box needs a positive width and height.")
-    if not (0 <= x <= width and 0 <= y <= height and x + w <= width and y + h <= height):
-        raise ValueError(f"The mark must lie inside the image ({width} x {height} pixels).")
-    if w == 0 and h == 0:
-        return {"x": float(x), "y": float(y)}
-    return {"x0": float(x), "y0": float(y), "x1": float(x + w), "y1": float(y + h)}
-
-
-def _resize(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    if values.shape == shape:
-        return values
-    image = Image.fromarray(values.astype(np.float32), mode="F")
-    return np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
-
-
-def overlay_heatmap(pixels: np.ndarray, heatmap: np.ndarray | None = None, alpha: float = 0.45) -> np.ndarray:
-    """Blend a heatmap over a grayscale image.
-
-    Args:
-        pixels: Grayscale image, float in [0, 1], shape (H, W).
-        heatmap: Attention map in [0, 1], any (h, w); resized to the image.
-            ``None`` gives the plain image in RGB.
-        alpha: Largest opacity of the heat colours (reached where the map is 1),
-            so that cold regions leave the X-ray readable.
-
-    Returns:
-        RGB image, uint8, shape (H, W, 3).
-    """
-    gray = np.clip(np.asarray(pixels, dtype=np.float32), 0, 1)
-    rgb = np.repeat(gray[..., None], 3, axis=2) * 255
-    if heatmap is not None:
-        heat = np.clip(_resize(np.asarray(heatmap, dtype=np.float32), gray.shape), 0, 1)
-        levels = np.linspace(0, 1, len(_HEAT_RAMP))
-        colours = np.stack([np.interp(heat, levels, _HEAT_RAMP[:, c]) for c in range(3)], axis=2)
-        weight = (alpha * heat)[..., None]
-        rgb = rgb * (1 - weight) + colours * weight
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-
-
-def draw_annotations(rgb: np.ndarray, annotations: Sequence[Mapping[str, float]]) -> np.ndarray:
-    """Draw numbered points and boxes (in image pixels) on an RGB image.
-
-    Args:
-        rgb: uint8 image (H, W, 3).
-        annotations: Points ``{"x", "y"}`` or boxes ``{"x0", "y0", "x1", "y1"}`` (see
-            :func:`make_annotation`), numbered 1, 2, ... in order.
-
-    Returns:
-        A new uint8 image with the marks drawn.
-    """
-    image = Image.fromarray(rgb)
-    draw = ImageDraw.Draw(image)
-    stroke = max(2, round(max(image.size) / 300))
-    radius = 4 * stroke
-    for number, mark in enumerate(annotations, start=1):
-        if "x0" in mark:
-            x, y = float(mark["x0"]), float(mark["y0"])
-            draw.rectangle((x, y, float(mark["x1"]), float(mark["y1"])), outline=_ANNOTATION_COLOUR, width=stroke)
-        else:
-            x, y = float(mark["x"]), float(mark["y"])
-            draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline=_ANNOTATION_COLOUR, width=stroke)
-        draw.text((x + radius + 2, max(0.0, y - 2 * radius)), str(number), fill=_ANNOTATION_COLOUR)
-    return np.asarray(image)
-
-
-def annotation_figure(
-    rgb: np.ndarray,
-    annotations: Sequence[Mapping[str, float]] = (),
-    pending: Mapping[str, float] | None = None,
-    max_side: int = 768,
-) -> go.Figure:
-    """Show an image with numbered marks in a plotly figure whose axes are in image pixels.
-
-    The image is downsampled to at most ``max_side`` pixels for the browser, but
-    drawn with a pixel step so that axis coordinates (and hover) stay those of
-    the full-size image, the coordinates notes are stored in.
-
-    Args:
-        rgb: uint8 image (H, W, 3), e.g. from :func:`overlay_heatmap`.
-        annotations: Stored marks (points ``{"x", "y"}`` or boxes ``{"x0", "y0", "x1", "y1"}``),
-            numbered 1, 2, ... in order.
-        pending: A mark being entered, drawn dashed in another colour.
-        max_side: Largest side of the image sent to the browser.
-
-    Returns:
-        The figure.
-    """
-    height, width = rgb.shape[:2]
-    step = max(1, int(np.ceil(max(height, width) / max_side)))
-    small = rgb[::step, ::step]
-    fig = go.Figure(go.Image(z=small, dx=step, dy=step, hovertemplate="x %{x}, y %{y}<extra></extra>"))
-    radius = max(width, height) / 60
-    marks = [(str(n), mark, "#00ff78", "solid") for n, mark in enumerate(annotations, start=1)]
-    if pending is not None:
-        marks.append(("new", pending, "#ff3b30", "dash"))
-    for text, mark, colour, dash in marks:
-        line = {"color": colour, "width": 2, "dash": dash}
-        if "x0" in mark:
-            x0, y0, x1, y1 = (float(mark[k]) for k in ("x0", "y0", "x1", "y1"))
-            fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=line)
-        else:
-            x0, y0 = float(mark["x"]), float(mark["y"])
-            fig.add_shape(type="circle", x0=x0 - radius, y0=y0 - radius, x1=x0 + radius, y1=y0 + radius, line=line)
-        fig.add_annotation(x=x0, y=y0, text=text, showarrow=False, xanchor="left", yanchor="bottom",
-                           font={"color": colour, "size": 14})
-    fig.update_layout(margin={"t": 10, "l": 10, "r": 10, "b": 10}, xaxis={"showgrid": False}, yaxis={"showgrid": False})
-    return fig
 
 
 def _png_bytes(rgb: np.ndarray) -> bytes:
@@ -297,8 +175,9 @@ def _findings_of(result: ResultLike, thresholds: Mapping[str, float] | None) -> 
     for finding in FINDINGS:
         if finding in result.probabilities:
             value = float(result.probabilities[finding])
-            level = threshold_for(result, finding, thresholds)
-            lines.append(ReportFinding(finding, FINDING_LABELS[finding], value, level, value >= level))
+            level = result_threshold(result, finding, thresholds)
+            flagged = is_flagged(value, level)
+            lines.append(ReportFinding(finding, FINDING_LABELS[finding], value, level, flagged))
     return tuple(lines)
 
 
@@ -390,6 +269,7 @@ def build_report(
     previous: ScanLike | None = None,
     red_flag_reasons: Sequence[str] = (),
     image: np.ndarray | None = None,
+    image_note: str | None = None,
     heatmap: np.ndarray | None = None,
     notes: Sequence[ReportNote] = (),
     margin: float = 0.10,
@@ -400,10 +280,12 @@ def build_report(
     Args:
         scan: The scan (``ScanSummary``); its result is chosen as on the timeline.
         current_version: Version of the model in use now, if known.
-        thresholds: Fallback thresholds (see ``core.timeline.threshold_for``).
+        thresholds: Fallback thresholds (see ``core.timeline.result_threshold``).
         previous: The patient's scan before this one, to describe the change.
         red_flag_reasons: This scan's entry of ``core.timeline.red_flags``.
-        image: Grayscale pixels in [0, 1] to embed, if available.
+        image: Grayscale pixels in [0, 1] to embed, if available (shown as saved, see
+            ``core.enhance.enhance_as_saved``).
+        image_note: Sentence printed with the image (that view's caption).
         heatmap: Model attention map for ``image``, if available.
         notes: Clinicians' notes; their marks are drawn on the image.
         margin: Change margin for the comparison with ``previous``.
@@ -441,6 +323,7 @@ def build_report(
         glossary={FINDING_LABELS[f]: GLOSSARY[f] for f in FINDINGS},
         notes=tuple(notes),
         image_png=image_png,
+        image_note=image_note,
     )
 
 
@@ -551,8 +434,8 @@ def report_to_pdf(report: Report) -> bytes:
             _paragraph(pdf, reason, bullet=True)
     if report.changes:
         _heading(pdf, "Change since the previous scan")
-        for line in report.changes:
-            _paragraph(pdf, line, bullet=True)
+        for change in report.changes:
+            _paragraph(pdf, change, bullet=True)
     if report.image_png is not None:
         _heading(pdf, "Image (coloured areas: where the model looked most)")
         with Image.open(io.BytesIO(report.image_png)) as picture:
@@ -561,17 +444,17 @@ def report_to_pdf(report: Report) -> bytes:
             if pdf.get_y() + height_mm > pdf.h - 20:
                 pdf.add_page()
             pdf.image(picture, x=pdf.l_margin, w=width_mm)
+        if report.image_note:
+            _paragraph(pdf, report.image_note)
     if report.notes:
         _heading(pdf, "Clinician notes")
-        marks = 0
-        for note in report.notes:
-            # Numbered like draw_annotations numbers the marks on the image.
-            marks += bool(note.annotation)
-            mark = f" (mark {marks})" if note.annotation else ""
+        labels = mark_labels([note.annotation for note in report.notes])
+        for note, label in zip(report.notes, labels, strict=True):
+            mark = f" ({label})" if label else ""
             _paragraph(pdf, f"{note.created_at:%Y-%m-%d} {note.author}{mark}: {note.text}", bullet=True)
     _heading(pdf, "What the model cannot tell")
-    for line in report.limitations:
-        _paragraph(pdf, line, bullet=True)
+    for limitation in report.limitations:
+        _paragraph(pdf, limitation, bullet=True)
     _heading(pdf, "Questions you could ask your clinician")
     for question in report.questions:
         _paragraph(pdf, question, bullet=True)

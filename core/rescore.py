@@ -1,7 +1,7 @@
 """Re-score stored scans with the current model, one scan at a time.
 
 The loop takes its storage and model steps as functions, so it stays free of
-Streamlit and of the database: pages pass ``storage.records`` calls and the
+Streamlit and of the database: pages pass ``storage.scans`` calls and the
 cached classifier, and store the new results beside the older ones.
 """
 
@@ -61,7 +61,7 @@ def rescore(
 
     Returns:
         ``(scan_id, prediction)`` pairs in order, for the caller to store in
-        one go (``storage.records.add_results``) beside the older results.
+        one go (``storage.scans.add_results``) beside the older results.
     """
     total = len(scan_ids)
     scored = []

@@ -6,46 +6,62 @@ from collections.abc import Mapping
 
 import plotly.graph_objects as go
 
-from core.findings import FINDING_LABELS, FINDINGS
+from core.findings import (
+    FINDING_LABELS,
+    FINDINGS,
+    flagged_findings,
+    is_flagged,
+    threshold_for,
+    top_finding,
+)
 
 
-def top_finding_sentence(probabilities: Mapping[str, float], thresholds: Mapping[str, float]) -> str:
+def top_finding_sentence(
+    probabilities: Mapping[str, float], thresholds: Mapping[str, float] | None
+) -> str:
     """The headline of a result in plain words.
 
     Args:
         probabilities: Probability per finding.
-        thresholds: Decision threshold per finding.
+        thresholds: Decision threshold per finding (see ``core.findings.threshold_for``).
 
     Returns:
-        One sentence naming the highest finding above its threshold, or saying none is.
+        One sentence naming the top finding (``core.findings.top_finding``) and the others at or
+        above their threshold, or saying none is.
     """
-    above = [f for f in FINDINGS if probabilities[f] >= thresholds[f]]
-    if not above:
+    top = top_finding(probabilities, thresholds)
+    if top is None:
         return "No finding reached the level at which the model suggests a closer look."
-    top = max(above, key=lambda f: probabilities[f] - thresholds[f])
-    others = [FINDING_LABELS[f].lower() for f in above if f != top]
+    flagged = flagged_findings(probabilities, thresholds)
+    others = [FINDING_LABELS[f].lower() for f in flagged if f != top]
     sentence = (
         f"The model's strongest signal is {FINDING_LABELS[top].lower()} "
-        f"({probabilities[top]:.0%}, above its level of {thresholds[top]:.0%})"
+        f"({probabilities[top]:.0%}, above its level of {threshold_for(thresholds, top):.0%})"
     )
     if others:
         sentence += f"; also above their level: {', '.join(others)}"
     return sentence + "."
 
 
-def probability_figure(probabilities: Mapping[str, float], thresholds: Mapping[str, float]) -> go.Figure:
+def probability_figure(
+    probabilities: Mapping[str, float], thresholds: Mapping[str, float] | None
+) -> go.Figure:
     """Horizontal bars of each finding's probability with its threshold marked.
 
     Args:
         probabilities: Probability per finding.
-        thresholds: Decision threshold per finding.
+        thresholds: Decision threshold per finding (see ``core.findings.threshold_for``).
 
     Returns:
         A plotly figure.
     """
     labels = [FINDING_LABELS[f] for f in FINDINGS]
     values = [probabilities[f] for f in FINDINGS]
-    colours = ["#d62728" if probabilities[f] >= thresholds[f] else "#1f77b4" for f in FINDINGS]
+    levels = [threshold_for(thresholds, f) for f in FINDINGS]
+    colours = [
+        "#d62728" if is_flagged(value, level) else "#1f77b4"
+        for value, level in zip(values, levels, strict=True)
+    ]
     figure = go.Figure(
         go.Bar(
             x=values,
@@ -60,7 +76,7 @@ def probability_figure(probabilities: Mapping[str, float], thresholds: Mapping[s
     )
     figure.add_trace(
         go.Scatter(
-            x=[thresholds[f] for f in FINDINGS],
+            x=levels,
             y=labels,
             mode="markers",
             marker={"symbol": "line-ns-open", "size": 28, "line": {"width": 3}, "color": "black"},

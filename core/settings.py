@@ -10,14 +10,22 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Values that must never protect real data: refused outside local use.
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "admin"})
 
 
-class SettingsError(ValueError):
-    """Raised when the environment describes an unsafe or unusable configuration."""
+class SettingsError(UserError, ValueError):
+    """Raised when the environment describes an unsafe or unusable configuration.
+
+    The sentence names the setting to fix, for whoever runs the app; it never repeats a secret.
+    """
+
+    code = "settings"
+    default_message = "The app is not configured correctly."
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Longitudinal view of one patient's scans: tidy frame, red flags, model-version changes, figure.
 
 Works on the ``ScanSummary`` / ``ResultRecord`` objects returned by
-``storage.records.list_scans`` (read through their attributes only, so this
+``storage.scans.list_scans`` (read through their attributes only, so this
 module does not import storage). Every plotted probability keeps the model
 version that produced it, so that a model update is never read as a change in
 disease: per scan the result of the current model is used when present, else
@@ -19,13 +19,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.findings import FINDING_LABELS, FINDINGS
+from core.findings import FINDING_LABELS, FINDINGS, is_flagged, threshold_for
 
 #: Default rise, in absolute probability, since the previous scan that raises a red flag.
 DEFAULT_RISE_MARGIN = 0.15
-
-#: Threshold used only when neither the result nor the caller provides one.
-_FALLBACK_THRESHOLD = 0.5
 
 FRAME_COLUMNS: tuple[str, ...] = (
     "scan_id",
@@ -55,7 +52,7 @@ FINDING_COLOURS: dict[str, str] = {
 
 
 class ResultLike(Protocol):
-    """The fields of ``storage.records.ResultRecord`` this module reads."""
+    """The fields of ``storage.results.ResultRecord`` this module reads."""
 
     id: int
     probabilities: Mapping[str, float]
@@ -67,7 +64,7 @@ class ResultLike(Protocol):
 
 
 class ScanLike(Protocol):
-    """The fields of ``storage.records.ScanSummary`` this module reads."""
+    """The fields of ``storage.scans.ScanSummary`` this module reads."""
 
     id: int
     scan_date: date
@@ -138,27 +135,26 @@ def select_result(results: Sequence[ResultLike], current_version: str | None = N
     return results[-1]
 
 
-def threshold_for(result: ResultLike, finding: str, thresholds: Mapping[str, float] | None = None) -> float:
+def result_threshold(
+    result: ResultLike, finding: str, fallback: Mapping[str, float] | None = None
+) -> float:
     """Decision threshold that applies to one finding of one result.
 
     The thresholds stored with the result win, because they were calibrated for
-    the model version that produced its probabilities; ``thresholds`` (usually
-    the current model's) fills in where the result has none.
+    the model version that produced its probabilities; ``fallback`` (usually
+    the current model's) fills in where the result has none, and
+    ``core.findings.threshold_for`` decides when neither has one.
 
     Args:
         result: A stored result.
         finding: Finding name from ``core.findings.FINDINGS``.
-        thresholds: Fallback thresholds.
+        fallback: Thresholds used when the result stores none for ``finding``.
 
     Returns:
         The threshold in [0, 1].
     """
     stored = result.thresholds or {}
-    if finding in stored:
-        return float(stored[finding])
-    if thresholds and finding in thresholds:
-        return float(thresholds[finding])
-    return _FALLBACK_THRESHOLD
+    return threshold_for(stored if finding in stored else fallback, finding)
 
 
 def sort_scans(summaries: Iterable[ScanLike]) -> list[ScanLike]:
@@ -179,7 +175,7 @@ def _rows_for(scan: ScanLike, result: ResultLike, current_version: str | None) -
         if finding not in result.probabilities:
             continue
         probability = float(result.probabilities[finding])
-        threshold = threshold_for(result, finding)
+        threshold = result_threshold(result, finding)
         rows.append(
             {
                 "scan_id": scan.id,
@@ -189,7 +185,7 @@ def _rows_for(scan: ScanLike, result: ResultLike, current_version: str | None) -
                 "label": FINDING_LABELS[finding],
                 "probability": probability,
                 "threshold": threshold,
-                "above_threshold": probability >= threshold,
+                "above_threshold": is_flagged(probability, threshold),
                 "model_name": result.model_name,
                 "model_version": result.model_version,
                 "is_current_model": current_version is not None and result.model_version == current_version,
@@ -300,7 +296,7 @@ def red_flags(
 
     Args:
         summaries: The patient's scans, any order.
-        thresholds: Fallback decision thresholds per finding (see :func:`threshold_for`).
+        thresholds: Fallback decision thresholds per finding (see :func:`result_threshold`).
         margin: Rise in absolute probability (0.15 = 15 points) that raises a
             flag; a rise must be strictly greater.
         current_version: Version of the model in use now, if known.
@@ -326,8 +322,8 @@ def red_flags(
                 continue
             label = FINDING_LABELS[finding]
             value = float(result.probabilities[finding])
-            threshold = threshold_for(result, finding, thresholds)
-            if value >= threshold:
+            threshold = result_threshold(result, finding, thresholds)
+            if is_flagged(value, threshold):
                 reasons.append(
                     f"{label} is at {format_percent(value)}, at or above its decision threshold "
                     f"of {format_percent(threshold)}."

@@ -55,7 +55,7 @@ def load_manifest(shared_dir: Path) -> pd.DataFrame:
     """
     path = Path(shared_dir) / "manifest.csv"
     if not path.is_file():
-        raise DatasetUnavailable(f"The training data folder {shared_dir} is not available here.")
+        raise DatasetUnavailable("The training data folder is not available here.")
     # keep_default_na: the COVID set has an empty subtype, which must stay "" rather than NaN.
     manifest = pd.read_csv(path, keep_default_na=False, dtype=str)
     manifest["source"] = manifest["dataset"].map(_SOURCES).fillna(manifest["dataset"])

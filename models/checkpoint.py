@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,9 @@ import torch
 
 from core.findings import FINDINGS
 from models.architecture import ARCHITECTURE_NAME, ChestXrayNet
+from models.calibration import PopulationCalibration
 from models.ood import FeatureGaussian
+from models.populations import POPULATIONS, UNKNOWN
 
 
 class CheckpointError(RuntimeError):
@@ -27,8 +30,11 @@ class LoadedCheckpoint:
         version: Model version string.
         sha256: SHA-256 of the checkpoint file.
         input_size: Network input side in pixels.
-        temperatures: Per-finding temperature of the sigmoid.
-        thresholds: Per-finding decision threshold on calibrated probabilities.
+        temperatures: Per-finding temperature of the sigmoid (population ``unknown``).
+        thresholds: Per-finding decision threshold on calibrated probabilities (population
+            ``unknown``).
+        calibration: Temperatures and thresholds per population (``models.populations``).
+            Checkpoints from before 1.2.0 have one calibration, used for every population.
         ood: Out-of-distribution Gaussian and threshold.
         extra: Training facts (date, seed, best epoch).
     """
@@ -39,6 +45,7 @@ class LoadedCheckpoint:
     input_size: int
     temperatures: dict[str, float]
     thresholds: dict[str, float]
+    calibration: dict[str, PopulationCalibration]
     ood: FeatureGaussian
     extra: dict
 
@@ -52,18 +59,51 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def report_for_checkpoint(path: Path, sha256: str) -> dict | None:
+    """A JSON report about one checkpoint (evaluation, noise), if it describes that very file.
+
+    Args:
+        path: The report, with ``{"model": {"sha256": ...}}``.
+        sha256: SHA-256 of the loaded checkpoint.
+
+    Returns:
+        The parsed report, or None when it is missing, unreadable or about another checkpoint.
+    """
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(report, dict) or report.get("model", {}).get("sha256") != sha256:
+        return None
+    return report
+
+
 def save_checkpoint(
     path: Path,
     *,
     model: ChestXrayNet,
     version: str,
     input_size: int,
-    temperatures: dict[str, float],
-    thresholds: dict[str, float],
     ood: FeatureGaussian,
     extra: dict,
+    calibration: dict[str, PopulationCalibration] | None = None,
+    temperatures: dict[str, float] | None = None,
+    thresholds: dict[str, float] | None = None,
 ) -> None:
-    """Write a checkpoint that :func:`load_checkpoint` can read without other files."""
+    """Write a checkpoint that :func:`load_checkpoint` can read without other files.
+
+    Give either ``calibration`` (per population) or one set of ``temperatures`` and
+    ``thresholds`` for every population. The ``unknown`` population's values are also written
+    as the top-level ``temperatures`` and ``thresholds``, which is all that checkpoints before
+    1.2.0 had.
+
+    Raises:
+        ValueError: Neither or both forms of calibration were given.
+    """
+    if (calibration is None) == (temperatures is None or thresholds is None):
+        raise ValueError("give either calibration or both temperatures and thresholds")
+    if calibration is None:
+        calibration = _shared_calibration({"temperatures": temperatures, "thresholds": thresholds})
     ood_state = ood.to_state()
     payload = {
         "architecture": ARCHITECTURE_NAME,
@@ -71,8 +111,11 @@ def save_checkpoint(
         "version": version,
         "input_size": input_size,
         "state_dict": model.state_dict(),
-        "temperatures": temperatures,
-        "thresholds": thresholds,
+        "temperatures": calibration[UNKNOWN].temperatures,
+        "thresholds": calibration[UNKNOWN].thresholds,
+        "calibration": {
+            population: fitted.to_state() for population, fitted in calibration.items()
+        },
         "ood": {
             "mean": torch.from_numpy(ood_state["mean"]).float(),
             "precision": torch.from_numpy(ood_state["precision"]).float(),
@@ -83,6 +126,23 @@ def save_checkpoint(
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)
+
+
+def _shared_calibration(values: dict) -> dict[str, PopulationCalibration]:
+    # One calibration, fitted on all validation films, for every population.
+    pooled = PopulationCalibration.from_state(
+        values | {"fitted_on": dict.fromkeys(FINDINGS, UNKNOWN)}
+    )
+    return dict.fromkeys(POPULATIONS, pooled)
+
+
+def _calibration(payload: dict) -> dict[str, PopulationCalibration]:
+    if "calibration" in payload:
+        return {
+            population: PopulationCalibration.from_state(payload["calibration"][population])
+            for population in POPULATIONS
+        }
+    return _shared_calibration(payload)  # checkpoints before 1.2.0
 
 
 def load_checkpoint(path: Path) -> LoadedCheckpoint:
@@ -102,7 +162,9 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
     try:
         # weights_only: a checkpoint is data, never code to run.
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload.get("architecture") != ARCHITECTURE_NAME or payload.get("findings") != list(FINDINGS):
+        if payload.get("architecture") != ARCHITECTURE_NAME or payload.get("findings") != list(
+            FINDINGS
+        ):
             raise CheckpointError("The model file is for a different model.")
         model = ChestXrayNet()
         model.load_state_dict(payload["state_dict"])
@@ -113,6 +175,7 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
             threshold=float(ood["threshold"]),
             inversion_margin=float(ood.get("inversion_margin", math.inf)),
         )
+        calibration = _calibration(payload)
     except CheckpointError:
         raise
     except Exception as exc:  # any unpickling or shape error means the file is unusable
@@ -123,8 +186,9 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
         version=str(payload["version"]),
         sha256=file_sha256(path),
         input_size=int(payload["input_size"]),
-        temperatures={k: float(v) for k, v in payload["temperatures"].items()},
-        thresholds={k: float(v) for k, v in payload["thresholds"].items()},
+        temperatures=dict(calibration[UNKNOWN].temperatures),
+        thresholds=dict(calibration[UNKNOWN].thresholds),
+        calibration=calibration,
         ood=gaussian,
         extra=dict(payload.get("extra", {})),
     )

@@ -1,11 +1,16 @@
 """Evaluate the shipped checkpoint once on the official test splits: ``python -m models.evaluate``.
 
-Writes ``models/metrics.json`` (per source and finding: AUC with bootstrap CI,
+Writes ``models/metrics.json`` (per test set and finding: AUC with bootstrap CI,
 accuracy/sensitivity/specificity and confusion matrix at the validation-chosen
-threshold, ECE, ROC points, reliability bins; three-way Kermany accuracy; abstention
-rates; training history) and ``models/reference_predictions.json`` (probabilities of
-three named test images that the regression test reproduces) and the analyst pages' figures
-as plotly JSON under ``models/plots/``.
+threshold, ECE, ROC points, reliability bins; three-way Kermany accuracy; the covid19
+false-flag rate on the NIH adult films; the validity table per finding and population;
+abstention rates; training history) and ``models/reference_predictions.json``
+(probabilities of four named test images that the regression test reproduces) and the
+analyst pages' figures as plotly JSON under ``models/plots/``.
+
+Each test film is scored with the calibration of its patient's population (Kermany:
+children; COVID-radiography: adults; NIH: by the recorded age), as the app does when it
+knows the age; ``unknown_age_test`` scores every film as the app does without an age.
 """
 
 from __future__ import annotations
@@ -19,19 +24,30 @@ import numpy as np
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from core.findings import FINDINGS
+from core.findings import FINDINGS, is_flagged
 from core.imaging import decode_scan
 from core.settings import load_settings
 from models.data import Example, load_manifest, split_examples
-from models.inference import Classifier, load_classifier
-from models.metrics import bootstrap_auc_ci, reliability, roc_auc, roc_points, threshold_metrics
+from models.inference import Classifier, Prediction, load_classifier
+from models.metrics import (
+    bootstrap_auc_ci,
+    flags,
+    reliability,
+    roc_auc,
+    roc_points,
+    threshold_metrics,
+    wilson_interval,
+)
+from models.populations import ADULT, CHILD
+from models.validity import VALIDITY_RULE, judge, to_table, unknown_age
 
 MODELS_DIR = Path(__file__).resolve().parent
-#: Test images whose probabilities the regression test pins (one per Kermany class + COVID).
+#: Test images whose probabilities the regression test pins (one per Kermany class, COVID, NIH).
 REFERENCE_IMAGES = (
     "kermany/test/NORMAL/IM-0001-0001.jpeg",
     "kermany/test/PNEUMONIA/person100_bacteria_475.jpeg",
     "covid_radiography/test/COVID/COVID-1001.jpeg",
+    "nih_adult/test/Pneumonia/00000415_001.jpeg",
 )
 TARGETS = {
     "kermany_pneumonia_auc": 0.975,
@@ -39,16 +55,36 @@ TARGETS = {
     "kermany_three_way_accuracy": 0.85,
     "covid19_auc": 0.98,
     "ece_max": 0.05,
+    "nih_adult_pneumonia_auc": 0.72,
+    "nih_adult_covid19_flag_rate_max": 0.05,
+    "false_abstain_rate_max": 0.01,
+}
+#: Report sections: test-set key -> source (None: every test film).
+TEST_SETS: dict[str, str | None] = {
+    "kermany_test": "kermany",
+    "covid_test": "covid_radiography",
+    "nih_adult_test": "nih_adult",
+    "pooled_test": None,
+}
+#: Sources on which a finding's validity for a population is measured: within one source
+#: where it has both classes, so the AUC cannot come from telling sources apart. covid19 in
+#: adults adds the NIH films, certain negatives that include adult pneumonias.
+_SOURCE_NAMES = {"kermany": "Kermany", "covid_radiography": "COVID-radiography", "nih_adult": "NIH"}
+VALIDITY_SOURCES: dict[str, tuple[str, ...]] = {CHILD: ("kermany",), ADULT: ("nih_adult",)}
+VALIDITY_SOURCES_BY_FINDING: dict[tuple[str, str], tuple[str, ...]] = {
+    (ADULT, "covid19"): ("covid_radiography", "nih_adult")
 }
 
 
-def finding_report(labels: np.ndarray, probabilities: np.ndarray, threshold: float, seed: int) -> dict:
+def finding_report(
+    labels: np.ndarray, probabilities: np.ndarray, threshold: float | np.ndarray, seed: int
+) -> dict:
     """Every metric of one finding on one set of examples.
 
     Args:
         labels: 0/1 labels.
         probabilities: Calibrated probabilities.
-        threshold: The validation-chosen threshold.
+        threshold: The validation-chosen threshold, or one per example (its population's).
         seed: Bootstrap seed.
 
     Returns:
@@ -72,11 +108,13 @@ def three_way(subtypes: list[str], probabilities: np.ndarray, thresholds: dict[s
     """Normal / bacterial / viral accuracy: normal below the pneumonia threshold, else the
     larger of the bacterial and viral probabilities."""
     labels = ["normal", "bacterial", "viral"]
-    pneumonia = probabilities[:, FINDINGS.index("pneumonia")] >= thresholds["pneumonia"]
+    pneumonia = is_flagged(probabilities[:, FINDINGS.index("pneumonia")], thresholds["pneumonia"])
     bacterial = probabilities[:, FINDINGS.index("bacterial_pneumonia")]
     viral = probabilities[:, FINDINGS.index("viral_pneumonia")]
     predicted = np.where(~pneumonia, "normal", np.where(bacterial >= viral, "bacterial", "viral"))
-    matrix = [[int(np.sum((np.array(subtypes) == t) & (predicted == p))) for p in labels] for t in labels]
+    matrix = [
+        [int(np.sum((np.array(subtypes) == t) & (predicted == p))) for p in labels] for t in labels
+    ]
     return {
         "labels": labels,
         "confusion": matrix,
@@ -95,7 +133,10 @@ def _probe_scans(shared_dir: Path) -> dict:
     photo = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
     photo[..., 0] = np.linspace(0, 255, 256, dtype=np.uint8)
     probes = {}
-    for name, image in {"colour_photograph": photo, "blank": np.full((256, 256), 128, np.uint8)}.items():
+    for name, image in {
+        "colour_photograph": photo,
+        "blank": np.full((256, 256), 128, np.uint8),
+    }.items():
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, format="PNG")
         probes[name] = decode_scan(buffer.getvalue())
@@ -105,6 +146,112 @@ def _probe_scans(shared_dir: Path) -> dict:
     negative = shared_dir / "samples" / "Fake_MONOHR1.dcm"
     probes["inverted_radiograph"] = decode_scan(negative.read_bytes(), negative.name)
     return probes
+
+
+def _matrix(predictions: list[Prediction], key: str) -> np.ndarray:
+    return np.array([[getattr(p, key)[f] for f in FINDINGS] for p in predictions])
+
+
+def _set_report(
+    rows: np.ndarray,
+    labelled: tuple[np.ndarray, np.ndarray],
+    scored: tuple[np.ndarray, np.ndarray],
+    seed: int,
+) -> dict:
+    """``finding_report`` of each finding with both classes among ``rows``.
+
+    Args:
+        rows: Boolean (N,): the films of the test set.
+        labelled: ``(targets, mask)``, each (N, F).
+        scored: ``(probabilities, thresholds)``, each (N, F).
+        seed: Bootstrap seed.
+
+    Returns:
+        ``{finding: report}``; a finding with one class only is left out (no AUC to report).
+    """
+    (targets, mask), (probabilities, thresholds) = labelled, scored
+    report = {}
+    for index, finding in enumerate(FINDINGS):
+        known = rows & (mask[:, index] == 1)
+        labels = targets[known, index]
+        if len(labels) and labels.min() != labels.max():
+            report[finding] = finding_report(
+                labels, probabilities[known, index], thresholds[known, index], seed
+            )
+    return report
+
+
+def validity(
+    test: list[Example],
+    labelled: tuple[np.ndarray, np.ndarray],
+    scored: tuple[np.ndarray, np.ndarray],
+    unknown_report: dict,
+    seed: int,
+) -> dict:
+    """The validity table: each finding judged for children, adults and unknown age.
+
+    Args:
+        test: The test examples.
+        labelled: ``(targets, mask)``, each (N, F).
+        scored: Population-calibrated ``(probabilities, thresholds)``, each (N, F).
+        unknown_report: The ``unknown_age_test`` section, whose numbers the unknown-age rows show.
+        seed: Bootstrap seed.
+
+    Returns:
+        ``{"rule", "table", "test_sets"}`` (``models.validity.to_table``).
+    """
+    populations = np.array([e.population for e in test])
+    sources = np.array([e.source for e in test])
+    verdicts, test_sets = [], {}
+    for finding in FINDINGS:
+        by_population = {}
+        for population in (CHILD, ADULT):
+            chosen = VALIDITY_SOURCES_BY_FINDING.get(
+                (population, finding), VALIDITY_SOURCES[population]
+            )
+            rows = (populations == population) & np.isin(sources, chosen)
+            name = (
+                " and ".join(_SOURCE_NAMES[source] for source in chosen)
+                + f" test films of {population}s"
+            )
+            test_sets[f"{finding}/{population}"] = name
+            report = _set_report(rows, labelled, scored, seed).get(finding)
+            by_population[population] = judge(finding, population, report, name)
+            verdicts.append(by_population[population])
+        verdicts.append(
+            unknown_age(by_population[CHILD], by_population[ADULT], unknown_report.get(finding))
+        )
+    return {"rule": VALIDITY_RULE, "table": to_table(verdicts), "test_sets": test_sets}
+
+
+def covid_false_flags(
+    covid_negative: np.ndarray,
+    probabilities: np.ndarray,
+    thresholds: np.ndarray,
+    pneumonia: np.ndarray,
+) -> dict:
+    """How often covid19 is flagged on films that certainly are not COVID-19.
+
+    Args:
+        covid_negative: Boolean (N,): the films to count (the NIH test films, from 2017).
+        probabilities: covid19 probabilities (N,).
+        thresholds: covid19 threshold per film (N,).
+        pneumonia: Boolean (N,): the film is labelled pneumonia.
+
+    Returns:
+        ``n``, ``flagged``, ``rate`` with its 95% Wilson ``ci``, and the rate among the
+        pneumonia and the no-finding films.
+    """
+    flagged = flags(probabilities, thresholds) & covid_negative
+    n, count = int(covid_negative.sum()), int(flagged.sum())
+    return {
+        "n": n,
+        "flagged": count,
+        "rate": count / n,
+        "ci": list(wilson_interval(count, n)),
+        "rate_pneumonia": float(flagged[covid_negative & pneumonia].mean()),
+        "rate_no_finding": float(flagged[covid_negative & ~pneumonia].mean()),
+    }
 
 
 def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[dict, dict]:
@@ -118,41 +265,56 @@ def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[d
     Returns:
         ``(metrics, reference_predictions)``.
     """
-    thresholds = classifier.info.thresholds
     test = split_examples(load_manifest(shared_dir))["test"]
-    predictions = classifier.predict(_decode_all(test))
-    probabilities = np.array([[p.probabilities[f] for f in FINDINGS] for p in predictions])
+    scans = _decode_all(test)
+    predictions = classifier.predict(scans, populations=[e.population for e in test])
+    unknown = classifier.predict(scans)
+    scored = (_matrix(predictions, "probabilities"), _matrix(predictions, "thresholds"))
+    scored_unknown = (_matrix(unknown, "probabilities"), _matrix(unknown, "thresholds"))
     abstained = np.array([p.abstained for p in predictions])
-    targets = np.stack([e.target for e in test])
-    mask = np.stack([e.mask for e in test])
+    labelled = (np.stack([e.target for e in test]), np.stack([e.mask for e in test]))
     sources = np.array([e.source for e in test])
+    everything = np.ones(len(test), bool)
 
-    evaluation: dict[str, dict] = {}
-    for source, rows in {
-        "kermany_test": sources == "kermany",
-        "covid_test": sources == "covid_radiography",
-        "pooled_test": np.ones(len(test), bool),
-    }.items():
-        evaluation[source] = {}
-        for index, finding in enumerate(FINDINGS):
-            known = rows & (mask[:, index] == 1)
-            labels = targets[known, index]
-            if labels.min() == labels.max():
-                continue  # one class only: no AUC, nothing honest to report
-            evaluation[source][finding] = finding_report(labels, probabilities[known, index], thresholds[finding], seed)
-
-    kermany = sources == "kermany"
+    evaluation = {
+        name: _set_report(
+            everything if source is None else sources == source, labelled, scored, seed
+        )
+        for name, source in TEST_SETS.items()
+    }
+    evaluation["unknown_age_test"] = _set_report(everything, labelled, scored_unknown, seed)
+    kermany, nih = sources == "kermany", sources == "nih_adult"
+    covid19, pneumonia = FINDINGS.index("covid19"), labelled[0][:, FINDINGS.index("pneumonia")] == 1
+    child_thresholds = classifier.info.population_thresholds[CHILD]
     result = {
-        "model": {"name": classifier.info.name, "version": classifier.info.version, "sha256": classifier.info.sha256},
-        "thresholds": thresholds,
+        "model": {
+            "name": classifier.info.name,
+            "version": classifier.info.version,
+            "sha256": classifier.info.sha256,
+        },
+        "thresholds": classifier.info.thresholds,
+        "population_thresholds": classifier.info.population_thresholds,
         "targets": TARGETS,
         "evaluation": evaluation,
-        "three_way": three_way([e.subtype for e, k in zip(test, kermany) if k], probabilities[kermany], thresholds),
+        "covid19_false_flags": {
+            "nih_adult_test": covid_false_flags(
+                nih, scored[0][:, covid19], scored[1][:, covid19], pneumonia
+            ),
+            "nih_adult_test_unknown_age": covid_false_flags(
+                nih, scored_unknown[0][:, covid19], scored_unknown[1][:, covid19], pneumonia
+            ),
+        },
+        "validity": validity(test, labelled, scored, evaluation["unknown_age_test"], seed),
+        "three_way": three_way(
+            [e.subtype for e, k in zip(test, kermany) if k], scored[0][kermany], child_thresholds
+        ),
         "abstention": {
             "false_abstain_rate": {
-                "kermany_test": float(abstained[kermany].mean()),
-                "covid_test": float(abstained[~kermany].mean()),
-                "all_test": float(abstained.mean()),
+                # "all_test", as reports before 1.2.0 named it, not "pooled_test".
+                ("all_test" if source is None else name): float(
+                    abstained[everything if source is None else sources == source].mean()
+                )
+                for name, source in TEST_SETS.items()
             },
             "ood_threshold": float(classifier.ood_threshold),
             "probes": {},
@@ -166,8 +328,18 @@ def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[d
             "ood_score": prediction.ood_score,
             "ood_alone_abstains": prediction.ood_score > classifier.ood_threshold,
         }
-    by_path = {str(e.path.relative_to(shared_dir)): p for e, p in zip(test, predictions)}
-    reference = {name: by_path[name].probabilities for name in REFERENCE_IMAGES}
+    by_path = {
+        str(e.path.relative_to(shared_dir)): pair
+        for e, pair in zip(test, zip(predictions, unknown))
+    }
+    reference = {
+        name: {
+            "population": by_path[name][0].population,
+            "probabilities": by_path[name][0].probabilities,
+            "unknown_age": by_path[name][1].probabilities,
+        }
+        for name in REFERENCE_IMAGES
+    }
     return result, reference
 
 
@@ -183,7 +355,10 @@ def write_plots(metrics: dict, directory: Path) -> list[Path]:
     """
     from core import performance
 
-    figures = {"training": performance.training_figure(metrics), "three_way": performance.three_way_figure(metrics)}
+    figures = {
+        "training": performance.training_figure(metrics),
+        "three_way": performance.three_way_figure(metrics),
+    }
     for source in metrics["evaluation"]:
         figures[f"roc_{source}"] = performance.roc_figure(metrics, source)
         figures[f"reliability_{source}"] = performance.reliability_figure(metrics, source)
@@ -198,7 +373,9 @@ def write_plots(metrics: dict, directory: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description="Evaluate the checkpoint on the official test splits.")
+    parser = argparse.ArgumentParser(
+        description="Evaluate the checkpoint on the official test splits."
+    )
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=MODELS_DIR / "metrics.json")
     args = parser.parse_args(argv)
@@ -211,9 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.with_name("reference_predictions.json").write_text(json.dumps(reference, indent=2))
     write_plots(metrics, args.out.parent / "plots")
     kermany = metrics["evaluation"]["kermany_test"]["pneumonia"]
+    nih = metrics["evaluation"]["nih_adult_test"]["pneumonia"]
     print(
         f"kermany pneumonia AUC {kermany['auc']:.4f} accuracy {kermany['accuracy']:.4f}; "
-        f"3-way {metrics['three_way']['accuracy']:.4f}; wrote {args.out}"
+        f"3-way {metrics['three_way']['accuracy']:.4f}; nih_adult pneumonia AUC {nih['auc']:.4f}; "
+        f"covid19 flagged on {metrics['covid19_false_flags']['nih_adult_test']['rate']:.1%} of NIH films; "
+        f"wrote {args.out}"
     )
     return 0
 

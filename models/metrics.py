@@ -1,8 +1,11 @@
-"""Classification metrics with no dependency beyond NumPy, so they are easy to verify."""
+"""Classification metrics with no dependency beyond NumPy and the app's flag rule, so they are
+easy to verify and count a case positive exactly as the app flags it."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from core.findings import is_flagged
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -39,7 +42,12 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def bootstrap_auc_ci(
-    labels: np.ndarray, scores: np.ndarray, *, rounds: int = 1000, seed: int = 0, level: float = 0.95
+    labels: np.ndarray,
+    scores: np.ndarray,
+    *,
+    rounds: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the AUC.
 
@@ -65,13 +73,15 @@ def bootstrap_auc_ci(
     return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
 
 
-def roc_points(labels: np.ndarray, scores: np.ndarray, max_points: int = 200) -> dict[str, list[float]]:
+def roc_points(
+    labels: np.ndarray, scores: np.ndarray, max_points: int = 200
+) -> dict[str, list[float]]:
     """False- and true-positive rates at every distinct threshold, thinned for plotting."""
     labels = np.asarray(labels).astype(bool)
     thresholds = np.unique(scores)[::-1]
     fpr, tpr = [0.0], [0.0]
     for t in thresholds:
-        predicted = scores >= t
+        predicted = is_flagged(scores, t)
         tpr.append(float(predicted[labels].mean()))
         fpr.append(float(predicted[~labels].mean()))
     step = max(1, len(fpr) // max_points)
@@ -88,13 +98,57 @@ def confusion(labels: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
     ]
 
 
-def threshold_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict:
-    """Accuracy, sensitivity, specificity and confusion matrix at ``p >= threshold``."""
+def flags(probabilities: np.ndarray, thresholds: float | np.ndarray) -> np.ndarray:
+    """The app's flag rule (``core.findings.is_flagged``) with one threshold per case.
+
+    Args:
+        probabilities: Scores (N,).
+        thresholds: One threshold, or one per case (N,) where cases belong to populations
+            with different thresholds.
+
+    Returns:
+        Boolean array (N,).
+    """
+    probabilities = np.asarray(probabilities)
+    per_case = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), probabilities.shape)
+    flagged = np.zeros(probabilities.shape, dtype=bool)
+    for threshold in np.unique(per_case):
+        rows = per_case == threshold
+        flagged[rows] = is_flagged(probabilities[rows], float(threshold))
+    return flagged
+
+
+def wilson_interval(successes: int, total: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (sound at 0 of n, unlike the normal one).
+
+    Args:
+        successes: Count of cases with the property.
+        total: Count of cases, at least 1.
+        z: Normal quantile of the coverage.
+
+    Returns:
+        ``(low, high)``.
+    """
+    rate = successes / total
+    centre = (rate + z**2 / (2 * total)) / (1 + z**2 / total)
+    half = z * np.sqrt(rate * (1 - rate) / total + z**2 / (4 * total**2)) / (1 + z**2 / total)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def threshold_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, threshold: float | np.ndarray
+) -> dict:
+    """Accuracy, sensitivity, specificity and confusion matrix at ``p >= threshold``.
+
+    ``threshold`` may hold one value per case (see :func:`flags`); the report's ``threshold``
+    is then None unless all cases share one.
+    """
     labels = np.asarray(labels).astype(bool)
-    predicted = np.asarray(probabilities) >= threshold
+    predicted = flags(np.asarray(probabilities), threshold)
     (tn, fp), (fn, tp) = confusion(labels, predicted)
+    distinct = np.unique(np.asarray(threshold, dtype=np.float64))
     return {
-        "threshold": float(threshold),
+        "threshold": float(distinct[0]) if len(distinct) == 1 else None,
         "accuracy": (tp + tn) / len(labels),
         "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
         "specificity": tn / (tn + fp) if tn + fp else float("nan"),
@@ -128,4 +182,9 @@ def reliability(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) -
         accuracy.append(float(labels[members].mean()))
         count.append(int(members.sum()))
         ece += members.sum() / len(labels) * abs(confidence[-1] - accuracy[-1])
-    return {"ece": float(ece), "bin_confidence": confidence, "bin_accuracy": accuracy, "bin_count": count}
+    return {
+        "ece": float(ece),
+        "bin_confidence": confidence,
+        "bin_accuracy": accuracy,
+        "bin_count": count,
+    }

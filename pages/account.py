@@ -7,7 +7,8 @@ import json
 import streamlit as st
 
 from pages.ui import end_session, get_database, require_actor, show_error
-from storage import accounts, records
+from storage import accounts
+from storage.export import export_user
 
 actor = require_actor(allow_password_change=True)
 db = get_database()
@@ -38,7 +39,7 @@ if actor.role == "patient":
     if st.button("Prepare a download of all my records", key="prepare_export"):
         try:
             st.session_state["export_json"] = json.dumps(
-                records.export_user(db, actor), indent=2, default=str
+                export_user(db, actor), indent=2, default=str
             )
         except Exception as err:  # shown as one sentence
             show_error(err)

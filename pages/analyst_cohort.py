@@ -6,25 +6,21 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import shift, training_eda
+from core import shift
 from core.cohort import GROUP_COLUMNS, MIN_USERS, cohort_figure
 from core.eda import DatasetUnavailable
 from core.settings import load_settings
 from pages.ui import get_database, require_actor, show_error
-from storage import cohort as storage_cohort
-from storage.policy import AccessDenied
+from services.cohort import shift_report, training_shift_reference
+from storage.cohort import cohort_summary
 
 _GROUP_LABELS = {"finding": "Finding", "month": "Month", "age_band": "Age band", "sex": "Sex"}
 
 
 @st.cache_data(show_spinner="Measuring the training-data reference sample...")
 def _training_reference(root: str) -> shift.ShiftSample:
-    """Training side of the shift comparison (public data, seeded sample)."""
-    manifest = training_eda.load_manifest(Path(root))
-    per_image, _ = training_eda.intensity_statistics(
-        Path(root), training_eda.sample_per_class(manifest)
-    )
-    return shift.training_reference(manifest, per_image)
+    """Training side of the shift comparison (public data only, so safe to cache globally)."""
+    return training_shift_reference(Path(root))
 
 
 actor = require_actor("analyst")
@@ -32,7 +28,7 @@ db = get_database()
 st.title("Cohort overview")
 st.caption(
     f"Counts over every result stored in this app. Groups with fewer than {MIN_USERS} "
-    f"different people show \"<{MIN_USERS}\" so that nobody can be singled out; no individual "
+    f'different people show "<{MIN_USERS}" so that nobody can be singled out; no individual '
     "record or identifier is ever shown here."
 )
 
@@ -43,8 +39,8 @@ by = st.multiselect(
     format_func=lambda name: _GROUP_LABELS[name],
 )
 try:
-    table = storage_cohort.cohort_summary(db, actor, by)
-except AccessDenied as err:
+    table = cohort_summary(db, actor, by)
+except Exception as err:  # shown as one sentence
     show_error(err)
     st.stop()
 
@@ -75,20 +71,15 @@ except DatasetUnavailable:
     st.info("The training data folder is not available here, so there is nothing to compare with.")
     st.stop()
 
-uploaded_sample = getattr(storage_cohort, "shift_sample", None)
-if uploaded_sample is None:
-    st.info("The shift monitor is not available yet: storage does not provide upload statistics.")
-    st.stop()
 try:
-    current = uploaded_sample(db, actor)
-except AccessDenied as err:
+    results = shift_report(db, actor, reference)
+except Exception as err:  # shown as one sentence
     show_error(err)
     st.stop()
-if current is None:
+if results is None:
     st.info(f"Fewer than {MIN_USERS} people have uploaded scans, so no comparison is shown.")
     st.stop()
 
-results = shift.shift_table(shift.compare(reference, current))
 shifted = results[results["verdict"] == "shift"]
 if len(shifted):
     st.warning("Shift detected in: " + ", ".join(shifted["quantity"]) + ".")

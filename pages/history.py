@@ -5,13 +5,16 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.enhance import EnhanceSettings, enhance
-from core.findings import FINDING_LABELS
+from core.enhance import enhance_as_saved
+from core.findings import FINDING_LABELS, top_finding
 from core.imaging import to_uint8
 from core.timeline import red_flags
 from pages.ui import get_database, require_actor, show_disclaimer, show_error
-from storage import records
-from storage.records import ScanSummary
+from pages.widgets import scan_picker
+from services.viewing import open_scan
+from storage.actor import Actor
+from storage.db import Database
+from storage.scans import ScanSummary, delete_scan, list_scans
 
 _OPEN_KEY = "history_open_scan"
 
@@ -22,38 +25,38 @@ def _top_finding(scan: ScanSummary) -> str:
         return "not analysed"
     if result.abstained:
         return "model unsure"
-    name, probability = result.top_finding()
-    return f"{FINDING_LABELS.get(name, name)} ({probability:.0%})"
+    name = top_finding(result.probabilities, result.thresholds)
+    if name is None:
+        return "none above its level"
+    return f"{FINDING_LABELS[name]} ({result.probabilities[name]:.0%})"
 
 
-def _label(scan: ScanSummary) -> str:
-    return f"{scan.scan_date.isoformat()} - {scan.filename}"
-
-
-def _show_scan(db, actor, scan_id: int) -> None:
+def _show_scan(db: Database, actor: Actor, scan_id: int) -> None:
     try:
-        record = records.load_scan(db, actor, scan_id)
-        notes = records.list_notes(db, actor, scan_id)
+        opened = open_scan(db, actor, scan_id)
     except Exception as err:  # shown as one sentence
         show_error(err)
         return
-    try:
-        shown = enhance(record.pixels, EnhanceSettings.from_dict(record.enhancement))
-        caption = "Enhanced with the settings saved with this scan."
-    except ValueError:
-        shown, caption = record.pixels, "Original image."
-    st.image(to_uint8(shown), caption=caption, clamp=True)
+    record = opened.record
+    view = enhance_as_saved(record.pixels, record.enhancement)
+    st.image(to_uint8(view.pixels), caption=view.caption, clamp=True)
     for result in reversed(record.results):
-        st.markdown(f"**Result from {result.created_at:%Y-%m-%d %H:%M} UTC**, model "
-                    f"{result.model_name} {result.model_version}")
+        st.markdown(
+            f"**Result from {result.created_at:%Y-%m-%d %H:%M} UTC**, model "
+            f"{result.model_name} {result.model_version}"
+        )
         if result.abstained:
             st.warning(result.abstain_reason or "The model was unsure about this image.")
         st.dataframe(
-            pd.DataFrame([{"finding": FINDING_LABELS.get(k, k), "probability": f"{v:.0%}"}
-                          for k, v in result.probabilities.items()]),
+            pd.DataFrame(
+                [
+                    {"finding": FINDING_LABELS.get(k, k), "probability": f"{v:.0%}"}
+                    for k, v in result.probabilities.items()
+                ]
+            ),
             hide_index=True,
         )
-    for note in notes:
+    for note in opened.notes:
         st.caption(f"Note by {note.author_username}, {note.created_at:%Y-%m-%d %H:%M} UTC")
         st.write(note.text)
 
@@ -64,7 +67,7 @@ st.title("My scans")
 show_disclaimer()
 
 try:
-    scans = records.list_scans(db, actor, actor.user_id)
+    scans = list_scans(db, actor, actor.user_id)
 except Exception as err:  # shown as one sentence
     show_error(err)
     st.stop()
@@ -76,20 +79,26 @@ if not scans:
 flags = red_flags(scans)
 st.dataframe(
     pd.DataFrame(
-        [{"scan date": s.scan_date, "file": s.filename, "top finding": _top_finding(s),
-          "model version": s.latest_result.model_version if s.latest_result else "",
-          "needs attention": " ".join(flags.get(s.id, []))}
-         for s in reversed(scans)]
+        [
+            {
+                "scan date": s.scan_date,
+                "file": s.filename,
+                "top finding": _top_finding(s),
+                "model version": s.latest_result.model_version if s.latest_result else "",
+                "needs attention": " ".join(flags.get(s.id, [])),
+            }
+            for s in reversed(scans)
+        ]
     ),
     hide_index=True,
 )
 if flags:
-    st.warning(f"{len(flags)} scan(s) need attention: a finding is above its level or rose quickly. "
-               "Discuss them with your clinician.")
+    st.warning(
+        f"{len(flags)} scan(s) need attention: a finding is above its level or rose "
+        "quickly. Discuss them with your clinician."
+    )
 
-by_label = {_label(s): s.id for s in reversed(scans)}
-choice = st.selectbox("Scan", list(by_label), key="history_choice")
-scan_id = by_label[choice]
+scan_id = scan_picker("Scan", list(reversed(scans)), index=0, key="history_choice")
 open_col, delete_col = st.columns(2)
 if open_col.button("Open", key="history_open"):
     st.session_state[_OPEN_KEY] = scan_id
@@ -99,7 +108,7 @@ with delete_col.popover("Delete"):
     confirmed = st.checkbox("Yes, delete this scan", key="history_confirm_delete")
     if st.button("Delete permanently", key="history_delete", disabled=not confirmed):
         try:
-            records.delete_scan(db, actor, scan_id)
+            delete_scan(db, actor, scan_id)
         except Exception as err:  # shown as one sentence
             show_error(err)
         else:
@@ -107,5 +116,5 @@ with delete_col.popover("Delete"):
             st.session_state.pop("history_confirm_delete", None)
             st.rerun()
 
-if st.session_state.get(_OPEN_KEY) in by_label.values():
+if st.session_state.get(_OPEN_KEY) in {scan.id for scan in scans}:
     _show_scan(db, actor, st.session_state[_OPEN_KEY])

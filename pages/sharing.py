@@ -6,8 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.labels import scan_label
 from pages.ui import get_database, require_actor, show_error
-from storage import audit, records, sharing
+from storage import audit, sharing
+from storage.scans import list_scans
 
 
 def _patient_view(db, actor) -> None:
@@ -20,17 +22,23 @@ def _patient_view(db, actor) -> None:
         )
 
     st.subheader("Share with a clinician")
-    scans = records.list_scans(db, actor, actor.user_id)
-    labels = {f"{s.scan_date.isoformat()} - {s.filename}": s.id for s in scans}
+    by_id = {scan.id: scan for scan in list_scans(db, actor, actor.user_id)}
     with st.form("grant_form", clear_on_submit=True):
         clinician = st.text_input("Clinician's username", key="grant_clinician")
         everything = st.checkbox("All my scans, including future ones", value=True, key="grant_all")
-        chosen = st.multiselect("Or only these scans", list(labels), key="grant_scans")
-        hours = st.number_input("For how many hours", 1, sharing.MAX_GRANT_HOURS, 24, key="grant_hours")
+        chosen = st.multiselect(
+            "Or only these scans",
+            list(by_id),
+            format_func=lambda i: scan_label(by_id[i]),
+            key="grant_scans",
+        )
+        hours = st.number_input(
+            "For how many hours", 1, sharing.MAX_GRANT_HOURS, 24, key="grant_hours"
+        )
         submitted = st.form_submit_button("Share")
     if submitted:
         try:
-            scan_ids = None if everything else [labels[c] for c in chosen]
+            scan_ids = None if everything else list(chosen)
             sharing.grant_access(db, actor, clinician, scan_ids=scan_ids, hours=int(hours))
         except Exception as err:  # shown as one sentence
             show_error(err)
@@ -45,8 +53,10 @@ def _patient_view(db, actor) -> None:
         scope = "all scans" if grant.scan_ids is None else f"{len(grant.scan_ids)} scan(s)"
         state = "active" if grant.active else "ended"
         cols = st.columns([4, 1])
-        cols[0].write(f"{grant.clinician_username}: {scope}, until "
-                      f"{grant.expires_at:%Y-%m-%d %H:%M} UTC ({state})")
+        cols[0].write(
+            f"{grant.clinician_username}: {scope}, until "
+            f"{grant.expires_at:%Y-%m-%d %H:%M} UTC ({state})"
+        )
         if grant.active and cols[1].button("Revoke", key=f"revoke_{grant.id}"):
             sharing.revoke_access(db, actor, grant.id)
             st.rerun()
@@ -57,9 +67,17 @@ def _patient_view(db, actor) -> None:
         st.caption("Nobody else has opened your records.")
     else:
         st.dataframe(
-            pd.DataFrame([{"time (UTC)": e.ts[:19].replace("T", " "), "who": e.actor_username,
-                           "what": e.action.replace("_", " "),
-                           "emergency": "EMERGENCY" if e.emergency else ""} for e in log]),
+            pd.DataFrame(
+                [
+                    {
+                        "time (UTC)": e.ts[:19].replace("T", " "),
+                        "who": e.actor_username,
+                        "what": e.action.replace("_", " "),
+                        "emergency": "EMERGENCY" if e.emergency else "",
+                    }
+                    for e in log
+                ]
+            ),
             hide_index=True,
         )
 
@@ -74,8 +92,10 @@ def _clinician_view(db, actor) -> None:
         st.write(f"{patient.username}: until {patient.expires_at:%Y-%m-%d %H:%M} UTC{flag}")
 
     st.subheader("Emergency access")
-    st.warning("Use only when the patient cannot consent. The patient is told, with your reason, "
-               "and every access is flagged in the audit trail.")
+    st.warning(
+        "Use only when the patient cannot consent. The patient is told, with your reason, "
+        "and every access is flagged in the audit trail."
+    )
     with st.form("emergency_form", clear_on_submit=True):
         patient_name = st.text_input("Patient's username", key="emergency_patient")
         reason = st.text_area("Reason (at least 10 characters)", key="emergency_reason")

@@ -1,62 +1,50 @@
 """Teleconsult page (clinicians): review a patient who shared their scans, and leave notes.
 
-A session is opened for one patient at a time; its start and end are written to
-the audit trail. Notes (text plus an optional point or box on the image) are
-stored encrypted in the patient's record, where the patient sees them on their
-report page.
+A session is opened for one patient at a time; its start and end are written to the audit
+trail. Notes (text plus an optional point or box on the image) are stored encrypted in the
+patient's record, where the patient sees them on their report page.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import streamlit as st
 
+from core.annotations import make_annotation, mark_labels
 from core.enhance import EnhanceSettings, enhance
-from core.report import annotation_figure, make_annotation, overlay_heatmap
+from core.overlay import annotation_figure, overlay_heatmap
 from core.timeline import sort_scans
-from pages.compare import render_compare
-from pages.timeline import current_classifier, render_timeline, scan_label
-from pages.ui import get_database, require_actor, show_disclaimer, show_error
-from storage import audit, records, sharing
-from storage.db import Actor, Database
-from storage.policy import AccessDenied
-from storage.sharing import SharedPatient
+from pages.ui import current_classifier, get_database, require_actor, show_disclaimer, show_error
+from pages.widgets import render_compare, render_timeline, scan_picker
+from services.teleconsult import TeleconsultSession, end_teleconsult, start_teleconsult
+from services.viewing import open_scan
+from storage.actor import Actor
+from storage.db import Database
+from storage.notes import MAX_NOTE_CHARS, add_note, list_notes
+from storage.scans import ScanSummary
+from storage.sharing import shared_patients
 
-#: Session-state key of the open teleconsult: {"patient_id", "username", "started_at"}.
+#: Session-state key of the open :class:`TeleconsultSession`.
 _SESSION_KEY = "teleconsult_session"
 
 _MARK_KINDS = ("No mark", "Point", "Box")
 
 
-def _start(db: Database, actor: Actor, patient: SharedPatient) -> None:
-    audit.record_session_start(db, actor, patient.patient_id)
-    st.session_state[_SESSION_KEY] = {
-        "patient_id": patient.patient_id,
-        "username": patient.username,
-        "started_at": datetime.now(timezone.utc),
-    }
-
-
 def _end(db: Database, actor: Actor) -> None:
-    open_session = st.session_state.pop(_SESSION_KEY, None)
-    if open_session is None:
-        return
-    minutes = (datetime.now(timezone.utc) - open_session["started_at"]).total_seconds() / 60
-    audit.record_session_end(db, actor, open_session["patient_id"], minutes)
+    session = st.session_state.pop(_SESSION_KEY, None)
+    if session is not None:
+        end_teleconsult(db, actor, session)
 
 
-def _render_notes(db: Database, actor: Actor, scans: list[records.ScanSummary]) -> None:
-    by_id = {scan.id: scan for scan in sort_scans(scans)}
-    ids = list(by_id)
-    scan_id = st.selectbox("Scan", ids, index=len(ids) - 1, format_func=lambda i: scan_label(by_id[i]), key="note_scan")
+def _render_notes(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
+    ordered = sort_scans(scans)
+    scan_id = scan_picker("Scan", ordered, index=len(ordered) - 1, key="note_scan")
     try:
-        record = records.load_scan(db, actor, scan_id)
-        notes = records.list_notes(db, actor, scan_id)
-    except (AccessDenied, records.RecordNotFound) as err:
+        opened = open_scan(db, actor, scan_id)
+    except Exception as err:  # shown as one sentence
         show_error(err)
         return
-    height, width = record.pixels.shape
+    notes = opened.notes
+    height, width = opened.record.pixels.shape
     kind = st.radio("Mark on the image", _MARK_KINDS, horizontal=True, key="note_kind")
     pending = None
     if kind != "No mark":
@@ -69,39 +57,40 @@ def _render_notes(db: Database, actor: Actor, scans: list[records.ScanSummary]) 
             h = columns[3].number_input("height", 1, height, max(1, height // 10), key="note_h")
         try:
             pending = make_annotation(x, y, width, height, w, h)
-        except ValueError as err:
-            st.error(str(err))
+        except Exception as err:  # shown as one sentence
+            show_error(err)
             return
-    display = overlay_heatmap(enhance(record.pixels, EnhanceSettings()))
+    display = overlay_heatmap(enhance(opened.record.pixels, EnhanceSettings()))
     marks = [note.annotation for note in notes if note.annotation]
     st.plotly_chart(annotation_figure(display, marks, pending), key="note_figure")
-    text = st.text_area("Note (the patient will see it)", max_chars=records.MAX_NOTE_CHARS, key="note_text")
+    text = st.text_area("Note (the patient will see it)", max_chars=MAX_NOTE_CHARS, key="note_text")
     if st.button("Add note", key="note_add"):
         try:
-            records.add_note(db, actor, scan_id, text, pending)
-        except (AccessDenied, records.RecordNotFound, ValueError) as err:
+            add_note(db, actor, scan_id, text, pending)
+        except Exception as err:  # shown as one sentence
             show_error(err)
             return
         st.success("Note saved in the patient's record.")
-        notes = records.list_notes(db, actor, scan_id)
-    number = 0
-    for note in notes:
-        number += bool(note.annotation)
-        mark = f" (mark {number})" if note.annotation else ""
-        st.write(f"**{note.author_username}**, {note.created_at:%Y-%m-%d %H:%M}{mark}: {note.text}")
+        notes = list_notes(db, actor, scan_id)
+    for note, mark in zip(notes, mark_labels([n.annotation for n in notes]), strict=True):
+        where = f" ({mark})" if mark else ""
+        st.write(
+            f"**{note.author_username}**, {note.created_at:%Y-%m-%d %H:%M}{where}: {note.text}"
+        )
 
 
-def _render_session(db: Database, actor: Actor, open_session: dict) -> None:
-    started = open_session["started_at"].strftime("%H:%M UTC")
+def _render_session(db: Database, actor: Actor, session: TeleconsultSession) -> None:
     top, button = st.columns([4, 1])
-    top.subheader(f"Session with {open_session['username']} (started {started})")
+    top.subheader(f"Session with {session.username} (started {session.started_at:%H:%M} UTC)")
     if button.button("End session", key="end_session"):
         _end(db, actor)
         st.rerun()
-    classifier = current_classifier()
+    classifier = current_classifier("Stored results are still shown.")
     timeline_tab, compare_tab, notes_tab = st.tabs(["Timeline", "Compare", "Notes"])
     with timeline_tab:
-        scans = render_timeline(db, actor, open_session["patient_id"], classifier, can_edit=False, key="tc_timeline")
+        scans = render_timeline(
+            db, actor, session.patient_id, classifier, can_edit=False, key="tc_timeline"
+        )
     if not scans:
         return
     with compare_tab:
@@ -110,40 +99,35 @@ def _render_session(db: Database, actor: Actor, open_session: dict) -> None:
         _render_notes(db, actor, scans)
 
 
-def main() -> None:
-    """Pick a patient who shared with you, open a session, review and annotate."""
-    actor = require_actor("clinician")
-    db = get_database()
-    st.title("Teleconsultation")
-    show_disclaimer()
-    patients = {p.patient_id: p for p in sharing.shared_patients(db, actor)}
-    open_session = st.session_state.get(_SESSION_KEY)
-    if open_session is not None and open_session["patient_id"] not in patients:
-        _end(db, actor)
-        st.error("Your access to this patient's scans has ended, so the session was closed.")
-        open_session = None
-    if open_session is not None:
-        _render_session(db, actor, open_session)
-        return
-    if not patients:
-        st.info("No patient is sharing their scans with you right now.")
-        return
-    patient_id = st.selectbox(
-        "Patient", list(patients),
-        format_func=lambda i: (
-            f"{patients[i].username} ({'emergency ' if patients[i].emergency else ''}access until "
-            f"{patients[i].expires_at:%Y-%m-%d %H:%M} UTC)"
-        ),
-        key="tc_patient",
-    )
-    if st.button("Start session", key="start_session"):
-        try:
-            _start(db, actor, patients[patient_id])
-        except AccessDenied as err:
-            show_error(err)
-            return
-        st.rerun()
-
-
-if __name__ == "__main__":
-    main()
+actor = require_actor("clinician")
+db = get_database()
+st.title("Teleconsultation")
+show_disclaimer()
+patients = {p.patient_id: p for p in shared_patients(db, actor)}
+open_session: TeleconsultSession | None = st.session_state.get(_SESSION_KEY)
+if open_session is not None and open_session.patient_id not in patients:
+    _end(db, actor)
+    st.error("Your access to this patient's scans has ended, so the session was closed.")
+    open_session = None
+if open_session is not None:
+    _render_session(db, actor, open_session)
+    st.stop()
+if not patients:
+    st.info("No patient is sharing their scans with you right now.")
+    st.stop()
+patient_id = st.selectbox(
+    "Patient",
+    list(patients),
+    format_func=lambda i: (
+        f"{patients[i].username} ({'emergency ' if patients[i].emergency else ''}access until "
+        f"{patients[i].expires_at:%Y-%m-%d %H:%M} UTC)"
+    ),
+    key="tc_patient",
+)
+if st.button("Start session", key="start_session"):
+    try:
+        st.session_state[_SESSION_KEY] = start_teleconsult(db, actor, patients[patient_id])
+    except Exception as err:  # shown as one sentence
+        show_error(err)
+        st.stop()
+    st.rerun()

@@ -4,44 +4,66 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from core.errors import UserError
 from core.findings import DISCLAIMER
 from core.settings import load_settings
 from storage import accounts
-from storage.db import Actor, Database
+from storage.actor import Actor
+from storage.bootstrap import open_database
+from storage.db import Database
+
+if TYPE_CHECKING:
+    from models.inference import Classifier
 
 _LOG = logging.getLogger(__name__)
 
 _ACTOR_KEY = "actor"
 _ACTIVITY_KEY = "last_activity"
 
-#: Exception types whose message is written for users (one plain sentence).
-_USER_FACING = (
-    PermissionError,  # storage.policy.AccessDenied
-    accounts.AuthError,
-    ValueError,  # AccountError, PasswordPolicyError, ScanError, bad input
-    LookupError,  # storage.records.RecordNotFound
-)
+#: Shown for any failure that is not one of the project's own errors (whose text is written
+#: for users); the details go to the log, never to the page.
+GENERIC_ERROR = "Something went wrong; please try again, or contact support if it persists."
 
 
 @st.cache_resource(show_spinner=False)
 def get_database() -> Database:
     """The process-wide database handle (holds no per-user data)."""
-    return Database.open(load_settings())
+    return open_database(load_settings())
 
 
 @st.cache_resource(show_spinner="Loading the analysis model...")
-def load_classifier():
+def load_classifier() -> Classifier:
     """The process-wide classifier.
 
     Raises:
         models.inference.ModelUnavailable: No usable checkpoint (not cached, retried later).
     """
+    # Imported on first use: the model layer loads torch, which pages without a model never need.
     from models.inference import load_classifier as _load
 
     return _load()
+
+
+def current_classifier(consequence: str, *, as_error: bool = False) -> Classifier | None:
+    """The cached classifier, or ``None`` after telling the user why it is unavailable.
+
+    Args:
+        consequence: What still works without the model, one sentence after the reason.
+        as_error: Show the message as an error (the page's purpose needs the model) rather
+            than as information.
+
+    Returns:
+        The classifier, or ``None``.
+    """
+    try:
+        return load_classifier()
+    except UserError as err:  # models.inference.ModelUnavailable
+        (st.error if as_error else st.info)(f"{err} {consequence}")
+        return None
 
 
 def client_id() -> str | None:
@@ -102,8 +124,10 @@ def require_actor(*roles: str, allow_password_change: bool = False) -> Actor:
     last = st.session_state.get(_ACTIVITY_KEY, time.time())
     if time.time() - last > timeout_minutes * 60:
         end_session()
-        st.warning(f"You were logged out after {timeout_minutes} minutes without activity. "
-                   "Please log in again.")
+        st.warning(
+            f"You were logged out after {timeout_minutes} minutes without activity. "
+            "Please log in again."
+        )
         st.stop()
     db = get_database()
     if not accounts.is_active(db, actor):
@@ -129,14 +153,15 @@ def show_error(err: BaseException) -> None:
     """Show an error as one plain sentence, never a traceback.
 
     Args:
-        err: The exception; messages of user-facing types are shown, others are logged and
-            replaced by a generic sentence.
+        err: The exception. The message of a ``core.errors.UserError`` is written for users and
+            shown; anything else (a library's ``ValueError``, say) is logged with its
+            traceback and replaced by :data:`GENERIC_ERROR`.
     """
-    if isinstance(err, _USER_FACING) and str(err):
+    if isinstance(err, UserError) and str(err):
         st.error(str(err))
         return
     _LOG.error("unexpected error", exc_info=err)
-    st.error("Something went wrong; please try again, or contact support if it persists.")
+    st.error(GENERIC_ERROR)
 
 
 def oidc_available() -> bool:

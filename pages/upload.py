@@ -7,16 +7,24 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from core.batch import batch_summary, process_batch
 from core.enhance import DENOISE_METHODS, PARAMETER_RANGES, EnhanceSettings, enhance
-from core.findings import FINDING_LABELS, FINDINGS
-from core.imaging import MIN_SIDE, DecodedScan, ScanError, decode_scan, to_uint8
-from core.report import overlay_heatmap
+from core.findings import FINDING_LABELS, FINDINGS, top_finding
+from core.imaging import MIN_SIDE, DecodedScan, decode_scan, to_uint8
+from core.overlay import overlay_heatmap
 from core.results import probability_figure, top_finding_sentence
 from core.settings import load_settings
-from models.inference import ModelUnavailable, Prediction
-from pages.ui import get_database, load_classifier, require_actor, show_disclaimer, show_error
-from storage.records import ResultIn, save_scan
+from models.inference import Classifier
+from pages.ui import current_classifier, get_database, require_actor, show_disclaimer, show_error
+from services.imports import (
+    ImportedScan,
+    ScanFile,
+    classify,
+    import_scans,
+    save_decoded_scan,
+    usable_study_date,
+)
+from storage.actor import Actor
+from storage.results import ResultIn
 
 #: Session key of the decoded upload, as (uploader file id, DecodedScan), so that
 #: moving a slider does not decode the file again. Per session, never cached globally.
@@ -38,6 +46,9 @@ _SLIDERS: dict[str, tuple[str, float, str]] = {
     "unsharp_amount": ("Sharpening amount, 0 is off", 0.1, "%.1f"),
     "denoise_strength": ("Noise reduction strength", 0.005, "%.3f"),
 }
+
+#: What still works when the model cannot be loaded.
+_WITHOUT_MODEL = "Your scan can still be viewed and saved without a result."
 
 
 def _render_upload():
@@ -68,8 +79,8 @@ def _decode_single(uploaded) -> DecodedScan | None:
         scan = decode_scan(
             uploaded.getvalue(), uploaded.name, max_bytes=load_settings().max_upload_bytes
         )
-    except ScanError as err:
-        st.error(str(err))
+    except Exception as err:  # shown as one sentence
+        show_error(err)
         return None
     st.session_state[_SCAN_KEY] = (uploaded.file_id, scan)
     return scan
@@ -126,32 +137,33 @@ def _render_enhancement(scan: DecodedScan) -> EnhanceSettings:
     return settings
 
 
-def _prediction_for(file_id: str, scan: DecodedScan, classifier) -> Prediction:
+def _result_for(file_id: str, scan: DecodedScan, classifier: Classifier) -> ResultIn:
     # Kept in this user's session only: never in a global cache.
-    key = f"prediction:{file_id}"
+    key = f"result:{file_id}"
     if key not in st.session_state:
         with st.spinner("Analyzing..."):
-            st.session_state[key] = classifier.predict([scan])[0]
+            st.session_state[key] = classify(classifier, scan)
     return st.session_state[key]
 
 
-def _render_results(scan: DecodedScan, classifier, prediction: Prediction | None) -> None:
+def _render_results(scan: DecodedScan, classifier: Classifier, result: ResultIn) -> None:
     """Probabilities with thresholds, the headline in words and the Grad-CAM heatmap."""
-    st.subheader("Results")
-    if prediction is None:
+    if result.abstained:
+        st.warning(f"{result.abstain_reason} No result is shown for this image.")
         return
-    if prediction.abstained:
-        st.warning(f"{prediction.abstain_reason} No result is shown for this image.")
-        return
-    thresholds = classifier.info.thresholds
-    st.markdown(f"**{top_finding_sentence(prediction.probabilities, thresholds)}**")
-    st.plotly_chart(probability_figure(prediction.probabilities, thresholds), width="stretch")
+    probabilities, thresholds = result.probabilities, result.thresholds
+    st.markdown(f"**{top_finding_sentence(probabilities, thresholds)}**")
+    st.plotly_chart(probability_figure(probabilities, thresholds), width="stretch")
     show_disclaimer()
     st.subheader("Where the model looked")
     left, right = st.columns([1, 2])
+    shown = top_finding(probabilities, thresholds) or max(FINDINGS, key=probabilities.__getitem__)
     finding = left.selectbox(
-        "Finding", FINDINGS, format_func=FINDING_LABELS.__getitem__, key="heatmap_finding",
-        index=max(range(len(FINDINGS)), key=lambda i: prediction.probabilities[FINDINGS[i]]),
+        "Finding",
+        FINDINGS,
+        format_func=FINDING_LABELS.__getitem__,
+        key="heatmap_finding",
+        index=FINDINGS.index(shown),
     )
     opacity = left.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="heatmap_opacity")
     left.caption(
@@ -160,21 +172,15 @@ def _render_results(scan: DecodedScan, classifier, prediction: Prediction | None
     )
     with st.spinner("Computing the heatmap..."):
         heat = classifier.heatmap(scan, finding)
-    right.image(overlay_heatmap(scan.pixels, heat, opacity), caption=FINDING_LABELS[finding], width="stretch")
-
-
-#: Anonymisation tools often write dates like 1901-01-01; no digital radiograph is that old.
-_EARLIEST_PLAUSIBLE_YEAR = 1950
-
-
-def _file_date(scan: DecodedScan) -> date | None:
-    """The DICOM Study Date (0008,0020) when it is plausible, else ``None`` (the user must enter one)."""
-    study = scan.metadata.study_date
-    return study if study is not None and study.year >= _EARLIEST_PLAUSIBLE_YEAR else None
+    right.image(
+        overlay_heatmap(scan.pixels, heat, opacity),
+        caption=FINDING_LABELS[finding],
+        width="stretch",
+    )
 
 
 def _date_default(scan: DecodedScan) -> date | None:
-    study, usable = scan.metadata.study_date, _file_date(scan)
+    study, usable = scan.metadata.study_date, usable_study_date(scan)
     if study is not None and usable is None:
         st.warning(
             f"The file gives {study.isoformat()} as the date of the X-ray, which looks like a "
@@ -183,11 +189,13 @@ def _date_default(scan: DecodedScan) -> date | None:
     return usable
 
 
-def _render_save(file_id: str, name: str, scan: DecodedScan, settings: EnhanceSettings, result: ResultIn | None, actor) -> None:
+def _render_save(
+    uploaded, scan: DecodedScan, settings: EnhanceSettings, result: ResultIn | None, actor: Actor
+) -> None:
     """Let the patient store the scan with its date, enhancement and result."""
     st.subheader("Save to my record")
-    saved = st.session_state.get(f"saved:{file_id}")
-    if saved is not None:
+    saved_key = f"saved:{uploaded.file_id}"
+    if st.session_state.get(saved_key) is not None:
         st.success("This scan is saved in your record. See it under My scans and Timeline.")
         return
     with st.form("save_scan"):
@@ -195,7 +203,8 @@ def _render_save(file_id: str, name: str, scan: DecodedScan, settings: EnhanceSe
             "Date the X-ray was taken",
             value=_date_default(scan),
             max_value=date.today(),
-            help="Taken from the DICOM Study Date when the file has one; otherwise please enter it.",
+            help="Taken from the DICOM Study Date when the file has one; otherwise please enter "
+            "it.",
         )
         submitted = st.form_submit_button("Save scan and result", type="primary")
     if submitted:
@@ -203,89 +212,91 @@ def _render_save(file_id: str, name: str, scan: DecodedScan, settings: EnhanceSe
             st.error("Please enter the date the X-ray was taken, so your timeline stays correct.")
             return
         try:
-            scan_id = save_scan(
-                get_database(), actor, pixels=scan.pixels, metadata=scan.metadata.to_dict(),
-                enhancement=settings.to_dict(), scan_date=scan_date, filename=name, result=result,
+            scan_id = save_decoded_scan(
+                get_database(),
+                actor,
+                scan,
+                scan_date=scan_date,
+                filename=uploaded.name,
+                result=result,
+                enhancement=settings,
             )
-        except Exception as err:  # shown as one sentence, never a traceback
+        except Exception as err:  # shown as one sentence
             show_error(err)
             return
-        st.session_state[f"saved:{file_id}"] = scan_id
+        st.session_state[saved_key] = scan_id
         st.rerun()
 
 
-def _classifier_or_message():
-    try:
-        return load_classifier()
-    except ModelUnavailable as err:
-        st.error(f"{err} Your scan can still be viewed and saved without a result.")
-        return None
+def _outcome_text(item: ImportedScan) -> str:
+    if not item.ok:
+        return item.error or ""
+    if item.result is None:
+        return "Saved without a result (model unavailable)."
+    if item.result.abstained:
+        return f"Saved; no result shown: {item.result.abstain_reason}"
+    return top_finding_sentence(item.result.probabilities, item.result.thresholds)
 
 
-class _MissingDate(ValueError):
-    """A file without a Study Date in a batch for which no date was entered."""
-
-
-def _render_batch(files, actor) -> None:
+def _render_batch(files, actor: Actor) -> None:
     """Analyze and save several files, one result line per file; bad files do not stop the rest."""
     st.subheader(f"{len(files)} files")
     fallback = st.date_input(
         "Date these X-rays were taken (used for files that do not carry their own date)",
-        value=None, max_value=date.today(),
+        value=None,
+        max_value=date.today(),
     )
     if not st.button(f"Analyze and save {len(files)} files", type="primary"):
         return
-    classifier = _classifier_or_message()
-    database, settings = get_database(), EnhanceSettings()
-    limit = load_settings().max_upload_bytes
-
-    def handle(name: str, data: bytes) -> str:
-        scan = decode_scan(data, name, max_bytes=limit)
-        scan_date = _file_date(scan) or fallback
-        if scan_date is None:
-            raise _MissingDate("This file has no date of its own; enter the date above and try again.")
-        result = None
-        if classifier is not None:
-            prediction = classifier.predict([scan])[0]
-            result = ResultIn.from_prediction(prediction, classifier.info)
-        save_scan(database, actor, pixels=scan.pixels, metadata=scan.metadata.to_dict(),
-                  enhancement=settings.to_dict(), scan_date=scan_date, filename=name, result=result)
-        if result is None:
-            return "Saved without a result (model unavailable)."
-        if result.abstained:
-            return f"Saved; no result shown: {result.abstain_reason}"
-        return top_finding_sentence(result.probabilities, classifier.info.thresholds)
-
+    classifier = current_classifier(_WITHOUT_MODEL, as_error=True)
     progress = st.progress(0.0, text="Starting...")
-    items = process_batch(
-        [(f.name, f.getvalue()) for f in files], handle,
-        lambda done, total, name: progress.progress(done / total, text=f"{done} of {total}: {name}"),
-        expected=(ScanError, _MissingDate),
-    )
-    (st.success if all(i.ok for i in items) else st.warning)(batch_summary(items))
+    try:
+        report = import_scans(
+            get_database(),
+            actor,
+            [ScanFile(f.name, f.getvalue) for f in files],
+            classifier,
+            fallback_date=fallback,
+            on_progress=lambda done, total, item: progress.progress(
+                done / total, text=f"{done} of {total}: {item.filename}"
+            ),
+        )
+    except Exception as err:  # shown as one sentence
+        show_error(err)
+        return
+    (st.success if report.all_ok else st.warning)(report.summary)
     st.dataframe(
-        pd.DataFrame({"File": [i.name for i in items], "Saved": [i.ok for i in items],
-                      "Result": [i.value if i.ok else i.error for i in items]}),
-        hide_index=True, width="stretch",
+        pd.DataFrame(
+            {
+                "File": [i.filename for i in report.items],
+                "Saved": [i.ok for i in report.items],
+                "Result": [_outcome_text(i) for i in report.items],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
     )
     show_disclaimer()
 
 
 actor = require_actor("patient")
 st.title("Upload & analyze")
-st.caption("Your file is checked and shown here; nothing is kept unless you save it, and nothing if it cannot be read.")
-_files = _render_upload()
-if len(_files) > 1:
-    _render_batch(_files, actor)
-elif _files:
-    _scan = _decode_single(_files[0])
-    if _scan is not None:
-        _render_metadata(_scan)
-        _enhance_settings = _render_enhancement(_scan)
-        _classifier = _classifier_or_message()
-        _prediction = _prediction_for(_files[0].file_id, _scan, _classifier) if _classifier else None
-        _render_results(_scan, _classifier, _prediction)
-        _render_save(
-            _files[0].file_id, _files[0].name, _scan, _enhance_settings,
-            ResultIn.from_prediction(_prediction, _classifier.info) if _prediction else None, actor,
-        )
+st.caption(
+    "Your file is checked and shown here; nothing is kept unless you save it, and nothing "
+    "if it cannot be read."
+)
+files = _render_upload()
+if len(files) > 1:
+    _render_batch(files, actor)
+    st.stop()
+scan = _decode_single(files[0]) if files else None
+if scan is None:
+    st.stop()
+_render_metadata(scan)
+enhancement = _render_enhancement(scan)
+classifier = current_classifier(_WITHOUT_MODEL, as_error=True)
+result = _result_for(files[0].file_id, scan, classifier) if classifier is not None else None
+st.subheader("Results")
+if classifier is not None and result is not None:
+    _render_results(scan, classifier, result)
+_render_save(files[0], scan, enhancement, result, actor)

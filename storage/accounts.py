@@ -10,8 +10,10 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
+from core.errors import UserError
 from storage import audit, passwords, policy, schema
-from storage.db import Actor, Database
+from storage.actor import Actor
+from storage.db import Database
 from storage.passwords import PasswordPolicyError
 
 _LOG = logging.getLogger(__name__)
@@ -21,7 +23,9 @@ _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.@-]{2,63}$")
 MAX_FAILURES = 5
 _BASE_LOCK_SECONDS = 30
 _MAX_LOCK_SECONDS = 3600
-GENERIC_LOGIN_ERROR = "Login failed: wrong username or password, or too many attempts; try again later."
+GENERIC_LOGIN_ERROR = (
+    "Login failed: wrong username or password, or too many attempts; try again later."
+)
 
 __all__ = [
     "AccountError",
@@ -44,12 +48,18 @@ __all__ = [
 ]
 
 
-class AuthError(Exception):
+class AuthError(UserError):
     """Login or password check failed; the message never says which part was wrong."""
 
+    code = "auth"
+    default_message = GENERIC_LOGIN_ERROR
 
-class AccountError(ValueError):
+
+class AccountError(UserError, ValueError):
     """An account request is invalid (bad or taken username, unknown user)."""
+
+    code = "account"
+    default_message = "This account request is not valid."
 
 
 @dataclass(frozen=True)
@@ -124,9 +134,15 @@ def operator_create_user(db: Database, username: str, password: str, role: str) 
     password_hash = passwords.hash_password(password)
     with db.transaction() as session:
         actor = _create_user(session, db, name, role, password_hash, must_change=False)
-        audit.append(session, db, "register", actor_username="(command line)",
-                     record_type="users", record_id=actor.user_id,
-                     details={"username": name, "role": role, "via": "cli"})
+        audit.append(
+            session,
+            db,
+            "register",
+            actor_username="(command line)",
+            record_type="users",
+            record_id=actor.user_id,
+            details={"username": name, "role": role, "via": "cli"},
+        )
     return actor
 
 
@@ -177,7 +193,12 @@ def authenticate(db: Database, username: str, password: str, client_id: str | No
         if not ok:
             for key in keys:
                 _record_failure(session, key, now)
-            reason = "throttled" if locked else "bad_credentials" if user is None or not matches else "disabled"
+            if locked:
+                reason = "throttled"
+            elif user is None or not matches:
+                reason = "bad_credentials"
+            else:
+                reason = "disabled"
             audit.append(
                 session,
                 db,
@@ -264,8 +285,13 @@ def admin_reset_password(db: Database, admin: Actor, username: str) -> str:
         user.must_change_password = True
         session.add(user)
         audit.append(
-            session, db, "admin_reset_password", actor=admin, record_type="users",
-            record_id=user.id, details={"username": user.username},
+            session,
+            db,
+            "admin_reset_password",
+            actor=admin,
+            record_type="users",
+            record_id=user.id,
+            details={"username": user.username},
         )
     return temporary
 
@@ -285,8 +311,13 @@ def set_disabled(db: Database, admin: Actor, username: str, flag: bool) -> None:
         user.is_active = not flag
         session.add(user)
         audit.append(
-            session, db, "disable_user" if flag else "enable_user", actor=admin,
-            record_type="users", record_id=user.id, details={"username": user.username},
+            session,
+            db,
+            "disable_user" if flag else "enable_user",
+            actor=admin,
+            record_type="users",
+            record_id=user.id,
+            details={"username": user.username},
         )
 
 
@@ -348,8 +379,13 @@ def oidc_login(db: Database, subject: str, preferred_username: str | None) -> Ac
         if active:
             audit.append(session, db, "login", actor=actor, details={"method": "oidc"})
         else:
-            audit.append(session, db, "login_failed", actor_username=user.username,
-                         details={"reason": "disabled", "method": "oidc"})
+            audit.append(
+                session,
+                db,
+                "login_failed",
+                actor_username=user.username,
+                details={"reason": "disabled", "method": "oidc"},
+            )
     if not active:
         raise AuthError(GENERIC_LOGIN_ERROR)
     return actor
@@ -376,8 +412,15 @@ def bootstrap_admin(db: Database) -> None:
         actor = _create_user(
             session, db, name, schema.Role.ADMIN.value, passwords.hash_password(password), one_time
         )
-        audit.append(session, db, "bootstrap_admin", actor=actor, record_type="users",
-                     record_id=actor.user_id, details={"one_time_password": one_time})
+        audit.append(
+            session,
+            db,
+            "bootstrap_admin",
+            actor=actor,
+            record_type="users",
+            record_id=actor.user_id,
+            details={"one_time_password": one_time},
+        )
     if one_time:
         _LOG.warning(
             "Created first admin %r with one-time password %s (must be changed at first login).",
@@ -390,7 +433,9 @@ def _validate_new_account(name: str, role: str, password: str) -> None:
     if role not in {r.value for r in schema.Role}:
         raise AccountError(f"Unknown role {role!r}.")
     if not _USERNAME.match(name):
-        raise AccountError("Choose a username of 3 to 64 letters, digits or the characters _ . @ -.")
+        raise AccountError(
+            "Choose a username of 3 to 64 letters, digits or the characters _ . @ -."
+        )
     passwords.check_policy(password, name)
 
 
@@ -410,7 +455,7 @@ def _create_user(
     )
     session.add(user)
     session.flush()
-    db.create_data_key(session, user.id)
+    db.keyring.create_data_key(session, user.id)
     return Actor(user.id, user.username, user.role)
 
 

@@ -21,8 +21,9 @@ from typing import Any
 from sqlmodel import Session, select
 
 from storage import policy, schema
+from storage.actor import Actor
 from storage.crypto import DecryptionError
-from storage.db import Actor, Database
+from storage.db import Database
 
 HEAD_PURPOSE = "audit-head"
 _GENESIS = "0" * 64
@@ -102,7 +103,7 @@ def append(
     event.hash = _event_hash(event)
     session.add(event)
     head.seq, head.hash = event.seq, event.hash
-    head.mac = _head_mac(db.subkey(HEAD_PURPOSE), head.seq, head.hash)
+    head.mac = _current_head_mac(db, head)
     session.add(head)
     session.flush()
 
@@ -111,7 +112,7 @@ def ensure_head(db: Database) -> None:
     """Create the chain head row of a fresh database."""
     with db.transaction() as session:
         if session.get(schema.AuditHead, 1) is None:
-            key = db.subkey(HEAD_PURPOSE)
+            key = db.keyring.subkey(HEAD_PURPOSE)
             session.add(
                 schema.AuditHead(id=1, seq=0, hash=_GENESIS, mac=_head_mac(key, 0, _GENESIS))
             )
@@ -127,7 +128,7 @@ def rekey_head(session: Session, db: Database, new_head_key: bytes) -> None:
     head = session.exec(
         select(schema.AuditHead).where(schema.AuditHead.id == 1).with_for_update()
     ).one()
-    if not hmac.compare_digest(head.mac, _head_mac(db.subkey(HEAD_PURPOSE), head.seq, head.hash)):
+    if not hmac.compare_digest(head.mac, _current_head_mac(db, head)):
         raise DecryptionError("The audit chain head does not verify; refusing to re-key it.")
     head.mac = _head_mac(new_head_key, head.seq, head.hash)
     session.add(head)
@@ -178,7 +179,7 @@ def _verify(session: Session, db: Database) -> ChainReport:
     head = session.get(schema.AuditHead, 1)
     if head is None:
         return ChainReport(False, checked, None, "chain head is missing")
-    if not hmac.compare_digest(head.mac, _head_mac(db.subkey(HEAD_PURPOSE), head.seq, head.hash)):
+    if not hmac.compare_digest(head.mac, _current_head_mac(db, head)):
         return ChainReport(False, checked, None, "chain head signature is invalid")
     if head.seq != checked or head.hash != prev_hash:
         reason = f"chain head expects {head.seq} events but {checked} are present"
@@ -244,16 +245,30 @@ def record_session_start(db: Database, actor: Actor, patient_id: int) -> None:
     """
     with db.transaction() as session:
         access = policy.check_read(session, actor, patient_id)
-        append(session, db, "teleconsult_start", actor=actor, patient_id=patient_id,
-               record_type="teleconsult", emergency=access.emergency,
-               details=access.audit_details())
+        append(
+            session,
+            db,
+            "teleconsult_start",
+            actor=actor,
+            patient_id=patient_id,
+            record_type="teleconsult",
+            emergency=access.emergency,
+            details=access.audit_details(),
+        )
 
 
 def record_session_end(db: Database, actor: Actor, patient_id: int, minutes: float) -> None:
     """Audit the end of a teleconsult (allowed even if access expired meanwhile)."""
     with db.transaction() as session:
-        append(session, db, "teleconsult_end", actor=actor, patient_id=patient_id,
-               record_type="teleconsult", details={"minutes": round(float(minutes), 1)})
+        append(
+            session,
+            db,
+            "teleconsult_end",
+            actor=actor,
+            patient_id=patient_id,
+            record_type="teleconsult",
+            details={"minutes": round(float(minutes), 1)},
+        )
 
 
 def _entry(row: schema.AuditEvent) -> AuditEntry:
@@ -294,3 +309,7 @@ def _event_hash(event: schema.AuditEvent) -> str:
 
 def _head_mac(key: bytes, seq: int, head_hash: str) -> str:
     return hmac.new(key, f"{seq}|{head_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+def _current_head_mac(db: Database, head: schema.AuditHead) -> str:
+    return _head_mac(db.keyring.subkey(HEAD_PURPOSE), head.seq, head.hash)

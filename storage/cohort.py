@@ -18,13 +18,14 @@ from sqlmodel import select
 
 from core.cohort import MIN_USERS, aggregate_cohort
 from core.eda import age_band
-from core.findings import FINDINGS
+from core.findings import FINDINGS, flagged_findings, is_flagged, threshold_for
 from core.shift import ShiftSample
-from storage import audit, crypto, policy, records, schema
-from storage.db import Actor, Database
+from storage import audit, policy, schema
+from storage.actor import Actor
+from storage.db import Database
+from storage.results import ResultRecord, results_by_scan
+from storage.scans import open_scan_payload, scan_payload_with_intensity
 
-#: Threshold for a flagged finding when a result carries none.
-DEFAULT_THRESHOLD = 0.5
 NO_FINDING = "none"
 ABSTAINED = "abstained"
 
@@ -44,6 +45,8 @@ def cohort_summary(db: Database, actor: Actor, by: Sequence[str]) -> pd.DataFram
     Raises:
         policy.AccessDenied: The actor is not an active analyst.
         ValueError: ``by`` names an unknown column.
+        crypto.DecryptionError: A stored value fails its integrity check or names an unknown
+            key version.
     """
     policy.require_role(actor, schema.Role.ANALYST)
     with db.transaction() as session:
@@ -51,20 +54,20 @@ def cohort_summary(db: Database, actor: Actor, by: Sequence[str]) -> pd.DataFram
         rows = []
         owners = session.exec(select(schema.Scan.owner_id).distinct()).all()
         for owner_id in owners:
-            keys = db.data_keys(session, owner_id)
-            scans = {}
-            for scan in session.exec(select(schema.Scan).where(schema.Scan.owner_id == owner_id)):
-                aad = crypto.associated_data("scans", scan.id, owner_id, scan.key_version)
-                scans[scan.id] = crypto.open_json(keys[scan.key_version], scan.payload, aad)
-            for result in session.exec(
-                select(schema.Result).where(schema.Result.owner_id == owner_id)
-            ):
-                aad = crypto.associated_data("results", result.id, owner_id, result.key_version)
-                body = crypto.open_json(keys[result.key_version], result.payload, aad)
-                rows.extend(_rows(owner_id, scans[result.scan_id], body))
+            sealer = db.keyring.sealer(session, owner_id)
+            owned = session.exec(select(schema.Scan).where(schema.Scan.owner_id == owner_id))
+            scans = {scan.id: open_scan_payload(sealer, scan) for scan in owned}
+            for scan_id, results in results_by_scan(session, sealer, None).items():
+                for result in results:
+                    rows.extend(_rows(owner_id, scans[scan_id], result))
         table = _aggregate(rows, by)
-        audit.append(session, db, "cohort_summary", actor=actor,
-                     details={"by": list(by), "groups": len(table)})
+        audit.append(
+            session,
+            db,
+            "cohort_summary",
+            actor=actor,
+            details={"by": list(by), "groups": len(table)},
+        )
     return table
 
 
@@ -73,7 +76,7 @@ def shift_sample(db: Database, actor: Actor) -> ShiftSample | None:
 
     Per scan: intensity mean and spread (sealed in the scan's payload at save time; scans
     stored before that have their image decrypted once, see
-    :func:`records.scan_payload_with_intensity`), age and sex where the metadata records
+    :func:`storage.scans.scan_payload_with_intensity`), age and sex where the metadata records
     them, and whether the scan's latest result flagged each finding (abstained results
     assess nothing). Nothing identifies a user or a
     scan, and each quantity is shuffled independently. The read is audited as one event.
@@ -95,24 +98,21 @@ def shift_sample(db: Database, actor: Actor) -> ShiftSample | None:
         policy.ensure_active(session, actor)
         owners = session.exec(select(schema.Scan.owner_id).distinct()).all()
         if len(owners) < MIN_USERS:
-            audit.append(session, db, "shift_sample", actor=actor,
-                         details={"withheld": True})
+            audit.append(session, db, "shift_sample", actor=actor, details={"withheld": True})
             return None
         means, stds, ages = [], [], []
         sexes: dict[str, int] = {}
         positive = dict.fromkeys(FINDINGS, 0)
         assessed = dict.fromkeys(FINDINGS, 0)
         for owner_id in owners:
-            keys = db.data_keys(session, owner_id)
+            sealer = db.keyring.sealer(session, owner_id)
             latest = {
                 scan_id: results[-1]
-                for scan_id, results in records.results_by_scan(session, keys, owner_id, None).items()
+                for scan_id, results in results_by_scan(session, sealer, None).items()
             }
-            scans = session.exec(
-                select(schema.Scan).where(schema.Scan.owner_id == owner_id)
-            ).all()
+            scans = session.exec(select(schema.Scan).where(schema.Scan.owner_id == owner_id)).all()
             for scan in scans:
-                payload = records.scan_payload_with_intensity(session, db, keys, scan)
+                payload = scan_payload_with_intensity(session, db, sealer, scan)
                 means.append(payload["intensity_mean"])
                 stds.append(payload["intensity_std"])
                 metadata = payload.get("metadata") or {}
@@ -131,26 +131,30 @@ def shift_sample(db: Database, actor: Actor) -> ShiftSample | None:
             ages=rng.permutation(np.asarray(ages, dtype=np.float64)),
             sexes=dict(sorted(sexes.items())),
         )
-        audit.append(session, db, "shift_sample", actor=actor,
-                     details={"scans": len(means), "users": len(owners)})
+        audit.append(
+            session,
+            db,
+            "shift_sample",
+            actor=actor,
+            details={"scans": len(means), "users": len(owners)},
+        )
     return sample
 
 
 def _count_findings(
-    result: records.ResultRecord | None, positive: dict[str, int], assessed: dict[str, int]
+    result: ResultRecord | None, positive: dict[str, int], assessed: dict[str, int]
 ) -> None:
     if result is None or result.abstained:
         return
-    thresholds = result.thresholds or {}
     for name, p in result.probabilities.items():
         if name not in assessed:
             continue
         assessed[name] += 1
-        if p >= thresholds.get(name, DEFAULT_THRESHOLD):
+        if is_flagged(p, threshold_for(result.thresholds, name)):
             positive[name] += 1
 
 
-def _rows(owner_id: int, scan: dict, result: dict) -> list[dict]:
+def _rows(owner_id: int, scan: dict, result: ResultRecord) -> list[dict]:
     metadata = scan.get("metadata") or {}
     base = {
         "user_id": owner_id,
@@ -158,14 +162,9 @@ def _rows(owner_id: int, scan: dict, result: dict) -> list[dict]:
         "age": metadata.get("patient_age"),
         "sex": metadata.get("patient_sex"),
     }
-    if result.get("abstained"):
+    if result.abstained:
         return [{**base, "finding": ABSTAINED}]
-    thresholds = result.get("thresholds") or {}
-    flagged = [
-        name
-        for name, p in result["probabilities"].items()
-        if p >= thresholds.get(name, DEFAULT_THRESHOLD)
-    ]
+    flagged = flagged_findings(result.probabilities, result.thresholds)
     return [{**base, "finding": name} for name in flagged or [NO_FINDING]]
 
 

@@ -11,16 +11,15 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from core.errors import UserError
 from core.settings import Settings
 
 _LOG = logging.getLogger(__name__)
@@ -34,8 +33,11 @@ class DecryptionError(Exception):
     """A ciphertext did not authenticate: wrong key, tampered bytes or data moved to another row."""
 
 
-class MasterKeyError(ValueError):
-    """The master key is missing, malformed or unreadable."""
+class MasterKeyError(UserError, ValueError):
+    """The master key is missing, malformed or unreadable (a sentence for whoever runs the app)."""
+
+    code = "master_key"
+    default_message = "The master key is missing or not valid."
 
 
 def associated_data(table: str, row_id: int, owner_id: int, key_version: int) -> bytes:
@@ -53,56 +55,8 @@ def associated_data(table: str, row_id: int, owner_id: int, key_version: int) ->
     return f"cxr|{table}|{row_id}|{owner_id}|{key_version}".encode()
 
 
-def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
-    """Encrypt and authenticate ``plaintext`` under ``key``.
-
-    Args:
-        key: 32-byte AES key.
-        plaintext: Bytes to protect.
-        aad: Associated data the ciphertext is bound to.
-
-    Returns:
-        ``nonce || ciphertext``.
-    """
-    nonce = os.urandom(_NONCE_BYTES)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
-
-
-def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
-    """Decrypt a value produced by :func:`seal`.
-
-    Args:
-        key: 32-byte AES key.
-        blob: ``nonce || ciphertext``.
-        aad: Associated data the ciphertext must be bound to.
-
-    Returns:
-        The plaintext.
-
-    Raises:
-        DecryptionError: The key is wrong, the bytes were altered or the ciphertext belongs
-            to another row or owner.
-    """
-    if blob is None or len(blob) < _NONCE_BYTES + 16:
-        raise DecryptionError("Stored data is truncated and cannot be decrypted.")
-    try:
-        return AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], aad)
-    except InvalidTag as exc:
-        raise DecryptionError(_TAMPERED) from exc
-
-
-def seal_json(key: bytes, value: Any, aad: bytes) -> bytes:
-    """Encrypt a JSON-serialisable value (see :func:`seal`)."""
-    return seal(key, json.dumps(value, separators=(",", ":")).encode(), aad)
-
-
-def open_json(key: bytes, blob: bytes, aad: bytes) -> Any:
-    """Decrypt a value produced by :func:`seal_json` (see :func:`open_sealed`)."""
-    return json.loads(open_sealed(key, blob, aad))
-
-
 class Cipher:
-    """One key's AES-GCM context, reused across many values (bulk decryption)."""
+    """One key's AES-GCM context, reused across many values (bulk sealing and opening)."""
 
     def __init__(self, key: bytes) -> None:
         """Prepare the cipher.
@@ -112,14 +66,54 @@ class Cipher:
         """
         self._aead = AESGCM(key)
 
-    def open_json(self, blob: bytes, aad: bytes) -> Any:
-        """Decrypt a :func:`seal_json` value (see :func:`open_sealed`)."""
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        """Encrypt and authenticate ``plaintext``.
+
+        Args:
+            plaintext: Bytes to protect.
+            aad: Associated data the ciphertext is bound to.
+
+        Returns:
+            ``nonce || ciphertext``.
+        """
+        nonce = os.urandom(_NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def open(self, blob: bytes, aad: bytes) -> bytes:
+        """Decrypt a value produced by :meth:`seal`.
+
+        Args:
+            blob: ``nonce || ciphertext``.
+            aad: Associated data the ciphertext must be bound to.
+
+        Returns:
+            The plaintext.
+
+        Raises:
+            DecryptionError: The key is wrong, the bytes were altered or the ciphertext
+                belongs to another row or owner.
+        """
         if blob is None or len(blob) < _NONCE_BYTES + 16:
             raise DecryptionError("Stored data is truncated and cannot be decrypted.")
         try:
-            return json.loads(self._aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], aad))
+            return self._aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], aad)
         except InvalidTag as exc:
             raise DecryptionError(_TAMPERED) from exc
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """Encrypt and authenticate ``plaintext`` under ``key`` (see :meth:`Cipher.seal`)."""
+    return Cipher(key).seal(plaintext, aad)
+
+
+def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    """Decrypt a value produced by :func:`seal` (see :meth:`Cipher.open`).
+
+    Raises:
+        DecryptionError: The key is wrong, the bytes were altered or the ciphertext belongs
+            to another row or owner.
+    """
+    return Cipher(key).open(blob, aad)
 
 
 def new_data_key() -> bytes:

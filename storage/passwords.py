@@ -8,6 +8,8 @@ from functools import lru_cache
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from core.errors import UserError
+
 MIN_LENGTH = 8
 MAX_LENGTH = 256
 
@@ -29,12 +31,15 @@ _COMMON = frozenset(
     administrator changeme letmein1 iloveyou1 abcd1234 1q2w3e4r 1q2w3e4r5t 12341234 87654321
     00000000 88888888 99999999 12121212 11223344 abcdefgh asdfghjkl qwertyui football1
     baseball1 sunshine1 princess1 monkey123 dragon123 superman1 whatever secret secret123
-    """.split()
+    """.split()  # noqa: SIM905 - a word list reads best as plain words
 )
 
 
-class PasswordPolicyError(ValueError):
+class PasswordPolicyError(UserError, ValueError):
     """The chosen password is not acceptable; the message says why in one sentence."""
+
+    code = "password_policy"
+    default_message = "This password is not acceptable; choose another one."
 
 
 def check_policy(password: str, username: str | None = None) -> None:

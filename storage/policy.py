@@ -18,12 +18,16 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from core.errors import UserError
 from storage import schema
-from storage.db import Actor
+from storage.actor import Actor
 
 
-class AccessDenied(PermissionError):
+class AccessDenied(UserError, PermissionError):
     """The actor may not do this; the message is one plain sentence."""
+
+    code = "access_denied"
+    default_message = "You do not have access to this."
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,9 @@ def check_read(
         grant = _grant_access(session, actor.user_id, patient_id, now)
         # A grant that covers the request is preferred, so emergency rights are flagged
         # only when they are actually needed.
-        if grant is not None and (grant.scan_ids is None or (scan_id is not None and grant.covers(scan_id))):
+        if grant is not None and (
+            grant.scan_ids is None or (scan_id is not None and grant.covers(scan_id))
+        ):
             return grant
         emergency = _emergency_access(session, actor.user_id, patient_id, now)
         if emergency is not None:

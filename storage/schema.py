@@ -11,8 +11,8 @@ SQLite and PostgreSQL).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 
 from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -20,10 +20,10 @@ from sqlmodel import Field, SQLModel
 
 def utcnow() -> datetime:
     """Current time as aware UTC (the convention of every column)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """The four roles of the app."""
 
     PATIENT = "patient"
@@ -116,7 +116,7 @@ class ShareGrant(SQLModel, table=True):
 
 
 class EmergencyAccess(SQLModel, table=True):
-    """A clinician's time-limited break-glass access; the stated reason is sealed for the patient."""
+    """A clinician's time-limited break-glass access; the reason is sealed for the patient."""
 
     __tablename__ = "emergency_accesses"
 

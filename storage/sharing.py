@@ -7,13 +7,15 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
-from storage import audit, crypto, policy, schema
+from storage import audit, policy, schema
 from storage.accounts import AccountError, normalize_username
-from storage.db import Actor, Database
+from storage.actor import Actor
+from storage.db import Database
 
 MAX_GRANT_HOURS = 24 * 365
 MIN_REASON_CHARS = 10
 MAX_EMERGENCY_MINUTES = 24 * 60
+_EMERGENCY_TABLE = "emergency_accesses"
 
 
 @dataclass(frozen=True)
@@ -89,11 +91,14 @@ def grant_access(
         policy.check_write(session, actor, actor.user_id)
         clinician = _find_user(session, clinician_username, schema.Role.CLINICIAN)
         if scan_ids is not None:
-            wanted = sorted(set(int(i) for i in scan_ids))
-            owned = set(session.exec(
-                select(schema.Scan.id).where(schema.Scan.owner_id == actor.user_id)
-                .where(schema.Scan.id.in_(wanted))
-            ).all())
+            wanted = sorted({int(i) for i in scan_ids})
+            owned = set(
+                session.exec(
+                    select(schema.Scan.id)
+                    .where(schema.Scan.owner_id == actor.user_id)
+                    .where(schema.Scan.id.in_(wanted))
+                ).all()
+            )
             if owned != set(wanted):
                 raise policy.AccessDenied("You can only share your own scans.")
         grant = schema.ShareGrant(
@@ -104,10 +109,20 @@ def grant_access(
         )
         session.add(grant)
         session.flush()
-        audit.append(session, db, "grant_access", actor=actor, patient_id=actor.user_id,
-                     record_type="share_grants", record_id=grant.id,
-                     details={"clinician": clinician.username, "hours": hours,
-                              "scans": "all" if scan_ids is None else len(wanted)})
+        audit.append(
+            session,
+            db,
+            "grant_access",
+            actor=actor,
+            patient_id=actor.user_id,
+            record_type="share_grants",
+            record_id=grant.id,
+            details={
+                "clinician": clinician.username,
+                "hours": hours,
+                "scans": "all" if scan_ids is None else len(wanted),
+            },
+        )
         return grant.id
 
 
@@ -125,8 +140,15 @@ def revoke_access(db: Database, actor: Actor, grant_id: int) -> None:
         if grant.revoked_at is None:
             grant.revoked_at = schema.utcnow()
             session.add(grant)
-        audit.append(session, db, "revoke_access", actor=actor, patient_id=grant.patient_id,
-                     record_type="share_grants", record_id=grant.id)
+        audit.append(
+            session,
+            db,
+            "revoke_access",
+            actor=actor,
+            patient_id=grant.patient_id,
+            record_type="share_grants",
+            record_id=grant.id,
+        )
 
 
 def list_grants(db: Database, actor: Actor) -> list[GrantInfo]:
@@ -144,15 +166,25 @@ def list_grants(db: Database, actor: Actor) -> list[GrantInfo]:
     with db.transaction() as session:
         policy.ensure_active(session, actor)
         grants = session.exec(
-            select(schema.ShareGrant).where(column == actor.user_id)
+            select(schema.ShareGrant)
+            .where(column == actor.user_id)
             .order_by(schema.ShareGrant.id.desc())
         ).all()
-        names = _usernames(session, {g.patient_id for g in grants} | {g.clinician_id for g in grants})
+        ids = {g.patient_id for g in grants} | {g.clinician_id for g in grants}
+        names = _usernames(session, ids)
         audit.append(session, db, "list_grants", actor=actor, details={"count": len(grants)})
         return [
-            GrantInfo(g.id, g.patient_id, names[g.patient_id], g.clinician_id,
-                      names[g.clinician_id], policy.parse_scan_ids(g.scan_ids) or None,
-                      g.created_at, g.expires_at, g.revoked_at)
+            GrantInfo(
+                g.id,
+                g.patient_id,
+                names[g.patient_id],
+                g.clinician_id,
+                names[g.clinician_id],
+                policy.parse_scan_ids(g.scan_ids) or None,
+                g.created_at,
+                g.expires_at,
+                g.revoked_at,
+            )
             for g in grants
         ]
 
@@ -169,8 +201,10 @@ def shared_patients(db: Database, actor: Actor) -> list[SharedPatient]:
         policy.ensure_active(session, actor)
         latest: dict[int, SharedPatient] = {}
         grants = session.exec(
-            select(schema.ShareGrant).where(schema.ShareGrant.clinician_id == actor.user_id)
-            .where(schema.ShareGrant.revoked_at.is_(None)).where(schema.ShareGrant.expires_at > now)
+            select(schema.ShareGrant)
+            .where(schema.ShareGrant.clinician_id == actor.user_id)
+            .where(schema.ShareGrant.revoked_at.is_(None))
+            .where(schema.ShareGrant.expires_at > now)
         ).all()
         emergencies = session.exec(
             select(schema.EmergencyAccess)
@@ -183,10 +217,12 @@ def shared_patients(db: Database, actor: Actor) -> list[SharedPatient]:
         for patient_id, expires_at, emergency in entries:
             known = latest.get(patient_id)
             if known is None or expires_at > known.expires_at:
-                latest[patient_id] = SharedPatient(patient_id, names[patient_id], expires_at,
-                                                   emergency)
-        audit.append(session, db, "list_shared_patients", actor=actor,
-                     details={"count": len(latest)})
+                latest[patient_id] = SharedPatient(
+                    patient_id, names[patient_id], expires_at, emergency
+                )
+        audit.append(
+            session, db, "list_shared_patients", actor=actor, details={"count": len(latest)}
+        )
     return sorted(latest.values(), key=lambda p: p.username)
 
 
@@ -222,21 +258,30 @@ def emergency_access(
     with db.transaction() as session:
         policy.ensure_active(session, actor)
         patient = _find_user(session, patient_username, schema.Role.PATIENT)
-        key, version = db.data_key(session, patient.id)
+        sealer = db.keyring.sealer(session, patient.id)
         row = schema.EmergencyAccess(
-            clinician_id=actor.user_id, patient_id=patient.id, key_version=version,
+            clinician_id=actor.user_id,
+            patient_id=patient.id,
+            key_version=sealer.version,
             expires_at=schema.utcnow() + timedelta(minutes=minutes),
         )
         session.add(row)
         session.flush()
-        row.payload = crypto.seal_json(
-            key, {"reason": reason},
-            crypto.associated_data("emergency_accesses", row.id, patient.id, version),
+        row.payload = sealer.seal_json(
+            _EMERGENCY_TABLE, row.id, row.key_version, {"reason": reason}
         )
         session.add(row)
-        audit.append(session, db, "emergency_access", actor=actor, patient_id=patient.id,
-                     record_type="emergency_accesses", record_id=row.id, emergency=True,
-                     details={"minutes": minutes})
+        audit.append(
+            session,
+            db,
+            "emergency_access",
+            actor=actor,
+            patient_id=patient.id,
+            record_type="emergency_accesses",
+            record_id=row.id,
+            emergency=True,
+            details={"minutes": minutes},
+        )
         return row.id
 
 
@@ -245,6 +290,8 @@ def list_emergency_accesses(db: Database, actor: Actor) -> list[EmergencyInfo]:
 
     Raises:
         policy.AccessDenied: The actor is not an active patient.
+        crypto.DecryptionError: A reason fails its integrity check or names an unknown key
+            version.
     """
     with db.transaction() as session:
         policy.check_write(session, actor, actor.user_id)
@@ -253,19 +300,24 @@ def list_emergency_accesses(db: Database, actor: Actor) -> list[EmergencyInfo]:
             .where(schema.EmergencyAccess.patient_id == actor.user_id)
             .order_by(schema.EmergencyAccess.id.desc())
         ).all()
-        keys = db.data_keys(session, actor.user_id)
+        sealer = db.keyring.sealer(session, actor.user_id)
         names = _usernames(session, {r.clinician_id for r in rows})
         out = []
         for row in rows:
-            aad = crypto.associated_data("emergency_accesses", row.id, row.patient_id,
-                                         row.key_version)
-            if row.key_version not in keys:
-                raise crypto.DecryptionError("An emergency access uses an unknown key version.")
-            body = crypto.open_json(keys[row.key_version], row.payload, aad)
-            out.append(EmergencyInfo(row.id, names[row.clinician_id], body["reason"],
-                                     row.created_at, row.expires_at))
-        audit.append(session, db, "list_emergency_accesses", actor=actor,
-                     patient_id=actor.user_id, details={"count": len(out)})
+            body = sealer.open_json(_EMERGENCY_TABLE, row.id, row.key_version, row.payload)
+            out.append(
+                EmergencyInfo(
+                    row.id, names[row.clinician_id], body["reason"], row.created_at, row.expires_at
+                )
+            )
+        audit.append(
+            session,
+            db,
+            "list_emergency_accesses",
+            actor=actor,
+            patient_id=actor.user_id,
+            details={"count": len(out)},
+        )
     return out
 
 
@@ -281,6 +333,7 @@ def _find_user(session: Session, username: str, role: schema.Role) -> schema.Use
 def _usernames(session: Session, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
-    rows = session.exec(select(schema.User.id, schema.User.username)
-                        .where(schema.User.id.in_(sorted(ids)))).all()
+    rows = session.exec(
+        select(schema.User.id, schema.User.username).where(schema.User.id.in_(sorted(ids)))
+    ).all()
     return dict(rows)

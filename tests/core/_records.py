@@ -1,11 +1,12 @@
-"""Builders of the real ``storage.records`` summaries and results, for core tests."""
+"""Builders of the real ``storage.scans`` summaries and their results, for core tests."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
 from core.findings import FINDINGS
-from storage.records import ResultRecord, ScanSummary
+from storage.results import ResultRecord
+from storage.scans import ScanSummary
 
 _CREATED = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from core.enhance import DENOISE_METHODS, PARAMETER_RANGES, EnhanceSettings, enhance
+from core.enhance import (
+    DENOISE_METHODS,
+    ORIGINAL_CAPTION,
+    PARAMETER_RANGES,
+    SAVED_CAPTION,
+    EnhanceSettings,
+    enhance,
+    enhance_as_saved,
+)
 
 #: Every step off: the pipeline must then return its (clipped) input.
 IDENTITY = EnhanceSettings(clahe_clip_limit=0.0, unsharp_amount=0.0)
@@ -177,3 +185,30 @@ def test_from_dict_fills_defaults_and_ignores_unknown_keys() -> None:
 def test_from_dict_still_validates() -> None:
     with pytest.raises(ValueError, match="gamma"):
         EnhanceSettings.from_dict({"gamma": 99})
+
+
+def test_a_stored_scan_is_shown_with_the_enhancement_saved_with_it() -> None:
+    pixels = _phantom()
+    saved = EnhanceSettings(gamma=1.8, unsharp_amount=0.0)
+    view = enhance_as_saved(pixels, saved.to_dict())
+    assert view.as_saved and view.caption == SAVED_CAPTION
+    np.testing.assert_array_equal(view.pixels, enhance(pixels, saved))
+    assert not np.allclose(view.pixels, enhance(pixels))
+
+
+def test_missing_stored_settings_mean_the_defaults() -> None:
+    pixels = _phantom()
+    for stored in (None, {}):
+        view = enhance_as_saved(pixels, stored)
+        assert view.as_saved
+        np.testing.assert_array_equal(view.pixels, enhance(pixels))
+
+
+def test_settings_that_no_longer_validate_show_the_original_and_say_so() -> None:
+    pixels = _phantom()
+    pixels[0, 0] = 1.7  # decoded pixels are clipped to [0, 1] for display, as enhance() does
+    view = enhance_as_saved(pixels, {"gamma": 99, "window_width": 0.5})
+    assert not view.as_saved and view.caption == ORIGINAL_CAPTION
+    assert view.pixels.dtype == np.float32
+    np.testing.assert_array_equal(view.pixels, np.clip(pixels, 0, 1))
+    assert not np.allclose(view.pixels, enhance(pixels))

@@ -150,3 +150,59 @@ def test_abstention_table(report: dict) -> None:
     assert table["Not a chest radiograph: colour photograph"] == "yes"
     assert table["Not a chest radiograph: MR small.dcm"] == "NO"
     assert performance.abstention_table({}).empty
+
+
+def test_adult_targets_read_the_nih_section_and_false_flags(report: dict) -> None:
+    report["evaluation"]["nih_adult_test"] = {"pneumonia": _entry(auc=0.70, accuracy=0.6, ece=0.1)}
+    report["covid19_false_flags"] = {"nih_adult_test": {"rate": 0.04}}
+    report["abstention"] = {"false_abstain_rate": {"all_test": 0.02}}
+    table = performance.targets_table(report)
+    assert _status(table, "Adult pneumonia AUC") == "MISSED"  # 0.70 < 0.72
+    assert _status(table, "COVID-19 flagged on NIH") == "met"  # 0.04 <= 0.05
+    assert _status(table, "False abstention") == "MISSED"  # 0.02 > 0.01
+    assert performance.source_label("nih_adult_test") == "NIH test (adults and adolescents)"
+
+
+def test_validity_table_lists_each_finding_and_population(report: dict) -> None:
+    report["validity"] = {
+        "table": {
+            "pneumonia": {
+                "child": {
+                    "valid": True,
+                    "auc": 0.98,
+                    "auc_ci": [0.97, 0.99],
+                    "n": 624,
+                    "positives": 390,
+                    "reason": "ok",
+                },
+                "adult": {
+                    "valid": False,
+                    "auc": 0.66,
+                    "auc_ci": [0.55, 0.76],
+                    "n": 112,
+                    "positives": 54,
+                    "reason": "misses",
+                },
+                "unknown": {
+                    "valid": False,
+                    "auc": None,
+                    "auc_ci": None,
+                    "reason": "not valid for adults",
+                },
+            }
+        }
+    }
+    table = performance.validity_table(report).set_index("population")
+    assert list(table.index) == ["Children", "Adults", "Age unknown"]
+    assert table.loc["Children", "valid"] == "yes" and table.loc["Adults", "valid"] == "no"
+    assert table.loc["Adults", "auc_low"] == pytest.approx(0.55)
+    assert math.isnan(table.loc["Age unknown", "auc"])
+    assert performance.validity_table({}).empty
+
+
+def test_training_figure_adds_the_adult_auc_where_recorded(report: dict) -> None:
+    for row in report["training"]["history"]:
+        row["val_auc_adult"] = {"pneumonia": 0.7, "covid19": float("nan")}
+    names = {trace.name for trace in performance.training_figure(report).data}
+    assert "AUC Pneumonia (NIH adults)" in names
+    assert "AUC COVID-19 pneumonia (NIH adults)" not in names

@@ -13,18 +13,16 @@ import pytest
 from PIL import Image
 
 from core.findings import DISCLAIMER, FINDING_LABELS
+from core.annotations import make_annotation
+from core.enhance import ORIGINAL_CAPTION
 from core.report import (
     GENERAL_QUESTIONS,
     ReportNote,
-    annotation_figure,
     build_report,
-    draw_annotations,
-    make_annotation,
-    overlay_heatmap,
     report_to_json,
     report_to_pdf,
 )
-from storage.records import ScanSummary
+from storage.scans import ScanSummary
 from tests.core._records import make_result, make_scan, probs
 
 _WHEN = datetime(2026, 4, 2, 9, 30, tzinfo=timezone.utc)
@@ -38,7 +36,8 @@ def _pdf_text(pdf: bytes) -> str:
             chunks.append(zlib.decompress(match.group(1)).decode("latin-1"))
         except zlib.error:
             continue
-    return "\n".join(chunks)
+    # Text operators escape parentheses inside their (string) operands.
+    return "\n".join(chunks).replace("\\(", "(").replace("\\)", ")")
 
 
 def _rising_pair() -> tuple[ScanSummary, ScanSummary]:
@@ -101,28 +100,6 @@ def test_abstained_and_unscored_scans() -> None:
     assert "not been checked" in unscored.summary[0]
 
 
-def test_overlay_and_annotations_draw_on_the_image() -> None:
-    pixels = np.full((100, 80), 0.5, dtype=np.float32)
-    heat = np.zeros((10, 8), dtype=np.float32)
-    heat[:5] = 1.0
-    rgb = overlay_heatmap(pixels, heat)
-    assert rgb.shape == (100, 80, 3) and rgb.dtype == np.uint8
-    assert tuple(rgb[90, 40]) == (128, 128, 128)
-    assert rgb[10, 40, 0] > rgb[10, 40, 2]
-    marked = draw_annotations(overlay_heatmap(pixels), [make_annotation(10, 10, 80, 100, w=30, h=40)])
-    assert tuple(marked[10, 20]) == (0, 255, 120)
-    assert tuple(marked[30, 25]) == (128, 128, 128)
-
-
-def test_make_annotation_rejects_marks_outside_the_image() -> None:
-    assert make_annotation(5, 6, 10, 10) == {"x": 5.0, "y": 6.0}
-    assert make_annotation(1, 2, 10, 10, w=3, h=4) == {"x0": 1.0, "y0": 2.0, "x1": 4.0, "y1": 6.0}
-    with pytest.raises(ValueError, match="inside the image"):
-        make_annotation(8, 8, 10, 10, w=5, h=1)
-    with pytest.raises(ValueError):
-        make_annotation(1, 1, 10, 10, w=-1)
-
-
 def test_pdf_is_valid_and_contains_the_text_and_image() -> None:
     previous, current = _rising_pair()
     note = ReportNote("dr_lee", _WHEN, "Left lower zone looks hazy \u2014 repeat in 2 weeks.", make_annotation(10, 10, 64, 64))
@@ -137,7 +114,8 @@ def test_pdf_is_valid_and_contains_the_text_and_image() -> None:
     text = _pdf_text(pdf)
     assert "/Subtype /Image" in text
     for expected in ("Decision support only", "Questions you could ask your clinician", "rose from 12% to 41%",
-                     "Glossary", "COVID-19 pneumonia", "Left lower zone looks hazy - repeat", "mark 1"):
+                     "Glossary", "COVID-19 pneumonia", "Left lower zone looks hazy - repeat",
+                     "(Mark 1)"):
         assert expected in text, expected
     assert len(re.findall(rb"/Type\s*/Page\b", pdf)) >= 1
 
@@ -155,15 +133,28 @@ def test_json_round_trips_the_content_without_the_image() -> None:
     assert data["red_flags"] == ["Pneumonia rose from 12% to 41% since 2026-03-02."]
 
 
-def test_annotation_figure_keeps_full_size_coordinates_and_numbers_marks() -> None:
-    rgb = np.zeros((2000, 1000, 3), dtype=np.uint8)
-    marks = [make_annotation(100, 200, 1000, 2000), make_annotation(10, 20, 1000, 2000, w=300, h=400)]
-    fig = annotation_figure(rgb, marks, pending=make_annotation(500, 500, 1000, 2000))
-    image = fig.data[0]
-    assert image.dx == 3 and image.dy == 3
-    assert len(image.z) == 667
-    shapes = fig.layout.shapes
-    assert [s.type for s in shapes] == ["circle", "rect", "circle"]
-    assert (shapes[1].x0, shapes[1].y0, shapes[1].x1, shapes[1].y1) == (10, 20, 310, 420)
-    assert shapes[2].line.dash == "dash"
-    assert [a.text for a in fig.layout.annotations] == ["1", "2", "new"]
+def test_a_score_at_its_threshold_counts_as_reached_and_missing_thresholds_fall_back() -> None:
+    stored = make_result(1, probs(0.37), thresholds={"pneumonia": 0.37})
+    scan = make_scan(1, date(2026, 4, 1), results=[stored])
+    line = build_report(scan, generated_at=_WHEN).findings[0]
+    assert (line.threshold, line.above_threshold) == (0.37, True)
+    unstored = make_scan(1, date(2026, 4, 1), results=[make_result(1, probs(0.37), thresholds={})])
+    fallback = build_report(unstored, thresholds={"pneumonia": 0.3}, generated_at=_WHEN)
+    assert fallback.findings[0].above_threshold
+    assert not build_report(unstored, generated_at=_WHEN).findings[0].above_threshold
+
+
+def test_pdf_numbers_only_marked_notes_and_prints_the_image_note() -> None:
+    _, current = _rising_pair()
+    notes = [
+        ReportNote("dr_lee", _WHEN, "No mark on this one."),
+        ReportNote("dr_kim", _WHEN, "Hazy here.", make_annotation(10, 10, 64, 64)),
+    ]
+    note = ORIGINAL_CAPTION
+    image = np.zeros((64, 64), dtype=np.float32)
+    report = build_report(current, image=image, image_note=note, notes=notes, generated_at=_WHEN)
+    text = _pdf_text(report_to_pdf(report))
+    assert "dr_lee: No mark on this one." in text
+    assert "dr_kim (Mark 1): Hazy here." in text
+    assert "could not be reproduced" in text
+    assert json.loads(report_to_json(report))["image_note"] == note

@@ -10,6 +10,7 @@ from core.findings import FINDINGS
 from core.timeline import (
     format_version,
     red_flags,
+    result_threshold,
     scans_needing_rescore,
     select_result,
     timeline_figure,
@@ -17,7 +18,7 @@ from core.timeline import (
     timeline_table,
     version_changes,
 )
-from storage.records import ScanSummary
+from storage.scans import ScanSummary
 from tests.core._records import make_result, make_scan, probs
 
 
@@ -77,6 +78,22 @@ def test_rise_equal_to_margin_is_not_flagged_and_margin_is_configurable() -> Non
     ]
     assert red_flags(scans, margin=0.15) == {}
     assert 2 in red_flags(scans, margin=0.10)
+
+
+def test_result_threshold_prefers_the_stored_one_then_the_fallback_then_the_default() -> None:
+    result = make_result(1, probs(0.4), thresholds={"pneumonia": 0.3})
+    assert result_threshold(result, "pneumonia", {"pneumonia": 0.9}) == 0.3
+    assert result_threshold(result, "covid19", {"covid19": 0.9}) == 0.9
+    assert result_threshold(result, "covid19") == 0.5
+
+
+def test_a_score_at_its_threshold_is_flagged_on_the_timeline() -> None:
+    result = make_result(1, probs(0.3), thresholds={"pneumonia": 0.3})
+    scans = [make_scan(1, date(2026, 1, 1), results=[result])]
+    assert bool(timeline_frame(scans).iloc[0]["above_threshold"]) is True
+    assert red_flags(scans)[1] == [
+        "Pneumonia is at 30%, at or above its decision threshold of 30%."
+    ]
 
 
 def test_red_flag_above_threshold_uses_the_results_own_threshold_first() -> None:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from models.evaluate import finding_report, three_way
+from models.evaluate import covid_false_flags, finding_report, three_way
 
 
 def test_finding_report_on_a_separable_set():
@@ -28,7 +28,33 @@ def test_three_way_uses_pneumonia_threshold_then_subtype():
             [0.9, 0.6, 0.4, 0.0],  # predicted bacterial, truly viral: one miss
         ]
     )
-    thresholds = {"pneumonia": 0.5, "bacterial_pneumonia": 0.5, "viral_pneumonia": 0.5, "covid19": 0.5}
+    thresholds = {
+        "pneumonia": 0.5,
+        "bacterial_pneumonia": 0.5,
+        "viral_pneumonia": 0.5,
+        "covid19": 0.5,
+    }
     result = three_way(["normal", "bacterial", "viral", "viral"], probabilities, thresholds)
     assert result["accuracy"] == pytest.approx(0.75)
     assert result["confusion"] == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+
+
+def test_covid_false_flags_count_only_certain_negatives_at_each_films_threshold():
+    negative = np.array([True, True, True, True, False])
+    probabilities = np.array([0.9, 0.4, 0.6, 0.1, 0.99])
+    thresholds = np.array([0.5, 0.5, 0.7, 0.05, 0.5])
+    pneumonia = np.array([True, True, False, False, False])
+    result = covid_false_flags(negative, probabilities, thresholds, pneumonia)
+    assert (result["n"], result["flagged"]) == (4, 2)
+    assert result["rate"] == 0.5
+    assert result["rate_pneumonia"] == 0.5 and result["rate_no_finding"] == 0.5
+    assert result["ci"][0] < 0.5 < result["ci"][1]
+
+
+def test_finding_report_with_a_threshold_per_population():
+    labels = np.array([0, 0, 1, 1])
+    probabilities = np.array([0.3, 0.6, 0.4, 0.9])
+    # The first two are children (threshold 0.2), the last two adults (0.5).
+    report = finding_report(labels, probabilities, threshold=np.array([0.2, 0.2, 0.5, 0.5]), seed=0)
+    assert report["confusion"] == [[0, 2], [1, 1]]
+    assert report["threshold"] is None

@@ -33,11 +33,21 @@ def test_checkpoint_is_small_and_identified(classifier):
 
 def test_reproduces_recorded_probabilities(classifier, shared_data):
     reference = json.loads((MODELS_DIR / "reference_predictions.json").read_text())
-    assert len(reference) == 3
+    assert len(reference) == 4
+    assert {entry["population"] for entry in reference.values()} == {"child", "adult"}
     scans = [decode_scan((shared_data / name).read_bytes()) for name in reference]
-    for name, prediction in zip(reference, classifier.predict(scans)):
+    populations = [entry["population"] for entry in reference.values()]
+    with_population = classifier.predict(scans, populations=populations)
+    without_age = classifier.predict(scans)
+    for name, known, unknown in zip(reference, with_population, without_age):
+        assert known.population == reference[name]["population"]
         for finding in FINDINGS:
-            assert prediction.probabilities[finding] == pytest.approx(reference[name][finding], abs=1e-4), name
+            assert known.probabilities[finding] == pytest.approx(
+                reference[name]["probabilities"][finding], abs=1e-4
+            ), name
+            assert unknown.probabilities[finding] == pytest.approx(
+                reference[name]["unknown_age"][finding], abs=1e-4
+            ), name
 
 
 def test_training_and_inference_preprocess_identically(classifier, shared_data):
@@ -51,10 +61,13 @@ def test_training_and_inference_preprocess_identically(classifier, shared_data):
 def test_abstains_on_pydicom_ct_and_mr(classifier, name):
     (prediction,) = classifier.predict([decode_scan(Path(get_testdata_file(name)).read_bytes())])
     assert prediction.abstained
-    assert prediction.abstain_reason == {
-        "CT_small.dcm": "This is a CT scan, not a chest X-ray, so the model cannot read it.",
-        "MR_small.dcm": "This is an MR scan, not a chest X-ray, so the model cannot read it.",
-    }[name]
+    assert (
+        prediction.abstain_reason
+        == {
+            "CT_small.dcm": "This is a CT scan, not a chest X-ray, so the model cannot read it.",
+            "MR_small.dcm": "This is an MR scan, not a chest X-ray, so the model cannot read it.",
+        }[name]
+    )
     assert set(prediction.probabilities) == set(FINDINGS), "probabilities kept for the record"
 
 
@@ -66,10 +79,14 @@ def test_abstains_on_blank_and_keeps_real_radiograph(classifier, samples_dir):
     assert not real_prediction.abstained
 
 
-def test_abstains_on_a_negative_but_reads_the_same_film_the_right_way_round(classifier, samples_dir):
+def test_abstains_on_a_negative_but_reads_the_same_film_the_right_way_round(
+    classifier, samples_dir
+):
     # Fake_MONOHR1.dcm holds the CR sample's pixels under a MONOCHROME1 header: a negative.
     negative = decode_scan((samples_dir / "Fake_MONOHR1.dcm").read_bytes())
-    original = decode_scan((samples_dir / "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm").read_bytes())
+    original = decode_scan(
+        (samples_dir / "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm").read_bytes()
+    )
     negative_prediction, original_prediction = classifier.predict([negative, original])
     assert negative_prediction.abstained
     assert "negative" in negative_prediction.abstain_reason
@@ -103,7 +120,13 @@ def test_missing_and_corrupt_checkpoints_give_one_sentence(tmp_path):
 
 
 def test_cpu_is_chosen_without_an_accelerator():
-    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    expected = (
+        "cuda"
+        if torch.cuda.is_available()
+        else "mps"
+        if torch.backends.mps.is_available()
+        else "cpu"
+    )
     assert select_device().type == expected
 
 

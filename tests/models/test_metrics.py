@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from models.metrics import bootstrap_auc_ci, confusion, reliability, roc_auc, roc_points, threshold_metrics
+from models.metrics import (
+    bootstrap_auc_ci,
+    confusion,
+    flags,
+    reliability,
+    roc_auc,
+    roc_points,
+    threshold_metrics,
+    wilson_interval,
+)
 
 
 def test_auc_perfect_reversed_and_tied():
@@ -56,3 +65,34 @@ def test_roc_points_start_at_origin_and_end_at_one():
     points = roc_points(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.4, 0.6]))
     assert (points["fpr"][0], points["tpr"][0]) == (0.0, 0.0)
     assert (points["fpr"][-1], points["tpr"][-1]) == (1.0, 1.0)
+
+
+def test_flags_use_each_cases_own_threshold():
+    probabilities = np.array([0.3, 0.3, 0.6, 0.6])
+    np.testing.assert_array_equal(
+        flags(probabilities, np.array([0.2, 0.5, 0.6, 0.7])), [True, False, True, False]
+    )
+    np.testing.assert_array_equal(flags(probabilities, 0.5), [False, False, True, True])
+
+
+def test_threshold_metrics_with_thresholds_per_case():
+    report = threshold_metrics(
+        np.array([0, 1, 0, 1]), np.array([0.3, 0.3, 0.6, 0.6]), np.array([0.2, 0.2, 0.7, 0.5])
+    )
+    assert report["confusion"] == [[1, 1], [0, 2]]
+    assert report["threshold"] is None
+    assert (
+        threshold_metrics(np.array([0, 1]), np.array([0.1, 0.9]), np.array([0.5, 0.5]))["threshold"]
+        == 0.5
+    )
+
+
+def test_wilson_interval_brackets_the_rate_and_handles_zero():
+    low, high = wilson_interval(0, 100)
+    assert low == 0 and 0.02 < high < 0.05
+    low, high = wilson_interval(20, 100)
+    assert low < 0.2 < high
+    assert (
+        wilson_interval(20, 100)[1] - wilson_interval(20, 100)[0]
+        > wilson_interval(200, 1000)[1] - wilson_interval(200, 1000)[0]
+    )

@@ -19,8 +19,11 @@ from core.settings import load_settings
 # Imported here so that torch loads once at collection, not inside the first page run's timeout.
 import models.inference  # noqa: F401
 from pages import ui
-from storage import accounts, records
-from storage.db import Actor, Database
+from storage import accounts, bootstrap
+from storage.actor import Actor
+from storage.db import Database
+from storage.results import ResultIn
+from storage.scans import save_scan
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "a long enough pass phrase"
@@ -45,7 +48,7 @@ def open_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Database:
     monkeypatch.delenv("IDLE_TIMEOUT_MINUTES", raising=False)
     # get_database() is cached per process: drop the handle of a previous test's database.
     ui.get_database.clear()
-    return Database.open(load_settings())
+    return bootstrap.open_database(load_settings())
 
 
 @dataclass
@@ -75,11 +78,11 @@ def open_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     dr_bob = accounts.register(db, "dr_bob", PASSWORD, role="clinician", by=admin)
     rng = np.random.default_rng(0)
     scan_ids = [
-        records.save_scan(
+        save_scan(
             db, alice, pixels=rng.random((96, 80), dtype=np.float32),
             metadata={"source_format": "png", "width": 80, "height": 96},
             enhancement={}, scan_date=when, filename=name,
-            result=records.ResultIn(
+            result=ResultIn(
                 probabilities={**dict.fromkeys(FINDINGS, 0.05), "pneumonia": pneumonia},
                 model_name="cxr-test", model_version="1", checkpoint_sha256="ab" * 32,
                 ood_score=0.1, thresholds=dict.fromkeys(FINDINGS, 0.5),
@@ -87,7 +90,7 @@ def open_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
         )
         for when, name, pneumonia in SCANS
     ]
-    records.save_scan(
+    save_scan(
         db, carol, pixels=rng.random((64, 64), dtype=np.float32), metadata={}, enhancement={},
         scan_date=date(2026, 1, 5), filename="carol.png",
     )

@@ -20,8 +20,12 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.settings import load_settings
-from storage import accounts, records
-from storage.db import Actor, Database
+from storage import accounts
+from storage.actor import Actor
+from storage.bootstrap import open_database
+from storage.db import Database
+from storage.results import ResultIn
+from storage.scans import save_scan
 from tests.core.test_performance import _entry
 
 PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
@@ -56,7 +60,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def db(env: dict[str, str]) -> Iterator[Database]:
-    database = Database.open(load_settings())
+    database = open_database(load_settings())
     yield database
     database.close()
 
@@ -181,14 +185,14 @@ def test_performance_page_shows_targets_and_misses(analyst: Actor, env: dict[str
 
 
 def _store_result(db: Database, patient: Actor, pneumonia: float) -> None:
-    result = records.ResultIn(
+    result = ResultIn(
         probabilities={"pneumonia": pneumonia, "bacterial_pneumonia": 0.1, "viral_pneumonia": 0.1, "covid19": 0.1},
         model_name="net",
         model_version="1.0",
         checkpoint_sha256="cd" * 32,
         thresholds={"pneumonia": 0.5, "bacterial_pneumonia": 0.5, "viral_pneumonia": 0.5, "covid19": 0.5},
     )
-    records.save_scan(
+    save_scan(
         db,
         patient,
         pixels=np.zeros((8, 8), np.float32),

@@ -10,8 +10,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.settings import PROJECT_ROOT
-from storage import accounts, records, sharing
-from storage.db import Actor
+from storage import accounts, sharing
+from storage.actor import Actor
+from storage.results import ResultIn
+from storage.scans import RecordNotFound, list_scans, load_scan, save_scan
 from tests.pages._flows import ADMIN_PASSWORD
 
 PASSWORD = "a long enough pass"
@@ -126,10 +128,10 @@ def test_admin_page_is_for_admins_only(db) -> None:
 
 def test_history_lists_opens_and_deletes_with_confirmation(db) -> None:
     alice = accounts.register(db, "alice", PASSWORD)
-    scan_id = records.save_scan(
+    scan_id = save_scan(
         db, alice, pixels=np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64),
         metadata={}, enhancement={}, scan_date=date(2024, 2, 3), filename="front.png",
-        result=records.ResultIn({"pneumonia": 0.7, "covid19": 0.1}, "net", "1.2.0", "aa" * 32),
+        result=ResultIn({"pneumonia": 0.7, "covid19": 0.1}, "net", "1.2.0", "aa" * 32),
     )
     app = _page("history", alice)
     table = app.dataframe[0].value
@@ -146,10 +148,10 @@ def test_history_lists_opens_and_deletes_with_confirmation(db) -> None:
     assert app.button(key="history_delete").disabled
     app.checkbox(key="history_confirm_delete").check().run()
     app.button(key="history_delete").click().run()
-    assert records.list_scans(db, alice, alice.user_id) == []
+    assert list_scans(db, alice, alice.user_id) == []
     assert not any(db.blobs.root.iterdir())
-    with pytest.raises(records.RecordNotFound):
-        records.load_scan(db, alice, scan_id)
+    with pytest.raises(RecordNotFound):
+        load_scan(db, alice, scan_id)
 
 
 def test_patient_shares_and_sees_emergency_access(db) -> None:

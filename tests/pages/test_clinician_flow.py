@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from storage import audit, records, schema, sharing
+from storage import audit, schema, sharing
+from storage.notes import add_note, list_notes
 from storage.policy import AccessDenied
+from storage.scans import list_scans, load_scan
 from tests.pages._flows import World, open_world, page, texts
 
 
@@ -62,7 +64,7 @@ def test_session_shows_only_the_granted_patient_and_saves_a_marked_note(world: W
     assert "Note saved in the patient's record." in texts(at)
 
     latest = world.scan_ids[-1]
-    notes = records.list_notes(world.db, world.alice, latest)
+    notes = list_notes(world.db, world.alice, latest)
     assert [(n.author_username, n.text, n.annotation) for n in notes] == [
         ("dr_bob", "Hazy area in the left lower zone; repeat in two weeks.", {"x0": 10.0, "y0": 20.0, "x1": 40.0, "y1": 60.0})
     ]
@@ -88,9 +90,9 @@ def test_after_revoke_the_open_session_is_closed_and_access_denied(world: World)
     assert "No patient is sharing their scans with you right now." in texts(at)
     assert "teleconsult_end" in _actions(world)
     with pytest.raises(AccessDenied):
-        records.load_scan(world.db, world.dr_bob, world.scan_ids[0])
+        load_scan(world.db, world.dr_bob, world.scan_ids[0])
     with pytest.raises(AccessDenied):
-        records.add_note(world.db, world.dr_bob, world.scan_ids[0], "late note")
+        add_note(world.db, world.dr_bob, world.scan_ids[0], "late note")
 
 
 def test_after_expiry_the_patient_is_gone_and_access_denied(world: World) -> None:
@@ -104,6 +106,6 @@ def test_after_expiry_the_patient_is_gone_and_access_denied(world: World) -> Non
     assert not at.exception
     assert "No patient is sharing their scans with you right now." in texts(at)
     with pytest.raises(AccessDenied):
-        records.list_scans(world.db, world.dr_bob, world.alice.user_id)
+        list_scans(world.db, world.dr_bob, world.alice.user_id)
     with pytest.raises(AccessDenied):
         audit.record_session_start(world.db, world.dr_bob, world.alice.user_id)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from core.findings import DISCLAIMER
-from storage import records, sharing
+from storage import sharing
 from storage.policy import AccessDenied
+from storage.scans import list_scans
 from tests.pages._flows import World, open_world, page, texts, use_untrained_model
 
 
@@ -42,7 +43,7 @@ def test_correcting_a_scan_date_moves_the_scan_on_the_timeline(world: World) -> 
     assert not at.exception
     table = at.dataframe[0].value
     assert list(table["Scan date"]) == ["2026-05-01", "2026-04-01", "2026-03-02"]
-    summaries = records.list_scans(world.db, world.alice, world.alice.user_id)
+    summaries = list_scans(world.db, world.alice, world.alice.user_id)
     assert {s.scan_date.isoformat() for s in summaries} == {"2026-05-01", "2026-04-01", "2026-03-02"}
 
 
@@ -83,7 +84,7 @@ def test_share_then_revoke_through_the_sharing_page(world: World) -> None:
     assert not at.exception
     assert "Shared with dr_bob." in texts(at)
     assert [p.username for p in sharing.shared_patients(world.db, world.dr_bob)] == ["alice"]
-    assert len(records.list_scans(world.db, world.dr_bob, world.alice.user_id)) == 3
+    assert len(list_scans(world.db, world.dr_bob, world.alice.user_id)) == 3
 
     grant_id = sharing.list_grants(world.db, world.alice)[0].id
     at.button(key=f"revoke_{grant_id}").click()
@@ -91,7 +92,7 @@ def test_share_then_revoke_through_the_sharing_page(world: World) -> None:
     assert not at.exception
     assert sharing.shared_patients(world.db, world.dr_bob) == []
     with pytest.raises(AccessDenied):
-        records.list_scans(world.db, world.dr_bob, world.alice.user_id)
+        list_scans(world.db, world.dr_bob, world.alice.user_id)
 
 
 def test_rescore_with_a_new_model_keeps_old_results_and_heatmaps_work(
@@ -109,7 +110,7 @@ def test_rescore_with_a_new_model_keeps_old_results_and_heatmaps_work(
     assert list(at.dataframe[0].value["Model"]) == ["v2", "v2", "v2"]
     every = at.dataframe[1].value
     assert sorted(every["Model"]) == ["v1", "v1", "v1", "v2", "v2", "v2"], "older results kept and labelled"
-    summaries = records.list_scans(world.db, world.alice, world.alice.user_id)
+    summaries = list_scans(world.db, world.alice, world.alice.user_id)
     assert all([r.model_version for r in s.results] == ["1", "2"] for s in summaries)
 
     compare = page("compare.py", world.alice).run()

@@ -15,8 +15,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.settings import PROJECT_ROOT
-from storage import accounts, records
-from storage.db import Actor, Database
+from storage import accounts
+from storage.actor import Actor
+from storage.db import Database
+from storage.results import ResultIn
+from storage.scans import save_scan
 
 PASSWORD = "a long enough pass"
 SECRET_FILENAME = "night_sweats_front.png"
@@ -26,10 +29,10 @@ SECRET_FILENAME = "night_sweats_front.png"
 def alice(db: Database) -> Actor:
     """A patient with one stored scan whose file name must never leak."""
     actor = accounts.register(db, "alice", PASSWORD)
-    records.save_scan(
+    save_scan(
         db, actor, pixels=np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32),
         metadata={}, enhancement={}, scan_date=date(2024, 2, 3), filename=SECRET_FILENAME,
-        result=records.ResultIn({"pneumonia": 0.7}, "net", "1.0.0", "aa" * 32),
+        result=ResultIn({"pneumonia": 0.7}, "net", "1.0.0", "aa" * 32),
     )
     return actor
 

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from core.findings import DISCLAIMER
 from core.imaging import UnsupportedFormat
 from models import inference
-from storage import records
+from storage.scans import list_scans
 from tests.pages._flows import PROJECT_ROOT, TIMEOUT_S, open_world, page, texts
 
 REAL_DICOM = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
@@ -83,7 +83,7 @@ def test_dicom_upload_shows_probabilities_heatmap_and_saves(world, shipped_model
     at.date_input[0].set_value(date(2026, 5, 1))
     at = at.button[-1].click().run()
     assert not at.exception and not at.error
-    (summary,) = records.list_scans(world.db, world.alice, world.alice.user_id)[-1:]
+    (summary,) = list_scans(world.db, world.alice, world.alice.user_id)[-1:]
     assert summary.scan_date.isoformat() == "2026-05-01"
     assert summary.results and summary.results[-1].model_version
 
@@ -111,7 +111,7 @@ def test_batch_upload_reports_each_file_and_continues_after_a_bad_one(world, shi
     table = at.dataframe[0].value
     assert table["Saved"].tolist() == [True, False, True]
     assert table["Result"][1] == UnsupportedFormat.default_message
-    assert len(records.list_scans(world.db, world.alice, world.alice.user_id)) == 5  # 3 seeded + 2
+    assert len(list_scans(world.db, world.alice, world.alice.user_id)) == 5  # 3 seeded + 2
 
 
 @pytest.mark.parametrize(
@@ -122,9 +122,9 @@ def test_batch_upload_reports_each_file_and_continues_after_a_bad_one(world, shi
     ],
 )
 def test_bad_upload_shows_one_sentence_and_keeps_nothing(world, name: str, data: bytes, message: str) -> None:
-    before = len(records.list_scans(world.db, world.alice, world.alice.user_id))
+    before = len(list_scans(world.db, world.alice, world.alice.user_id))
     at = _upload(page("upload.py", world.alice).run(), (name, data))
     assert not at.exception
     assert [error.value for error in at.error] == [message]
     assert not at.get("image")
-    assert len(records.list_scans(world.db, world.alice, world.alice.user_id)) == before
+    assert len(list_scans(world.db, world.alice, world.alice.user_id)) == before

@@ -6,23 +6,33 @@ from datetime import date
 
 import numpy as np
 
-from storage import records
-from storage.db import Actor, Database
+from storage.actor import Actor
+from storage.db import Database
+from storage.results import ResultIn
+from storage.scans import save_scan
 
 
-def sample_result(pneumonia: float = 0.8, version: str = "1.0.0") -> records.ResultIn:
+def sample_result(pneumonia: float = 0.8, version: str = "1.0.0") -> ResultIn:
     """A plausible classifier output."""
-    return records.ResultIn(
-        probabilities={"pneumonia": pneumonia, "bacterial_pneumonia": 0.3,
-                       "viral_pneumonia": 0.2, "covid19": 0.05},
+    return ResultIn(
+        probabilities={
+            "pneumonia": pneumonia,
+            "bacterial_pneumonia": 0.3,
+            "viral_pneumonia": 0.2,
+            "covid19": 0.05,
+        },
         model_name="densenet121-cxr",
         model_version=version,
         checkpoint_sha256="ab" * 32,
         abstained=False,
         abstain_reason=None,
         ood_score=0.12,
-        thresholds={"pneumonia": 0.5, "bacterial_pneumonia": 0.5,
-                    "viral_pneumonia": 0.5, "covid19": 0.5},
+        thresholds={
+            "pneumonia": 0.5,
+            "bacterial_pneumonia": 0.5,
+            "viral_pneumonia": 0.5,
+            "covid19": 0.5,
+        },
     )
 
 
@@ -41,12 +51,18 @@ def save_sample_scan(
     seed: int = 0,
 ) -> int:
     """Store a small scan for ``actor`` and return its id."""
-    return records.save_scan(
+    return save_scan(
         db,
         actor,
         pixels=sample_pixels(seed),
-        metadata={"source_format": "png", "modality": None, "patient_age": 52,
-                  "patient_sex": "F", "width": 32, "height": 32},
+        metadata={
+            "source_format": "png",
+            "modality": None,
+            "patient_age": 52,
+            "patient_sex": "F",
+            "width": 32,
+            "height": 32,
+        },
         enhancement={"clahe": True, "clip_limit": 0.01},
         scan_date=scan_date,
         filename=filename,

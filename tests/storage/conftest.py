@@ -14,7 +14,9 @@ import sqlalchemy as sa
 
 from core.settings import Settings, load_settings
 from storage import accounts
-from storage.db import Actor, Database
+from storage.actor import Actor
+from storage.bootstrap import open_database
+from storage.db import Database
 
 ADMIN_PASSWORD = "first-admin-pass"
 PASSWORD = "a long enough pass"
@@ -24,7 +26,8 @@ def _postgres_url_or_skip() -> str:
     url = os.environ.get("TEST_POSTGRES_URL")
     if not url:
         pytest.skip(
-            "TEST_POSTGRES_URL is unset (run storage/POSTGRES_SETUP.sh and export the URL it prints)"
+            "TEST_POSTGRES_URL is unset "
+            "(run storage/POSTGRES_SETUP.sh and export the URL it prints)"
         )
     return url
 
@@ -93,7 +96,7 @@ def settings(settings_env: dict[str, str]) -> Settings:
 @pytest.fixture
 def database(settings: Settings) -> Iterator[Database]:
     """An opened, empty database (with its first admin) on each backend."""
-    db = Database.open(settings)
+    db = open_database(settings)
     yield db
     db.close()
 

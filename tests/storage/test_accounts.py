@@ -11,10 +11,12 @@ from argon2 import PasswordHasher
 from sqlmodel import select
 
 from core.settings import load_settings
-from storage import accounts, audit, records, schema
+from storage import accounts, audit, schema
 from storage.accounts import AccountError, AuthError, PasswordPolicyError
+from storage.bootstrap import open_database
 from storage.db import Database
 from storage.policy import AccessDenied
+from storage.scans import list_scans
 from tests.storage.conftest import PASSWORD
 
 
@@ -149,7 +151,7 @@ def test_disabling_ends_access_immediately(database, admin, make_user) -> None:
     accounts.set_disabled(database, admin, "alice", True)
     assert not accounts.is_active(database, alice)
     with pytest.raises(AccessDenied):
-        records.list_scans(database, alice, alice.user_id)
+        list_scans(database, alice, alice.user_id)
     with pytest.raises(AuthError):
         accounts.authenticate(database, "alice", PASSWORD, None)
     accounts.set_disabled(database, admin, "alice", False)
@@ -185,7 +187,7 @@ def test_logout_is_audited(database, make_user) -> None:
 def test_first_admin_gets_a_one_time_password(settings_env, caplog) -> None:
     env = {k: v for k, v in settings_env.items() if k != "ADMIN_PASSWORD"}
     with caplog.at_level(logging.WARNING, logger="storage.accounts"):
-        db = Database.open(load_settings(env))
+        db = open_database(load_settings(env))
     try:
         match = re.search(r"one-time password (\S+)", caplog.text)
         assert match, caplog.text
@@ -196,5 +198,5 @@ def test_first_admin_gets_a_one_time_password(settings_env, caplog) -> None:
         db.close()
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="storage.accounts"):
-        Database.open(load_settings(env)).close()
+        open_database(load_settings(env)).close()
     assert "one-time password" not in caplog.text

@@ -8,7 +8,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from storage import accounts, audit, records, schema, sharing
+from storage import accounts, audit, schema, sharing
+from storage.notes import add_note
+from storage.scans import load_scan
 from tests.storage._factories import save_sample_scan
 
 
@@ -27,8 +29,8 @@ def busy(database, make_user):
     """A database with a few dozen events from a realistic session."""
     alice = make_user("alice")
     scan_id = save_sample_scan(database, alice)
-    records.load_scan(database, alice, scan_id)
-    records.add_note(database, alice, scan_id, "feeling better")
+    load_scan(database, alice, scan_id)
+    add_note(database, alice, scan_id, "feeling better")
     accounts.logout(database, alice)
     assert audit.verify_chain(database).ok
     return database
@@ -71,8 +73,12 @@ def test_rebuilt_chain_without_master_key_is_detected(busy) -> None:
     # An attacker drops the last event and rewrites the head to match: the head MAC fails.
     events = _events(busy)
     _exec(busy, "DELETE FROM audit_events WHERE id = :id", id=events[-1].id)
-    _exec(busy, "UPDATE audit_head SET seq = :seq, hash = :hash",
-          seq=events[-2].seq, hash=events[-2].hash)
+    _exec(
+        busy,
+        "UPDATE audit_head SET seq = :seq, hash = :hash",
+        seq=events[-2].seq,
+        hash=events[-2].hash,
+    )
     report = audit.verify_chain(busy)
     assert not report.ok and "signature" in report.reason
 
@@ -80,9 +86,14 @@ def test_rebuilt_chain_without_master_key_is_detected(busy) -> None:
 def test_inserted_event_is_detected(busy) -> None:
     events = _events(busy)
     _exec(busy, "UPDATE audit_events SET seq = seq + 1000 WHERE seq > :seq", seq=events[1].seq)
-    _exec(busy, "INSERT INTO audit_events (seq, ts, action, emergency, details, prev_hash, hash)"
-                " VALUES (:seq, '2020-01-01', 'forged', false, '{}', :prev, :h)",
-          seq=events[1].seq + 1, prev=events[1].hash, h="0" * 64)
+    _exec(
+        busy,
+        "INSERT INTO audit_events (seq, ts, action, emergency, details, prev_hash, hash)"
+        " VALUES (:seq, '2020-01-01', 'forged', false, '{}', :prev, :h)",
+        seq=events[1].seq + 1,
+        prev=events[1].hash,
+        h="0" * 64,
+    )
     report = audit.verify_chain(busy)
     assert not report.ok and report.reason
 
@@ -92,7 +103,7 @@ def test_access_log_lists_other_users_reads(database, admin, make_user) -> None:
     doc = accounts.register(database, "doc", "a long enough pass", "clinician", by=admin)
     scan_id = save_sample_scan(database, alice)
     sharing.grant_access(database, alice, "doc")
-    records.load_scan(database, doc, scan_id)
+    load_scan(database, doc, scan_id)
     log = audit.access_log(database, alice, alice.user_id)
     assert [(e.actor_username, e.action) for e in log] == [("doc", "read_scan")]
     assert log[0].record_id == scan_id and not log[0].emergency

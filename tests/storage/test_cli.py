@@ -6,14 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from core.settings import PROJECT_ROOT, load_settings
 from storage import crypto
-from storage.db import Database
+from storage.bootstrap import open_database
 from tests.storage.conftest import PASSWORD
 
 
@@ -88,7 +87,7 @@ def test_rotate_master_key_with_key_file(settings_env) -> None:
     assert key_file.read_text() != old_key
     assert json.loads(_cli(env, "export", "--user", "alice").stdout)["user"]["username"] == "alice"
     with pytest.raises(crypto.DecryptionError):
-        Database.open(load_settings({**env, "MASTER_KEY": old_key.strip()}))
+        open_database(load_settings({**env, "MASTER_KEY": old_key.strip()}))
     assert _cli(env, "verify-audit").returncode == 0
 
 

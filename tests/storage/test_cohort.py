@@ -10,8 +10,10 @@ import pytest
 from sqlmodel import select
 
 from core.findings import FINDINGS
-from storage import cohort, crypto, records, schema
+from storage import cohort, schema
+from storage.export import export_user
 from storage.policy import AccessDenied
+from storage.scans import add_results, open_scan_payload
 from tests.storage._factories import sample_pixels, sample_result, save_sample_scan
 
 
@@ -21,7 +23,7 @@ def test_counts_are_shown_for_ten_people_and_hidden_below(database, make_user) -
         patient = make_user(f"patient{i}")
         scan_id = save_sample_scan(database, patient, scan_date=date(2024, 5, 1 + i))
         if i < 3:
-            records.add_result(database, patient, scan_id, sample_result(0.1))
+            add_results(database, patient, [(scan_id, sample_result(0.1))])
 
     table = cohort.cohort_summary(database, analyst, ["finding"]).set_index("finding")
 
@@ -46,11 +48,10 @@ def _strip_intensity(database, scan_id: int) -> None:
     """Re-seal a scan's payload without intensity statistics, as scans stored before them."""
     with database.transaction() as session:
         scan = session.get(schema.Scan, scan_id)
-        keys = database.data_keys(session, scan.owner_id)
-        aad = crypto.associated_data("scans", scan.id, scan.owner_id, scan.key_version)
-        payload = crypto.open_json(keys[scan.key_version], scan.payload, aad)
+        sealer = database.keyring.sealer(session, scan.owner_id)
+        payload = open_scan_payload(sealer, scan)
         del payload["intensity_mean"], payload["intensity_std"]
-        scan.payload = crypto.seal_json(keys[scan.key_version], payload, aad)
+        scan.payload = sealer.seal_json("scans", scan.id, scan.key_version, payload)
         session.add(scan)
 
 
@@ -65,22 +66,34 @@ def test_shift_sample_for_analysts_from_ten_people_without_ids(database, make_us
     older = save_sample_scan(database, patients[9], seed=9)
     _strip_intensity(database, older)
     abstained = replace(sample_result(), abstained=True, abstain_reason="Not a chest radiograph.")
-    records.add_result(database, patients[0], scan_ids[0], abstained)
+    add_results(database, patients[0], [(scan_ids[0], abstained)])
     sample = cohort.shift_sample(database, analyst)
 
-    expected = [(float(sample_pixels(i).astype(np.float64).mean()),
-                 float(sample_pixels(i).astype(np.float64).std())) for i in range(10)]
+    expected = [
+        (
+            float(sample_pixels(i).astype(np.float64).mean()),
+            float(sample_pixels(i).astype(np.float64).std()),
+        )
+        for i in range(10)
+    ]
     np.testing.assert_allclose(sorted(sample.intensity_mean), sorted(m for m, _ in expected))
     np.testing.assert_allclose(sorted(sample.intensity_std), sorted(s for _, s in expected))
     # The latest result of patient0's scan abstained, so that scan assesses nothing.
     assert sample.finding_total == dict.fromkeys(FINDINGS, 9)
-    assert sample.finding_positive == {"pneumonia": 9, "bacterial_pneumonia": 0,
-                                       "viral_pneumonia": 0, "covid19": 0}
+    assert sample.finding_positive == {
+        "pneumonia": 9,
+        "bacterial_pneumonia": 0,
+        "viral_pneumonia": 0,
+        "covid19": 0,
+    }
     assert sample.ages.tolist() == [52.0] * 10 and sample.sexes == {"F": 10}
     # The older scan got its statistics sealed in, so its image is not decrypted again.
-    assert "intensity_mean" in records.export_user(database, patients[9])["scans"][0]
+    assert "intensity_mean" in export_user(database, patients[9])["scans"][0]
 
     with database.transaction() as session:
-        events = session.exec(select(schema.AuditEvent)
-                              .where(schema.AuditEvent.action == "shift_sample")).all()
-    assert [(e.actor_id, e.patient_id, e.record_id) for e in events] == [(analyst.user_id, None, None)] * 2
+        events = session.exec(
+            select(schema.AuditEvent).where(schema.AuditEvent.action == "shift_sample")
+        ).all()
+    assert [(e.actor_id, e.patient_id, e.record_id) for e in events] == [
+        (analyst.user_id, None, None)
+    ] * 2

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from storage import cli
 from storage.schema import Scan
 from tests.core.test_hostile_inputs import _REFUSED
-from tests.storage.conftest import PASSWORD
 
 #: Names an attacker might choose; the name is never used as a path inside the store.
 _HOSTILE_NAMES = ("..%2F..%2Fetc%2Fpasswd.png", "scan.png.exe", "CON.dcm", "<script>.jpg", "a" * 200 + ".png")

@@ -12,8 +12,10 @@ import numpy as np
 import sqlalchemy as sa
 
 from core.findings import FINDINGS
-from storage import accounts, audit, records
-from storage.db import Actor
+from storage import accounts, audit
+from storage.actor import Actor
+from storage.results import ResultIn
+from storage.scans import list_scans, save_scan
 from tests.storage.conftest import PASSWORD
 
 SESSIONS = 8
@@ -24,23 +26,32 @@ def _probability(session: int, scan: int) -> float:
     return round(0.1 * session + 0.01 * scan, 4)
 
 
-def _store_and_list(database, actor: Actor, index: int, barrier: threading.Barrier,
-                    errors: list[BaseException]) -> None:
+def _store_and_list(
+    database, actor: Actor, index: int, barrier: threading.Barrier, errors: list[BaseException]
+) -> None:
     rng = np.random.default_rng(index)
     try:
         barrier.wait()
         for scan in range(SCANS):
-            records.save_scan(
-                database, actor, pixels=rng.random((128, 128), dtype=np.float32), metadata={},
-                enhancement={}, scan_date=date(2025, 3, 1) + timedelta(days=scan),
+            save_scan(
+                database,
+                actor,
+                pixels=rng.random((128, 128), dtype=np.float32),
+                metadata={},
+                enhancement={},
+                scan_date=date(2025, 3, 1) + timedelta(days=scan),
                 filename=f"scan-{scan}.png",
-                result=records.ResultIn(
-                    probabilities={**dict.fromkeys(FINDINGS, 0.05),
-                                   "pneumonia": _probability(index, scan)},
-                    model_name="load", model_version="1", checkpoint_sha256="ab" * 32,
+                result=ResultIn(
+                    probabilities={
+                        **dict.fromkeys(FINDINGS, 0.05),
+                        "pneumonia": _probability(index, scan),
+                    },
+                    model_name="load",
+                    model_version="1",
+                    checkpoint_sha256="ab" * 32,
                 ),
             )
-            records.list_scans(database, actor, actor.user_id)
+            list_scans(database, actor, actor.user_id)
     except BaseException as exc:  # surfaced by the test
         errors.append(exc)
         barrier.abort()
@@ -49,12 +60,16 @@ def _store_and_list(database, actor: Actor, index: int, barrier: threading.Barri
 def test_concurrent_sessions_store_every_scan_exactly_once(database, make_user) -> None:
     patients = [make_user(f"patient{i}") for i in range(SESSIONS)]
     # Each session logs in for itself, as a browser session would.
-    actors = [accounts.authenticate(database, p.username, PASSWORD, f"10.0.0.{i}")
-              for i, p in enumerate(patients)]
+    actors = [
+        accounts.authenticate(database, p.username, PASSWORD, f"10.0.0.{i}")
+        for i, p in enumerate(patients)
+    ]
     errors: list[BaseException] = []
     barrier = threading.Barrier(SESSIONS)
-    threads = [threading.Thread(target=_store_and_list, args=(database, a, i, barrier, errors))
-               for i, a in enumerate(actors)]
+    threads = [
+        threading.Thread(target=_store_and_list, args=(database, a, i, barrier, errors))
+        for i, a in enumerate(actors)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -62,15 +77,17 @@ def test_concurrent_sessions_store_every_scan_exactly_once(database, make_user) 
 
     assert errors == []
     for index, actor in enumerate(actors):
-        scans = records.list_scans(database, actor, actor.user_id)
+        scans = list_scans(database, actor, actor.user_id)
         assert sorted(s.filename for s in scans) == [f"scan-{n}.png" for n in range(SCANS)]
         for scan in scans:
             number = int(scan.filename[5])
             assert [r.probabilities["pneumonia"] for r in scan.results] == [
-                _probability(index, number)]
+                _probability(index, number)
+            ]
     with database.engine.connect() as conn:
-        per_owner = conn.execute(sa.text(
-            "SELECT owner_id, COUNT(*) FROM scans GROUP BY owner_id")).all()
+        per_owner = conn.execute(
+            sa.text("SELECT owner_id, COUNT(*) FROM scans GROUP BY owner_id")
+        ).all()
         results = conn.execute(sa.text("SELECT COUNT(*) FROM results")).scalar_one()
     assert sorted(per_owner) == sorted((a.user_id, SCANS) for a in actors)
     assert results == SESSIONS * SCANS

@@ -10,15 +10,18 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
 from core.settings import load_settings
-from storage import accounts, audit, cohort, records, schema, sharing
-from storage.db import Actor, Database
+from storage import accounts, audit, cohort, schema, sharing
+from storage.actor import Actor
+from storage.bootstrap import open_database
+from storage.db import Database
+from storage.notes import add_note, list_notes
 from storage.policy import AccessDenied
+from storage.scans import add_results, delete_scan, list_scans, load_scan, update_scan_date
 from tests.storage._factories import sample_result, save_sample_scan
 from tests.storage.conftest import ADMIN_PASSWORD, BACKENDS, PASSWORD, empty_backend, env_for
 
@@ -36,18 +39,31 @@ class World:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("policy")
     with empty_backend(request.param, tmp) as url:
-        db = Database.open(load_settings(env_for(url, tmp / "data")))
+        db = open_database(load_settings(env_for(url, tmp / "data")))
         admin = accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
 
         def make(name: str, role: str = "patient") -> Actor:
-            return accounts.register(db, name, PASSWORD, role, by=None if role == "patient" else admin)
+            return accounts.register(
+                db, name, PASSWORD, role, by=None if role == "patient" else admin
+            )
 
         owner, other, carol = make("alice"), make("bob"), make("carol")
-        clin = {name: make(name, "clinician") for name in
-                ("clin_full", "clin_partial", "clin_none", "clin_expired", "clin_revoked", "clin_emergency")}
+        clin = {
+            name: make(name, "clinician")
+            for name in (
+                "clin_full",
+                "clin_partial",
+                "clin_none",
+                "clin_expired",
+                "clin_revoked",
+                "clin_emergency",
+            )
+        }
         # Receives the grants that the sharing actions create, so they never widen the others.
         make("clin_spare", "clinician")
         shared = save_sample_scan(db, owner, scan_date=date(2024, 1, 1))
@@ -61,15 +77,32 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             grant = session.get(schema.ShareGrant, expired)
             grant.expires_at = schema.utcnow() - timedelta(minutes=1)
             session.add(grant)
-        sharing.emergency_access(db, clin["clin_emergency"], "alice", "unconscious in the ER, no consent possible")
-        actors = {"owner": owner, "other_patient": other, **clin,
-                  "analyst": make("ana", "analyst"), "admin": admin}
+        sharing.emergency_access(
+            db, clin["clin_emergency"], "alice", "unconscious in the ER, no consent possible"
+        )
+        actors = {
+            "owner": owner,
+            "other_patient": other,
+            **clin,
+            "analyst": make("ana", "analyst"),
+            "admin": admin,
+        }
         yield World(db, actors, owner, carol, shared, private)
         db.close()
 
 
-ACTORS = ["owner", "other_patient", "clin_full", "clin_partial", "clin_none", "clin_expired",
-          "clin_revoked", "clin_emergency", "analyst", "admin"]
+ACTORS = [
+    "owner",
+    "other_patient",
+    "clin_full",
+    "clin_partial",
+    "clin_none",
+    "clin_expired",
+    "clin_revoked",
+    "clin_emergency",
+    "analyst",
+    "admin",
+]
 READERS = {"owner", "clin_full", "clin_partial", "clin_emergency"}
 CLINICIANS = {a for a in ACTORS if a.startswith("clin_")}
 
@@ -84,7 +117,7 @@ def _grant_then_revoke(w: World, actor: Actor) -> None:
 
 def _delete(w: World, actor: Actor) -> None:
     scan_id = save_sample_scan(w.db, w.owner)
-    records.delete_scan(w.db, actor, scan_id)
+    delete_scan(w.db, actor, scan_id)
 
 
 def _register_clinician(w: World, actor: Actor) -> None:
@@ -98,36 +131,56 @@ def _target_user(w: World) -> str:
 
 
 ACTIONS: dict[str, tuple[Callable[[World, Actor], object], set[str]]] = {
-    "list_scans": (lambda w, a: records.list_scans(w.db, a, w.owner.user_id), READERS),
-    "load_shared_scan": (lambda w, a: records.load_scan(w.db, a, w.shared_scan), READERS),
-    "load_unshared_scan": (lambda w, a: records.load_scan(w.db, a, w.private_scan),
-                           READERS - {"clin_partial"}),
-    "list_notes": (lambda w, a: records.list_notes(w.db, a, w.shared_scan), READERS),
-    "add_note": (lambda w, a: records.add_note(w.db, a, w.shared_scan, "looks stable"), READERS),
-    "add_note_unshared": (lambda w, a: records.add_note(w.db, a, w.private_scan, "note"),
-                          READERS - {"clin_partial"}),
-    "add_result": (lambda w, a: records.add_result(w.db, a, w.shared_scan, sample_result()),
-                   {"owner"}),
-    "update_scan_date": (lambda w, a: records.update_scan_date(w.db, a, w.shared_scan,
-                                                               date(2024, 1, 1)), {"owner"}),
+    "list_scans": (lambda w, a: list_scans(w.db, a, w.owner.user_id), READERS),
+    "load_shared_scan": (lambda w, a: load_scan(w.db, a, w.shared_scan), READERS),
+    "load_unshared_scan": (
+        lambda w, a: load_scan(w.db, a, w.private_scan),
+        READERS - {"clin_partial"},
+    ),
+    "list_notes": (lambda w, a: list_notes(w.db, a, w.shared_scan), READERS),
+    "add_note": (lambda w, a: add_note(w.db, a, w.shared_scan, "looks stable"), READERS),
+    "add_note_unshared": (
+        lambda w, a: add_note(w.db, a, w.private_scan, "note"),
+        READERS - {"clin_partial"},
+    ),
+    "add_results": (
+        lambda w, a: add_results(w.db, a, [(w.shared_scan, sample_result())]),
+        {"owner"},
+    ),
+    "update_scan_date": (
+        lambda w, a: update_scan_date(w.db, a, w.shared_scan, date(2024, 1, 1)),
+        {"owner"},
+    ),
     "delete_scan": (_delete, {"owner"}),
     "save_scan": (lambda w, a: save_sample_scan(w.db, a), {"owner", "other_patient"}),
-    "grant_owner_scan": (lambda w, a: sharing.grant_access(w.db, a, "clin_spare",
-                                                           scan_ids=[w.shared_scan]), {"owner"}),
+    "grant_owner_scan": (
+        lambda w, a: sharing.grant_access(w.db, a, "clin_spare", scan_ids=[w.shared_scan]),
+        {"owner"},
+    ),
     "revoke_owner_grant": (_grant_then_revoke, {"owner"}),
     "access_log": (lambda w, a: audit.access_log(w.db, a, w.owner.user_id), {"owner"}),
-    "list_emergency_accesses": (lambda w, a: sharing.list_emergency_accesses(w.db, a),
-                                {"owner", "other_patient"}),
-    "emergency_access": (lambda w, a: sharing.emergency_access(
-        w.db, a, "carol", "patient collapsed in the waiting room", minutes=5), CLINICIANS),
+    "list_emergency_accesses": (
+        lambda w, a: sharing.list_emergency_accesses(w.db, a),
+        {"owner", "other_patient"},
+    ),
+    "emergency_access": (
+        lambda w, a: sharing.emergency_access(
+            w.db, a, "carol", "patient collapsed in the waiting room", minutes=5
+        ),
+        CLINICIANS,
+    ),
     "shared_patients": (lambda w, a: sharing.shared_patients(w.db, a), CLINICIANS),
-    "list_grants": (lambda w, a: sharing.list_grants(w.db, a),
-                    CLINICIANS | {"owner", "other_patient"}),
+    "list_grants": (
+        lambda w, a: sharing.list_grants(w.db, a),
+        CLINICIANS | {"owner", "other_patient"},
+    ),
     "cohort_summary": (lambda w, a: cohort.cohort_summary(w.db, a, ["finding"]), {"analyst"}),
     "list_users": (lambda w, a: accounts.list_users(w.db, a), {"admin"}),
     "register_clinician": (_register_clinician, {"admin"}),
-    "admin_reset_password": (lambda w, a: accounts.admin_reset_password(w.db, a, _target_user(w)),
-                             {"admin"}),
+    "admin_reset_password": (
+        lambda w, a: accounts.admin_reset_password(w.db, a, _target_user(w)),
+        {"admin"},
+    ),
     "set_disabled": (lambda w, a: accounts.set_disabled(w.db, a, _target_user(w), True), {"admin"}),
     "list_events": (lambda w, a: audit.list_events(w.db, a), {"admin"}),
     "verify_chain": (lambda w, a: audit.verify_chain(w.db, a), {"admin"}),
@@ -147,18 +200,19 @@ def test_policy_table(world: World, actor_key: str, action: str) -> None:
 
 
 def test_partial_grant_lists_only_shared_scans(world: World) -> None:
-    listed = records.list_scans(world.db, world.actors["clin_partial"], world.owner.user_id)
+    listed = list_scans(world.db, world.actors["clin_partial"], world.owner.user_id)
     assert [s.id for s in listed] == [world.shared_scan]
-    full = records.list_scans(world.db, world.actors["clin_full"], world.owner.user_id)
+    full = list_scans(world.db, world.actors["clin_full"], world.owner.user_id)
     assert {world.shared_scan, world.private_scan} <= {s.id for s in full}
 
 
 def test_emergency_reads_are_flagged_in_audit_and_shown_to_patient(world: World) -> None:
     clinician = world.actors["clin_emergency"]
-    records.load_scan(world.db, clinician, world.private_scan)
+    load_scan(world.db, clinician, world.private_scan)
     with world.db.transaction() as session:
         event = session.exec(
-            select(schema.AuditEvent).where(schema.AuditEvent.actor_id == clinician.user_id)
+            select(schema.AuditEvent)
+            .where(schema.AuditEvent.actor_id == clinician.user_id)
             .where(schema.AuditEvent.action == "read_scan")
             .order_by(schema.AuditEvent.seq.desc())
         ).first()
@@ -170,7 +224,7 @@ def test_emergency_reads_are_flagged_in_audit_and_shown_to_patient(world: World)
 
 
 def test_grant_reads_are_not_flagged_emergency(world: World) -> None:
-    records.load_scan(world.db, world.actors["clin_full"], world.shared_scan)
+    load_scan(world.db, world.actors["clin_full"], world.shared_scan)
     log = audit.access_log(world.db, world.owner, world.owner.user_id)
     latest = next(e for e in log if e.actor_username == "clin_full" and e.action == "read_scan")
     assert latest.emergency is False
@@ -184,23 +238,27 @@ def test_emergency_access_needs_a_reason(world: World, reason: str) -> None:
 
 
 def test_expired_emergency_access_ends_access(world: World) -> None:
-    clinician = accounts.register(world.db, next(_names), PASSWORD, "clinician",
-                                  by=world.actors["admin"])
-    emergency_id = sharing.emergency_access(world.db, clinician, "carol", "respiratory distress, urgent")
+    clinician = accounts.register(
+        world.db, next(_names), PASSWORD, "clinician", by=world.actors["admin"]
+    )
+    emergency_id = sharing.emergency_access(
+        world.db, clinician, "carol", "respiratory distress, urgent"
+    )
     scan_id = save_sample_scan(world.db, world.carol)
-    records.load_scan(world.db, clinician, scan_id)
+    load_scan(world.db, clinician, scan_id)
     with world.db.transaction() as session:
         row = session.get(schema.EmergencyAccess, emergency_id)
         row.expires_at = schema.utcnow() - timedelta(seconds=1)
         session.add(row)
     with pytest.raises(AccessDenied):
-        records.load_scan(world.db, clinician, scan_id)
+        load_scan(world.db, clinician, scan_id)
 
 
 def test_patient_cannot_share_someone_elses_scan(world: World) -> None:
     with pytest.raises(AccessDenied):
-        sharing.grant_access(world.db, world.actors["other_patient"], "clin_none",
-                             scan_ids=[world.shared_scan])
+        sharing.grant_access(
+            world.db, world.actors["other_patient"], "clin_none", scan_ids=[world.shared_scan]
+        )
 
 
 def test_grant_to_non_clinician_is_refused(world: World) -> None:

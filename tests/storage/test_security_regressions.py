@@ -17,10 +17,13 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from storage import accounts, audit, cohort, records, schema, sharing
+from storage import accounts, audit, cohort, schema, sharing
 from storage.accounts import AuthError
 from storage.crypto import DecryptionError
+from storage.export import export_user
+from storage.notes import add_note, list_notes
 from storage.policy import AccessDenied
+from storage.scans import delete_scan, list_scans, load_scan, update_scan_date
 from tests.storage._factories import save_sample_scan
 from tests.storage.conftest import PASSWORD
 
@@ -42,32 +45,33 @@ def test_stale_actors_of_disabled_accounts_are_refused(database, admin, make_use
     ana, admin2 = make_user("ana", "analyst"), make_user("admin2", "admin")
     scan_id = save_sample_scan(database, alice)
     sharing.grant_access(database, alice, "doc")
-    records.list_scans(database, doc, alice.user_id)
+    list_scans(database, doc, alice.user_id)
     for name in ("alice", "doc", "ana", "admin2"):
         accounts.set_disabled(database, admin, name, True)
 
     # The Actor objects a page may still hold are used as they are.
     calls = {
-        "list_scans": lambda: records.list_scans(database, alice, alice.user_id),
-        "load_scan": lambda: records.load_scan(database, alice, scan_id),
+        "list_scans": lambda: list_scans(database, alice, alice.user_id),
+        "load_scan": lambda: load_scan(database, alice, scan_id),
         "save_scan": lambda: save_sample_scan(database, alice),
-        "update_scan_date": lambda: records.update_scan_date(database, alice, scan_id,
-                                                             date(2024, 1, 1)),
-        "delete_scan": lambda: records.delete_scan(database, alice, scan_id),
-        "add_note": lambda: records.add_note(database, alice, scan_id, "note"),
-        "list_notes": lambda: records.list_notes(database, alice, scan_id),
-        "export_user": lambda: records.export_user(database, alice),
+        "update_scan_date": lambda: update_scan_date(database, alice, scan_id, date(2024, 1, 1)),
+        "delete_scan": lambda: delete_scan(database, alice, scan_id),
+        "add_note": lambda: add_note(database, alice, scan_id, "note"),
+        "list_notes": lambda: list_notes(database, alice, scan_id),
+        "export_user": lambda: export_user(database, alice),
         "grant_access": lambda: sharing.grant_access(database, alice, "doc"),
         "list_grants": lambda: sharing.list_grants(database, alice),
         "access_log": lambda: audit.access_log(database, alice, alice.user_id),
-        "change_password": lambda: accounts.change_password(database, alice, PASSWORD,
-                                                            "a different passphrase"),
-        "clinician list_scans": lambda: records.list_scans(database, doc, alice.user_id),
-        "clinician load_scan": lambda: records.load_scan(database, doc, scan_id),
-        "clinician add_note": lambda: records.add_note(database, doc, scan_id, "note"),
+        "change_password": lambda: accounts.change_password(
+            database, alice, PASSWORD, "a different passphrase"
+        ),
+        "clinician list_scans": lambda: list_scans(database, doc, alice.user_id),
+        "clinician load_scan": lambda: load_scan(database, doc, scan_id),
+        "clinician add_note": lambda: add_note(database, doc, scan_id, "note"),
         "shared_patients": lambda: sharing.shared_patients(database, doc),
-        "emergency_access": lambda: sharing.emergency_access(database, doc, "alice",
-                                                             "collapsed in the waiting room"),
+        "emergency_access": lambda: sharing.emergency_access(
+            database, doc, "alice", "collapsed in the waiting room"
+        ),
         "cohort_summary": lambda: cohort.cohort_summary(database, ana, ["finding"]),
         "shift_sample": lambda: cohort.shift_sample(database, ana),
         "list_users": lambda: accounts.list_users(database, admin2),
@@ -75,7 +79,7 @@ def test_stale_actors_of_disabled_accounts_are_refused(database, admin, make_use
         "verify_chain": lambda: audit.verify_chain(database, admin2),
     }
     assert _refusals(calls, AccessDenied) == []
-    assert len(records.list_scans(database, _reenabled(database, admin, alice), alice.user_id)) == 1
+    assert len(list_scans(database, _reenabled(database, admin, alice), alice.user_id)) == 1
 
 
 def _reenabled(database, admin, actor):
@@ -88,8 +92,8 @@ def test_clinician_access_ends_with_the_grant(database, make_user, ending: str) 
     alice, doc = make_user("alice"), make_user("doc", "clinician")
     scan_id = save_sample_scan(database, alice)
     grant_id = sharing.grant_access(database, alice, "doc", hours=2)
-    assert [s.id for s in records.list_scans(database, doc, alice.user_id)] == [scan_id]
-    records.add_note(database, doc, scan_id, "seen during the grant")
+    assert [s.id for s in list_scans(database, doc, alice.user_id)] == [scan_id]
+    add_note(database, doc, scan_id, "seen during the grant")
 
     if ending == "revoke":
         sharing.revoke_access(database, alice, grant_id)
@@ -100,15 +104,15 @@ def test_clinician_access_ends_with_the_grant(database, make_user, ending: str) 
             session.add(grant)
 
     calls = {
-        "list_scans": lambda: records.list_scans(database, doc, alice.user_id),
-        "load_scan": lambda: records.load_scan(database, doc, scan_id),
-        "add_note": lambda: records.add_note(database, doc, scan_id, "after the end"),
-        "list_notes": lambda: records.list_notes(database, doc, scan_id),
+        "list_scans": lambda: list_scans(database, doc, alice.user_id),
+        "load_scan": lambda: load_scan(database, doc, scan_id),
+        "add_note": lambda: add_note(database, doc, scan_id, "after the end"),
+        "list_notes": lambda: list_notes(database, doc, scan_id),
         "teleconsult_start": lambda: audit.record_session_start(database, doc, alice.user_id),
     }
     assert _refusals(calls, AccessDenied) == []
     assert sharing.shared_patients(database, doc) == []
-    texts = [n.text for n in records.list_notes(database, alice, scan_id)]
+    texts = [n.text for n in list_notes(database, alice, scan_id)]
     assert texts == ["seen during the grant"]
 
 
@@ -116,24 +120,25 @@ def _flip_middle_byte(database, table: str) -> None:
     with database.engine.begin() as conn:
         row_id, payload = conn.execute(sa.text(f"SELECT id, payload FROM {table}")).one()
         middle = len(payload) // 2
-        flipped = payload[:middle] + bytes([payload[middle] ^ 0x01]) + payload[middle + 1:]
-        conn.execute(sa.text(f"UPDATE {table} SET payload = :p WHERE id = :i"),
-                     {"p": flipped, "i": row_id})
+        flipped = payload[:middle] + bytes([payload[middle] ^ 0x01]) + payload[middle + 1 :]
+        conn.execute(
+            sa.text(f"UPDATE {table} SET payload = :p WHERE id = :i"), {"p": flipped, "i": row_id}
+        )
 
 
 @pytest.mark.parametrize("table", ["scans", "results", "notes"])
 def test_tampered_sealed_column_fails_and_returns_nothing(database, make_user, table: str) -> None:
     alice = make_user("alice")
     scan_id = save_sample_scan(database, alice)
-    records.add_note(database, alice, scan_id, "my note")
+    add_note(database, alice, scan_id, "my note")
     _flip_middle_byte(database, table)
 
-    reads = {"export_user": lambda: records.export_user(database, alice)}
+    reads = {"export_user": lambda: export_user(database, alice)}
     if table in ("scans", "results"):
-        reads["list_scans"] = lambda: records.list_scans(database, alice, alice.user_id)
-        reads["load_scan"] = lambda: records.load_scan(database, alice, scan_id)
+        reads["list_scans"] = lambda: list_scans(database, alice, alice.user_id)
+        reads["load_scan"] = lambda: load_scan(database, alice, scan_id)
     if table == "notes":
-        reads["list_notes"] = lambda: records.list_notes(database, alice, scan_id)
+        reads["list_notes"] = lambda: list_notes(database, alice, scan_id)
     assert _refusals(reads, DecryptionError) == []
     # A failed read is rolled back whole: no "read" event claims data was shown.
     with database.transaction() as session:
@@ -157,5 +162,7 @@ def test_brute_force_lockout_answers_exactly_like_an_unknown_user(database, make
     with database.transaction() as session:
         lock = session.get(schema.LoginThrottle, "user:alice")
         assert lock.locked_until > schema.utcnow()
-        last = session.exec(select(schema.AuditEvent).order_by(schema.AuditEvent.seq.desc())).first()
+        last = session.exec(
+            select(schema.AuditEvent).order_by(schema.AuditEvent.seq.desc())
+        ).first()
     assert (last.action, last.actor_username) == ("login_failed", "nobody-here")

@@ -1,0 +1,157 @@
+"""Drawing on a scan: the model's heatmap blended over the X-ray, and clinicians' numbered marks.
+
+Used wherever a scan is shown (upload, compare, teleconsult) and by the report, so the colours
+and the mark numbering look the same everywhere. Marks are in the full-size image's pixel
+coordinates (see :mod:`core.annotations`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw
+
+from core.annotations import mark_label
+
+#: Colour ramp of the heatmap (dark blue -> red -> yellow), at evenly spaced levels.
+_HEAT_RAMP = np.array([[0, 0, 130], [0, 120, 255], [255, 60, 0], [255, 230, 0]], dtype=np.float32)
+
+#: Stored marks, on the PIL image (RGB) and in the browser figure (the same green).
+_MARK_RGB = (0, 255, 120)
+_MARK_COLOUR = "#00ff78"
+
+#: A mark being entered, before it is saved.
+_PENDING_COLOUR = "#ff3b30"
+
+
+def _resize(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if values.shape == shape:
+        return values
+    image = Image.fromarray(values.astype(np.float32), mode="F")
+    return np.asarray(
+        image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32
+    )
+
+
+def overlay_heatmap(
+    pixels: np.ndarray, heatmap: np.ndarray | None = None, alpha: float = 0.45
+) -> np.ndarray:
+    """Blend a heatmap over a grayscale image.
+
+    Args:
+        pixels: Grayscale image, float in [0, 1], shape (H, W).
+        heatmap: Attention map in [0, 1], any (h, w); resized to the image.
+            ``None`` gives the plain image in RGB.
+        alpha: Largest opacity of the heat colours (reached where the map is 1),
+            so that cold regions leave the X-ray readable.
+
+    Returns:
+        RGB image, uint8, shape (H, W, 3).
+    """
+    gray = np.clip(np.asarray(pixels, dtype=np.float32), 0, 1)
+    rgb = np.repeat(gray[..., None], 3, axis=2) * 255
+    if heatmap is not None:
+        heat = np.clip(_resize(np.asarray(heatmap, dtype=np.float32), gray.shape), 0, 1)
+        levels = np.linspace(0, 1, len(_HEAT_RAMP))
+        colours = np.stack([np.interp(heat, levels, _HEAT_RAMP[:, c]) for c in range(3)], axis=2)
+        weight = (alpha * heat)[..., None]
+        rgb = rgb * (1 - weight) + colours * weight
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def draw_annotations(rgb: np.ndarray, annotations: Sequence[Mapping[str, float]]) -> np.ndarray:
+    """Draw labelled points and boxes (in image pixels) on an RGB image.
+
+    Args:
+        rgb: uint8 image (H, W, 3).
+        annotations: The marked notes' points ``{"x", "y"}`` or boxes ``{"x0", "y0", "x1", "y1"}``
+            (see ``core.annotations``), in note order; labelled by ``core.annotations.mark_label``.
+
+    Returns:
+        A new uint8 image with the marks drawn.
+    """
+    image = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(image)
+    stroke = max(2, round(max(image.size) / 300))
+    radius = 4 * stroke
+    for index, mark in enumerate(annotations):
+        if "x0" in mark:
+            x, y = float(mark["x0"]), float(mark["y0"])
+            draw.rectangle(
+                (x, y, float(mark["x1"]), float(mark["y1"])), outline=_MARK_RGB, width=stroke
+            )
+        else:
+            x, y = float(mark["x"]), float(mark["y"])
+            draw.ellipse(
+                (x - radius, y - radius, x + radius, y + radius), outline=_MARK_RGB, width=stroke
+            )
+        draw.text((x + radius + 2, max(0.0, y - 2 * radius)), mark_label(index), fill=_MARK_RGB)
+    return np.asarray(image)
+
+
+def annotation_figure(
+    rgb: np.ndarray,
+    annotations: Sequence[Mapping[str, float]] = (),
+    pending: Mapping[str, float] | None = None,
+    max_side: int = 768,
+) -> go.Figure:
+    """Show an image with labelled marks in a plotly figure whose axes are in image pixels.
+
+    The image is downsampled to at most ``max_side`` pixels for the browser, but
+    drawn with a pixel step so that axis coordinates (and hover) stay those of
+    the full-size image, the coordinates notes are stored in.
+
+    Args:
+        rgb: uint8 image (H, W, 3), e.g. from :func:`overlay_heatmap`.
+        annotations: The marked notes' points or boxes, in note order; labelled by
+            ``core.annotations.mark_label``.
+        pending: A mark being entered, drawn dashed in another colour.
+        max_side: Largest side of the image sent to the browser.
+
+    Returns:
+        The figure.
+    """
+    height, width = rgb.shape[:2]
+    step = max(1, int(np.ceil(max(height, width) / max_side)))
+    small = rgb[::step, ::step]
+    fig = go.Figure(
+        go.Image(z=small, dx=step, dy=step, hovertemplate="x %{x}, y %{y}<extra></extra>")
+    )
+    radius = max(width, height) / 60
+    marks = [
+        (mark_label(index), mark, _MARK_COLOUR, "solid") for index, mark in enumerate(annotations)
+    ]
+    if pending is not None:
+        marks.append(("new", pending, _PENDING_COLOUR, "dash"))
+    for text, mark, colour, dash in marks:
+        line = {"color": colour, "width": 2, "dash": dash}
+        if "x0" in mark:
+            x0, y0, x1, y1 = (float(mark[k]) for k in ("x0", "y0", "x1", "y1"))
+            fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=line)
+        else:
+            x0, y0 = float(mark["x"]), float(mark["y"])
+            fig.add_shape(
+                type="circle",
+                x0=x0 - radius,
+                y0=y0 - radius,
+                x1=x0 + radius,
+                y1=y0 + radius,
+                line=line,
+            )
+        fig.add_annotation(
+            x=x0,
+            y=y0,
+            text=text,
+            showarrow=False,
+            xanchor="left",
+            yanchor="bottom",
+            font={"color": colour, "size": 14},
+        )
+    fig.update_layout(
+        margin={"t": 10, "l": 10, "r": 10, "b": 10},
+        xaxis={"showgrid": False},
+        yaxis={"showgrid": False},
+    )
+    return fig

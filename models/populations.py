@@ -1,0 +1,35 @@
+"""Patient populations the model is calibrated and judged for.
+
+The model learned pneumonia mostly from children aged 1-5 (Kermany) and from few adults
+(NIH), so its calibration, thresholds and validity differ between the two. A scan whose
+patient's age is unknown gets the values fitted on all validation films together.
+"""
+
+from __future__ import annotations
+
+CHILD = "child"
+ADULT = "adult"
+UNKNOWN = "unknown"
+#: Every population, in the order tables list them.
+POPULATIONS: tuple[str, ...] = (CHILD, ADULT, UNKNOWN)
+#: Age in years from which a patient counts as an adult.
+ADULT_AGE = 18
+
+
+def population_for_age(age: int | None) -> str:
+    """The population of a patient of the given age.
+
+    Args:
+        age: Age in years, or None when unknown.
+
+    Returns:
+        ``child`` below :data:`ADULT_AGE`, ``adult`` from it, ``unknown`` without an age.
+
+    Raises:
+        ValueError: The age is negative.
+    """
+    if age is None:
+        return UNKNOWN
+    if age < 0:
+        raise ValueError(f"age must not be negative, got {age}")
+    return CHILD if age < ADULT_AGE else ADULT

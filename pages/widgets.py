@@ -1,0 +1,317 @@
+"""Views shared by several pages: the scan picker, a patient's timeline and the comparison.
+
+The patient's own pages and the clinician's teleconsult page show the same views of a patient,
+so they are written once here; pages import them from this module, never from another page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+
+from core.compare import DEFAULT_CHANGE_MARGIN, Comparison, compare_scans
+from core.enhance import PARAMETER_RANGES, EnhanceSettings
+from core.findings import FINDING_LABELS, FINDINGS
+from core.labels import scan_label
+from core.timeline import (
+    DEFAULT_RISE_MARGIN,
+    format_percent,
+    format_version,
+    red_flags,
+    scans_needing_rescore,
+    sort_scans,
+    timeline_figure,
+    timeline_frame,
+    timeline_table,
+    version_changes,
+)
+from models.inference import Classifier
+from pages.ui import show_error
+from services.rescore import rescore_scans
+from services.viewing import side_by_side
+from storage.actor import Actor
+from storage.db import Database
+from storage.scans import ScanSummary, list_scans, update_scan_date
+
+_LEGEND = (
+    "One line per finding, one marker per scan. Diamond: a point to raise with a clinician "
+    "(listed below). Open circle: scored by an older model version. Cross: the model was unsure "
+    "about the image. Dotted lines: the level at which the model suggests a closer look."
+)
+
+#: The display controls of the comparison, a subset of EnhanceSettings, with slider labels.
+_COMPARE_CONTROLS: dict[str, tuple[str, float]] = {
+    "window_center": ("Brightness window centre", 0.01),
+    "window_width": ("Window width (smaller means more contrast)", 0.01),
+    "clahe_clip_limit": ("Local contrast strength (0 is off)", 0.001),
+    "gamma": ("Gamma (below 1 brightens)", 0.05),
+}
+
+
+def scan_picker(
+    label: str, scans: Sequence[ScanSummary], *, index: int, key: str | None = None
+) -> int:
+    """A select box of scans, shown by their one label and keyed by id (labels can repeat).
+
+    Args:
+        label: The widget's label.
+        scans: The scans, in the order offered.
+        index: Position of the preselected scan.
+        key: Widget key.
+
+    Returns:
+        The chosen scan's id.
+    """
+    by_id = {scan.id: scan for scan in scans}
+    return st.selectbox(
+        label, list(by_id), index=index, format_func=lambda i: scan_label(by_id[i]), key=key
+    )
+
+
+def render_timeline(
+    db: Database,
+    actor: Actor,
+    patient_id: int,
+    classifier: Classifier | None,
+    *,
+    can_edit: bool,
+    key: str = "timeline",
+) -> list[ScanSummary] | None:
+    """Show the chart, red flags and table of one patient's scans.
+
+    Args:
+        db: Database handle.
+        actor: Who looks (the patient, or a clinician with access).
+        patient_id: Whose scans.
+        classifier: Current model, or ``None`` when unavailable.
+        can_edit: The patient's own view: offers re-scoring and date correction.
+        key: Prefix of widget keys, unique per place the timeline is shown.
+
+    Returns:
+        The scans shown (oldest first), or ``None`` when they could not be read.
+    """
+    try:
+        scans = sort_scans(list_scans(db, actor, patient_id))
+    except Exception as err:  # shown as one sentence
+        show_error(err)
+        return None
+    if not scans:
+        st.info("There are no scans yet. Upload one on the Upload page to start the timeline.")
+        return scans
+    if can_edit and classifier is not None and _offer_rescore(db, actor, scans, classifier):
+        scans = sort_scans(list_scans(db, actor, patient_id))
+    version = classifier.info.version if classifier is not None else None
+    with st.expander("Settings"):
+        margin = (
+            st.slider(
+                "Flag a finding that rose by more than (percentage points) since the previous scan",
+                min_value=5,
+                max_value=50,
+                value=round(DEFAULT_RISE_MARGIN * 100),
+                step=1,
+                key=f"{key}_margin",
+            )
+            / 100
+        )
+    frame = timeline_frame(scans, version)
+    if frame.empty:
+        st.info("None of these scans has a model result yet.")
+    else:
+        flags = red_flags(
+            scans, classifier.info.thresholds if classifier else None, margin, version
+        )
+        changes = version_changes(scans, version)
+        figure = timeline_figure(frame, flags=flags, changes=changes, current_version=version)
+        st.plotly_chart(figure, key=f"{key}_chart")
+        st.caption(_LEGEND)
+        if changes:
+            st.caption(
+                "Dashed vertical lines mark where the model version changes between scans: a "
+                "jump there can come from the model update, not from a change in the lungs."
+            )
+        if flags:
+            st.subheader("Points to raise with a clinician")
+            by_id = {scan.id: scan for scan in scans}
+            for scan_id, reasons in flags.items():
+                st.warning(f"Scan of {by_id[scan_id].scan_date.isoformat()}: " + " ".join(reasons))
+        st.dataframe(timeline_table(frame, flags), hide_index=True, key=f"{key}_table")
+        with st.expander("Every stored result, older model versions included"):
+            st.dataframe(
+                timeline_table(timeline_frame(scans, version, all_results=True)), hide_index=True
+            )
+    unscored = [scan for scan in scans if not scan.results]
+    if unscored:
+        st.caption(f"{len(unscored)} scan(s) have no model result yet and are not plotted.")
+    if can_edit:
+        _render_date_editor(db, actor, scans)
+    return scans
+
+
+def _offer_rescore(
+    db: Database, actor: Actor, scans: list[ScanSummary], classifier: Classifier
+) -> bool:
+    """Offer to re-score scans lacking a current-model result; return whether it ran."""
+    version = classifier.info.version
+    pending = scans_needing_rescore(scans, version)
+    if not pending:
+        return False
+    st.info(
+        f"{len(pending)} of your scans were scored by an older model version. Re-scoring them "
+        f"with the current model ({format_version(version)}) puts all points on the same scale; "
+        "the older results are kept and stay listed below."
+    )
+    if not st.button(
+        f"Re-score {len(pending)} scan(s) with model {format_version(version)}", key="rescore"
+    ):
+        return False
+    bar = st.progress(0.0, text="Re-scoring...")
+    try:
+        outcome = rescore_scans(
+            db,
+            actor,
+            scans,
+            classifier,
+            on_progress=lambda done, total: bar.progress(
+                done / total, text=f"Re-scored {done} of {total}"
+            ),
+        )
+    except Exception as err:  # shown as one sentence
+        show_error(err)
+        return False
+    st.success(
+        f"Re-scored {outcome.rescored} scan(s) with model {format_version(outcome.model_version)}."
+    )
+    return True
+
+
+def _render_date_editor(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
+    with st.expander("Correct a scan date"):
+        st.caption(
+            "The timeline uses the date each X-ray was taken (from the DICOM file or as you "
+            "entered it at upload), never the upload time. Correct it here if it is wrong."
+        )
+        scan_id = scan_picker("Scan", scans, index=0, key="date_scan")
+        current = next(scan for scan in scans if scan.id == scan_id)
+        new_date = st.date_input(
+            "Date the X-ray was taken",
+            value=current.scan_date,
+            max_value=date.today(),
+            min_value=date(1900, 1, 1),
+            key=f"date_value_{scan_id}",
+        )
+        if st.button("Save date", key="date_save"):
+            try:
+                update_scan_date(db, actor, scan_id, new_date)
+            except Exception as err:  # shown as one sentence
+                show_error(err)
+                return
+            st.rerun()
+
+
+def render_compare(
+    db: Database,
+    actor: Actor,
+    scans: list[ScanSummary],
+    classifier: Classifier | None,
+    *,
+    key: str = "compare",
+) -> None:
+    """Let the user pick two scans and show them side by side with the per-finding change.
+
+    Args:
+        db: Database handle.
+        actor: Who looks (the patient, or a clinician with access).
+        scans: The patient's scans.
+        classifier: Current model, or ``None`` when unavailable (no heatmaps then).
+        key: Prefix of widget keys, unique per place the view is shown.
+    """
+    scans = sort_scans(scans)
+    if len(scans) < 2:
+        st.info("Comparing needs at least two scans.")
+        return
+    by_id = {scan.id: scan for scan in scans}
+    left, right, margin_column = st.columns([2, 2, 1])
+    with left:
+        first = scan_picker("Earlier scan", scans, index=len(scans) - 2, key=f"{key}_a")
+    with right:
+        second = scan_picker("Later scan", scans, index=len(scans) - 1, key=f"{key}_b")
+    margin = (
+        margin_column.number_input(
+            "Meaningful change (points)",
+            min_value=1,
+            max_value=50,
+            value=round(DEFAULT_CHANGE_MARGIN * 100),
+            step=1,
+            key=f"{key}_margin",
+            help="Changes of this many percentage points or less count as no meaningful change.",
+        )
+        / 100
+    )
+    if first == second:
+        st.info("Choose two different scans.")
+        return
+    version = classifier.info.version if classifier is not None else None
+    comparison = compare_scans(by_id[first], by_id[second], margin=margin, current_version=version)
+    if comparison.comparable:
+        st.write(comparison.message)
+        st.dataframe(_changes_frame(comparison), hide_index=True, key=f"{key}_table")
+    else:
+        st.warning(comparison.message)
+    settings = _display_settings(key)
+    finding = None
+    if classifier is not None:
+        finding = st.selectbox(
+            "Show where the model looked for",
+            [None, *FINDINGS],
+            format_func=lambda f: "(no heatmap)" if f is None else FINDING_LABELS[f],
+            key=f"{key}_heat",
+        )
+    pair = (comparison.before_scan_id, comparison.after_scan_id)
+    try:
+        with st.spinner("Computing heatmaps..." if finding else "Loading the images..."):
+            images = side_by_side(db, actor, pair, settings, classifier, finding)
+    except Exception as err:  # shown as one sentence
+        show_error(err)
+        return
+    for column, scan_id, image in zip(st.columns(2), pair, images, strict=True):
+        column.image(image, caption=scan_label(by_id[scan_id]), width="stretch")
+    if finding is not None:
+        st.caption(
+            "Coloured areas show where the image most drove the model's score; they are "
+            "not a diagnosis."
+        )
+
+
+def _display_settings(key: str) -> EnhanceSettings:
+    defaults = EnhanceSettings()
+    with st.expander("Display settings (applied to both images alike)"):
+        values = {}
+        for name, (label, step) in _COMPARE_CONTROLS.items():
+            low, high = PARAMETER_RANGES[name]
+            values[name] = st.slider(
+                label,
+                min_value=float(low),
+                max_value=float(high),
+                value=float(getattr(defaults, name)),
+                step=step,
+                key=f"{key}_{name}",
+            )
+    return EnhanceSettings(**values)
+
+
+def _changes_frame(comparison: Comparison) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Finding": change.label,
+                "Earlier": format_percent(change.before),
+                "Later": format_percent(change.after),
+                "Change (points)": f"{change.delta * 100:+.0f}",
+                "Verdict": change.verdict,
+            }
+            for change in comparison.changes
+        ]
+    )

@@ -1,0 +1,174 @@
+"""Command-line administration: ``python -m storage.cli --help``.
+
+Every command honours ``DATA_DIR``, ``DATABASE_URL`` and ``MASTER_KEY`` like the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
+
+from core.errors import UserError
+from core.findings import top_finding
+from core.settings import load_settings
+from services.imports import ImportedScan, ScanFile, import_scans
+from services.keys import rotate_master_key
+from storage import accounts, audit, crypto
+from storage.bootstrap import open_database
+from storage.db import Database
+from storage.export import export_user
+
+if TYPE_CHECKING:
+    from models.inference import Classifier
+
+EXIT_FAILED_FILES = 2
+
+#: Who the audit trail names for changes made from the command line.
+OPERATOR = "(command line)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command.
+
+    Args:
+        argv: Arguments (defaults to ``sys.argv[1:]``).
+
+    Returns:
+        Process exit status.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    args = _parser().parse_args(argv)
+    db = open_database(load_settings())
+    try:
+        return int(args.handler(db, args))
+    except (UserError, crypto.MasterKeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m storage.cli", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    create = commands.add_parser("create-user", help="create an account (password read from stdin)")
+    create.add_argument("name")
+    create.add_argument(
+        "--role", default="patient", choices=["patient", "clinician", "analyst", "admin"]
+    )
+    create.set_defaults(handler=_create_user)
+
+    scan = commands.add_parser("import-scan", help="decode, classify and store scans for a patient")
+    scan.add_argument("--user", required=True)
+    scan.add_argument("--date", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
+    scan.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    scan.set_defaults(handler=_import_scan)
+
+    export = commands.add_parser("export", help="print a user's decrypted records as JSON")
+    export.add_argument("--user", required=True)
+    export.set_defaults(handler=_export)
+
+    rotate = commands.add_parser(
+        "rotate-master-key", help="re-wrap every data key with a new master key"
+    )
+    rotate.add_argument("--new-key-file", type=Path, help="file holding the new base64 key")
+    rotate.set_defaults(handler=_rotate)
+
+    verify = commands.add_parser("verify-audit", help="check the audit trail's hash chain")
+    verify.set_defaults(handler=_verify)
+    return parser
+
+
+def _create_user(db: Database, args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\r\n")
+    actor = accounts.operator_create_user(db, args.name, password, args.role)
+    print(f"created {actor.role} {actor.username} (id {actor.user_id})")
+    return 0
+
+
+def _import_scan(db: Database, args: argparse.Namespace) -> int:
+    actor = accounts.find_actor(db, args.user)
+    classifier, why_not = _classifier()
+    paths: list[Path] = args.files
+    with tqdm(total=len(paths), unit="file", disable=None) as bar:
+
+        def report(done: int, total: int, outcome: ImportedScan) -> None:
+            bar.update()
+            bar.write(_outcome_line(paths[done - 1], outcome, why_not))
+
+        imported = import_scans(
+            db,
+            actor,
+            [ScanFile(path.name, path.read_bytes) for path in paths],
+            classifier,
+            scan_date=args.date,
+            on_progress=report,
+        )
+    return 0 if imported.all_ok else EXIT_FAILED_FILES
+
+
+def _classifier() -> tuple[Classifier | None, str | None]:
+    # Imported here: the model layer loads torch, which only this command needs.
+    from models.inference import ModelUnavailable, load_classifier
+
+    try:
+        return load_classifier(), None
+    except ModelUnavailable as exc:
+        return None, str(exc)
+
+
+def _outcome_line(path: Path, outcome: ImportedScan, why_not: str | None) -> str:
+    if not outcome.ok:
+        return f"FAILED {path}: {outcome.error}"
+    stored = f"stored {path} as scan {outcome.scan_id}"
+    result = outcome.result
+    if result is None:
+        return f"{stored} without a result ({why_not})"
+    if result.abstained:
+        return f"{stored} (the model abstained)"
+    name = top_finding(result.probabilities, result.thresholds)
+    if name is None:
+        return f"{stored} (no finding at or above its threshold)"
+    return f"{stored} (top finding {name} {result.probabilities[name]:.2f})"
+
+
+def _export(db: Database, args: argparse.Namespace) -> int:
+    actor = accounts.find_actor(db, args.user)
+    json.dump(export_user(db, actor), sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _rotate(db: Database, args: argparse.Namespace) -> int:
+    given = None
+    if args.new_key_file is not None:
+        given = crypto.decode_master_key(args.new_key_file.read_text())
+    rotation = rotate_master_key(db, given, operator=OPERATOR)
+    print(f"re-wrapped {rotation.rewrapped} data keys")
+    if given is None:
+        print(f"new master key (shown once): {crypto.encode_master_key(rotation.new_key)}")
+    if not rotation.key_file_replaced:
+        print("set MASTER_KEY to the new key before the next start; the old key opens nothing now")
+    return 0
+
+
+def _verify(db: Database, args: argparse.Namespace) -> int:
+    report = audit.verify_chain(db)
+    if report.ok:
+        print(f"audit trail intact: {report.checked} events")
+        return 0
+    where = f"event id {report.first_bad_id}" if report.first_bad_id is not None else "chain head"
+    print(f"audit trail BROKEN at {where}: {report.reason} ({report.checked} events verified)")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

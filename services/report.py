@@ -1,0 +1,69 @@
+"""Building the plain-language report of one scan."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from core.enhance import enhance_as_saved
+from core.report import Report, ReportNote, build_report
+from core.rescore import restore_scan
+from core.timeline import red_flags, sort_scans
+from storage.actor import Actor
+from storage.db import Database
+from storage.notes import list_notes
+from storage.scans import ScanSummary, load_scan
+
+if TYPE_CHECKING:  # importing the model layer loads torch; callers hand in a loaded classifier
+    from models.inference import Classifier
+
+
+def build_scan_report(
+    db: Database,
+    actor: Actor,
+    scans: Sequence[ScanSummary],
+    scan_id: int,
+    classifier: Classifier | None,
+    *,
+    heatmap_finding: str | None = None,
+) -> Report:
+    """The report of one scan: its result, the change since the scan before, flags and notes.
+
+    Args:
+        db: Database handle.
+        actor: Who reads it (the patient, or a clinician with access).
+        scans: The patient's scans as listed (``storage.scans.list_scans``); ``scan_id`` is one.
+        scan_id: The scan to report on.
+        classifier: The current model: its version picks the result shown and its thresholds
+            fill in where a result stored none; ``None`` when unavailable.
+        heatmap_finding: Draw where the model looked for this finding (needs ``classifier``).
+
+    Returns:
+        The report, with the image as it was saved, the heatmap and the clinicians' marks.
+
+    Raises:
+        storage.policy.AccessDenied: The actor may not read this scan.
+        storage.scans.RecordNotFound: The scan was deleted meanwhile.
+    """
+    ordered = sort_scans(scans)
+    position = [scan.id for scan in ordered].index(scan_id)
+    version = classifier.info.version if classifier is not None else None
+    thresholds = classifier.info.thresholds if classifier is not None else None
+    record = load_scan(db, actor, scan_id)
+    heatmap = None
+    if classifier is not None and heatmap_finding is not None:
+        heatmap = classifier.heatmap(restore_scan(record.pixels, record.metadata), heatmap_finding)
+    notes = [
+        ReportNote(note.author_username, note.created_at, note.text, note.annotation)
+        for note in list_notes(db, actor, scan_id)
+    ]
+    return build_report(
+        ordered[position],
+        current_version=version,
+        thresholds=thresholds,
+        previous=ordered[position - 1] if position > 0 else None,
+        red_flag_reasons=red_flags(ordered, thresholds, current_version=version).get(scan_id, []),
+        image=enhance_as_saved(record.pixels, record.enhancement).pixels,
+        heatmap=heatmap,
+        notes=notes,
+    )

@@ -1,0 +1,434 @@
+"""Scans: a patient's radiographs with their results, sealed with the patient's data key.
+
+The pixels live in an encrypted blob file, everything else in the scan's sealed payload.
+Every function takes the acting user and applies :mod:`storage.policy` before touching data,
+and appends an audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+from sqlmodel import Session, select
+
+from core.errors import UserError
+from storage import audit, crypto, policy, schema
+from storage.actor import Actor
+from storage.db import Database
+from storage.results import ResultIn, ResultRecord, insert_result, results_by_scan
+from storage.sealing import RowSealer
+
+_TABLE = "scans"
+_BLOB = "blob"
+
+
+class RecordNotFound(UserError, LookupError):
+    """The scan or record does not exist (one plain sentence)."""
+
+    code = "not_found"
+    default_message = "This record does not exist."
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    """A scan without its pixels, with its results oldest first."""
+
+    id: int
+    owner_id: int
+    scan_date: date
+    filename: str
+    modality: str | None
+    results: list[ResultRecord]
+    created_at: datetime
+
+    @property
+    def latest_result(self) -> ResultRecord | None:
+        """The most recent result, if any."""
+        return self.results[-1] if self.results else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanRecord(ScanSummary):
+    """A scan with its pixels (float32, (H, W), [0, 1]), metadata and enhancement settings."""
+
+    pixels: np.ndarray
+    metadata: dict[str, Any]
+    enhancement: dict[str, Any]
+
+
+def save_scan(
+    db: Database,
+    actor: Actor,
+    *,
+    pixels: np.ndarray,
+    metadata: dict[str, Any],
+    enhancement: dict[str, Any],
+    scan_date: date,
+    filename: str,
+    result: ResultIn | None = None,
+) -> int:
+    """Store a patient's own scan (pixels in an encrypted blob) and optionally its result.
+
+    Args:
+        db: Database handle.
+        actor: The patient.
+        pixels: Image, (H, W) float in [0, 1].
+        metadata: JSON-safe scan metadata (``ScanMetadata.to_dict()``).
+        enhancement: JSON-safe enhancement settings used.
+        scan_date: When the radiograph was taken.
+        filename: Original file name (kept encrypted).
+        result: Classification to store with it.
+
+    Returns:
+        The new scan id.
+
+    Raises:
+        policy.AccessDenied: The actor is not an active patient.
+        ValueError: ``pixels`` is not a 2-D image.
+    """
+    image = np.asarray(pixels, dtype=np.float32)
+    if image.ndim != 2 or image.size == 0:
+        raise ValueError("The image must be a non-empty 2-D array.")
+    buffer = io.BytesIO()
+    np.save(buffer, image, allow_pickle=False)
+    blob_name = db.blobs.new_name()
+    written = False
+    try:
+        with db.transaction() as session:
+            policy.check_write(session, actor, actor.user_id)
+            sealer = db.keyring.sealer(session, actor.user_id)
+            scan = schema.Scan(
+                owner_id=actor.user_id, key_version=sealer.version, blob_name=blob_name
+            )
+            session.add(scan)
+            session.flush()
+            _seal_payload(
+                sealer,
+                scan,
+                {
+                    "scan_date": scan_date.isoformat(),
+                    "filename": filename,
+                    "modality": metadata.get("modality"),
+                    "metadata": metadata,
+                    "enhancement": enhancement,
+                    **_intensity_stats(image),
+                },
+            )
+            session.add(scan)
+            db.blobs.write(
+                blob_name, sealer.seal(_BLOB, scan.id, scan.key_version, buffer.getvalue())
+            )
+            written = True
+            if result is not None:
+                insert_result(session, sealer, scan, result)
+            audit.append(
+                session,
+                db,
+                "create_scan",
+                actor=actor,
+                patient_id=actor.user_id,
+                record_type="scans",
+                record_id=scan.id,
+                details={"with_result": result is not None},
+            )
+            scan_id = scan.id
+    except BaseException:
+        if written:
+            db.blobs.delete(blob_name)
+        raise
+    return scan_id
+
+
+def list_scans(db: Database, actor: Actor, patient_id: int) -> list[ScanSummary]:
+    """A patient's scans (those the actor may read), oldest scan date first.
+
+    Loads every scan and result of the patient with two queries and one key unwrap.
+
+    Args:
+        db: Database handle.
+        actor: The patient, or a clinician with a grant or emergency access.
+        patient_id: Owner of the scans.
+
+    Returns:
+        Summaries with their results oldest first.
+
+    Raises:
+        policy.AccessDenied: The actor may not read this patient's records.
+        crypto.DecryptionError: A stored value fails its integrity check.
+    """
+    with db.transaction() as session:
+        access = policy.check_read(session, actor, patient_id)
+        summaries = _load_summaries(session, db, patient_id, access)
+        audit.append(
+            session,
+            db,
+            "list_scans",
+            actor=actor,
+            patient_id=patient_id,
+            record_type="scans",
+            emergency=access.emergency,
+            details={**access.audit_details(), "count": len(summaries)},
+        )
+    return summaries
+
+
+def load_scan(db: Database, actor: Actor, scan_id: int) -> ScanRecord:
+    """One scan with pixels, metadata, enhancement settings and results.
+
+    Raises:
+        RecordNotFound: No such scan.
+        policy.AccessDenied: The actor may not read it.
+        crypto.DecryptionError: A stored value or the blob fails its integrity check.
+    """
+    with db.transaction() as session:
+        scan = get_scan(session, scan_id)
+        access = policy.check_read(session, actor, scan.owner_id, scan_id)
+        sealer = db.keyring.sealer(session, scan.owner_id)
+        payload = open_scan_payload(sealer, scan)
+        results = results_by_scan(session, sealer, [scan.id]).get(scan.id, [])
+        pixels = _read_pixels(db, sealer, scan)
+        audit.append(
+            session,
+            db,
+            "read_scan",
+            actor=actor,
+            patient_id=scan.owner_id,
+            record_type="scans",
+            record_id=scan.id,
+            emergency=access.emergency,
+            details=access.audit_details(),
+        )
+    return ScanRecord(
+        **_summary_fields(scan, payload, results),
+        pixels=pixels,
+        metadata=payload.get("metadata") or {},
+        enhancement=payload.get("enhancement") or {},
+    )
+
+
+def update_scan_date(db: Database, actor: Actor, scan_id: int, scan_date: date) -> None:
+    """Correct the date of one's own scan.
+
+    Raises:
+        RecordNotFound: No such scan.
+        policy.AccessDenied: The actor is not the owning patient.
+    """
+    with db.transaction() as session:
+        scan = get_scan(session, scan_id)
+        policy.check_write(session, actor, scan.owner_id)
+        sealer = db.keyring.sealer(session, scan.owner_id)
+        payload = open_scan_payload(sealer, scan)
+        payload["scan_date"] = scan_date.isoformat()
+        _seal_payload(sealer, scan, payload)
+        session.add(scan)
+        audit.append(
+            session,
+            db,
+            "update_scan_date",
+            actor=actor,
+            patient_id=scan.owner_id,
+            record_type="scans",
+            record_id=scan.id,
+        )
+
+
+def add_results(db: Database, actor: Actor, results: list[tuple[int, ResultIn]]) -> list[int]:
+    """Store new classifications of one's own scans in one transaction (e.g. re-scoring).
+
+    Args:
+        db: Database handle.
+        actor: The owning patient.
+        results: ``(scan_id, result)`` pairs.
+
+    Returns:
+        The new result ids, in order.
+
+    Raises:
+        RecordNotFound: A scan does not exist.
+        policy.AccessDenied: A scan is not the actor's.
+        ValueError: A probability is not a finite number.
+    """
+    with db.transaction() as session:
+        policy.check_write(session, actor, actor.user_id)
+        sealer = db.keyring.sealer(session, actor.user_id)
+        scans: dict[int, schema.Scan] = {}
+        ids = []
+        for scan_id, result in results:
+            if scan_id not in scans:
+                scans[scan_id] = get_scan(session, scan_id)
+                policy.require_own_records(actor, scans[scan_id].owner_id)
+            ids.append(insert_result(session, sealer, scans[scan_id], result))
+        audit.append(
+            session,
+            db,
+            "add_results",
+            actor=actor,
+            patient_id=actor.user_id,
+            record_type="results",
+            details={"count": len(ids)},
+        )
+    return ids
+
+
+def delete_scan(db: Database, actor: Actor, scan_id: int) -> None:
+    """Delete one's own scan with its results, notes and image file.
+
+    Raises:
+        RecordNotFound: No such scan.
+        policy.AccessDenied: The actor is not the owning patient.
+    """
+    with db.transaction() as session:
+        scan = get_scan(session, scan_id)
+        policy.check_write(session, actor, scan.owner_id)
+        for model in (schema.Note, schema.Result):
+            for row in session.exec(select(model).where(model.scan_id == scan.id)).all():
+                session.delete(row)
+        session.flush()
+        blob_name = scan.blob_name
+        session.delete(scan)
+        audit.append(
+            session,
+            db,
+            "delete_scan",
+            actor=actor,
+            patient_id=actor.user_id,
+            record_type="scans",
+            record_id=scan_id,
+        )
+    # Removed only after the rows are committed: a crash in between leaves an unreadable
+    # orphan ciphertext rather than a scan whose image is gone.
+    db.blobs.delete(blob_name)
+
+
+def get_scan(session: Session, scan_id: int) -> schema.Scan:
+    """A scan row (for storage modules only: no access check here).
+
+    Raises:
+        RecordNotFound: No such scan.
+    """
+    scan = session.get(schema.Scan, scan_id)
+    if scan is None:
+        raise RecordNotFound("This scan does not exist.")
+    return scan
+
+
+def open_scan_payload(sealer: RowSealer, scan: schema.Scan) -> dict[str, Any]:
+    """A scan's decrypted payload (for storage modules only: no access check here).
+
+    Args:
+        sealer: The data keys of the scan's owner.
+        scan: The scan row.
+
+    Returns:
+        ``scan_date``, ``filename``, ``modality``, ``metadata``, ``enhancement`` and, for
+        scans stored since they were added, ``intensity_mean`` and ``intensity_std``.
+
+    Raises:
+        crypto.DecryptionError: The payload fails its integrity check.
+    """
+    return sealer.open_json(_TABLE, scan.id, scan.key_version, scan.payload)
+
+
+def _intensity_stats(pixels: np.ndarray) -> dict[str, float]:
+    """Mean and standard deviation of an image's intensities, sealed with every scan.
+
+    Kept in the scan's payload so that the data-shift monitor never has to decrypt images.
+
+    Args:
+        pixels: Image, (H, W) float in [0, 1].
+
+    Returns:
+        ``{"intensity_mean", "intensity_std"}``.
+    """
+    image = np.asarray(pixels, dtype=np.float64)
+    return {"intensity_mean": float(image.mean()), "intensity_std": float(image.std())}
+
+
+def scan_payload_with_intensity(
+    session: Session, db: Database, sealer: RowSealer, scan: schema.Scan
+) -> dict[str, Any]:
+    """A stored scan's decrypted payload, with its intensity statistics added if it predates them.
+
+    For storage modules only: no access check here, the caller applies the policy. A scan
+    saved before the statistics were sealed has its image decrypted once; the statistics
+    are then sealed into its payload, under a row lock so that a concurrent change to the
+    payload (a corrected scan date) is not overwritten.
+
+    Args:
+        session: The caller's open session.
+        db: Database handle.
+        sealer: The data keys of the scan's owner.
+        scan: The scan row.
+
+    Returns:
+        The payload (``scan_date``, ``metadata``, ... and ``intensity_mean``,
+        ``intensity_std``).
+
+    Raises:
+        crypto.DecryptionError: The payload or the image fails its integrity check.
+    """
+    payload = open_scan_payload(sealer, scan)
+    if "intensity_mean" in payload and "intensity_std" in payload:
+        return payload
+    scan = session.exec(
+        select(schema.Scan)
+        .where(schema.Scan.id == scan.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    payload = open_scan_payload(sealer, scan)
+    payload.update(_intensity_stats(_read_pixels(db, sealer, scan)))
+    _seal_payload(sealer, scan, payload)
+    session.add(scan)
+    return payload
+
+
+def _seal_payload(sealer: RowSealer, scan: schema.Scan, payload: dict[str, Any]) -> None:
+    scan.payload = sealer.seal_json(_TABLE, scan.id, scan.key_version, payload)
+
+
+def _read_pixels(db: Database, sealer: RowSealer, scan: schema.Scan) -> np.ndarray:
+    try:
+        sealed = db.blobs.read(scan.blob_name)
+    except FileNotFoundError as exc:
+        raise crypto.DecryptionError("The image file of this scan is missing.") from exc
+    raw = sealer.open(_BLOB, scan.id, scan.key_version, sealed)
+    return np.load(io.BytesIO(raw), allow_pickle=False)
+
+
+def _load_summaries(
+    session: Session, db: Database, patient_id: int, access: policy.Access
+) -> list[ScanSummary]:
+    sealer = db.keyring.sealer(session, patient_id)
+    scans = [
+        s
+        for s in session.exec(select(schema.Scan).where(schema.Scan.owner_id == patient_id)).all()
+        if access.covers(s.id)
+    ]
+    results = results_by_scan(session, sealer, None)
+    summaries = [
+        ScanSummary(
+            **_summary_fields(scan, open_scan_payload(sealer, scan), results.get(scan.id, []))
+        )
+        for scan in scans
+    ]
+    summaries.sort(key=lambda s: (s.scan_date, s.id))
+    return summaries
+
+
+def _summary_fields(
+    scan: schema.Scan, payload: dict[str, Any], results: list[ResultRecord]
+) -> dict[str, Any]:
+    return {
+        "id": scan.id,
+        "owner_id": scan.owner_id,
+        "scan_date": date.fromisoformat(payload["scan_date"]),
+        "filename": payload["filename"],
+        "modality": payload.get("modality"),
+        "results": results,
+        "created_at": scan.created_at,
+    }

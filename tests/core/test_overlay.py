@@ -1,0 +1,54 @@
+"""Heatmap overlay and numbered marks drawn on a scan."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.annotations import make_annotation
+from core.overlay import annotation_figure, draw_annotations, overlay_heatmap
+
+
+def test_overlay_blends_heat_only_where_the_map_is_warm() -> None:
+    pixels = np.full((100, 80), 0.5, dtype=np.float32)
+    heat = np.zeros((10, 8), dtype=np.float32)
+    heat[:5] = 1.0
+    rgb = overlay_heatmap(pixels, heat)
+    assert rgb.shape == (100, 80, 3) and rgb.dtype == np.uint8
+    assert tuple(rgb[90, 40]) == (128, 128, 128)
+    assert rgb[10, 40, 0] > rgb[10, 40, 2]
+    plain = overlay_heatmap(pixels)
+    assert (plain == 128).all()
+
+
+def test_annotations_are_drawn_on_a_copy_of_the_image() -> None:
+    rgb = overlay_heatmap(np.full((100, 80), 0.5, dtype=np.float32))
+    marked = draw_annotations(rgb, [make_annotation(10, 10, 80, 100, w=30, h=40)])
+    assert tuple(marked[10, 20]) == (0, 255, 120)
+    assert tuple(marked[30, 25]) == (128, 128, 128)
+    assert (rgb == 128).all()
+
+
+def test_each_mark_carries_its_label_next_to_it() -> None:
+    rgb = overlay_heatmap(np.full((200, 200), 0.0, dtype=np.float32))
+    point = make_annotation(50, 100, 200, 200)
+    marked = draw_annotations(rgb, [point])
+    # The circle (radius 8 at this size) ends at x = 58; its label is written to the right of it.
+    assert not rgb[:, 60:].any()
+    assert marked[80:100, 60:, 1].any()
+
+
+def test_annotation_figure_keeps_full_size_coordinates_and_labels_marks() -> None:
+    rgb = np.zeros((2000, 1000, 3), dtype=np.uint8)
+    marks = [
+        make_annotation(100, 200, 1000, 2000),
+        make_annotation(10, 20, 1000, 2000, w=300, h=400),
+    ]
+    fig = annotation_figure(rgb, marks, pending=make_annotation(500, 500, 1000, 2000))
+    image = fig.data[0]
+    assert image.dx == 3 and image.dy == 3
+    assert len(image.z) == 667
+    shapes = fig.layout.shapes
+    assert [s.type for s in shapes] == ["circle", "rect", "circle"]
+    assert (shapes[1].x0, shapes[1].y0, shapes[1].x1, shapes[1].y1) == (10, 20, 310, 420)
+    assert shapes[2].line.dash == "dash"
+    assert [a.text for a in fig.layout.annotations] == ["Mark 1", "Mark 2", "new"]

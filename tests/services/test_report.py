@@ -1,0 +1,108 @@
+"""Building a scan's report (services.report) from stored records, on both backends."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core.imaging import decode_scan
+from services.imports import classify, save_decoded_scan
+from services.report import build_scan_report
+from storage.notes import add_note
+from storage.scans import list_scans, save_scan
+from storage.sharing import grant_access
+from tests.storage._factories import sample_result
+
+JPEG = "16747_3_1.jpg"
+
+
+def _png_pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_report_of_a_real_scan_with_its_previous_scan_heatmap_and_note(
+    database, make_user, classifier, samples_dir: Path
+) -> None:
+    alice = make_user("alice")
+    dr_bob = make_user("dr_bob", role="clinician")
+    scan = decode_scan((samples_dir / JPEG).read_bytes(), JPEG)
+    earlier = save_decoded_scan(
+        database,
+        alice,
+        scan,
+        scan_date=date(2025, 1, 1),
+        filename="earlier.jpg",
+        result=sample_result(0.1, "1.1.0"),
+    )
+    later = save_decoded_scan(
+        database,
+        alice,
+        scan,
+        scan_date=date(2025, 2, 1),
+        filename=JPEG,
+        result=classify(classifier, scan),
+    )
+    grant_access(database, alice, "dr_bob", hours=1)
+    add_note(database, dr_bob, later, "Compare with the next scan.", {"x": 10, "y": 20})
+    scans = list_scans(database, alice, alice.user_id)
+
+    plain = build_scan_report(database, alice, scans, later, classifier)
+    with_heat = build_scan_report(
+        database, alice, scans, later, classifier, heatmap_finding="covid19"
+    )
+
+    assert (plain.scan_id, plain.scan_date, plain.filename) == (later, date(2025, 2, 1), JPEG)
+    assert plain.model_version == classifier.info.version
+    flagged = {line.finding for line in plain.findings if line.above_threshold}
+    assert flagged == {"pneumonia", "covid19"}
+    assert all(line.endswith("since the scan of 2025-01-01.") for line in plain.changes)
+    assert plain.changes
+    assert plain.red_flags
+    assert [(n.author, n.text) for n in plain.notes] == [("dr_bob", "Compare with the next scan.")]
+    assert plain.image_png is not None and with_heat.image_png is not None
+    assert not np.array_equal(_png_pixels(plain.image_png), _png_pixels(with_heat.image_png))
+    first = build_scan_report(database, alice, scans, earlier, classifier)
+    assert first.changes == (), "the first scan has nothing to compare with"
+
+
+def test_a_clinician_with_access_gets_the_same_report(database, make_user, samples_dir) -> None:
+    alice = make_user("alice")
+    dr_bob = make_user("dr_bob", role="clinician")
+    scan = decode_scan((samples_dir / JPEG).read_bytes(), JPEG)
+    scan_id = save_decoded_scan(
+        database, alice, scan, scan_date=date(2025, 2, 1), filename=JPEG, result=sample_result()
+    )
+    grant_access(database, alice, "dr_bob", hours=1)
+    mine = build_scan_report(
+        database, alice, list_scans(database, alice, alice.user_id), scan_id, None
+    )
+    theirs = build_scan_report(
+        database, dr_bob, list_scans(database, dr_bob, alice.user_id), scan_id, None
+    )
+    assert mine.summary == theirs.summary and mine.findings == theirs.findings
+
+
+def test_a_stored_enhancement_that_no_longer_validates_shows_the_original_image(
+    database, make_user
+) -> None:
+    alice = make_user("alice")
+    pixels = np.random.default_rng(0).random((64, 64), dtype=np.float32)
+    scan_id = save_scan(
+        database,
+        alice,
+        pixels=pixels,
+        metadata={},
+        scan_date=date(2025, 1, 1),
+        enhancement={"gamma": 99.0},
+        filename="odd.png",
+        result=sample_result(),
+    )
+    report = build_scan_report(
+        database, alice, list_scans(database, alice, alice.user_id), scan_id, None
+    )
+    shown = _png_pixels(report.image_png)[..., 0]
+    assert np.abs(shown.astype(float) - np.round(pixels * 255)).max() <= 1
