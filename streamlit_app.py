@@ -8,7 +8,9 @@ import streamlit as st
 
 from pages.ui import current_actor, get_database
 
-st.set_page_config(page_title="Chest X-ray tracker", page_icon=":material/pulmonology:", layout="wide")
+st.set_page_config(
+    page_title="Chest X-ray tracker", page_icon=":material/pulmonology:", layout="wide"
+)
 
 _HOME = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
 _ACCOUNT = st.Page("pages/account.py", title="Account", icon=":material/person:")
@@ -32,12 +34,22 @@ _PAGES_BY_ROLE: dict[str, dict[str, list[st.Page]]] = {
     "analyst": {
         "Analysis": [
             st.Page("pages/analyst_nih.py", title="NIH ChestX-ray14", icon=":material/bar_chart:"),
-            st.Page("pages/analyst_training_data.py", title="Training data", icon=":material/dataset:"),
-            st.Page("pages/analyst_performance.py", title="Model performance", icon=":material/query_stats:"),
+            st.Page(
+                "pages/analyst_training_data.py", title="Training data", icon=":material/dataset:"
+            ),
+            st.Page(
+                "pages/analyst_performance.py",
+                title="Model performance",
+                icon=":material/query_stats:",
+            ),
             st.Page("pages/analyst_cohort.py", title="Cohort & shift", icon=":material/groups:"),
         ]
     },
-    "admin": {"Administration": [st.Page("pages/admin.py", title="Accounts & audit", icon=":material/shield:")]},
+    "admin": {
+        "Administration": [
+            st.Page("pages/admin.py", title="Accounts & audit", icon=":material/shield:")
+        ]
+    },
 }
 
 try:
@@ -51,7 +63,9 @@ except Exception:
 
 actor = current_actor()
 if actor is None:
-    navigation = {"": [_HOME, st.Page("pages/login.py", title="Log in or register", icon=":material/login:")]}
+    navigation = {
+        "": [_HOME, st.Page("pages/login.py", title="Log in or register", icon=":material/login:")]
+    }
 else:
     navigation = {"": [_HOME], **_PAGES_BY_ROLE.get(actor.role, {}), "You": [_ACCOUNT]}
     st.sidebar.caption(f"Logged in as **{actor.username}** ({actor.role})")

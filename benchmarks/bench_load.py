@@ -1,10 +1,9 @@
-"""Load test: 20 concurrent patient sessions storing and listing scans through ``storage``.
+"""Load test: 20 concurrent patient sessions storing and listing scans.
 
 Each session is a thread with its own logged-in patient that stores 5 scans (a 512x512
-image with a classification each, through ``storage.scans.save_scan`` as the upload page
-does) and lists its scans after every store (``storage.scans.list_scans``, as the timeline
-does).
-Afterwards the run is checked: no errors, no lost or duplicated rows (every patient has
+image with a classification each, through ``services.imports.save_decoded_scan`` as the upload
+page does) and lists its scans after every store (``storage.scans.list_scans``, as the timeline
+does). Afterwards the run is checked: no errors, no lost or duplicated rows (every patient has
 exactly 5 scans with the 5 expected file names and readable results, one image file per
 scan) and an intact audit chain. Runs on SQLite (a temporary DATA_DIR) and, when
 ``TEST_POSTGRES_URL`` is set, on PostgreSQL (a temporary schema).
@@ -33,13 +32,15 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.findings import FINDINGS  # noqa: E402
+from core.imaging import DecodedScan, ScanMetadata  # noqa: E402
 from core.settings import load_settings  # noqa: E402
+from services.imports import save_decoded_scan  # noqa: E402
 from storage import accounts, audit, schema  # noqa: E402
 from storage.actor import Actor  # noqa: E402
 from storage.bootstrap import open_database  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.results import ResultIn  # noqa: E402
-from storage.scans import list_scans, save_scan  # noqa: E402
+from storage.scans import list_scans  # noqa: E402
 from tests.storage.conftest import empty_backend  # noqa: E402
 
 #: Report names of the backends, and the kinds the storage tests' ``empty_backend`` takes.
@@ -90,12 +91,13 @@ def _session(db: Database, index: int, username: str, barrier: threading.Barrier
         actor = accounts.authenticate(db, username, PASSWORD, f"10.0.0.{index}")
         barrier.wait()
         for scan in range(SCANS_PER_SESSION):
-            pixels = rng.random((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+            decoded = DecodedScan(
+                rng.random((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32),
+                ScanMetadata(source_format="png", width=IMAGE_SIZE, height=IMAGE_SIZE),
+            )
             start = time.perf_counter()
-            save_scan(
-                db, actor, pixels=pixels,
-                metadata={"source_format": "png", "width": IMAGE_SIZE, "height": IMAGE_SIZE},
-                enhancement={}, scan_date=date(2025, 1, 1) + timedelta(days=scan),
+            save_decoded_scan(
+                db, actor, decoded, scan_date=date(2025, 1, 1) + timedelta(days=scan),
                 filename=_filename(scan), result=_result(index, scan),
             )
             saved = time.perf_counter()

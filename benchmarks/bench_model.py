@@ -46,7 +46,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.enhance import EnhanceSettings, enhance  # noqa: E402
-from core.findings import FINDINGS, top_finding  # noqa: E402
+from core.findings import FINDINGS, heatmap_finding  # noqa: E402
 from core.imaging import DecodedScan, decode_scan  # noqa: E402
 from benchmarks._timing import median_seconds  # noqa: E402
 from core.settings import load_settings  # noqa: E402
@@ -234,9 +234,8 @@ def run(checkpoint: Path | None = None) -> list[dict]:
     rows.append(_row(f"{densenet} FLOPs per image (3-channel input)", round(reference_flops / 1e9, 3), "GFLOP"))
 
     def ours_top(scan: DecodedScan) -> str:
-        # Grad-CAM needs a finding even when none is flagged; pneumonia is the parent finding.
         probabilities = classifier.predict([scan])[0].probabilities
-        return top_finding(probabilities, classifier.info.thresholds) or FINDINGS[0]
+        return heatmap_finding(probabilities, classifier.info.thresholds)
 
     def reference_top(scan: DecodedScan) -> str:
         return FINDINGS[int(np.argmax(reference.predict([scan])[0]))]

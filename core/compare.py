@@ -45,7 +45,10 @@ class FindingChange:
     @property
     def sentence(self) -> str:
         """One plain sentence, e.g. ``"Pneumonia: higher (12% to 41%)."``."""
-        return f"{self.label}: {self.verdict} ({format_percent(self.before)} to {format_percent(self.after)})."
+        return (
+            f"{self.label}: {self.verdict} "
+            f"({format_percent(self.before)} to {format_percent(self.after)})."
+        )
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,9 @@ def compare_results(
         if finding in before.probabilities and finding in after.probabilities:
             old, new = float(before.probabilities[finding]), float(after.probabilities[finding])
             label = FINDING_LABELS[finding]
-            changes.append(FindingChange(finding, label, old, new, new - old, verdict(new - old, margin)))
+            changes.append(
+                FindingChange(finding, label, old, new, new - old, verdict(new - old, margin))
+            )
     return tuple(changes)
 
 
@@ -172,7 +177,9 @@ def compare_scans(
     if not 0 <= margin < 1:
         raise ValueError("The change margin must be at least 0 and below 1.")
     before, after = sorted((first, second), key=lambda s: (s.scan_date, s.id))
-    when = f"the scan of {before.scan_date.isoformat()} and the scan of {after.scan_date.isoformat()}"
+    when = (
+        f"the scan of {before.scan_date.isoformat()} and the scan of {after.scan_date.isoformat()}"
+    )
     if not before.results or not after.results:
         message = f"Both scans need a model result before {when} can be compared."
         return Comparison(before.id, after.id, margin, None, (), message)
@@ -180,10 +187,14 @@ def compare_scans(
     if pair is None:
         versions = sorted({r.model_version for r in (*before.results, *after.results)})
         return Comparison(
-            before.id, after.id, margin, None, (),
+            before.id,
+            after.id,
+            margin,
+            None,
+            (),
             f"No single model version gave a usable result for both {when} "
-            f"(versions found: {', '.join(format_version(v) for v in versions)}), so they are not compared; "
-            "re-score the older scan with the current model first.",
+            f"(versions found: {', '.join(format_version(v) for v in versions)}), "
+            "so they are not compared; re-score the older scan with the current model first.",
         )
     old, new = pair
     changes = compare_results(old, new, margin)

@@ -108,8 +108,8 @@ def parse_nih_metadata(raw: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         Frame with ``image, labels, follow_up, patient_id, age, sex, view``,
-        ``age_band`` (see :func:`age_band`), ``n_findings`` (0 for "No Finding") and one bool column per
-        :data:`NIH_FINDINGS` entry.
+        ``age_band`` (see :func:`age_band`), ``n_findings`` (0 for "No Finding") and one bool
+        column per :data:`NIH_FINDINGS` entry.
 
     Raises:
         KeyError: A required column is missing.
@@ -245,8 +245,11 @@ def findings_by_band_and_sex(frame: pd.DataFrame) -> pd.DataFrame:
     grouped = frame.assign(age_band=bands).groupby(["age_band", "sex"], observed=True)
     counts = grouped[list(NIH_FINDINGS)].sum()
     totals = grouped.size()
-    long = counts.stack().rename("images").reset_index().rename(columns={"level_2": "finding"})
-    long["total"] = long.set_index(["age_band", "sex"]).index.map(totals).to_numpy()
+    stacked = counts.stack()
+    # The finding columns form a single level, so stacking them always yields a Series.
+    assert isinstance(stacked, pd.Series)
+    long = stacked.rename("images").reset_index().rename(columns={"level_2": "finding"})
+    long["total"] = long.set_index(["age_band", "sex"]).index.map(totals.to_dict()).to_numpy()
     long["share"] = long["images"] / long["total"]
     return long.drop(columns="total")
 

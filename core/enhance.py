@@ -165,7 +165,9 @@ def enhance(pixels: np.ndarray, settings: EnhanceSettings = EnhanceSettings()) -
         image = exposure.adjust_gamma(image, settings.gamma)
     if settings.unsharp_amount > 0:
         image = filters.unsharp_mask(
-            image, radius=settings.unsharp_radius, amount=settings.unsharp_amount,
+            image,
+            radius=settings.unsharp_radius,
+            amount=settings.unsharp_amount,
             preserve_range=True,
         )
     return np.ascontiguousarray(np.clip(image, 0.0, 1.0), dtype=np.float32)

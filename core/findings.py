@@ -119,3 +119,27 @@ def top_finding(
     if not flagged:
         return None
     return max(flagged, key=lambda f: float(probabilities[f]) - threshold_for(thresholds, f))
+
+
+def heatmap_finding(
+    probabilities: Mapping[str, float], thresholds: Mapping[str, float] | None
+) -> str:
+    """The finding whose heatmap is shown first: the top finding, else the highest score.
+
+    A heatmap needs a finding even when none is flagged; then the one the model leans to most
+    shows where it looked.
+
+    Args:
+        probabilities: Score per finding of :data:`FINDINGS` (at least one).
+        thresholds: Threshold per finding (see :func:`threshold_for`).
+
+    Returns:
+        A finding name from :data:`FINDINGS`.
+
+    Raises:
+        ValueError: ``probabilities`` holds none of :data:`FINDINGS`.
+    """
+    top = top_finding(probabilities, thresholds)
+    if top is not None:
+        return top
+    return max((f for f in FINDINGS if f in probabilities), key=lambda f: float(probabilities[f]))

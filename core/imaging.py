@@ -306,7 +306,8 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
 
 def _decode_raster(data: bytes, pillow_format: str) -> DecodedScan:
     with _decoder_errors():
-        image = Image.open(io.BytesIO(data), formats=[pillow_format])
+        # Typed as a plain Image: exif_transpose below may return a new, non-file image.
+        image: Image.Image = Image.open(io.BytesIO(data), formats=[pillow_format])
         _check_dimensions(*image.size)
         image.load()
         image = ImageOps.exif_transpose(image)
@@ -348,7 +349,7 @@ def _raster_to_gray(image: Image.Image) -> tuple[np.ndarray, int, float]:
         + _LUMA_WEIGHTS[1] * green.astype(np.float32)
         + _LUMA_WEIGHTS[2] * blue.astype(np.float32)
     ) / 255.0
-    chroma = (np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue))
+    chroma = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
     chroma = chroma.astype(np.float32) / 255.0
     if alpha.min() < 255:
         # Transparent areas are composited onto black, a radiograph's background.
@@ -423,7 +424,10 @@ def _check_inflated_size(data: bytes) -> None:
     stream = io.BytesIO(data)
     read_preamble(stream, False)
     meta = read_dataset(
-        stream, is_implicit_VR=False, is_little_endian=True, stop_when=lambda tag, *_: tag >> 16 != 2
+        stream,
+        is_implicit_VR=False,
+        is_little_endian=True,
+        stop_when=lambda tag, *_: tag >> 16 != 2,
     )
     if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
         return
@@ -504,7 +508,9 @@ def _apply_window(values: np.ndarray, center: float, width: float, function: str
 
 
 def _dicom_text(dataset: pydicom.Dataset, keyword: str) -> str | None:
-    """A short printable text attribute, or ``None`` when absent, oversized or with control characters.
+    """A short printable text attribute.
+
+    ``None`` when it is absent, oversized or has control characters.
 
     The values end up in the database and on screen, so a hostile file must not
     be able to put megabytes or line breaks there.
@@ -600,7 +606,7 @@ def _decoder_errors() -> Iterator[None]:
         raise TooManyPixels() from exc
     except MemoryError as exc:
         raise TooManyPixels() from exc
-    except Exception as exc:  # noqa: BLE001 - see docstring: any decoder failure is bad input.
+    except Exception as exc:  # See docstring: any decoder failure is bad input.
         raise CorruptScan() from exc
 
 

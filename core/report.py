@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -43,17 +43,21 @@ GLOSSARY: dict[str, str] = {
         "treated with antibiotics, which a clinician decides on."
     ),
     "viral_pneumonia": (
-        "Pneumonia caused by a virus, such as influenza. It often shows as a more spread-out pattern "
-        "in both lungs; antibiotics do not treat viruses."
+        "Pneumonia caused by a virus, such as influenza. It often shows as a more spread-out "
+        "pattern in both lungs; antibiotics do not treat viruses."
     ),
     "covid19": (
-        "Pneumonia caused by the SARS-CoV-2 virus. On an X-ray it often shows as hazy patches towards "
-        "the edges and lower parts of both lungs; only a laboratory test confirms the virus."
+        "Pneumonia caused by the SARS-CoV-2 virus. On an X-ray it often shows as hazy patches "
+        "towards the edges and lower parts of both lungs; only a laboratory test confirms the "
+        "virus."
     ),
 }
 
 LIMITATIONS: tuple[str, ...] = (
-    "The model sees only this image: it knows nothing of your symptoms, history, examination or tests.",
+    (
+        "The model sees only this image: it knows nothing of your symptoms, history, examination "
+        "or tests."
+    ),
     "A score is not the chance that you are ill, and a low score does not rule disease out.",
     "The model learned from public collections of X-rays and can be less accurate for people, "
     "ages or X-ray machines unlike those.",
@@ -170,7 +174,9 @@ def _png_bytes(rgb: np.ndarray) -> bytes:
 # --------------------------------------------------------------------------- content
 
 
-def _findings_of(result: ResultLike, thresholds: Mapping[str, float] | None) -> tuple[ReportFinding, ...]:
+def _findings_of(
+    result: ResultLike, thresholds: Mapping[str, float] | None
+) -> tuple[ReportFinding, ...]:
     lines = []
     for finding in FINDINGS:
         if finding in result.probabilities:
@@ -181,36 +187,44 @@ def _findings_of(result: ResultLike, thresholds: Mapping[str, float] | None) -> 
     return tuple(lines)
 
 
-def _summary(scan: ScanLike, result: ResultLike | None, findings: Sequence[ReportFinding]) -> tuple[str, ...]:
+def _summary(
+    scan: ScanLike, result: ResultLike | None, findings: Sequence[ReportFinding]
+) -> tuple[str, ...]:
     looked_for = ", ".join(label.lower() for label in FINDING_LABELS.values())
     when = f"the chest X-ray taken on {scan.scan_date.isoformat()} ({scan.filename})"
     if result is None:
         return (
-            f"This report is about {when}. It has not been checked by the model yet, so there are no scores.",
+            f"This report is about {when}. It has not been checked by the model yet, "
+            "so there are no scores.",
         )
     paragraphs = [
         f"This report is about {when}. A computer model ({result.model_name}, "
-        f"version {format_version(result.model_version)}) looked at the image for signs of {looked_for}.",
+        f"version {format_version(result.model_version)}) looked at the image "
+        f"for signs of {looked_for}.",
     ]
     if result.abstained:
         reason = f" ({result.abstain_reason.rstrip('.')})" if result.abstain_reason else ""
         paragraphs.append(
-            f"The model was not confident that this image suits it{reason}, so its scores should not be relied on."
+            f"The model was not confident that this image suits it{reason}, "
+            "so its scores should not be relied on."
         )
     above = [f for f in findings if f.above_threshold]
     if above:
         listed = "; ".join(
-            f"{f.label.lower()} {format_percent(f.probability)} (its level is {format_percent(f.threshold)})"
+            f"{f.label.lower()} {format_percent(f.probability)} "
+            f"(its level is {format_percent(f.threshold)})"
             for f in above
         )
         paragraphs.append(
-            f"The model's score reached the level at which it suggests a closer look for: {listed}. "
+            "The model's score reached the level at which it suggests a closer look for: "
+            f"{listed}. "
             "This is a reason to talk to a clinician, not a diagnosis."
         )
     else:
         paragraphs.append(
             "None of the model's scores reached the level at which it suggests a closer look. "
-            "This does not rule anything out: discuss the result with a clinician, especially if you feel unwell."
+            "This does not rule anything out: discuss the result with a clinician, "
+            "especially if you feel unwell."
         )
     return tuple(paragraphs)
 
@@ -232,12 +246,15 @@ def _questions(
 ) -> tuple[str, ...]:
     questions: list[str] = []
     if result is not None and result.abstained:
-        questions.append("The model could not read this image reliably. Should the X-ray be repeated?")
+        questions.append(
+            "The model could not read this image reliably. Should the X-ray be repeated?"
+        )
     for line in findings:
         if line.above_threshold:
             questions.append(
                 f"The model scored {line.label.lower()} at {format_percent(line.probability)}. "
-                f"Do you see signs of {line.label.lower()} on my X-ray, and do I need tests or treatment?"
+                f"Do you see signs of {line.label.lower()} on my X-ray, "
+                "and do I need tests or treatment?"
             )
     if comparison is not None and previous is not None:
         if comparison.comparable:
@@ -245,17 +262,20 @@ def _questions(
             for change in comparison.changes:
                 if change.verdict == HIGHER:
                     questions.append(
-                        f"My {change.label.lower()} score rose from {format_percent(change.before)} to "
-                        f"{format_percent(change.after)} since {since}. Is this a real change, and what should we do next?"
+                        f"My {change.label.lower()} score rose from "
+                        f"{format_percent(change.before)} to {format_percent(change.after)} "
+                        f"since {since}. Is this a real change, and what should we do next?"
                     )
                 elif change.verdict == LOWER:
                     questions.append(
-                        f"My {change.label.lower()} score fell from {format_percent(change.before)} to "
-                        f"{format_percent(change.after)} since {since}. Does this match how I am recovering?"
+                        f"My {change.label.lower()} score fell from "
+                        f"{format_percent(change.before)} to {format_percent(change.after)} "
+                        f"since {since}. Does this match how I am recovering?"
                     )
         else:
             questions.append(
-                "My scans were scored by different model versions. Should the earlier one be re-scored before we compare them?"
+                "My scans were scored by different model versions. "
+                "Should the earlier one be re-scored before we compare them?"
             )
     questions.extend(GENERAL_QUESTIONS)
     return tuple(questions)
@@ -297,7 +317,9 @@ def build_report(
     result = select_result(scan.results, current_version)
     findings = _findings_of(result, thresholds) if result is not None else ()
     comparison = (
-        compare_scans(previous, scan, margin=margin, current_version=current_version) if previous is not None else None
+        compare_scans(previous, scan, margin=margin, current_version=current_version)
+        if previous is not None
+        else None
     )
     image_png = None
     if image is not None:
@@ -309,7 +331,7 @@ def build_report(
         scan_id=scan.id,
         scan_date=scan.scan_date,
         filename=scan.filename,
-        generated_at=generated_at or datetime.now(timezone.utc),
+        generated_at=generated_at or datetime.now(UTC),
         model_name=result.model_name if result is not None else None,
         model_version=result.model_version if result is not None else None,
         abstained=bool(result.abstained) if result is not None else False,
@@ -337,7 +359,9 @@ def _json_default(value: Any) -> Any:
 
 
 def report_to_json(report: Report) -> str:
-    """Serialise a report to indented JSON (the image is left out; ``has_image`` says if there was one).
+    """Serialise a report to indented JSON.
+
+    The image is left out; ``has_image`` says whether there was one.
 
     Args:
         report: The report.
@@ -354,8 +378,15 @@ def report_to_json(report: Report) -> str:
 #: Characters outside Latin-1 that appear in ordinary text, for the PDF's built-in fonts.
 _LATIN1_FALLBACKS = str.maketrans(
     {
-        "\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
-        "\u2026": "...", "\u2265": ">=", "\u2264": "<=",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2026": "...",
+        "\u2265": ">=",
+        "\u2264": "<=",
     }
 )
 
@@ -373,7 +404,9 @@ class _ReportPDF(FPDF):
     def footer(self) -> None:
         self.set_y(-14)
         self.set_font("Helvetica", "I", 7)
-        self.multi_cell(0, 3.5, _pdf_text(f"{self._footer_text}  Page {self.page_no()}/{{nb}}"), align="C")
+        self.multi_cell(
+            0, 3.5, _pdf_text(f"{self._footer_text}  Page {self.page_no()}/{{nb}}"), align="C"
+        )
 
 
 def _heading(pdf: FPDF, text: str) -> None:
@@ -405,12 +438,14 @@ def report_to_pdf(report: Report) -> bytes:
     pdf.multi_cell(0, 8, _pdf_text(report.title), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 9)
     pdf.multi_cell(
-        0, 5,
+        0,
+        5,
         _pdf_text(
             f"Scan date {report.scan_date.isoformat()} - file {report.filename} - "
             f"generated {report.generated_at.strftime('%Y-%m-%d %H:%M %Z').strip()}"
         ),
-        new_x="LMARGIN", new_y="NEXT",
+        new_x="LMARGIN",
+        new_y="NEXT",
     )
     pdf.set_font("Helvetica", "B", 10)
     pdf.multi_cell(0, 5, _pdf_text(report.disclaimer), border=1, new_x="LMARGIN", new_y="NEXT")
@@ -425,7 +460,8 @@ def report_to_pdf(report: Report) -> bytes:
             status = "at or above its level" if line.above_threshold else "below its level"
             _paragraph(
                 pdf,
-                f"{line.label}: {format_percent(line.probability)} ({status} of {format_percent(line.threshold)})",
+                f"{line.label}: {format_percent(line.probability)} "
+                f"({status} of {format_percent(line.threshold)})",
                 bullet=True,
             )
     if report.red_flags:
@@ -451,7 +487,9 @@ def report_to_pdf(report: Report) -> bytes:
         labels = mark_labels([note.annotation for note in report.notes])
         for note, label in zip(report.notes, labels, strict=True):
             mark = f" ({label})" if label else ""
-            _paragraph(pdf, f"{note.created_at:%Y-%m-%d} {note.author}{mark}: {note.text}", bullet=True)
+            _paragraph(
+                pdf, f"{note.created_at:%Y-%m-%d} {note.author}{mark}: {note.text}", bullet=True
+            )
     _heading(pdf, "What the model cannot tell")
     for limitation in report.limitations:
         _paragraph(pdf, limitation, bullet=True)

@@ -1,8 +1,8 @@
 """Re-score stored scans with the current model, one scan at a time.
 
 The loop takes its storage and model steps as functions, so it stays free of
-Streamlit and of the database: pages pass ``storage.scans`` calls and the
-cached classifier, and store the new results beside the older ones.
+Streamlit and of the database: ``services.rescore`` passes ``storage.scans`` calls and the
+caller's classifier, and stores the new results beside the older ones.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 from core.findings import FINDING_LABELS, FINDINGS
@@ -82,12 +83,15 @@ def _describe_rate(positive: int, total: int) -> str:
 
 def _describe_mix(categories: list[str], counts: np.ndarray) -> str:
     total = counts.sum()
-    parts = [f"{c} {n / total:.0%}" for c, n in zip(categories, counts) if n]
+    parts = [f"{c} {n / total:.0%}" for c, n in zip(categories, counts, strict=True) if n]
     return ", ".join(parts) or "n=0"
 
 
 def ks_shift(
-    quantity: str, reference: Sequence[float], current: Sequence[float], min_sample: int = MIN_SAMPLE
+    quantity: str,
+    reference: ArrayLike,
+    current: ArrayLike,
+    min_sample: int = MIN_SAMPLE,
 ) -> ShiftResult:
     """Compare two samples of a continuous quantity with a two-sample KS test.
 
@@ -194,7 +198,10 @@ def compare(reference: ShiftSample, current: ShiftSample) -> list[ShiftResult]:
         results.append(
             rate_shift(
                 f"{FINDING_LABELS[finding]} rate",
-                (reference.finding_positive.get(finding, 0), reference.finding_total.get(finding, 0)),
+                (
+                    reference.finding_positive.get(finding, 0),
+                    reference.finding_total.get(finding, 0),
+                ),
                 (current.finding_positive.get(finding, 0), current.finding_total.get(finding, 0)),
             )
         )
@@ -246,11 +253,14 @@ def shift_table(results: Sequence[ShiftResult], alpha: float = ALPHA) -> pd.Data
             }
         )
     return pd.DataFrame(
-        rows, columns=["quantity", "training", "uploaded", "test", "statistic", "p_value", "verdict"]
+        rows,
+        columns=["quantity", "training", "uploaded", "test", "statistic", "p_value", "verdict"],
     )
 
 
-def training_reference(manifest: pd.DataFrame, per_image: pd.DataFrame, split: str = "train") -> ShiftSample:
+def training_reference(
+    manifest: pd.DataFrame, per_image: pd.DataFrame, split: str = "train"
+) -> ShiftSample:
     """The training side of the comparison.
 
     Args:
@@ -277,7 +287,7 @@ def training_reference(manifest: pd.DataFrame, per_image: pd.DataFrame, split: s
         "viral_pneumonia": int((kermany_pneumonia & (kermany["subtype"] == "viral")).sum()),
         "covid19": covid_positive,
     }
-    total = {finding: assessed for finding in FINDINGS} | {"covid19": len(rows)}
+    total = dict.fromkeys(FINDINGS, assessed) | {"covid19": len(rows)}
     return ShiftSample(
         intensity_mean=per_image["mean"].to_numpy(),
         intensity_std=per_image["std"].to_numpy(),

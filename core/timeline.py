@@ -52,24 +52,48 @@ FINDING_COLOURS: dict[str, str] = {
 
 
 class ResultLike(Protocol):
-    """The fields of ``storage.results.ResultRecord`` this module reads."""
+    """The fields of ``storage.results.ResultRecord`` this module reads.
 
-    id: int
-    probabilities: Mapping[str, float]
-    model_name: str
-    model_version: str
-    abstained: bool
-    abstain_reason: str | None
-    thresholds: Mapping[str, float]
+    Read-only properties, so frozen records match and their concrete field types
+    (``dict``, ``list``) may be narrower than the ones declared here.
+    """
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def probabilities(self) -> Mapping[str, float]: ...
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def model_version(self) -> str: ...
+
+    @property
+    def abstained(self) -> bool: ...
+
+    @property
+    def abstain_reason(self) -> str | None: ...
+
+    @property
+    def thresholds(self) -> Mapping[str, float]: ...
 
 
 class ScanLike(Protocol):
-    """The fields of ``storage.scans.ScanSummary`` this module reads."""
+    """The fields of ``storage.scans.ScanSummary`` this module reads (read-only, as above)."""
 
-    id: int
-    scan_date: date
-    filename: str
-    results: Sequence[ResultLike]
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def scan_date(self) -> date: ...
+
+    @property
+    def filename(self) -> str: ...
+
+    @property
+    def results(self) -> Sequence[ResultLike]: ...
 
 
 @dataclass(frozen=True)
@@ -115,7 +139,9 @@ def format_percent(probability: float) -> str:
     return f"{probability:.0%}"
 
 
-def select_result(results: Sequence[ResultLike], current_version: str | None = None) -> ResultLike | None:
+def select_result(
+    results: Sequence[ResultLike], current_version: str | None = None
+) -> ResultLike | None:
     """Choose the result shown for a scan.
 
     Args:
@@ -169,7 +195,9 @@ def sort_scans(summaries: Iterable[ScanLike]) -> list[ScanLike]:
     return sorted(summaries, key=lambda s: (s.scan_date, s.id))
 
 
-def _rows_for(scan: ScanLike, result: ResultLike, current_version: str | None) -> list[dict[str, Any]]:
+def _rows_for(
+    scan: ScanLike, result: ResultLike, current_version: str | None
+) -> list[dict[str, Any]]:
     rows = []
     for finding in FINDINGS:
         if finding not in result.probabilities:
@@ -188,7 +216,8 @@ def _rows_for(scan: ScanLike, result: ResultLike, current_version: str | None) -
                 "above_threshold": is_flagged(probability, threshold),
                 "model_name": result.model_name,
                 "model_version": result.model_version,
-                "is_current_model": current_version is not None and result.model_version == current_version,
+                "is_current_model": current_version is not None
+                and result.model_version == current_version,
                 "abstained": bool(result.abstained),
                 "abstain_reason": result.abstain_reason,
                 "result_id": result.id,
@@ -235,7 +264,9 @@ def timeline_frame(
     return frame.drop(columns="finding_order").reset_index(drop=True)
 
 
-def version_changes(summaries: Iterable[ScanLike], current_version: str | None = None) -> list[VersionChange]:
+def version_changes(
+    summaries: Iterable[ScanLike], current_version: str | None = None
+) -> list[VersionChange]:
     """Find where the plotted model version changes from one scan to the next.
 
     Args:
@@ -330,12 +361,16 @@ def red_flags(
                 )
             if previous is not None:
                 prev_scan, prev_result = previous
-                if prev_result.model_version == result.model_version and finding in prev_result.probabilities:
+                if (
+                    prev_result.model_version == result.model_version
+                    and finding in prev_result.probabilities
+                ):
                     before = float(prev_result.probabilities[finding])
                     # Rounded so that 0.40 - 0.25 counts as 0.15, not 0.1499999.
                     if round(value - before, 9) > margin:
                         reasons.append(
-                            f"{label} rose from {format_percent(before)} to {format_percent(value)} "
+                            f"{label} rose from {format_percent(before)} "
+                            f"to {format_percent(value)} "
                             f"since {prev_scan.scan_date.isoformat()}."
                         )
         if reasons:
@@ -347,14 +382,24 @@ def red_flags(
 def _hover_rows(part: pd.DataFrame, flags: Mapping[int, list[str]]) -> np.ndarray:
     rows = []
     for scan_id, scan_date, version, abstained, reason, filename in zip(
-        part["scan_id"], part["scan_date"], part["model_version"], part["abstained"],
-        part["abstain_reason"], part["filename"], strict=True,
+        part["scan_id"],
+        part["scan_date"],
+        part["model_version"],
+        part["abstained"],
+        part["abstain_reason"],
+        part["filename"],
+        strict=True,
     ):
         notes = list(flags.get(scan_id, []))
         if abstained:
             notes.append(f"The model was unsure about this image: {reason or 'no reason given'}.")
         rows.append(
-            [pd.Timestamp(scan_date).date().isoformat(), format_version(str(version)), filename, "<br>".join(notes)]
+            [
+                pd.Timestamp(scan_date).date().isoformat(),
+                format_version(str(version)),
+                filename,
+                "<br>".join(notes),
+            ]
         )
     # A numpy array is validated by plotly in one step; a nested list is walked item by item.
     return np.array(rows, dtype=object).reshape(len(rows), 4)
@@ -395,9 +440,12 @@ def timeline_figure(
             continue
         colour = FINDING_COLOURS[finding]
         symbols = [
-            "x" if abstained
-            else "diamond" if scan_id in flags
-            else "circle" if (current_version is None or version == current_version)
+            "x"
+            if abstained
+            else "diamond"
+            if scan_id in flags
+            else "circle"
+            if (current_version is None or version == current_version)
             else "circle-open"
             for scan_id, version, abstained in zip(
                 part["scan_id"], part["model_version"], part["abstained"], strict=True
@@ -437,12 +485,24 @@ def timeline_figure(
         # cannot place text on a date axis in every plotly release.
         when = pd.Timestamp(change.scan_date)
         fig.add_shape(
-            type="line", x0=when, x1=when, xref="x", y0=0, y1=1, yref="paper",
+            type="line",
+            x0=when,
+            x1=when,
+            xref="x",
+            y0=0,
+            y1=1,
+            yref="paper",
             line={"color": "#555555", "dash": "dash", "width": 1},
         )
         fig.add_annotation(
-            x=when, y=1, xref="x", yref="paper", text=change.label, showarrow=False,
-            yanchor="bottom", font={"size": 11, "color": "#555555"},
+            x=when,
+            y=1,
+            xref="x",
+            yref="paper",
+            text=change.label,
+            showarrow=False,
+            yanchor="bottom",
+            font={"size": 11, "color": "#555555"},
         )
     fig.update_layout(
         xaxis_title="Scan date",
@@ -455,7 +515,9 @@ def timeline_figure(
     return fig
 
 
-def timeline_table(frame: pd.DataFrame, flags: Mapping[int, list[str]] | None = None) -> pd.DataFrame:
+def timeline_table(
+    frame: pd.DataFrame, flags: Mapping[int, list[str]] | None = None
+) -> pd.DataFrame:
     """Shape the timeline frame for display: one row per scan and result, one column per finding.
 
     Args:
@@ -483,7 +545,11 @@ def timeline_table(frame: pd.DataFrame, flags: Mapping[int, list[str]] | None = 
         index=meta.index,
     )
     for label in labels:
-        values = wide[label].reindex(meta.index) if label in wide.columns else pd.Series(float("nan"), index=meta.index)
+        values = (
+            wide[label].reindex(meta.index)
+            if label in wide.columns
+            else pd.Series(float("nan"), index=meta.index)
+        )
         table[label] = values.map(lambda v: "" if pd.isna(v) else format_percent(float(v)))
     table["Note"] = meta["abstained"].map(lambda a: "model unsure" if a else "")
     table["Red flags"] = [" ".join(flags.get(scan_id, [])) for scan_id, _ in meta.index]

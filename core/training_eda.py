@@ -60,8 +60,10 @@ def load_manifest(shared_dir: Path) -> pd.DataFrame:
     manifest = pd.read_csv(path, keep_default_na=False, dtype=str)
     manifest["source"] = manifest["dataset"].map(_SOURCES).fillna(manifest["dataset"])
     manifest["image_class"] = [
-        _class_name(d, l, s)
-        for d, l, s in zip(manifest["dataset"], manifest["label"], manifest["subtype"])
+        _class_name(dataset, label, subtype)
+        for dataset, label, subtype in zip(
+            manifest["dataset"], manifest["label"], manifest["subtype"], strict=True
+        )
     ]
     return manifest
 
@@ -79,7 +81,9 @@ def class_balance(manifest: pd.DataFrame) -> pd.DataFrame:
     counts = (
         manifest.groupby(["source", "split", "image_class"]).size().rename("images").reset_index()
     )
-    counts["share"] = counts["images"] / counts.groupby(["source", "split"])["images"].transform("sum")
+    counts["share"] = counts["images"] / counts.groupby(["source", "split"])["images"].transform(
+        "sum"
+    )
     return counts
 
 
@@ -125,17 +129,17 @@ def intensity_statistics(
     """
     edges = np.linspace(0.0, 1.0, bins + 1)
     stats, hists = [], []
-    for path, image_class in zip(sample["path"], sample["image_class"]):
+    for path, image_class in zip(sample["path"], sample["image_class"], strict=True):
         pixels = _gray(Path(root) / path)
         stats.append((image_class, float(pixels.mean()), float(pixels.std())))
         counts, _ = np.histogram(pixels, bins=edges)
         hists.append((image_class, counts / pixels.size))
     per_image = pd.DataFrame(stats, columns=["image_class", "mean", "std"])
-    rows = []
+    rows: list[tuple[str, float, float]] = []
     for image_class in dict.fromkeys(name for name, _ in hists):
         mean = np.mean([h for name, h in hists if name == image_class], axis=0)
         centres = (edges[:-1] + edges[1:]) / 2
-        rows.extend(zip([image_class] * bins, centres, mean))
+        rows.extend(zip([image_class] * bins, centres, mean, strict=True))
     histograms = pd.DataFrame(rows, columns=["image_class", "intensity", "density"])
     return per_image, histograms
 
@@ -151,11 +155,13 @@ def image_sizes(root: Path, manifest: pd.DataFrame) -> pd.DataFrame:
         Columns ``source, width, height, mode, images`` (one row per distinct combination).
     """
     records = []
-    for path, source in zip(manifest["path"], manifest["source"]):
+    for path, source in zip(manifest["path"], manifest["source"], strict=True):
         with Image.open(Path(root) / path) as image:
             records.append((source, image.width, image.height, image.mode))
     frame = pd.DataFrame(records, columns=["source", "width", "height", "mode"])
-    return frame.groupby(["source", "width", "height", "mode"]).size().rename("images").reset_index()
+    return (
+        frame.groupby(["source", "width", "height", "mode"]).size().rename("images").reset_index()
+    )
 
 
 def balance_figure(balance: pd.DataFrame) -> go.Figure:
@@ -178,7 +184,11 @@ def histogram_figure(histograms: pd.DataFrame) -> go.Figure:
         x="intensity",
         y="density",
         color="image_class",
-        labels={"intensity": "Pixel intensity (0 black, 1 white)", "density": "Share of pixels", "image_class": "Class"},
+        labels={
+            "intensity": "Pixel intensity (0 black, 1 white)",
+            "density": "Share of pixels",
+            "image_class": "Class",
+        },
     )
 
 
@@ -190,5 +200,9 @@ def mean_std_figure(per_image: pd.DataFrame) -> go.Figure:
         y="std",
         color="image_class",
         opacity=0.6,
-        labels={"mean": "Mean intensity", "std": "Intensity standard deviation", "image_class": "Class"},
+        labels={
+            "mean": "Mean intensity",
+            "std": "Intensity standard deviation",
+            "image_class": "Class",
+        },
     )

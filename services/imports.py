@@ -197,7 +197,7 @@ def import_scans(
     for done, file in enumerate(files, start=1):
         try:
             data = file.read()
-        except OSError as err:
+        except OSError as err:  # a path given on the command line; the OS names what failed
             outcome = ImportedScan(file.name, error=str(err))
         else:
             try:

@@ -44,7 +44,7 @@ def rotate_master_key(db: Database, new_key: bytes | None, *, operator: str) -> 
     """
     new = new_key if new_key is not None else crypto.new_master_key()
     settings = db.settings
-    pending = settings.key_file.with_name(settings.key_file.name + ".new")
+    pending = bootstrap.pending_key_file(settings)
     uses_key_file = settings.master_key is None
     if uses_key_file:
         crypto.write_key_file(pending, new)

@@ -8,6 +8,13 @@ the database but does not hold the master key can neither truncate the trail nor
 after an edit without the head MAC failing. The head row is also what appends lock
 (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite serialises writers itself), so concurrent
 appends form one chain.
+
+Every append first checks the head against the last event and its MAC and fails closed:
+the action is refused with :class:`AuditTrailBroken`, and the break is written to the
+separate ``audit_breaks`` table once the refused transaction has rolled back. Only
+:func:`repair_chain` (``repair-audit --yes`` on the command line) lets appends continue: it
+starts a new segment with an ``audit_repair`` event that records the old head, what was
+found and who repaired it, and that the verifier accepts as the one justified gap.
 """
 
 from __future__ import annotations
@@ -15,18 +22,72 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, select
 
+from core.errors import UserError
 from storage import policy, schema
 from storage.actor import Actor
 from storage.crypto import DecryptionError
-from storage.db import Database
+from storage.db import Database, RecordAfterRollback
 
 HEAD_PURPOSE = "audit-head"
+REPAIR_ACTION = "audit_repair"
 _GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """The head as stored next to the last event actually present, when they disagree."""
+
+    reason: str
+    head_seq: int
+    head_hash: str
+    last_seq: int
+    last_hash: str
+
+
+class AuditTrailBroken(UserError, RecordAfterRollback):
+    """The audit trail failed its check, so the action that would extend it was refused."""
+
+    code = "audit_broken"
+    default_message = (
+        "The audit trail failed its integrity check, so this action was refused; an "
+        "administrator must check and repair the audit trail."
+    )
+
+    def __init__(self, state: ChainState) -> None:
+        super().__init__()
+        self.state = state
+
+    def record(self, db: Database) -> None:
+        """Record the break (once) in ``audit_breaks``, outside the refused transaction."""
+        with db.transaction() as session:
+            _record_break(session, self.state)
+
+
+class NothingToRepair(UserError):
+    """``repair_chain`` was asked to repair an intact head."""
+
+    code = "audit_intact"
+    default_message = "The audit trail's head is intact, so there is nothing to repair."
+
+
+@dataclass(frozen=True)
+class BreakInfo:
+    """A recorded break of the chain (see :class:`schema.AuditBreak`)."""
+
+    id: int
+    detected_at: datetime
+    reason: str
+    head_seq: int
+    last_seq: int
+    repaired_at: datetime | None
+    repaired_by: str | None
+    repair_seq: int | None
 
 
 @dataclass(frozen=True)
@@ -37,6 +98,8 @@ class ChainReport:
     checked: int
     first_bad_id: int | None
     reason: str | None
+    #: Every break ever recorded, repaired or not, oldest first.
+    breaks: tuple[BreakInfo, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -83,36 +146,162 @@ def append(
         emergency: Whether the access used emergency (break-glass) rights.
         details: Extra facts, never medical data.
     """
-    head = session.exec(
+    # The master key is checked before the head is locked: the rotation takes the two locks
+    # in this order too, so they cannot deadlock.
+    head_key = db.keyring.subkey(session, HEAD_PURPOSE)
+    head = _lock_head(session)
+    state = _head_state(session, head, head_key)
+    if state is not None:
+        raise AuditTrailBroken(state)
+    _write(
+        session,
+        head,
+        head_key,
+        schema.AuditEvent(
+            seq=head.seq + 1,
+            actor_id=actor.user_id if actor else None,
+            actor_username=actor.username if actor else actor_username,
+            action=action,
+            patient_id=patient_id,
+            record_type=record_type,
+            record_id=record_id,
+            emergency=emergency,
+            details=_json(details or {}),
+            prev_hash=head.hash,
+            ts="",
+            hash="",
+        ),
+    )
+
+
+def repair_chain(db: Database, repaired_by: str) -> BreakInfo:
+    """Start a new segment after a broken head, keeping the evidence of the break.
+
+    The ``audit_repair`` event links to the last event still present, takes the next
+    sequence number after both the old head and that event, and records the old head, what
+    was found and who repaired; the break row is marked repaired. Events lost before the
+    repair stay lost: the repair makes the loss visible for good, it does not hide it.
+
+    Args:
+        db: Database handle.
+        repaired_by: Who repairs, as written in the chain and the break record.
+
+    Returns:
+        The repaired break.
+
+    Raises:
+        NothingToRepair: The head agrees with the last event and its MAC.
+    """
+    with db.transaction() as session:
+        head_key = db.keyring.subkey(session, HEAD_PURPOSE)
+        head = _lock_head(session)
+        state = _head_state(session, head, head_key)
+        if state is None:
+            raise NothingToRepair()
+        row = _record_break(session, state)
+        event = schema.AuditEvent(
+            seq=max(state.head_seq, state.last_seq) + 1,
+            actor_username=repaired_by,
+            action=REPAIR_ACTION,
+            ts="",
+            hash="",
+            details=_json(
+                {
+                    "break_id": row.id,
+                    "reason": state.reason,
+                    "old_head_seq": state.head_seq,
+                    "old_head_hash": state.head_hash,
+                    "found_seq": state.last_seq,
+                    "found_hash": state.last_hash,
+                }
+            ),
+            prev_hash=state.last_hash,
+        )
+        _write(session, head, head_key, event)
+        row.repaired_at, row.repaired_by, row.repair_seq = schema.utcnow(), repaired_by, event.seq
+        session.add(row)
+        return _break_info(row)
+
+
+def _lock_head(session: Session) -> schema.AuditHead:
+    return session.exec(
         select(schema.AuditHead).where(schema.AuditHead.id == 1).with_for_update()
     ).one()
-    event = schema.AuditEvent(
-        seq=head.seq + 1,
-        ts=schema.utcnow().isoformat(timespec="microseconds"),
-        actor_id=actor.user_id if actor else None,
-        actor_username=actor.username if actor else actor_username,
-        action=action,
-        patient_id=patient_id,
-        record_type=record_type,
-        record_id=record_id,
-        emergency=emergency,
-        details=json.dumps(details or {}, sort_keys=True, separators=(",", ":")),
-        prev_hash=head.hash,
-        hash="",
-    )
+
+
+def _write(
+    session: Session, head: schema.AuditHead, head_key: bytes, event: schema.AuditEvent
+) -> None:
+    event.ts = schema.utcnow().isoformat(timespec="microseconds")
     event.hash = _event_hash(event)
     session.add(event)
     head.seq, head.hash = event.seq, event.hash
-    head.mac = _current_head_mac(db, head)
+    head.mac = _head_mac(head_key, head.seq, head.hash)
     session.add(head)
     session.flush()
+
+
+def _head_state(session: Session, head: schema.AuditHead, head_key: bytes) -> ChainState | None:
+    # The cheap check every append makes: the head's MAC, and the last event present being
+    # the one the head names, unaltered. A full walk is verify_chain's job.
+    last = session.exec(
+        select(schema.AuditEvent).order_by(schema.AuditEvent.seq.desc()).limit(1)
+    ).first()
+    last_seq, last_hash = (last.seq, last.hash) if last else (0, _GENESIS)
+    if not hmac.compare_digest(head.mac, _head_mac(head_key, head.seq, head.hash)):
+        reason = "chain head signature is invalid"
+    elif (last_seq, last_hash) != (head.seq, head.hash):
+        reason = f"chain head expects event {head.seq} but the last event is {last_seq}"
+    elif last is not None and not hmac.compare_digest(last.hash, _event_hash(last)):
+        reason = f"event {last_seq} was altered"
+    else:
+        return None
+    return ChainState(reason, head.seq, head.hash, last_seq, last_hash)
+
+
+def _record_break(session: Session, state: ChainState) -> schema.AuditBreak:
+    known = session.exec(
+        select(schema.AuditBreak)
+        .where(schema.AuditBreak.repaired_at.is_(None))
+        .where(schema.AuditBreak.head_seq == state.head_seq)
+        .where(schema.AuditBreak.last_seq == state.last_seq)
+    ).first()
+    if known is not None:
+        return known
+    row = schema.AuditBreak(
+        reason=state.reason,
+        head_seq=state.head_seq,
+        head_hash=state.head_hash,
+        last_seq=state.last_seq,
+        last_hash=state.last_hash,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _break_info(row: schema.AuditBreak) -> BreakInfo:
+    return BreakInfo(
+        row.id,
+        row.detected_at,
+        row.reason,
+        row.head_seq,
+        row.last_seq,
+        row.repaired_at,
+        row.repaired_by,
+        row.repair_seq,
+    )
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def ensure_head(db: Database) -> None:
     """Create the chain head row of a fresh database."""
     with db.transaction() as session:
         if session.get(schema.AuditHead, 1) is None:
-            key = db.keyring.subkey(HEAD_PURPOSE)
+            key = db.keyring.subkey(session, HEAD_PURPOSE)
             session.add(
                 schema.AuditHead(id=1, seq=0, hash=_GENESIS, mac=_head_mac(key, 0, _GENESIS))
             )
@@ -121,6 +310,9 @@ def ensure_head(db: Database) -> None:
 def rekey_head(session: Session, db: Database, new_head_key: bytes) -> None:
     """Re-MAC the head with a key derived from a new master key (master key rotation).
 
+    The caller must already hold the ``key_check`` row exclusively (see
+    :func:`storage.bootstrap.rotate_master_key`), so locking the head here cannot deadlock.
+
     Raises:
         crypto.DecryptionError: The current head MAC does not verify, i.e. the trail was
             truncated or rebuilt; rotating would launder that.
@@ -128,7 +320,7 @@ def rekey_head(session: Session, db: Database, new_head_key: bytes) -> None:
     head = session.exec(
         select(schema.AuditHead).where(schema.AuditHead.id == 1).with_for_update()
     ).one()
-    if not hmac.compare_digest(head.mac, _current_head_mac(db, head)):
+    if not hmac.compare_digest(head.mac, _current_head_mac(session, db, head)):
         raise DecryptionError("The audit chain head does not verify; refusing to re-key it.")
     head.mac = _head_mac(new_head_key, head.seq, head.hash)
     session.add(head)
@@ -153,7 +345,23 @@ def verify_chain(db: Database, actor: Actor | None = None) -> ChainReport:
         if actor is not None:
             policy.ensure_active(session, actor)
         report = _verify(session, db)
-        if actor is not None:
+        if not report.ok:
+            # Recorded, not audited: an append would be refused on a broken chain.
+            head = session.get(schema.AuditHead, 1)
+            last = session.exec(
+                select(schema.AuditEvent).order_by(schema.AuditEvent.seq.desc()).limit(1)
+            ).first()
+            _record_break(
+                session,
+                ChainState(
+                    report.reason or "chain does not verify",
+                    head.seq if head else 0,
+                    head.hash if head else _GENESIS,
+                    last.seq if last else 0,
+                    last.hash if last else _GENESIS,
+                ),
+            )
+        elif actor is not None:
             append(
                 session,
                 db,
@@ -161,30 +369,37 @@ def verify_chain(db: Database, actor: Actor | None = None) -> ChainReport:
                 actor=actor,
                 details={"ok": report.ok, "checked": report.checked},
             )
-    return report
+        breaks = session.exec(select(schema.AuditBreak).order_by(schema.AuditBreak.id)).all()
+        return replace(report, breaks=tuple(_break_info(row) for row in breaks))
 
 
 def _verify(session: Session, db: Database) -> ChainReport:
     prev_hash, expected_seq, checked = _GENESIS, 1, 0
     events = session.exec(select(schema.AuditEvent).order_by(schema.AuditEvent.seq))
     for event in events:
-        if event.seq != expected_seq:
+        if event.seq != expected_seq and not _documents_gap(event, expected_seq - 1):
             reason = f"sequence jumps from {expected_seq - 1} to {event.seq} (events removed)"
             return ChainReport(False, checked, event.id, reason)
         if event.prev_hash != prev_hash:
             return ChainReport(False, checked, event.id, "link to previous event broken")
         if not hmac.compare_digest(event.hash, _event_hash(event)):
             return ChainReport(False, checked, event.id, "event content was altered")
-        prev_hash, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
+        prev_hash, expected_seq, checked = event.hash, event.seq + 1, checked + 1
     head = session.get(schema.AuditHead, 1)
     if head is None:
         return ChainReport(False, checked, None, "chain head is missing")
-    if not hmac.compare_digest(head.mac, _current_head_mac(db, head)):
+    if not hmac.compare_digest(head.mac, _current_head_mac(session, db, head)):
         return ChainReport(False, checked, None, "chain head signature is invalid")
-    if head.seq != checked or head.hash != prev_hash:
-        reason = f"chain head expects {head.seq} events but {checked} are present"
+    if head.seq != expected_seq - 1 or head.hash != prev_hash:
+        reason = f"chain head expects event {head.seq} but the last event is {expected_seq - 1}"
         return ChainReport(False, checked, None, reason)
     return ChainReport(True, checked, None, None)
+
+
+def _documents_gap(event: schema.AuditEvent, last_seq: int) -> bool:
+    # A repair event may follow a gap only if it names exactly the event before it; its own
+    # hash and the head MAC (which a repair needs the master key for) protect that claim.
+    return event.action == REPAIR_ACTION and json.loads(event.details).get("found_seq") == last_seq
 
 
 def list_events(db: Database, admin: Actor, limit: int = 500) -> list[AuditEntry]:
@@ -311,5 +526,5 @@ def _head_mac(key: bytes, seq: int, head_hash: str) -> str:
     return hmac.new(key, f"{seq}|{head_hash}".encode(), hashlib.sha256).hexdigest()
 
 
-def _current_head_mac(db: Database, head: schema.AuditHead) -> str:
-    return _head_mac(db.keyring.subkey(HEAD_PURPOSE), head.seq, head.hash)
+def _current_head_mac(session: Session, db: Database, head: schema.AuditHead) -> str:
+    return _head_mac(db.keyring.subkey(session, HEAD_PURPOSE), head.seq, head.hash)

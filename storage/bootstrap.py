@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 
-from sqlmodel import select
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
 
+from core.errors import UserError
 from core.settings import Settings
-from storage import accounts, audit, crypto, schema
+from storage import accounts, audit, crypto, quarantine, schema
 from storage.blobs import BlobStore
 from storage.db import Database, make_engine
 from storage.keyring import Keyring
@@ -15,51 +21,75 @@ from storage.migrations import apply_migrations
 
 _LOG = logging.getLogger(__name__)
 
-#: Blob files without a record are deleted at start-up once they are this old; younger
-#: ones may belong to a transaction still in progress in another process.
-ORPHAN_MIN_AGE_S = 3600
+
+class StorageMismatch(UserError):
+    """The database and the image folder do not belong together; nothing was changed."""
+
+    code = "storage_mismatch"
+    default_message = "The database does not match the image folder."
 
 
-def open_database(settings: Settings, *, bootstrap_admin: bool = True) -> Database:
+class WrongMasterKey(UserError, crypto.DecryptionError):
+    """The configured master key is not the one the database uses."""
+
+    code = "wrong_master_key"
+    default_message = "The master key does not match this database."
+
+
+def open_database(
+    settings: Settings, *, bootstrap_admin: bool = True, maintenance: bool = False
+) -> Database:
     """Open (and on first start create) the database described by ``settings``.
 
     Applies pending migrations, checks that the master key is the one the database was
-    created with, creates the audit chain head and the first admin when missing, and deletes
-    image files left without a record by a crash.
+    created with, creates the audit chain head and the first admin when missing, refuses a
+    database without scans beside an image folder with images, and moves image files left
+    without a record by a crash to the quarantine (see :mod:`storage.quarantine`).
 
     Args:
         settings: Application settings (``database_url``, ``data_dir``, ``master_key``).
         bootstrap_admin: Create the first admin if there is none.
+        maintenance: Skip the image-folder check and the sweep, for the operator's commands
+            that inspect or repair exactly that situation.
 
     Returns:
         The ready handle.
 
     Raises:
         crypto.MasterKeyError: The master key is malformed.
-        crypto.DecryptionError: The master key does not belong to this database.
+        WrongMasterKey: The master key does not belong to this database.
+        StorageMismatch: The database has no scans but the image folder has images.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    master = crypto.load_master_key(settings)
     engine = make_engine(settings.database_url)
     try:
         apply_migrations(engine)
-        db = Database(engine, BlobStore(settings.blob_dir), Keyring(master), settings)
-        _check_master_key(db, master)
+        keyring = Keyring(_open_master_key(engine, settings), lambda: _key_files(settings))
+        db = Database(engine, BlobStore(settings.blob_dir), keyring, settings)
         audit.ensure_head(db)
         if bootstrap_admin:
             accounts.bootstrap_admin(db)
-        _remove_orphan_blobs(db)
+        if not maintenance:
+            check_images_match(db)
+            sweep_orphans(db)
     except BaseException:
         engine.dispose()
         raise
     return db
 
 
+def pending_key_file(settings: Settings) -> Path:
+    """Where a rotation writes the new key before the database commits to it."""
+    return settings.key_file.with_name(settings.key_file.name + ".new")
+
+
 def rotate_master_key(db: Database, new_master: bytes) -> int:
     """Re-wrap every data key under ``new_master`` in one transaction, then use it.
 
-    The audit chain head MAC and the key fingerprint are re-keyed in the same
-    transaction, so a crash leaves either the old or the new key valid, never a mix.
+    The audit chain head MAC and the key fingerprint are re-keyed in the same transaction,
+    so a crash leaves either the old or the new key valid, never a mix. Other processes on
+    the same database notice the new fingerprint in their next transaction that uses the
+    key (see :mod:`storage.keyring`).
 
     Args:
         db: Database handle.
@@ -71,40 +101,110 @@ def rotate_master_key(db: Database, new_master: bytes) -> int:
     Raises:
         crypto.DecryptionError: A wrapped key does not open with the current master key, or
             the audit chain head does not verify.
+        MasterKeyRotated: Another process rotated the key first.
     """
     with db.transaction() as session:
-        count = db.keyring.rewrap(session, new_master)
-        check = session.exec(select(schema.KeyCheck).where(schema.KeyCheck.id == 1)).one()
-        check.check_value = crypto.key_check_value(new_master)
-        session.add(check)
+        # The fingerprint row is locked first, as in every other transaction using the key.
+        db.keyring.current(session, for_rotation=True)
         audit.rekey_head(session, db, crypto.derive_subkey(new_master, audit.HEAD_PURPOSE))
-    db.keyring = Keyring(new_master)
+        count = db.keyring.rewrap(session, new_master)
+    db.keyring.use(new_master)
     return count
 
 
-def _check_master_key(db: Database, master: bytes) -> None:
-    expected = crypto.key_check_value(master)
-    with db.transaction() as session:
+def _open_master_key(engine: Engine, settings: Settings) -> bytes:
+    # A fresh database adopts the configured key (creating the local key file if needed).
+    # Otherwise the key must match the stored fingerprint; a key file left pending by a
+    # rotation that committed but crashed before renaming it is moved into place here.
+    with Session(engine) as session, session.begin():
         row = session.get(schema.KeyCheck, 1)
         if row is None:
-            session.add(schema.KeyCheck(id=1, check_value=expected))
-        elif row.check_value != expected:
-            raise crypto.DecryptionError(
-                "The master key does not match this database (wrong MASTER_KEY or key file)."
+            master = crypto.load_master_key(settings)
+            session.add(schema.KeyCheck(id=1, check_value=crypto.key_check_value(master)))
+            return master
+        expected = row.check_value
+    if settings.master_key:
+        master = crypto.decode_master_key(settings.master_key)
+        if crypto.key_check_value(master) == expected:
+            return master
+        raise WrongMasterKey(
+            "MASTER_KEY does not match this database: set it to the key the database was "
+            "last rotated to."
+        )
+    pending = pending_key_file(settings)
+    for path in (settings.key_file, pending):
+        found = _read_key_file(path)
+        if found is None or crypto.key_check_value(found) != expected:
+            continue
+        if path == pending:
+            os.replace(pending, settings.key_file)
+            _LOG.warning(
+                "Finished an interrupted master-key rotation: %s is now the key file.", pending
             )
+        return found
+    raise WrongMasterKey(
+        f"The master key file {settings.key_file} does not match this database: restore it "
+        "from your copy of the key this database was last rotated to (an interrupted "
+        f"rotation leaves that key in {pending}), or set MASTER_KEY to that key."
+    )
 
 
-def _remove_orphan_blobs(db: Database) -> None:
-    # A crash between writing a blob and committing its scan, or between deleting a scan and
-    # its blob, leaves a file that is unreadable without its row but still takes disk space.
+def _key_files(settings: Settings) -> Iterator[bytes]:
+    # The keys a running process may switch to after another process rotated the key.
+    if settings.master_key:
+        return
+    for path in (settings.key_file, pending_key_file(settings)):
+        master = _read_key_file(path)
+        if master is not None:
+            yield master
+
+
+def _read_key_file(path: Path) -> bytes | None:
+    try:
+        return crypto.decode_master_key(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def check_images_match(db: Database) -> None:
+    """Refuse a database without scans beside an image folder that holds images.
+
+    That pairing almost always means the wrong database (a typo in ``DATABASE_URL``, a new
+    PostgreSQL database, a backup restored elsewhere), and sweeping it would set every image
+    aside as an orphan.
+
+    Raises:
+        StorageMismatch: The database has no scans but the image folder has images.
+    """
+    images = sum(1 for info in db.blobs.live() if not info.is_temporary)
+    if not images:
+        return
+    with db.transaction() as session:
+        scans = session.exec(select(func.count()).select_from(schema.Scan)).one()
+    if scans == 0:
+        raise StorageMismatch(
+            f"The database has no scans but the image folder {db.blobs.root} holds {images} "
+            "image(s), so DATABASE_URL probably points at a new or wrong database (or a "
+            "restored backup from before these images): check DATABASE_URL and DATA_DIR, "
+            "and if the database is right, run the quarantine-orphans command."
+        )
+
+
+def sweep_orphans(
+    db: Database, min_age: timedelta = quarantine.ORPHAN_MIN_AGE
+) -> list[quarantine.QuarantinedBlob]:
+    """Move image files that no scan refers to into the quarantine (see :func:`quarantine.sweep`).
+
+    Args:
+        db: Database handle.
+        min_age: Files younger than this are left alone.
+
+    Returns:
+        The files moved.
+    """
+
     def referenced() -> list[str]:
         with db.transaction() as session:
             return list(session.exec(select(schema.Scan.blob_name)).all())
 
-    removed = db.blobs.remove_orphans(referenced, ORPHAN_MIN_AGE_S)
-    if removed:
-        _LOG.warning(
-            "Deleted %d orphaned image file(s) with no scan record, older than %d seconds.",
-            len(removed),
-            ORPHAN_MIN_AGE_S,
-        )
+    return quarantine.sweep(db.blobs, referenced, min_age=min_age)

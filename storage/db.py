@@ -15,6 +15,14 @@ from storage.blobs import BlobStore
 from storage.keyring import Keyring
 
 
+class RecordAfterRollback(Exception):
+    """An error whose evidence must outlive the rollback of the transaction that raised it."""
+
+    def record(self, db: Database) -> None:
+        """Write the evidence in a transaction of its own (called after the rollback)."""
+        raise NotImplementedError
+
+
 class Database:
     """Everything storage functions need; one per process (safe to share between sessions)."""
 
@@ -40,9 +48,17 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work commits on normal exit and rolls back on an exception."""
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+        """A session whose work commits on normal exit and rolls back on an exception.
+
+        A :class:`RecordAfterRollback` error is given the chance to record itself once the
+        rollback has released the locks its own record needs.
+        """
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except RecordAfterRollback as exc:
+            exc.record(self)
+            raise
 
 
 def make_engine(url: str) -> Engine:

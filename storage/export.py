@@ -50,7 +50,7 @@ def export_user(db: Database, actor: Actor) -> dict[str, Any]:
                 {
                     "id": g.id,
                     "clinician_id": g.clinician_id,
-                    "scan_ids": policy.parse_scan_ids(g.scan_ids) or None,
+                    "scan_ids": policy.grant_scan_ids(session, g),
                     "created_at": g.created_at.isoformat(),
                     "expires_at": g.expires_at.isoformat(),
                     "revoked_at": g.revoked_at.isoformat() if g.revoked_at else None,

@@ -1,31 +1,95 @@
-"""The master key and the per-user data keys it wraps."""
+"""The master key and the per-user data keys it wraps.
+
+Several processes (app workers, the command line) may hold the same database open while one
+of them rotates the master key. The ``key_check`` row holds the fingerprint of the key the
+database currently uses, and every transaction that uses the master key reads that row
+first, under a lock that the rotation's update conflicts with: a process still holding the
+retired key notices inside the very transaction that would wrap, unwrap or sign with it,
+loads the new key from the key file if it can, and otherwise refuses. Nothing is ever
+wrapped or signed with a retired key.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable
+
 from sqlmodel import Session, select
 
+from core.errors import UserError
 from storage import crypto, schema
 from storage.sealing import RowSealer
+
+_LOG = logging.getLogger(__name__)
+
+
+class MasterKeyRotated(UserError):
+    """Another process rotated the master key and this one cannot load the new key."""
+
+    code = "master_key_rotated"
+    default_message = (
+        "The master key was rotated by another process; restart the app with the new key "
+        "(MASTER_KEY or the key file)."
+    )
 
 
 class Keyring:
     """The master key of an open database: wraps, unwraps and derives keys from it."""
 
-    def __init__(self, master: bytes) -> None:
+    def __init__(self, master: bytes, reload: Callable[[], Iterable[bytes]] = tuple) -> None:
         """Hold the master key.
 
         Args:
             master: Raw 32-byte master key.
+            reload: Returns the keys this process could switch to when the database's key
+                changed (read again from the key file); none by default.
         """
-        self._master = master
+        self._state = (master, crypto.key_check_value(master))
+        self._reload = reload
 
-    def subkey(self, purpose: str) -> bytes:
-        """A key derived from the master key for one purpose (see :func:`crypto.derive_subkey`)."""
-        return crypto.derive_subkey(self._master, purpose)
+    def current(self, session: Session, *, for_rotation: bool = False) -> bytes:
+        """The master key the database uses now, checked inside the caller's transaction.
+
+        Reading the ``key_check`` row share-locks it (PostgreSQL; SQLite serialises writers),
+        so a rotation cannot commit between this check and the caller's commit; the lock is
+        always taken before the audit head's, the order the rotation takes them in.
+
+        Args:
+            session: The caller's open session.
+            for_rotation: Lock the row exclusively, as the rotation does.
+
+        Returns:
+            The raw master key.
+
+        Raises:
+            MasterKeyRotated: The database uses a key this process does not have.
+        """
+        query = select(schema.KeyCheck).where(schema.KeyCheck.id == 1)
+        query = query.with_for_update() if for_rotation else query.with_for_update(key_share=True)
+        expected = session.exec(query).one().check_value
+        master, check = self._state
+        if check == expected:
+            return master
+        for candidate in self._reload():
+            if crypto.key_check_value(candidate) == expected:
+                _LOG.warning(
+                    "The master key was rotated by another process; now using the new key."
+                )
+                self.use(candidate)
+                return candidate
+        raise MasterKeyRotated()
+
+    def use(self, master: bytes) -> None:
+        """Switch to ``master`` (after a rotation committed)."""
+        self._state = (master, crypto.key_check_value(master))
+
+    def subkey(self, session: Session, purpose: str) -> bytes:
+        """A key derived from the current master key for one purpose (see :meth:`current`)."""
+        return crypto.derive_subkey(self.current(session), purpose)
 
     def create_data_key(self, session: Session, user_id: int) -> None:
-        """Give a new user a random data key, stored wrapped by the master key."""
-        wrapped = crypto.wrap_key(self._master, crypto.new_data_key(), user_id, 1)
+        """Give a new user a random data key, stored wrapped by the current master key."""
+        wrapped = crypto.wrap_key(self.current(session), crypto.new_data_key(), user_id, 1)
         session.add(schema.UserKey(user_id=user_id, version=1, wrapped_key=wrapped))
         session.flush()
 
@@ -42,22 +106,27 @@ class Keyring:
         Raises:
             crypto.DecryptionError: The master key is wrong or a wrapped key was altered.
             LookupError: The user has no data key.
+            MasterKeyRotated: See :meth:`current`.
         """
+        master = self.current(session)
         rows = session.exec(select(schema.UserKey).where(schema.UserKey.user_id == owner_id)).all()
         if not rows:
             raise LookupError(f"User {owner_id} has no data key.")
         return RowSealer(
             owner_id,
             {
-                row.version: crypto.unwrap_key(self._master, row.wrapped_key, owner_id, row.version)
+                row.version: crypto.unwrap_key(master, row.wrapped_key, owner_id, row.version)
                 for row in rows
             },
         )
 
     def rewrap(self, session: Session, new_master: bytes) -> int:
-        """Re-wrap every data key under ``new_master`` inside the caller's transaction.
+        """Re-wrap every data key under ``new_master`` and record its fingerprint.
 
-        This keyring keeps the current master key; the caller replaces it after the commit.
+        Runs inside the caller's transaction, which holds the ``key_check`` row exclusively
+        from the start, so every data key another process wraps is either committed before
+        (and re-wrapped here) or wrapped after, under the new key. This keyring keeps the
+        current key; the caller calls :meth:`use` after the commit.
 
         Args:
             session: The caller's open session.
@@ -68,10 +137,15 @@ class Keyring:
 
         Raises:
             crypto.DecryptionError: A wrapped key does not open with the current master key.
+            MasterKeyRotated: See :meth:`current`.
         """
+        master = self.current(session, for_rotation=True)
         rows = session.exec(select(schema.UserKey).with_for_update()).all()
         for row in rows:
-            raw = crypto.unwrap_key(self._master, row.wrapped_key, row.user_id, row.version)
+            raw = crypto.unwrap_key(master, row.wrapped_key, row.user_id, row.version)
             row.wrapped_key = crypto.wrap_key(new_master, raw, row.user_id, row.version)
             session.add(row)
+        check = session.exec(select(schema.KeyCheck).where(schema.KeyCheck.id == 1)).one()
+        check.check_value = crypto.key_check_value(new_master)
+        session.add(check)
         return len(rows)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy import Connection, Engine, MetaData, inspect, select, text
+from sqlalchemy.schema import CreateTable
 from sqlmodel import SQLModel
 
 from storage import schema
@@ -21,7 +22,69 @@ def _initial(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn)
 
 
-MIGRATIONS: tuple[Step, ...] = ((1, "initial schema", _initial),)
+def _audit_breaks(conn: Connection) -> None:
+    schema.AuditBreak.__table__.create(conn, checkfirst=True)
+
+
+def _scan_ids_never_reused(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        _sqlite_autoincrement_scans(conn)
+    schema.ShareGrantScan.__table__.create(conn, checkfirst=True)
+    columns = {c["name"] for c in inspect(conn).get_columns("share_grants")}
+    if "scan_ids" not in columns:
+        return
+    conn.execute(
+        text("ALTER TABLE share_grants ADD COLUMN all_scans BOOLEAN NOT NULL DEFAULT TRUE")
+    )
+    rows = conn.execute(text("SELECT id, patient_id, scan_ids FROM share_grants")).all()
+    for grant_id, patient_id, scan_ids in rows:
+        if scan_ids is None:
+            continue
+        conn.execute(
+            text("UPDATE share_grants SET all_scans = FALSE WHERE id = :id"), {"id": grant_id}
+        )
+        wanted = [int(part) for part in scan_ids.split(",") if part]
+        # Only scans that still exist and are the patient's: a deleted id must not come back.
+        for scan_id in wanted:
+            conn.execute(
+                text(
+                    "INSERT INTO share_grant_scans (grant_id, scan_id) SELECT :g, id FROM scans "
+                    "WHERE id = :s AND owner_id = :p"
+                ),
+                {"g": grant_id, "s": scan_id, "p": patient_id},
+            )
+    conn.execute(text("ALTER TABLE share_grants DROP COLUMN scan_ids"))
+
+
+def _sqlite_autoincrement_scans(conn: Connection) -> None:
+    sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'scans'")).scalar_one()
+    if "AUTOINCREMENT" in sql.upper():
+        return
+    # SQLite cannot add AUTOINCREMENT to a table: copy into a new one. Foreign keys from
+    # results and notes name the table, so they are only checked at commit, when it is back.
+    conn.execute(text("PRAGMA defer_foreign_keys = ON"))
+    table = schema.Scan.__table__
+    metadata = MetaData()
+    schema.User.__table__.to_metadata(metadata)  # the target of the owner's foreign key
+    staging = table.to_metadata(metadata, name="scans_new")
+    conn.execute(CreateTable(staging))
+    names = ", ".join(column.name for column in table.columns)
+    conn.execute(text(f"INSERT INTO scans_new ({names}) SELECT {names} FROM scans"))
+    conn.execute(text("DROP TABLE scans"))
+    conn.execute(text("ALTER TABLE scans_new RENAME TO scans"))
+    for index in table.indexes:
+        index.create(conn)
+
+
+MIGRATIONS: tuple[Step, ...] = (
+    (1, "initial schema", _initial),
+    (2, "audit_breaks: breaks of the audit chain, outside the chain", _audit_breaks),
+    (
+        3,
+        "scan ids never reused; partial grants link scans, links go with them",
+        _scan_ids_never_reused,
+    ),
+)
 
 
 def current_version(conn: Connection) -> int:

@@ -173,12 +173,12 @@ def _grant_access(
     ).all()
     if not grants:
         return None
-    full = next((g for g in grants if g.scan_ids is None), None)
+    full = next((g for g in grants if g.all_scans), None)
     if full is not None:
         return Access("grant", None, grant_id=full.id)
     covered: set[int] = set()
     for grant in grants:
-        covered.update(parse_scan_ids(grant.scan_ids))
+        covered.update(grant_scan_ids(session, grant) or ())
     return Access("grant", frozenset(covered), grant_id=grants[0].id)
 
 
@@ -197,8 +197,10 @@ def _emergency_access(
     return Access("emergency", None, emergency_id=emergency.id)
 
 
-def parse_scan_ids(text: str | None) -> list[int]:
-    """Scan ids of a grant's ``scan_ids`` column (empty for an all-scans grant)."""
-    if not text:
-        return []
-    return [int(part) for part in text.split(",") if part]
+def grant_scan_ids(session: Session, grant: schema.ShareGrant) -> list[int] | None:
+    """The scans a grant covers that still exist, or ``None`` for an all-scans grant."""
+    if grant.all_scans:
+        return None
+    link = schema.ShareGrantScan
+    rows = session.exec(select(link.scan_id).where(link.grant_id == grant.id)).all()
+    return sorted(rows)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -64,6 +64,8 @@ class Scan(SQLModel, table=True):
     """One radiograph. ``payload`` seals scan date, file name, metadata and enhancement."""
 
     __tablename__ = "scans"
+    # Ids are never reused (SQLite would otherwise hand a deleted scan's id to the next one).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="users.id", index=True)
@@ -108,11 +110,28 @@ class ShareGrant(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     patient_id: int = Field(foreign_key="users.id", index=True)
     clinician_id: int = Field(foreign_key="users.id", index=True)
-    #: Comma-separated scan ids, or ``None`` for every scan of the patient.
-    scan_ids: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    #: Every scan of the patient; otherwise only the scans linked in ``share_grant_scans``.
+    all_scans: bool = True
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     revoked_at: datetime | None = None
+
+
+class ShareGrantScan(SQLModel, table=True):
+    """One scan of a partial grant; deleting the scan (or the grant) deletes the link."""
+
+    __tablename__ = "share_grant_scans"
+
+    grant_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("share_grants.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    scan_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("scans.id", ondelete="CASCADE"), primary_key=True, index=True
+        )
+    )
 
 
 class EmergencyAccess(SQLModel, table=True):
@@ -158,6 +177,28 @@ class AuditHead(SQLModel, table=True):
     seq: int = 0
     hash: str = Field(max_length=64)
     mac: str = Field(max_length=64)
+
+
+class AuditBreak(SQLModel, table=True):
+    """A break of the audit chain, as first detected and as repaired.
+
+    Kept outside the chain on purpose: it is written when the chain itself cannot be trusted
+    (by a transaction of its own, after the refused action rolled back). The repair also
+    copies these facts into the chain's ``audit_repair`` event, under the head MAC.
+    """
+
+    __tablename__ = "audit_breaks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    detected_at: datetime = Field(default_factory=utcnow)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    head_seq: int
+    head_hash: str = Field(max_length=64)
+    last_seq: int
+    last_hash: str = Field(max_length=64)
+    repaired_at: datetime | None = None
+    repaired_by: str | None = Field(default=None, max_length=64)
+    repair_seq: int | None = None
 
 
 class LoginThrottle(SQLModel, table=True):

@@ -104,11 +104,14 @@ def grant_access(
         grant = schema.ShareGrant(
             patient_id=actor.user_id,
             clinician_id=clinician.id,
-            scan_ids=None if scan_ids is None else ",".join(str(i) for i in wanted),
+            all_scans=scan_ids is None,
             expires_at=schema.utcnow() + timedelta(hours=hours),
         )
         session.add(grant)
         session.flush()
+        if scan_ids is not None:
+            session.add_all(schema.ShareGrantScan(grant_id=grant.id, scan_id=i) for i in wanted)
+            session.flush()
         audit.append(
             session,
             db,
@@ -180,7 +183,7 @@ def list_grants(db: Database, actor: Actor) -> list[GrantInfo]:
                 names[g.patient_id],
                 g.clinician_id,
                 names[g.clinician_id],
-                policy.parse_scan_ids(g.scan_ids) or None,
+                policy.grant_scan_ids(session, g),
                 g.created_at,
                 g.expires_at,
                 g.revoked_at,

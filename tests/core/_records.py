@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from core.findings import FINDINGS
 from storage.results import ResultRecord
 from storage.scans import ScanSummary
 
-_CREATED = datetime(2026, 1, 1, tzinfo=timezone.utc)
+_CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def make_result(
-    id: int,  # noqa: A002 - the record's field name
+    id: int,  # shadows the builtin on purpose: the record's field name
     probabilities: dict[str, float],
     *,
     model_version: str = "1",
@@ -38,7 +38,7 @@ def make_result(
 
 
 def make_scan(
-    id: int,  # noqa: A002 - the record's field name
+    id: int,  # shadows the builtin on purpose: the record's field name
     scan_date: date,
     filename: str = "scan.png",
     *,
@@ -48,6 +48,8 @@ def make_scan(
     return ScanSummary(id, 1, scan_date, filename, None, list(results or []), _CREATED)
 
 
-def probs(pneumonia: float, bacterial: float = 0.05, viral: float = 0.05, covid: float = 0.02) -> dict[str, float]:
+def probs(
+    pneumonia: float, bacterial: float = 0.05, viral: float = 0.05, covid: float = 0.02
+) -> dict[str, float]:
     """Probabilities for the four findings, in FINDINGS order."""
     return dict(zip(FINDINGS, (pneumonia, bacterial, viral, covid), strict=True))

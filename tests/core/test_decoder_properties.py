@@ -113,7 +113,9 @@ def test_mutated_dicom_gives_an_image_or_a_scan_error(data: bytes) -> None:
     _assert_usable_or_scan_error(data)
 
 
-@pytest.mark.parametrize("source", [_valid_png, _valid_jpeg, _valid_dicom], ids=["png", "jpeg", "dicom"])
+@pytest.mark.parametrize(
+    "source", [_valid_png, _valid_jpeg, _valid_dicom], ids=["png", "jpeg", "dicom"]
+)
 def test_unmutated_sources_decode(source: Callable[[], bytes]) -> None:
     # Guards the properties above: were the sources themselves refused, they would test nothing.
     assert _assert_usable_or_scan_error(source()) is not None

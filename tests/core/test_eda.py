@@ -11,7 +11,10 @@ from core import eda
 
 
 def _raw(rows: list[tuple[str, str, int, int, int, str, str]]) -> pd.DataFrame:
-    """A frame with the publisher's column names: image, labels, follow-up, patient, age, sex, view."""
+    """A frame with the publisher's column names.
+
+    Columns: image, labels, follow-up, patient, age, sex, view.
+    """
     return pd.DataFrame(
         rows,
         columns=[

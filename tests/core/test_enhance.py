@@ -102,8 +102,12 @@ def test_every_method_is_deterministic_and_keeps_shape_and_range() -> None:
     image = _noisy(_phantom(96)[:, :70], seed=2)  # non-square on purpose
     for method in DENOISE_METHODS:
         settings = EnhanceSettings(
-            window_center=0.45, window_width=0.6, clahe_clip_limit=0.03, gamma=0.8,
-            unsharp_amount=2.0, denoise=method,
+            window_center=0.45,
+            window_width=0.6,
+            clahe_clip_limit=0.03,
+            gamma=0.8,
+            unsharp_amount=2.0,
+            denoise=method,
         )
         first, second = enhance(image, settings), enhance(image, settings)
         np.testing.assert_array_equal(first, second)

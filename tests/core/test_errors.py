@@ -1,4 +1,8 @@
-"""Every error whose text may reach a user is a UserError with one plain sentence and a code."""
+"""Every error whose text may reach a user is a UserError with one plain sentence and a code.
+
+Storage and model errors are listed here too, so that one table shows every error a user can
+read and a new one cannot be added with a library's base alone.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,12 @@ from core.imaging import CorruptScan, ScanError, ScanTooLarge, UnsupportedFormat
 from core.performance import MetricsError
 from core.settings import SettingsError
 from core.training_eda import load_manifest
+from models.inference import ModelUnavailable
+from storage.accounts import AccountError, AuthError
+from storage.crypto import DecryptionError, MasterKeyError
+from storage.passwords import PasswordPolicyError
+from storage.policy import AccessDenied
+from storage.scans import RecordNotFound
 
 #: Each user-facing error with the built-in type existing callers catch it as.
 USER_ERRORS: list[tuple[type[UserError], type[Exception]]] = [
@@ -24,6 +34,13 @@ USER_ERRORS: list[tuple[type[UserError], type[Exception]]] = [
     (MetricsError, ValueError),
     (DatasetUnavailable, FileNotFoundError),
     (AnnotationError, ValueError),
+    (AuthError, Exception),
+    (AccountError, ValueError),
+    (PasswordPolicyError, ValueError),
+    (RecordNotFound, LookupError),
+    (AccessDenied, PermissionError),
+    (MasterKeyError, ValueError),
+    (ModelUnavailable, RuntimeError),
 ]
 
 
@@ -67,3 +84,13 @@ def test_dataset_messages_do_not_reveal_server_paths(tmp_path: Path) -> None:
             load()
         assert str(tmp_path) not in str(caught.value)
         assert _is_one_sentence(str(caught.value))
+
+
+def test_codes_are_unique_so_logs_tell_the_errors_apart() -> None:
+    codes = [error.code for error, _ in USER_ERRORS]
+    assert len(codes) == len(set(codes))
+
+
+def test_an_integrity_failure_is_not_shown_to_users_as_is() -> None:
+    # Its text speaks of keys and tampering: a page must log it and show the generic sentence.
+    assert not issubclass(DecryptionError, UserError)

@@ -9,6 +9,7 @@ from core.findings import (
     DEFAULT_THRESHOLD,
     FINDINGS,
     flagged_findings,
+    heatmap_finding,
     is_flagged,
     threshold_for,
     top_finding,
@@ -98,3 +99,16 @@ def test_top_finding_without_thresholds_uses_the_default_and_breaks_ties_by_find
     assert top_finding(probabilities, None) == "pneumonia"
     assert top_finding({**probabilities, "pneumonia": 0.2}, None) == "bacterial_pneumonia"
     assert top_finding(dict.fromkeys(FINDINGS, 0.5), None) == "pneumonia"
+
+
+def test_the_first_heatmap_is_the_top_finding_else_the_highest_score() -> None:
+    probabilities = {
+        "pneumonia": 0.80,
+        "bacterial_pneumonia": 0.1,
+        "viral_pneumonia": 0.1,
+        "covid19": 0.45,
+    }
+    assert heatmap_finding(probabilities, {"pneumonia": 0.75, "covid19": 0.2}) == "covid19"
+    assert heatmap_finding(probabilities, dict.fromkeys(FINDINGS, 0.9)) == "pneumonia"
+    with pytest.raises(ValueError):
+        heatmap_finding({}, None)

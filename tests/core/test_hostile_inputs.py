@@ -56,7 +56,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 #: Words that would betray an internal error in a user-facing message.
-_INTERNAL_WORDS = ("Error", "Exception", "Traceback", "PIL", "pydicom", "zlib", "numpy", "File \"")
+_INTERNAL_WORDS = ("Error", "Exception", "Traceback", "PIL", "pydicom", "zlib", "numpy", 'File "')
 _ALL_ERROR_NAMES = {cls.__name__ for cls in (ScanError, *ScanError.__subclasses__())}
 
 
@@ -70,7 +70,9 @@ def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:
 
 
 def _noise_image(side: int = 128, seed: int = 0) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (side, side), dtype=np.uint8))
+    return Image.fromarray(
+        np.random.default_rng(seed).integers(0, 256, (side, side), dtype=np.uint8)
+    )
 
 
 @cache
@@ -88,7 +90,13 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def _png_from_chunks(ihdr: bytes, idat: bytes, extra: bytes = b"") -> bytes:
-    return _PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + extra + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    return (
+        _PNG_SIGNATURE
+        + _chunk(b"IHDR", ihdr)
+        + extra
+        + _chunk(b"IDAT", idat)
+        + _chunk(b"IEND", b"")
+    )
 
 
 def _ihdr(width: int, height: int, bit_depth: int = 8, colour_type: int = 0) -> bytes:
@@ -122,7 +130,9 @@ def _png_bomb(side: int = 30_000, rows_per_block: int = 250) -> bytes:
     repeated = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
     blocks = side // rows_per_block
     total = len(block) * blocks
-    stream = first + repeated * (blocks - 1) + b"\x03\x00" + struct.pack(">I", (total % 65521) << 16 | 1)
+    stream = (
+        first + repeated * (blocks - 1) + b"\x03\x00" + struct.pack(">I", (total % 65521) << 16 | 1)
+    )
     return _png_from_chunks(_ihdr(side, side, bit_depth=1), stream)
 
 
@@ -155,7 +165,11 @@ def _dicom(
     dataset.PhotometricInterpretation = "MONOCHROME2"
     dataset.Rows, dataset.Columns = rows, columns
     dataset.SamplesPerPixel = 1
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = bits, min(bits, 12), min(bits, 12) - 1
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = (
+        bits,
+        min(bits, 12),
+        min(bits, 12) - 1,
+    )
     dataset.PixelRepresentation = 0
     if pixel_data is None:
         ramp = np.tile(np.linspace(0, 4095, columns).round(), (rows, 1)).astype(np.uint16)
@@ -199,7 +213,9 @@ def _dicom_jpeg_with_frame_size(height: int, width: int) -> bytes:
 
 def _dataset_start(data: bytes) -> int:
     """Offset of the first element after the File Meta group, from its group length."""
-    group_length = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).file_meta.FileMetaInformationGroupLength
+    group_length = pydicom.dcmread(
+        io.BytesIO(data), stop_before_pixels=True
+    ).file_meta.FileMetaInformationGroupLength
     return 128 + 4 + 12 + group_length
 
 
@@ -215,7 +231,12 @@ def _deflate_bomb() -> bytes:
     size = 300 * 1024 * 1024
     plain = _dicom()
     pixel_tag = _dicom_pixel_data_offset(plain)
-    dataset = plain[_dataset_start(plain) : pixel_tag] + _PIXEL_DATA_TAG + b"OW\0\0" + struct.pack("<I", size)
+    dataset = (
+        plain[_dataset_start(plain) : pixel_tag]
+        + _PIXEL_DATA_TAG
+        + b"OW\0\0"
+        + struct.pack("<I", size)
+    )
     block = b"\0" * (1 << 20)
     compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     head = compressor.compress(dataset) + compressor.flush(zlib.Z_FULL_FLUSH)
@@ -250,38 +271,102 @@ _REFUSED: list[tuple[str, Callable[[], bytes], type[ScanError]]] = [
     # Truncated DICOM: preamble only, File Meta only, just after the Pixel Data tag, mid-pixels.
     ("dicom-preamble-only", _truncated(_dicom, lambda d: 128), UnsupportedFormat),
     ("dicom-prefix-only", _truncated(_dicom, lambda d: 132), NoPixelData),
-    ("dicom-cut-in-pixel-header", _truncated(_dicom, lambda d: _dicom_pixel_data_offset(d) + 6), CorruptScan),
-    ("dicom-cut-after-pixel-header", _truncated(_dicom, lambda d: _dicom_pixel_data_offset(d) + 12), CorruptScan),
+    (
+        "dicom-cut-in-pixel-header",
+        _truncated(_dicom, lambda d: _dicom_pixel_data_offset(d) + 6),
+        CorruptScan,
+    ),
+    (
+        "dicom-cut-after-pixel-header",
+        _truncated(_dicom, lambda d: _dicom_pixel_data_offset(d) + 12),
+        CorruptScan,
+    ),
     ("dicom-cut-mid-pixels", _truncated(_dicom, lambda d: len(d) - len(d) // 3), CorruptScan),
     # Decompression bombs and absurd sizes, refused from the header.
     ("png-bomb-30000x30000", _png_bomb, TooManyPixels),
-    ("png-ihdr-4g-by-4g", lambda: _png_from_chunks(_ihdr(2**32 - 1, 2**32 - 1), zlib.compress(b"\0")), TooManyPixels),
-    ("png-ihdr-zero-width", lambda: _png_from_chunks(_ihdr(0, 100), zlib.compress(b"\0" * 100)), CorruptScan),
-    ("png-ihdr-bad-bit-depth", lambda: _png_from_chunks(_ihdr(100, 100, 7), zlib.compress(b"\0")), CorruptScan),
+    (
+        "png-ihdr-4g-by-4g",
+        lambda: _png_from_chunks(_ihdr(2**32 - 1, 2**32 - 1), zlib.compress(b"\0")),
+        TooManyPixels,
+    ),
+    (
+        "png-ihdr-zero-width",
+        lambda: _png_from_chunks(_ihdr(0, 100), zlib.compress(b"\0" * 100)),
+        CorruptScan,
+    ),
+    (
+        "png-ihdr-bad-bit-depth",
+        lambda: _png_from_chunks(_ihdr(100, 100, 7), zlib.compress(b"\0")),
+        CorruptScan,
+    ),
     ("png-1x70000", lambda: _encode(Image.new("L", (1, 70_000)), "PNG"), ImageTooSmall),
     ("jpeg-sof-65500x65500", lambda: _jpeg_with_frame_size(65_500, 65_500), TooManyPixels),
     ("jpeg-sof-zero-height", lambda: _jpeg_with_frame_size(0, 128), CorruptScan),
-    ("dicom-65535x65535-tiny-pixels", lambda: _dicom(b"\0" * 16, rows=65_535, columns=65_535), TooManyPixels),
-    ("dicom-pixels-shorter-than-rows-x-columns", lambda: _dicom(b"\0" * 2000, rows=256, columns=256), CorruptScan),
-    ("dicom-65535-rows-short-pixels", lambda: _dicom(b"\0" * 2000, rows=65_535, columns=64), CorruptScan),
+    (
+        "dicom-65535x65535-tiny-pixels",
+        lambda: _dicom(b"\0" * 16, rows=65_535, columns=65_535),
+        TooManyPixels,
+    ),
+    (
+        "dicom-pixels-shorter-than-rows-x-columns",
+        lambda: _dicom(b"\0" * 2000, rows=256, columns=256),
+        CorruptScan,
+    ),
+    (
+        "dicom-65535-rows-short-pixels",
+        lambda: _dicom(b"\0" * 2000, rows=65_535, columns=64),
+        CorruptScan,
+    ),
     ("dicom-million-frames", lambda: _dicom(NumberOfFrames=1_000_000), MultiFrameScan),
-    ("dicom-jpeg-frame-claims-60000x60000", lambda: _dicom_jpeg_with_frame_size(60_000, 60_000), CorruptScan),
+    (
+        "dicom-jpeg-frame-claims-60000x60000",
+        lambda: _dicom_jpeg_with_frame_size(60_000, 60_000),
+        CorruptScan,
+    ),
     ("dicom-deflate-bomb-300mb", _deflate_bomb, ScanTooLarge),
     ("dicom-without-pixels", _dicom_without_pixels, NoPixelData),
     ("dicom-zero-bits-allocated", lambda: _dicom(BitsAllocated=0), CorruptScan),
-    ("dicom-unknown-transfer-syntax", lambda: _dicom(transfer_syntax="1.2.3.4.5"), UnsupportedCompression),
+    (
+        "dicom-unknown-transfer-syntax",
+        lambda: _dicom(transfer_syntax="1.2.3.4.5"),
+        UnsupportedCompression,
+    ),
     # Compressed text chunks that inflate far beyond Pillow's text limit.
-    ("png-ztxt-bomb", lambda: _png_with_chunk_before_idat(
-        _chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"A" * 50_000_000, 9))), CorruptScan),
-    ("png-iccp-bomb", lambda: _png_with_chunk_before_idat(
-        _chunk(b"iCCP", b"profile\0\0" + zlib.compress(b"A" * 50_000_000, 9))), CorruptScan),
+    (
+        "png-ztxt-bomb",
+        lambda: _png_with_chunk_before_idat(
+            _chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"A" * 50_000_000, 9))
+        ),
+        CorruptScan,
+    ),
+    (
+        "png-iccp-bomb",
+        lambda: _png_with_chunk_before_idat(
+            _chunk(b"iCCP", b"profile\0\0" + zlib.compress(b"A" * 50_000_000, 9))
+        ),
+        CorruptScan,
+    ),
     # Other formats and active content, whatever the name says.
     ("gif89a-header", lambda: b"GIF89a" + b"\0" * 200, UnsupportedFormat),
     ("gif-image", lambda: _encode(Image.new("L", (100, 100)), "GIF"), UnsupportedFormat),
-    ("pdf", lambda: b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n", UnsupportedFormat),
-    ("svg", lambda: b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="512" '
-     b'height="512"><script>alert(1)</script></svg>', UnsupportedFormat),
-    ("html", lambda: b"<!DOCTYPE html><html><body onload=alert(1)><img src=x></body></html>", UnsupportedFormat),
+    (
+        "pdf",
+        lambda: b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n",
+        UnsupportedFormat,
+    ),
+    (
+        "svg",
+        lambda: (
+            b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="512" '
+            b'height="512"><script>alert(1)</script></svg>'
+        ),
+        UnsupportedFormat,
+    ),
+    (
+        "html",
+        lambda: b"<!DOCTYPE html><html><body onload=alert(1)><img src=x></body></html>",
+        UnsupportedFormat,
+    ),
     ("zip", lambda: b"PK\x03\x04" + b"\0" * 200, UnsupportedFormat),
     ("tiff", lambda: _encode(Image.new("L", (100, 100)), "TIFF"), UnsupportedFormat),
     ("bmp", lambda: _encode(Image.new("L", (100, 100)), "BMP"), UnsupportedFormat),
@@ -304,8 +389,12 @@ def test_the_suite_has_at_least_thirty_hostile_files() -> None:
     assert len(_REFUSED) >= 30
 
 
-@pytest.mark.parametrize(("builder", "expected"), [case[1:] for case in _REFUSED], ids=[c[0] for c in _REFUSED])
-def test_hostile_file_raises_its_precise_error(builder: Callable[[], bytes], expected: type[ScanError]) -> None:
+@pytest.mark.parametrize(
+    ("builder", "expected"), [case[1:] for case in _REFUSED], ids=[c[0] for c in _REFUSED]
+)
+def test_hostile_file_raises_its_precise_error(
+    builder: Callable[[], bytes], expected: type[ScanError]
+) -> None:
     # A traversal name throughout: the decoder must never use it.
     with pytest.raises(ScanError) as caught:
         decode_scan(builder(), "../../etc/passwd.png")
@@ -320,7 +409,7 @@ def test_oversized_upload_is_refused_before_parsing() -> None:
     _assert_one_plain_sentence(caught.value)
 
 
-# --------------------------------------------------------------------------- valid image, hostile extras
+# -------------------------------------------------------------------- valid image, hostile extras
 
 
 def _clean_pixels() -> np.ndarray:
@@ -331,7 +420,9 @@ def _clean_pixels() -> np.ndarray:
     "data",
     [
         pytest.param(lambda: _png() + b"PK\x03\x04" + b"\0" * 26 + b"payload.exe", id="png+zip"),
-        pytest.param(lambda: _png() + b"<html><script>alert(document.cookie)</script></html>", id="png+html"),
+        pytest.param(
+            lambda: _png() + b"<html><script>alert(document.cookie)</script></html>", id="png+html"
+        ),
         pytest.param(lambda: _png()[:-12], id="png-without-iend"),
         pytest.param(
             lambda: _png_with_chunk_before_idat(_chunk(b"tEXt", b"Comment\0" + b"A" * 10_000_000)),
@@ -339,7 +430,9 @@ def _clean_pixels() -> np.ndarray:
         ),
     ],
 )
-def test_valid_image_with_hostile_extras_decodes_to_the_clean_pixels(data: Callable[[], bytes]) -> None:
+def test_valid_image_with_hostile_extras_decodes_to_the_clean_pixels(
+    data: Callable[[], bytes],
+) -> None:
     scan = decode_scan(data(), "../../etc/passwd.png")
     np.testing.assert_array_equal(scan.pixels, _clean_pixels())
     assert scan.metadata.source_format == "png"
@@ -353,7 +446,9 @@ def test_content_not_name_decides_the_format() -> None:
 
 
 def test_huge_dicom_text_never_reaches_the_metadata() -> None:
-    data = _dicom(PatientName="A" * 10_000_000, ViewPosition="P" * 100_000, BodyPartExamined="CHEST\nIGNORE")
+    data = _dicom(
+        PatientName="A" * 10_000_000, ViewPosition="P" * 100_000, BodyPartExamined="CHEST\nIGNORE"
+    )
     scan = decode_scan(data)
     assert scan.metadata.view_position is None and scan.metadata.body_part is None
     assert len(json.dumps(scan.metadata.to_dict())) < 1000
@@ -370,7 +465,7 @@ def test_small_deflated_dicom_still_decodes() -> None:
     assert scan.pixels.shape == (80, 100)
 
 
-# --------------------------------------------------------------------------- command line --save-png
+# ------------------------------------------------------------------------ command line --save-png
 
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*\.png$")
@@ -385,7 +480,14 @@ def test_cli_save_png_writes_only_inside_dir_with_sanitized_names(tmp_path: Path
     out.mkdir()
     # A link planted where the output would go must be replaced, never written through.
     (out / "passwd.png.png").symlink_to(outside)
-    names = ["passwd.png", "..png", ".hidden.png", "evil name;rm -rf ~.png", "line\nbreak.png", "ünï.png"]
+    names = [
+        "passwd.png",
+        "..png",
+        ".hidden.png",
+        "evil name;rm -rf ~.png",
+        "line\nbreak.png",
+        "ünï.png",
+    ]
     for name in names:
         (inputs / name).write_bytes(_png())
     # Paths that walk up and back down; only their base names may matter.
@@ -406,4 +508,3 @@ def test_cli_save_png_writes_only_inside_dir_with_sanitized_names(tmp_path: Path
     assert outside.read_text() == "untouched"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out", "outside.txt"]
     assert Image.open(out / "passwd.png.png").size == (128, 128)
-

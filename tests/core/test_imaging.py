@@ -134,9 +134,10 @@ def test_every_sample_decodes(samples_dir: Path) -> None:
     for path in files:
         scan = decode_scan(path.read_bytes(), path.name)
         _assert_normalised(scan)
-        assert scan.metadata.source_format == {".png": "png", ".jpg": "jpeg", ".dcm": "dicom"}[
-            path.suffix
-        ]
+        assert (
+            scan.metadata.source_format
+            == {".png": "png", ".jpg": "jpeg", ".dcm": "dicom"}[path.suffix]
+        )
         assert float(scan.pixels.std()) > 0.05, f"{path.name} decoded to a nearly flat image"
         # The sample JPEGs store three identical channels: gray, not a colour photograph.
         assert scan.metadata.colorfulness < 0.01
@@ -561,7 +562,14 @@ def test_cli_reports_each_file_and_saves_png(samples_dir: Path, tmp_path: Path) 
     assert [row["file"] for row in rows] == [str(f) for f in files]
     assert all(row["ok"] and row["error"] is None for row in rows)
     assert set(rows[0]) == {
-        "file", "ok", "width", "height", "modality", "photometric", "study_date", "error"
+        "file",
+        "ok",
+        "width",
+        "height",
+        "modality",
+        "photometric",
+        "study_date",
+        "error",
     }
     assert rows[1]["modality"] == "CR" and rows[1]["study_date"] == "1901-01-01"
     saved = Image.open(tmp_path / "out" / f"{REAL_DICOM}.png")

@@ -6,15 +6,14 @@ import io
 import json
 import re
 import zlib
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from core.findings import DISCLAIMER, FINDING_LABELS
 from core.annotations import make_annotation
 from core.enhance import ORIGINAL_CAPTION
+from core.findings import DISCLAIMER, FINDING_LABELS
 from core.report import (
     GENERAL_QUESTIONS,
     ReportNote,
@@ -25,7 +24,7 @@ from core.report import (
 from storage.scans import ScanSummary
 from tests.core._records import make_result, make_scan, probs
 
-_WHEN = datetime(2026, 4, 2, 9, 30, tzinfo=timezone.utc)
+_WHEN = datetime(2026, 4, 2, 9, 30, tzinfo=UTC)
 
 
 def _pdf_text(pdf: bytes) -> str:
@@ -42,7 +41,9 @@ def _pdf_text(pdf: bytes) -> str:
 
 def _rising_pair() -> tuple[ScanSummary, ScanSummary]:
     previous = make_scan(1, date(2026, 3, 2), "march.png", results=[make_result(1, probs(0.12))])
-    current = make_scan(2, date(2026, 4, 1), "april.png", results=[make_result(2, probs(0.41, bacterial=0.62))])
+    current = make_scan(
+        2, date(2026, 4, 1), "april.png", results=[make_result(2, probs(0.41, bacterial=0.62))]
+    )
     return previous, current
 
 
@@ -64,8 +65,12 @@ def test_summary_says_what_was_checked_found_and_cannot_tell() -> None:
 def test_questions_are_triggered_by_a_rising_finding_and_a_high_score() -> None:
     previous, current = _rising_pair()
     report = build_report(current, previous=previous, generated_at=_WHEN)
-    assert any("pneumonia score rose from 12% to 41% since 2026-03-02" in q for q in report.questions)
-    assert any(q.startswith("The model scored bacterial pneumonia at 62%") for q in report.questions)
+    assert any(
+        "pneumonia score rose from 12% to 41% since 2026-03-02" in q for q in report.questions
+    )
+    assert any(
+        q.startswith("The model scored bacterial pneumonia at 62%") for q in report.questions
+    )
     assert "Pneumonia: higher (12% to 41%) since the scan of 2026-03-02." in report.changes
     assert report.questions[-2:] == GENERAL_QUESTIONS
 
@@ -77,12 +82,18 @@ def test_without_a_previous_scan_there_is_no_change_and_a_fall_asks_about_recove
     assert alone.changes == ()
     later = make_scan(3, date(2026, 5, 1), results=[make_result(3, probs(0.12))])
     falling = build_report(later, previous=current, generated_at=_WHEN)
-    assert any("pneumonia score fell from 41% to 12% since 2026-04-01" in q for q in falling.questions)
+    assert any(
+        "pneumonia score fell from 41% to 12% since 2026-04-01" in q for q in falling.questions
+    )
 
 
 def test_different_model_versions_are_not_read_as_change() -> None:
-    previous = make_scan(1, date(2026, 3, 2), results=[make_result(1, probs(0.05), model_version="1")])
-    current = make_scan(2, date(2026, 4, 1), results=[make_result(2, probs(0.6), model_version="2")])
+    previous = make_scan(
+        1, date(2026, 3, 2), results=[make_result(1, probs(0.05), model_version="1")]
+    )
+    current = make_scan(
+        2, date(2026, 4, 1), results=[make_result(2, probs(0.6), model_version="2")]
+    )
     report = build_report(current, previous=previous, current_version="2", generated_at=_WHEN)
     assert not any("rose" in q for q in report.questions)
     assert any("different model versions" in q for q in report.questions)
@@ -90,7 +101,15 @@ def test_different_model_versions_are_not_read_as_change() -> None:
 
 
 def test_abstained_and_unscored_scans() -> None:
-    abstained = make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.9), abstained=True, abstain_reason="This looks like a colour photograph.")])
+    abstained = make_scan(
+        1,
+        date(2026, 1, 1),
+        results=[
+            make_result(
+                1, probs(0.9), abstained=True, abstain_reason="This looks like a colour photograph."
+            )
+        ],
+    )
     report = build_report(abstained, generated_at=_WHEN)
     assert "not be relied on" in " ".join(report.summary)
     assert "colour photograph)" in " ".join(report.summary)
@@ -102,10 +121,19 @@ def test_abstained_and_unscored_scans() -> None:
 
 def test_pdf_is_valid_and_contains_the_text_and_image() -> None:
     previous, current = _rising_pair()
-    note = ReportNote("dr_lee", _WHEN, "Left lower zone looks hazy \u2014 repeat in 2 weeks.", make_annotation(10, 10, 64, 64))
+    note = ReportNote(
+        "dr_lee",
+        _WHEN,
+        "Left lower zone looks hazy \u2014 repeat in 2 weeks.",
+        make_annotation(10, 10, 64, 64),
+    )
     report = build_report(
-        current, previous=previous, image=np.random.default_rng(0).random((64, 64)).astype(np.float32),
-        heatmap=np.ones((8, 8), dtype=np.float32), notes=[note], generated_at=_WHEN,
+        current,
+        previous=previous,
+        image=np.random.default_rng(0).random((64, 64)).astype(np.float32),
+        heatmap=np.ones((8, 8), dtype=np.float32),
+        notes=[note],
+        generated_at=_WHEN,
     )
     assert report.image_png is not None
     assert Image.open(io.BytesIO(report.image_png)).size == (64, 64)
@@ -113,23 +141,40 @@ def test_pdf_is_valid_and_contains_the_text_and_image() -> None:
     assert pdf.startswith(b"%PDF")
     text = _pdf_text(pdf)
     assert "/Subtype /Image" in text
-    for expected in ("Decision support only", "Questions you could ask your clinician", "rose from 12% to 41%",
-                     "Glossary", "COVID-19 pneumonia", "Left lower zone looks hazy - repeat",
-                     "(Mark 1)"):
+    for expected in (
+        "Decision support only",
+        "Questions you could ask your clinician",
+        "rose from 12% to 41%",
+        "Glossary",
+        "COVID-19 pneumonia",
+        "Left lower zone looks hazy - repeat",
+        "(Mark 1)",
+    ):
         assert expected in text, expected
     assert len(re.findall(rb"/Type\s*/Page\b", pdf)) >= 1
 
 
 def test_json_round_trips_the_content_without_the_image() -> None:
     previous, current = _rising_pair()
-    report = build_report(current, previous=previous, red_flag_reasons=["Pneumonia rose from 12% to 41% since 2026-03-02."],
-                          image=np.zeros((64, 64), dtype=np.float32), generated_at=_WHEN)
+    report = build_report(
+        current,
+        previous=previous,
+        red_flag_reasons=["Pneumonia rose from 12% to 41% since 2026-03-02."],
+        image=np.zeros((64, 64), dtype=np.float32),
+        generated_at=_WHEN,
+    )
     data = json.loads(report_to_json(report))
     assert data["scan_date"] == "2026-04-01"
     assert data["generated_at"] == "2026-04-02T09:30:00+00:00"
     assert data["disclaimer"] == DISCLAIMER
     assert data["has_image"] is True and "image_png" not in data
-    assert data["findings"][0] == {"finding": "pneumonia", "label": "Pneumonia", "probability": 0.41, "threshold": 0.5, "above_threshold": False}
+    assert data["findings"][0] == {
+        "finding": "pneumonia",
+        "label": "Pneumonia",
+        "probability": 0.41,
+        "threshold": 0.5,
+        "above_threshold": False,
+    }
     assert data["red_flags"] == ["Pneumonia rose from 12% to 41% since 2026-03-02."]
 
 

@@ -12,8 +12,14 @@ from core.rescore import rescore, restore_scan
 
 def test_restore_scan_round_trips_metadata_to_dict() -> None:
     meta = ScanMetadata(
-        source_format="dicom", width=3, height=2, modality="DX", study_date=date(2026, 3, 2),
-        view_position="PA", pixel_spacing=(0.1, 0.2), bits=12,
+        source_format="dicom",
+        width=3,
+        height=2,
+        modality="DX",
+        study_date=date(2026, 3, 2),
+        view_position="PA",
+        pixel_spacing=(0.1, 0.2),
+        bits=12,
     )
     pixels = np.zeros((2, 3), dtype=np.float64)
     scan = restore_scan(pixels, {**meta.to_dict(), "added_by_a_later_version": 1})

@@ -12,15 +12,27 @@ def test_no_finding_above_its_level():
 
 
 def test_headline_names_the_finding_furthest_above_its_level_and_the_others():
-    probabilities = {"pneumonia": 0.9, "bacterial_pneumonia": 0.6, "viral_pneumonia": 0.1, "covid19": 0.05}
+    probabilities = {
+        "pneumonia": 0.9,
+        "bacterial_pneumonia": 0.6,
+        "viral_pneumonia": 0.1,
+        "covid19": 0.05,
+    }
     sentence = top_finding_sentence(probabilities, THRESHOLDS)
-    assert sentence.startswith("The model's strongest signal is pneumonia (90%, above its level of 50%)")
+    assert sentence.startswith(
+        "The model's strongest signal is pneumonia (90%, above its level of 50%)"
+    )
     assert "also above their level: bacterial pneumonia" in sentence
     assert "viral" not in sentence
 
 
 def test_chart_marks_thresholds_and_colours_bars_above_them():
-    probabilities = {"pneumonia": 0.9, "bacterial_pneumonia": 0.2, "viral_pneumonia": 0.1, "covid19": 0.05}
+    probabilities = {
+        "pneumonia": 0.9,
+        "bacterial_pneumonia": 0.2,
+        "viral_pneumonia": 0.1,
+        "covid19": 0.05,
+    }
     thresholds = {**THRESHOLDS, "covid19": 0.3}
     bars, marks = probability_figure(probabilities, thresholds).data
     assert list(bars.x) == [0.9, 0.2, 0.1, 0.05]

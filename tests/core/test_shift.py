@@ -60,12 +60,12 @@ def test_category_shift() -> None:
 
 
 def _sample(rng: np.random.Generator, mean: float, pneumonia: tuple[int, int]) -> shift.ShiftSample:
-    positives = {finding: 0 for finding in FINDINGS} | {"pneumonia": pneumonia[0]}
+    positives = dict.fromkeys(FINDINGS, 0) | {"pneumonia": pneumonia[0]}
     return shift.ShiftSample(
         intensity_mean=rng.normal(mean, 0.05, 300),
         intensity_std=rng.normal(0.22, 0.02, 300),
         finding_positive=positives,
-        finding_total={finding: pneumonia[1] for finding in FINDINGS},
+        finding_total=dict.fromkeys(FINDINGS, pneumonia[1]),
     )
 
 

@@ -44,12 +44,20 @@ def test_frame_is_tidy_and_sorted_by_scan_date() -> None:
 
 def test_frame_skips_unscored_scans_and_handles_empty_input() -> None:
     assert timeline_frame([]).empty
-    frame = timeline_frame([make_scan(1, date(2026, 1, 1)), make_scan(2, date(2026, 1, 2), results=[make_result(1, probs(0.2))])])
+    frame = timeline_frame(
+        [
+            make_scan(1, date(2026, 1, 1)),
+            make_scan(2, date(2026, 1, 2), results=[make_result(1, probs(0.2))]),
+        ]
+    )
     assert set(frame["scan_id"]) == {2}
 
 
 def test_select_result_prefers_current_version_else_latest() -> None:
-    old, new = make_result(1, probs(0.1), model_version="1"), make_result(2, probs(0.3), model_version="2")
+    old, new = (
+        make_result(1, probs(0.1), model_version="1"),
+        make_result(2, probs(0.3), model_version="2"),
+    )
     later_old = make_result(3, probs(0.2), model_version="1")
     assert select_result([old, new, later_old], "2") is new
     assert select_result([old, new, later_old], "3") is later_old
@@ -58,7 +66,14 @@ def test_select_result_prefers_current_version_else_latest() -> None:
 
 
 def test_all_results_keeps_older_scores_after_rescore() -> None:
-    scan = make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.1), model_version="1"), make_result(2, probs(0.5), model_version="2")])
+    scan = make_scan(
+        1,
+        date(2026, 1, 1),
+        results=[
+            make_result(1, probs(0.1), model_version="1"),
+            make_result(2, probs(0.5), model_version="2"),
+        ],
+    )
     plotted = timeline_frame([scan], "2")
     every = timeline_frame([scan], "2", all_results=True)
     assert set(plotted["model_version"]) == {"2"}
@@ -97,10 +112,18 @@ def test_a_score_at_its_threshold_is_flagged_on_the_timeline() -> None:
 
 
 def test_red_flag_above_threshold_uses_the_results_own_threshold_first() -> None:
-    scans = [make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.35), thresholds={"pneumonia": 0.3})])]
+    scans = [
+        make_scan(
+            1,
+            date(2026, 1, 1),
+            results=[make_result(1, probs(0.35), thresholds={"pneumonia": 0.3})],
+        )
+    ]
     flags = red_flags(scans, thresholds={"pneumonia": 0.9})
     assert flags[1] == ["Pneumonia is at 35%, at or above its decision threshold of 30%."]
-    no_stored = [make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.35), thresholds={})])]
+    no_stored = [
+        make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.35), thresholds={})])
+    ]
     assert red_flags(no_stored, thresholds={"pneumonia": 0.9}) == {}
     assert 1 in red_flags(no_stored, thresholds={"pneumonia": 0.3})
 
@@ -113,7 +136,13 @@ def test_no_rise_flag_across_model_versions_or_from_abstained_results() -> None:
     assert red_flags(across, current_version="2") == {}
     abstained = [
         make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.05))]),
-        make_scan(2, date(2026, 2, 1), results=[make_result(2, probs(0.9), abstained=True, abstain_reason="not a chest X-ray")]),
+        make_scan(
+            2,
+            date(2026, 2, 1),
+            results=[
+                make_result(2, probs(0.9), abstained=True, abstain_reason="not a chest X-ray")
+            ],
+        ),
         make_scan(3, date(2026, 3, 1), results=[make_result(3, probs(0.45))]),
     ]
     flags = red_flags(abstained)
@@ -154,8 +183,15 @@ def test_figure_has_one_trace_per_finding_thresholds_flags_and_version_line() ->
     ]
     frame = timeline_frame(scans, "2")
     flags = red_flags(scans, current_version="2")
-    fig = timeline_figure(frame, flags=flags, changes=version_changes(scans, "2"), current_version="2")
-    assert [t.name for t in fig.data] == ["Pneumonia", "Bacterial pneumonia", "Viral pneumonia", "COVID-19 pneumonia"]
+    fig = timeline_figure(
+        frame, flags=flags, changes=version_changes(scans, "2"), current_version="2"
+    )
+    assert [t.name for t in fig.data] == [
+        "Pneumonia",
+        "Bacterial pneumonia",
+        "Viral pneumonia",
+        "COVID-19 pneumonia",
+    ]
     pneumonia = fig.data[0]
     assert list(pneumonia.marker.symbol) == ["circle-open", "circle", "diamond"]
     assert "Model %{customdata[1]}" in pneumonia.hovertemplate

@@ -13,7 +13,9 @@ from core import training_eda
 from core.eda import DatasetUnavailable
 
 
-def _write(root: Path, rel: str, value: int, size: tuple[int, int] = (8, 6), mode: str = "L") -> None:
+def _write(
+    root: Path, rel: str, value: int, size: tuple[int, int] = (8, 6), mode: str = "L"
+) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new(mode, size, color=value if mode == "L" else (value,) * 3).save(path)
@@ -88,7 +90,10 @@ def test_intensity_statistics(folder: Path) -> None:
 def test_image_sizes(folder: Path) -> None:
     sizes = training_eda.image_sizes(folder, training_eda.load_manifest(folder))
     kermany = sizes[sizes["source"] == "Kermany (children)"]
-    assert set(zip(kermany["width"], kermany["height"], kermany["mode"])) == {(8, 6, "RGB"), (8, 6, "L")}
+    assert set(zip(kermany["width"], kermany["height"], kermany["mode"], strict=True)) == {
+        (8, 6, "RGB"),
+        (8, 6, "L"),
+    }
     assert sizes["images"].sum() == 6
 
 

@@ -10,7 +10,7 @@ from services.keys import rotate_master_key
 from storage import crypto, schema
 from storage.accounts import authenticate
 from storage.audit import verify_chain
-from storage.bootstrap import open_database
+from storage.bootstrap import open_database, pending_key_file
 from tests.storage.conftest import ADMIN_PASSWORD
 
 
@@ -32,7 +32,7 @@ def test_rotation_with_a_key_file_replaces_the_file(settings_env) -> None:
         rotation = rotate_master_key(database, None, operator="(test)")
         assert rotation.key_file_replaced and rotation.rewrapped >= 1
         assert crypto.decode_master_key(settings.key_file.read_text()) == rotation.new_key
-        assert not settings.key_file.with_name(settings.key_file.name + ".new").exists()
+        assert not pending_key_file(settings).exists()
         (event,) = _rotations(database)
         assert event.actor_username == "(test)"
     finally:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from core.errors import UserError
 from storage import accounts, audit, schema, sharing
 from storage.notes import add_note
 from storage.scans import load_scan
 from tests.storage._factories import save_sample_scan
+from tests.storage.conftest import PASSWORD
 
 
 def _events(db) -> list[schema.AuditEvent]:
@@ -135,3 +138,71 @@ def test_concurrent_appends_form_one_chain(database, make_user) -> None:
     events = _events(database)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert audit.verify_chain(database).ok
+
+
+def test_truncated_tail_refuses_the_next_event_and_repair_keeps_the_evidence(
+    database, make_user
+) -> None:
+    """The reported attack: delete the tail with raw SQL, then let an ordinary event re-sign it."""
+    alice = make_user("alice")
+    for seed in range(3):
+        save_sample_scan(database, alice, seed=seed)
+    events = _events(database)
+    old_head = events[-1]
+    kept = events[-4]
+    _exec(database, "DELETE FROM audit_events WHERE seq > :seq", seq=kept.seq)
+
+    with pytest.raises(audit.AuditTrailBroken) as refused:
+        save_sample_scan(database, alice, seed=9)
+    assert isinstance(refused.value, UserError)
+    with database.transaction() as session:
+        assert session.execute(sa.text("SELECT COUNT(*) FROM scans")).scalar_one() == 3
+    with pytest.raises(audit.AuditTrailBroken):
+        accounts.authenticate(database, "alice", PASSWORD, None)
+
+    report = audit.verify_chain(database)
+    assert not report.ok
+    [recorded] = report.breaks
+    assert (recorded.head_seq, recorded.last_seq) == (old_head.seq, kept.seq)
+    assert recorded.repaired_at is None
+
+    repaired = audit.repair_chain(database, "(test operator)")
+    assert repaired.id == recorded.id and repaired.repaired_by == "(test operator)"
+    report = audit.verify_chain(database)
+    assert report.ok, report.reason
+    [evidence] = report.breaks
+    assert evidence.repaired_at is not None and evidence.repair_seq == old_head.seq + 1
+    repair_event = _events(database)[-1]
+    details = json.loads(repair_event.details)
+    assert repair_event.action == audit.REPAIR_ACTION
+    assert (details["old_head_seq"], details["old_head_hash"]) == (old_head.seq, old_head.hash)
+    assert (details["found_seq"], details["found_hash"]) == (kept.seq, kept.hash)
+    assert repair_event.actor_username == "(test operator)"
+
+    save_sample_scan(database, alice, seed=10)
+    assert audit.verify_chain(database).ok
+    with pytest.raises(audit.NothingToRepair):
+        audit.repair_chain(database, "(test operator)")
+
+
+def test_a_forged_repair_event_without_the_master_key_does_not_verify(busy) -> None:
+    database = busy
+    events = _events(database)
+    _exec(database, "DELETE FROM audit_events WHERE seq = :seq", seq=events[-1].seq)
+    forged = schema.AuditEvent(
+        seq=events[-1].seq + 5,
+        ts=events[-1].ts,
+        action=audit.REPAIR_ACTION,
+        emergency=False,
+        details=json.dumps({"found_seq": events[-2].seq}),
+        prev_hash=events[-2].hash,
+    )
+    forged.hash = audit._event_hash(forged)
+    with database.engine.begin() as conn:
+        conn.execute(
+            sa.insert(schema.AuditEvent.__table__).values(**forged.model_dump(exclude={"id"}))
+        )
+    report = audit.verify_chain(database)
+    assert not report.ok and "expects" in report.reason
+    with pytest.raises(audit.AuditTrailBroken):
+        accounts.register(database, "mallory", PASSWORD)

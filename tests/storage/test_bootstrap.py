@@ -12,13 +12,22 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from core.errors import UserError
 from core.settings import load_settings
-from storage import audit, crypto, migrations
-from storage.blobs import BlobStore
-from storage.bootstrap import open_database, rotate_master_key
+from storage import accounts, audit, crypto, migrations, quarantine
+from storage.blobs import QUARANTINE, BlobStore
+from storage.bootstrap import (
+    StorageMismatch,
+    WrongMasterKey,
+    open_database,
+    pending_key_file,
+    rotate_master_key,
+)
 from storage.crypto import DecryptionError
+from storage.keyring import MasterKeyRotated
 from storage.scans import load_scan
 from tests.storage._factories import sample_pixels, save_sample_scan
+from tests.storage.conftest import PASSWORD, empty_backend
 
 
 def test_default_database_is_a_sqlite_file_under_data_dir(tmp_path) -> None:
@@ -49,7 +58,9 @@ def _age(path, seconds: float) -> None:
     os.utime(path, (then, then))
 
 
-def test_open_deletes_old_orphaned_blobs_only(settings, database, make_user, caplog) -> None:
+def test_open_quarantines_old_orphaned_blobs_and_deletes_nothing(
+    settings, database, make_user, caplog
+) -> None:
     alice = make_user("alice")
     scan_id = save_sample_scan(database, alice)
     [kept_blob] = list(database.blobs.root.iterdir())
@@ -60,18 +71,50 @@ def test_open_deletes_old_orphaned_blobs_only(settings, database, make_user, cap
     for path in (old_orphan, old_tmp, young_orphan, foreign):
         path.write_bytes(b"x" * 64)
     for path in (kept_blob, old_orphan, old_tmp, foreign):
-        _age(path, 2 * 3600)
+        _age(path, 25 * 3600)
+    _age(young_orphan, 23 * 3600)  # younger than the 24 h an open transaction may need
     database.close()
 
-    with caplog.at_level(logging.WARNING, logger="storage.bootstrap"):
+    with caplog.at_level(logging.WARNING, logger="storage.quarantine"):
         again = open_database(settings)
     try:
         remaining = {p.name for p in again.blobs.root.iterdir()}
-        assert remaining == {kept_blob.name, young_orphan.name, "README"}
-        assert "Deleted 2 orphaned image file(s)" in caplog.text
+        assert remaining == {kept_blob.name, young_orphan.name, "README", QUARANTINE}
+        moved = quarantine.entries(again.blobs)
+        assert {e.name for e in moved} == {old_orphan.name, old_tmp.name}
+        for entry in moved:
+            assert (again.blobs.root / entry.key).read_bytes() == b"x" * 64
+        assert "Moved 2 image file(s) with no scan record" in caplog.text
         assert load_scan(again, alice, scan_id).filename == "chest_front.png"
     finally:
         again.close()
+
+
+def test_open_refuses_a_database_without_scans_beside_images(
+    settings_env, database, make_user
+) -> None:
+    """The reported attack: a typo in DATABASE_URL once deleted every image of a patient."""
+    alice = make_user("alice")
+    save_sample_scan(database, alice, seed=1)
+    save_sample_scan(database, alice, seed=2)
+    before = {p.name: p.read_bytes() for p in database.blobs.root.iterdir()}
+    for path in database.blobs.root.iterdir():
+        _age(path, 30 * 24 * 3600)
+    database.close()
+    with (
+        empty_backend(
+            "sqlite" if settings_env["DATABASE_URL"].startswith("sqlite") else "postgres",
+            database.settings.data_dir.parent / "other",
+        ) as wrong_url,
+        pytest.raises(StorageMismatch) as refused,
+    ):
+        open_database(load_settings(dict(settings_env, DATABASE_URL=wrong_url)))
+    assert isinstance(refused.value, UserError)
+    assert "DATABASE_URL" in str(refused.value) and "2 image(s)" in str(refused.value)
+    assert {p.name: p.read_bytes() for p in database.blobs.root.iterdir()} == before
+    again = open_database(load_settings(settings_env))
+    again.close()
+    assert {p.name: p.read_bytes() for p in database.blobs.root.iterdir()} == before
 
 
 def test_wrong_master_key_is_refused_at_open(settings_env, database) -> None:
@@ -100,3 +143,99 @@ def test_master_key_rotation_keeps_records_and_retires_old_key(
         assert audit.verify_chain(reopened).ok
     finally:
         reopened.close()
+
+
+def _key_file_settings(settings_env):
+    return load_settings({k: v for k, v in settings_env.items() if k != "MASTER_KEY"})
+
+
+def _commit_rotation(db, settings, new: bytes) -> None:
+    """The rotation command up to its commit: new key file written beside the old, then commit."""
+    crypto.write_key_file(pending_key_file(settings), new)
+    rotate_master_key(db, new)
+
+
+def test_rotation_reaches_a_running_process_that_registers_a_user(settings_env) -> None:
+    """The reported bug: a live process wrapped new users' keys with the retired key."""
+    settings = _key_file_settings(settings_env)
+    rotating, running = open_database(settings), open_database(settings)
+    new = crypto.new_master_key()
+    try:
+        alice = accounts.register(rotating, "alice", PASSWORD)
+        alice_scan = save_sample_scan(rotating, alice, seed=3)
+        _commit_rotation(rotating, settings, new)
+        pending_key_file(settings).replace(settings.key_file)
+        bob = accounts.register(running, "bob", PASSWORD)
+        bob_scan = save_sample_scan(running, bob, seed=4)
+    finally:
+        rotating.close()
+        running.close()
+    reopened = open_database(settings)
+    try:
+        assert crypto.decode_master_key(settings.key_file.read_text()) == new
+        bob = accounts.authenticate(reopened, "bob", PASSWORD, None)
+        np.testing.assert_array_equal(load_scan(reopened, bob, bob_scan).pixels, sample_pixels(4))
+        assert load_scan(reopened, alice, alice_scan).filename == "chest_front.png"
+        assert audit.verify_chain(reopened).ok
+    finally:
+        reopened.close()
+
+
+def test_a_running_process_without_the_new_key_refuses(settings_env) -> None:
+    rotating, running = (
+        open_database(load_settings(settings_env)),
+        open_database(load_settings(settings_env)),
+    )
+    new = crypto.new_master_key()
+    try:
+        rotate_master_key(rotating, new)
+        with pytest.raises(MasterKeyRotated) as refused:
+            accounts.register(running, "bob", PASSWORD)
+        assert isinstance(refused.value, UserError)
+        with pytest.raises(MasterKeyRotated):
+            audit.verify_chain(running)
+    finally:
+        rotating.close()
+        running.close()
+    moved = dict(settings_env, MASTER_KEY=crypto.encode_master_key(new))
+    reopened = open_database(load_settings(moved))
+    try:
+        with pytest.raises(accounts.AccountError):
+            accounts.find_actor(reopened, "bob")
+        assert audit.verify_chain(reopened).ok
+    finally:
+        reopened.close()
+
+
+def test_crash_between_commit_and_key_file_rename_recovers_at_next_start(settings_env) -> None:
+    settings = _key_file_settings(settings_env)
+    db = open_database(settings)
+    alice = accounts.register(db, "alice", PASSWORD)
+    scan_id = save_sample_scan(db, alice, seed=6)
+    new = crypto.new_master_key()
+    _commit_rotation(db, settings, new)  # ... and the process dies before the rename
+    db.close()
+    reopened = open_database(settings)
+    try:
+        assert crypto.decode_master_key(settings.key_file.read_text()) == new
+        assert not pending_key_file(settings).exists()
+        np.testing.assert_array_equal(load_scan(reopened, alice, scan_id).pixels, sample_pixels(6))
+        assert audit.verify_chain(reopened).ok
+    finally:
+        reopened.close()
+
+
+def test_crash_before_commit_keeps_the_old_key_and_a_wrong_key_file_is_named(
+    settings_env,
+) -> None:
+    settings = _key_file_settings(settings_env)
+    open_database(settings).close()
+    old = settings.key_file.read_text()
+    crypto.write_key_file(pending_key_file(settings), crypto.new_master_key())
+    open_database(settings).close()
+    assert settings.key_file.read_text() == old
+    crypto.write_key_file(settings.key_file, crypto.new_master_key())
+    with pytest.raises(WrongMasterKey) as refused:
+        open_database(settings)
+    assert str(settings.key_file) in str(refused.value)
+    assert isinstance(refused.value, UserError)

@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from storage import migrations
+from storage.db import make_engine
 
 
 def test_pending_migration_steps_run_in_order_once(database, monkeypatch) -> None:
@@ -18,11 +19,12 @@ def test_pending_migration_steps_run_in_order_once(database, monkeypatch) -> Non
 
         return _run
 
-    extra = ((2, "two", step(2)), (3, "three", step(3)))
+    last = migrations.MIGRATIONS[-1][0]
+    extra = ((last + 1, "one more", step(last + 1)), (last + 2, "two more", step(last + 2)))
     monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS + extra)
-    assert migrations.apply_migrations(database.engine) == 3
-    assert migrations.apply_migrations(database.engine) == 3
-    assert applied == [2, 3]
+    assert migrations.apply_migrations(database.engine) == last + 2
+    assert migrations.apply_migrations(database.engine) == last + 2
+    assert applied == [last + 1, last + 2]
 
 
 def test_failing_migration_rolls_back_entirely(database, monkeypatch) -> None:
@@ -32,11 +34,56 @@ def test_failing_migration_rolls_back_entirely(database, monkeypatch) -> None:
     def bad(conn):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(
-        migrations, "MIGRATIONS", migrations.MIGRATIONS + ((2, "good", good), (3, "bad", bad))
-    )
+    last = migrations.MIGRATIONS[-1][0]
+    extra = ((last + 1, "good", good), (last + 2, "bad", bad))
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS + extra)
     with pytest.raises(RuntimeError):
         migrations.apply_migrations(database.engine)
     with database.engine.connect() as conn:
-        assert migrations.current_version(conn) == 1
+        assert migrations.current_version(conn) == last
         assert not sa.inspect(conn).has_table("extra_good")
+
+
+def test_step_3_on_a_legacy_sqlite_database(tmp_path) -> None:
+    """Scans without AUTOINCREMENT and grants with text scan ids, as before step 3."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'legacy.db'}")
+    migrations.apply_migrations(engine)
+    with engine.begin() as conn:
+        run = conn.exec_driver_sql
+        run("PRAGMA defer_foreign_keys=ON")
+        sql = run("SELECT sql FROM sqlite_master WHERE name='scans'").scalar_one()
+        run("DROP TABLE share_grant_scans")
+        run("DROP TABLE scans")
+        run(sql.replace("AUTOINCREMENT", ""))
+        run("CREATE INDEX ix_scans_owner_id ON scans (owner_id)")
+        run("ALTER TABLE share_grants DROP COLUMN all_scans")
+        run("ALTER TABLE share_grants ADD COLUMN scan_ids TEXT")
+        run("DELETE FROM schema_version WHERE version = 3")
+        run(
+            "INSERT INTO users (id, username, role, is_active, must_change_password, created_at)"
+            " VALUES (1, 'p', 'patient', 1, 0, '2024-01-01'), (2, 'c', 'clinician', 1, 0, "
+            "'2024-01-01')"
+        )
+        run(
+            "INSERT INTO scans (id, owner_id, key_version, blob_name, created_at) "
+            "VALUES (1, 1, 1, 'a', '2024-01-01'), (2, 1, 1, 'b', '2024-01-01')"
+        )
+        run(
+            "INSERT INTO share_grants (id, patient_id, clinician_id, created_at, expires_at, "
+            "scan_ids) VALUES (1, 1, 2, '2024-01-01', '2099-01-01', '2,7'), "
+            "(2, 1, 2, '2024-01-01', '2099-01-01', NULL)"
+        )
+    assert migrations.apply_migrations(engine) == 3
+    with engine.begin() as conn:
+        run = conn.exec_driver_sql
+        assert "AUTOINCREMENT" in run("SELECT sql FROM sqlite_master WHERE name='scans'").scalar()
+        assert run("SELECT grant_id, scan_id FROM share_grant_scans").all() == [(1, 2)]
+        assert run("SELECT id, all_scans FROM share_grants ORDER BY id").all() == [(1, 0), (2, 1)]
+        run("DELETE FROM scans WHERE id = 2")
+        run(
+            "INSERT INTO scans (owner_id, key_version, blob_name, created_at) "
+            "VALUES (1, 1, 'c', '2024-01-01')"
+        )
+        assert run("SELECT id FROM scans ORDER BY id").scalars().all() == [1, 3]
+        assert run("SELECT * FROM share_grant_scans").all() == []
+    engine.dispose()

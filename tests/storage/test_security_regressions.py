@@ -166,3 +166,24 @@ def test_brute_force_lockout_answers_exactly_like_an_unknown_user(database, make
             select(schema.AuditEvent).order_by(schema.AuditEvent.seq.desc())
         ).first()
     assert (last.action, last.actor_username) == ("login_failed", "nobody-here")
+
+
+def test_a_deleted_scans_id_never_opens_the_next_upload(database, make_user) -> None:
+    """Reported: a clinician granted one scan read the patient's next, private upload."""
+    patient = make_user("pat_reuse")
+    clinician = make_user("dr_reuse", "clinician")
+    kept = save_sample_scan(database, patient, seed=1)
+    shared = save_sample_scan(database, patient, seed=2)  # the highest id, as in the report
+    grant_id = sharing.grant_access(database, patient, "dr_reuse", scan_ids=[shared])
+    assert load_scan(database, clinician, shared).filename == "chest_front.png"
+    delete_scan(database, patient, shared)
+    private = save_sample_scan(database, patient, seed=3)
+    assert private != shared
+    for scan_id in (private, kept):
+        with pytest.raises(AccessDenied):
+            load_scan(database, clinician, scan_id)
+    with database.transaction() as session:
+        links = session.exec(
+            select(schema.ShareGrantScan).where(schema.ShareGrantScan.grant_id == grant_id)
+        ).all()
+        assert links == []

@@ -1,9 +1,13 @@
-"""Tests for ``python -m storage.cli`` run as a real subprocess."""
+"""The command line (services.cli), run as a real subprocess under its documented name.
+
+``python -m storage.cli`` is the name the README gives; ``python -m services.cli`` is the same.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,19 +17,29 @@ import sqlalchemy as sa
 from core.settings import PROJECT_ROOT, load_settings
 from storage import crypto
 from storage.bootstrap import open_database
+from tests.services.conftest import SHIPPED_CHECKPOINT
 from tests.storage.conftest import PASSWORD
 
 
-def _cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+def _cli(
+    env: dict[str, str], *args: str, stdin: str = "", module: str = "storage.cli"
+) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **env, "PYTHONPATH": str(PROJECT_ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "storage.cli", *args], input=stdin, env=full_env,
-        capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT,
+        [sys.executable, "-m", module, *args],
+        input=stdin,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
     )
 
 
 def test_create_user_then_export(settings_env) -> None:
-    created = _cli(settings_env, "create-user", "Dr.Who", "--role", "clinician", stdin=PASSWORD + "\n")
+    created = _cli(
+        settings_env, "create-user", "Dr.Who", "--role", "clinician", stdin=PASSWORD + "\n"
+    )
     assert created.returncode == 0, created.stderr
     assert "created clinician dr.who" in created.stdout
     exported = _cli(settings_env, "export", "--user", "dr.who")
@@ -40,7 +54,9 @@ def test_create_user_refuses_weak_password(settings_env) -> None:
     assert "too common" in result.stderr
 
 
-def test_import_scan_stores_each_file_and_reports_failures(settings_env, samples_dir, tmp_path) -> None:
+def test_import_scan_stores_each_file_and_reports_failures(
+    settings_env, samples_dir, tmp_path
+) -> None:
     _cli(settings_env, "create-user", "alice", stdin=PASSWORD + "\n")
     broken = tmp_path / "notes.txt"
     broken.write_text("not an image")
@@ -105,3 +121,33 @@ def test_rotate_master_key_from_new_key_file(settings_env, tmp_path) -> None:
     new_env = {**settings_env, "MASTER_KEY": new_key}
     assert _cli(new_env, "export", "--user", "alice").returncode == 0
     assert _cli(new_env, "verify-audit").returncode == 0
+
+
+def test_both_module_names_run_the_same_command_line(settings_env) -> None:
+    documented = _cli(settings_env, "--help")
+    moved = _cli(settings_env, "--help", module="services.cli")
+    assert documented.returncode == moved.returncode == 0
+    assert documented.stdout == moved.stdout
+    for command in ("create-user", "import-scan", "export", "rotate-master-key", "verify-audit"):
+        assert command in documented.stdout
+    created = _cli(settings_env, "create-user", "bob", stdin=PASSWORD + "\n", module="services.cli")
+    assert created.returncode == 0 and "created patient bob" in created.stdout
+
+
+def test_import_scan_with_the_model_names_the_top_finding(settings_env, samples_dir) -> None:
+    _cli(settings_env, "create-user", "alice", stdin=PASSWORD + "\n")
+    flagged, negative = samples_dir / "16747_3_1.jpg", samples_dir / "Fake_MONOHR1.dcm"
+    env = {**settings_env, "MODEL_CHECKPOINT": str(SHIPPED_CHECKPOINT)}
+
+    result = _cli(
+        env, "import-scan", "--user", "alice", "--date", "2024-05-06", str(flagged), str(negative)
+    )
+
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.strip().splitlines()
+    assert re.fullmatch(
+        rf"stored {re.escape(str(flagged))} as scan \d+ "
+        r"\(top finding covid19 \d\.\d\d\)",
+        first,
+    )
+    assert second.endswith("(the model abstained)")

@@ -1,0 +1,125 @@
+"""The orphan sweep and its quarantine: image files without a record are set aside, never deleted.
+
+A crash between writing a blob and committing its scan (or between deleting a scan and its
+blob) leaves a file no record refers to. The sweep moves such files to
+``quarantine/<batch>/`` in the blob store, where an operator can list them, move them back,
+or purge them with an explicit, audited command; nothing here deletes a blob.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from storage.blobs import QUARANTINE, BlobStore, quarantine_key
+
+_LOG = logging.getLogger(__name__)
+
+#: Orphans are quarantined only once they are this old. ``save_scan`` writes the blob inside
+#: its transaction, before the commit, and no process can see another's open transactions;
+#: a transaction lasts seconds (the lock timeout is 30 s) but a stalled process (a suspended
+#: machine, a paused debugger, a long import) can hold one far longer, so the bound is set
+#: far beyond any transaction that could still commit.
+ORPHAN_MIN_AGE = timedelta(hours=24)
+
+_BATCH_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+@dataclass(frozen=True)
+class QuarantinedBlob:
+    """One file in the quarantine.
+
+    Attributes:
+        batch: The sweep that moved it (its UTC time, plus a suffix).
+        name: The blob's own name (the name it is restored under).
+        size: Size in bytes.
+        quarantined_at: When the sweep ran.
+    """
+
+    batch: str
+    name: str
+    size: int
+    quarantined_at: datetime
+
+    @property
+    def key(self) -> str:
+        """Its key in the blob store."""
+        return quarantine_key(self.batch, self.name)
+
+
+def sweep(
+    blobs: BlobStore,
+    referenced: Callable[[], Iterable[str]],
+    *,
+    min_age: timedelta = ORPHAN_MIN_AGE,
+    now: datetime | None = None,
+) -> list[QuarantinedBlob]:
+    """Move blobs (and left-over temporary files) that no record refers to into a new batch.
+
+    The store is listed before ``referenced`` is asked, so a record committed in between is
+    respected; files younger than ``min_age`` are never candidates.
+
+    Args:
+        blobs: The blob store.
+        referenced: Returns the blob names that records refer to.
+        min_age: Minimum age (since last modification) of a moved file.
+        now: The current time (tests pass a fixed one).
+
+    Returns:
+        The files moved, empty when there were none.
+    """
+    now = now or datetime.now(UTC)
+    cutoff = (now - min_age).timestamp()
+    candidates = [info for info in blobs.live() if info.modified < cutoff]
+    if not candidates:
+        return []
+    known = set(referenced())
+    batch = f"{now.strftime(_BATCH_FORMAT)}-{secrets.token_hex(3)}"
+    moved = []
+    for info in candidates:
+        if info.name in known:
+            continue
+        try:
+            blobs.move(info.key, quarantine_key(batch, info.name))
+        except FileNotFoundError:
+            continue  # removed meanwhile by the deletion of its scan
+        moved.append(QuarantinedBlob(batch, info.name, info.size, now))
+    if moved:
+        _LOG.warning(
+            "Moved %d image file(s) with no scan record, older than %s, to %s; "
+            "see the list-quarantine command.",
+            len(moved),
+            min_age,
+            blobs.root / QUARANTINE / batch,
+        )
+    return moved
+
+
+def entries(blobs: BlobStore) -> list[QuarantinedBlob]:
+    """Everything in the quarantine, oldest batch first."""
+    out = []
+    for info in blobs.list_objects(QUARANTINE + "/"):
+        _, batch, name = info.key.split("/")
+        out.append(QuarantinedBlob(batch, name, info.size, _batch_time(batch)))
+    return sorted(out, key=lambda e: (e.quarantined_at, e.batch, e.name))
+
+
+def restore(blobs: BlobStore, entry: QuarantinedBlob) -> None:
+    """Move a quarantined file back to where records look for it.
+
+    Raises:
+        FileExistsError: A live blob of that name exists.
+    """
+    blobs.move(entry.key, entry.name)
+
+
+def purge(blobs: BlobStore, entry: QuarantinedBlob) -> None:
+    """Delete a quarantined file for good (only ever on an operator's confirmed request)."""
+    blobs.delete(entry.key)
+
+
+def _batch_time(batch: str) -> datetime:
+    return datetime.strptime(batch.split("-", 1)[0], _BATCH_FORMAT).replace(tzinfo=UTC)
