@@ -209,36 +209,6 @@ def calibrate(
     return calibration
 
 
-def recalibrate(args: argparse.Namespace) -> None:
-    """Re-fit only the per-population calibration of an existing checkpoint (weights untouched)."""
-    seed_everything(args.seed)
-    torch.set_num_threads(args.threads)
-    checkpoint = load_checkpoint(args.out)
-    validation = split_examples(load_manifest(load_settings().shared_data_dir), seed=args.seed)[
-        "validation"
-    ]
-    images = load_tensors(validation, checkpoint.input_size, "validation images")
-    calibration = calibrate(checkpoint.model, images, validation, args.seed)
-    save_checkpoint(
-        args.out,
-        model=checkpoint.model,
-        version=checkpoint.version,
-        input_size=checkpoint.input_size,
-        calibration=calibration,
-        ood=checkpoint.ood,
-        extra=checkpoint.extra | {"recalibrated": True},
-    )
-    metrics_path = args.out.with_name("training_metrics.json")
-    metrics = json.loads(metrics_path.read_text())
-    metrics["calibration"] = {
-        population: fitted.to_state() for population, fitted in calibration.items()
-    }
-    metrics_path.write_text(json.dumps(metrics, indent=2))
-    print(
-        f"calibration re-fitted: {json.dumps(metrics['calibration'][ADULT]['thresholds'])} (adults); checkpoint {args.out}"
-    )
-
-
 def stack_labels(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
     """Targets and known-label masks of ``examples`` as (N, F) tensors."""
     targets = torch.from_numpy(np.stack([e.target for e in examples]))
@@ -303,7 +273,9 @@ def train(args: argparse.Namespace) -> dict:
     selection_views = [val_images, perturbed_copies(val_images, args.seed)[0]]
     fit_sources = [e.source for e in fit]
 
-    model = ChestXrayNet()
+    # Fine-tuning starts from a shipped model's weights; its calibration is fitted anew below.
+    initial = load_checkpoint(args.init) if args.init else None
+    model = initial.model if initial else ChestXrayNet()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     draws_per_epoch = len(fit) + (args.adult_repeats - 1) * fit_sources.count(ADULT_SOURCE)
     steps_per_epoch = math.ceil(draws_per_epoch / args.batch_size)
@@ -392,7 +364,8 @@ def train(args: argparse.Namespace) -> dict:
             "validation": len(validation),
             "validation_adult": int(val_adult.sum()),
         },
-        "arguments": vars(args) | {"out": str(args.out)},
+        "arguments": vars(args) | {"out": str(args.out), "init": str(args.init) if args.init else None},
+        "initialised_from": {"version": initial.version, "sha256": initial.sha256} if initial else None,
     }
     save_checkpoint(
         args.out,
@@ -401,7 +374,12 @@ def train(args: argparse.Namespace) -> dict:
         input_size=args.size,
         calibration=calibration,
         ood=ood,
-        extra={"trained_at": metrics["trained_at"], "seed": args.seed, "best_epoch": best_epoch},
+        extra={
+            "trained_at": metrics["trained_at"],
+            "seed": args.seed,
+            "best_epoch": best_epoch,
+            "initialised_from": {"version": initial.version, "sha256": initial.sha256} if initial else None,
+        },
     )
     args.out.with_name("training_metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
@@ -442,14 +420,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, default=MODELS_DIR / "checkpoint.pt")
     parser.add_argument(
+        "--init", type=Path, default=None,
+        help="start from this checkpoint's weights (fine-tuning) instead of random weights",
+    )
+    parser.add_argument(
         "--refit-ood",
         action="store_true",
         help="only re-fit the out-of-distribution model of --out",
-    )
-    parser.add_argument(
-        "--recalibrate",
-        action="store_true",
-        help="only re-fit the per-population calibration of --out",
     )
     return parser
 
@@ -459,9 +436,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.refit_ood:
         refit_ood(args)
-        return 0
-    if args.recalibrate:
-        recalibrate(args)
         return 0
     metrics = train(args)
     print(

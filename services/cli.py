@@ -18,6 +18,7 @@ from tqdm import tqdm
 from core.errors import UserError
 from core.findings import top_finding
 from core.settings import load_settings
+from services import maintenance
 from services.imports import ImportedScan, ScanFile, import_scans
 from services.keys import rotate_master_key
 from storage import accounts, audit, crypto
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = _parser().parse_args(argv)
-    db = open_database(load_settings())
+    db = open_database(load_settings(), maintenance=getattr(args, "maintenance", False))
     try:
         return int(args.handler(db, args))
     except (UserError, crypto.MasterKeyError) as exc:
@@ -80,10 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         "rotate-master-key", help="re-wrap every data key with a new master key"
     )
     rotate.add_argument("--new-key-file", type=Path, help="file holding the new base64 key")
+    rotate.add_argument("--print-key", action="store_true", help="print the new key on stdout")
     rotate.set_defaults(handler=_rotate)
 
     verify = commands.add_parser("verify-audit", help="check the audit trail's hash chain")
     verify.set_defaults(handler=_verify)
+    maintenance.add_commands(commands, OPERATOR)
     return parser
 
 
@@ -151,10 +154,14 @@ def _rotate(db: Database, args: argparse.Namespace) -> int:
     given = None
     if args.new_key_file is not None:
         given = crypto.decode_master_key(args.new_key_file.read_text())
+    if given is None and db.settings.master_key is not None and not args.print_key:
+        # With MASTER_KEY set, a generated key exists nowhere else: it must be shown.
+        print("error: MASTER_KEY is set; give --new-key-file or --print-key", file=sys.stderr)
+        return 1
     rotation = rotate_master_key(db, given, operator=OPERATOR)
     print(f"re-wrapped {rotation.rewrapped} data keys")
-    if given is None:
-        print(f"new master key (shown once): {crypto.encode_master_key(rotation.new_key)}")
+    if args.print_key:
+        print(f"new master key: {crypto.encode_master_key(rotation.new_key)}")
     if not rotation.key_file_replaced:
         print("set MASTER_KEY to the new key before the next start; the old key opens nothing now")
     return 0

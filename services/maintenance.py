@@ -1,4 +1,5 @@
-"""Operator use cases for the image quarantine: list, restore, purge, and a deliberate sweep.
+"""Operator use cases for the image quarantine (list, restore, purge, a deliberate sweep) and
+the audit repair, with their command-line wiring (:func:`add_commands`).
 
 The start-up sweep only ever moves orphaned image files aside (:mod:`storage.quarantine`);
 these commands are how an operator looks at them, puts them back (after pointing the app at
@@ -7,10 +8,12 @@ the right database, say) or, explicitly and audited, deletes them.
 
 from __future__ import annotations
 
+import argparse
 from datetime import UTC, datetime, timedelta
 
 from core.errors import UserError
 from storage import audit, bootstrap, quarantine
+from storage.blobs import QUARANTINE
 from storage.db import Database
 from storage.quarantine import QuarantinedBlob
 
@@ -113,3 +116,97 @@ def _audit(db: Database, action: str, operator: str, entries: list[QuarantinedBl
                 "batches": sorted({e.batch for e in entries}),
             },
         )
+
+
+def add_commands(commands: argparse._SubParsersAction, operator: str) -> None:
+    """Register the quarantine and audit-repair commands on the command line's parser.
+
+    They open the database with ``maintenance=True`` (see :func:`storage.bootstrap.open_database`),
+    because they exist for exactly the situations the start-up checks refuse.
+
+    Args:
+        commands: The sub-command registry of ``services.cli``.
+        operator: Who the audit trail names for these commands.
+    """
+    listing = commands.add_parser("list-quarantine", help="list image files set aside as orphans")
+    listing.set_defaults(handler=_list_command, maintenance=True)
+
+    restore = commands.add_parser("restore-quarantine", help="move quarantined files back")
+    which = restore.add_mutually_exclusive_group(required=True)
+    which.add_argument("name", nargs="?", help="a file or batch name from list-quarantine")
+    which.add_argument("--all", action="store_true", help="restore everything")
+    restore.set_defaults(handler=_restore_command, maintenance=True, operator=operator)
+
+    purge = commands.add_parser("purge-quarantine", help="delete old quarantined files for good")
+    purge.add_argument("--older-than-days", type=int, required=True)
+    purge.add_argument("--yes", action="store_true", help="confirm the deletion")
+    purge.set_defaults(handler=_purge_command, maintenance=True, operator=operator)
+
+    sweep = commands.add_parser(
+        "quarantine-orphans", help="set aside image files no scan refers to (app stopped)"
+    )
+    sweep.add_argument("--min-age-hours", type=float, default=24.0)
+    sweep.add_argument("--yes", action="store_true", help="confirm")
+    sweep.set_defaults(handler=_sweep_command, maintenance=True, operator=operator)
+
+    repair = commands.add_parser(
+        "repair-audit", help="start a new audit segment after a break, keeping its evidence"
+    )
+    repair.add_argument("--yes", action="store_true", help="confirm")
+    repair.set_defaults(handler=_repair_command, operator=operator)
+
+
+def _print_entries(entries: list[QuarantinedBlob]) -> None:
+    for e in entries:
+        print(f"{e.batch}  {e.name}  {e.size} bytes  {e.quarantined_at:%Y-%m-%d %H:%M} UTC")
+
+
+def _list_command(db: Database, args: argparse.Namespace) -> int:
+    entries = list_quarantine(db)
+    _print_entries(entries)
+    print(f"{len(entries)} file(s) in {db.blobs.root / QUARANTINE}")
+    return 0
+
+
+def _restore_command(db: Database, args: argparse.Namespace) -> int:
+    restored = restore_quarantine(db, None if args.all else args.name, operator=args.operator)
+    print(f"restored {len(restored)} file(s)")
+    return 0
+
+
+def _purge_command(db: Database, args: argparse.Namespace) -> int:
+    if not args.yes:
+        cutoff = datetime.now(UTC) - timedelta(days=args.older_than_days)
+        chosen = [e for e in list_quarantine(db) if e.quarantined_at <= cutoff]
+        _print_entries(chosen)
+        print(f"{len(chosen)} file(s) would be deleted for good; add --yes to delete them")
+        return 1
+    purged = purge_quarantine(db, args.older_than_days, operator=args.operator)
+    print(f"deleted {len(purged)} file(s) for good")
+    return 0
+
+
+def _sweep_command(db: Database, args: argparse.Namespace) -> int:
+    if not args.yes:
+        print(
+            "stop the app first (an upload in progress is younger than --min-age-hours), "
+            "then add --yes"
+        )
+        return 1
+    moved = quarantine_orphans(
+        db, operator=args.operator, min_age=timedelta(hours=args.min_age_hours)
+    )
+    print(f"moved {len(moved)} file(s) to the quarantine")
+    return 0
+
+
+def _repair_command(db: Database, args: argparse.Namespace) -> int:
+    if not args.yes:
+        print("this starts a new audit segment after the break; add --yes to do it")
+        return 1
+    repaired = audit.repair_chain(db, args.operator)
+    print(
+        f"audit trail repaired: break {repaired.id} ({repaired.reason}) recorded, new segment "
+        f"from event {repaired.repair_seq}"
+    )
+    return 0
