@@ -156,7 +156,7 @@ def find_actor(db: Database, username: str) -> Actor:
         user = _get_user(session, username)
         if not user.is_active:
             raise AccountError("This account is disabled.")
-        return Actor(user.id, user.username, user.role)
+        return Actor(schema.stored_id(user.id), user.username, user.role)
 
 
 def authenticate(db: Database, username: str, password: str, client_id: str | None) -> Actor:
@@ -207,6 +207,8 @@ def authenticate(db: Database, username: str, password: str, client_id: str | No
                 details={"reason": reason},
             )
         else:
+            # ``ok`` implies a known user whose stored hash matched the password.
+            assert user is not None and user.password_hash is not None
             for key in keys:
                 row = session.get(schema.LoginThrottle, key)
                 if row is not None:
@@ -214,7 +216,7 @@ def authenticate(db: Database, username: str, password: str, client_id: str | No
             if passwords.needs_rehash(user.password_hash):
                 user.password_hash = passwords.hash_password(password)
                 session.add(user)
-            actor = Actor(user.id, user.username, user.role)
+            actor = Actor(schema.stored_id(user.id), user.username, user.role)
             audit.append(session, db, "login", actor=actor, details={"method": "password"})
     if not ok:
         raise AuthError(GENERIC_LOGIN_ERROR)
@@ -248,7 +250,7 @@ def change_password(db: Database, actor: Actor, old: str, new: str) -> None:
         raise PasswordPolicyError("Choose a new password that differs from the current one.")
     with db.transaction() as session:
         policy.ensure_active(session, actor)
-        user = session.get(schema.User, actor.user_id)
+        user = session.get_one(schema.User, actor.user_id)
         current_ok = passwords.verify_password(user.password_hash, old)
         if current_ok:
             user.password_hash = passwords.hash_password(new)
@@ -332,7 +334,14 @@ def list_users(db: Database, admin: Actor) -> list[UserInfo]:
         users = session.exec(select(schema.User).order_by(schema.User.username)).all()
         audit.append(session, db, "list_users", actor=admin, details={"count": len(users)})
         return [
-            UserInfo(u.id, u.username, u.role, u.is_active, u.must_change_password, u.created_at)
+            UserInfo(
+                schema.stored_id(u.id),
+                u.username,
+                u.role,
+                u.is_active,
+                u.must_change_password,
+                u.created_at,
+            )
             for u in users
         ]
 
@@ -370,12 +379,12 @@ def oidc_login(db: Database, subject: str, preferred_username: str | None) -> Ac
         if user is None:
             name = _free_username(session, preferred_username or "user")
             actor = _create_user(session, db, name, schema.Role.PATIENT.value, None, False)
-            user = session.get(schema.User, actor.user_id)
+            user = session.get_one(schema.User, actor.user_id)
             user.oidc_subject = subject
             session.add(user)
             audit.append(session, db, "register", actor=actor, details={"method": "oidc"})
         active = user.is_active
-        actor = Actor(user.id, user.username, user.role)
+        actor = Actor(schema.stored_id(user.id), user.username, user.role)
         if active:
             audit.append(session, db, "login", actor=actor, details={"method": "oidc"})
         else:
@@ -406,7 +415,7 @@ def bootstrap_admin(db: Database) -> None:
         settings = db.settings
         password = settings.admin_password
         one_time = password is None
-        if one_time:
+        if password is None:
             password = secrets.token_urlsafe(12)
         name = normalize_username(settings.admin_username)
         actor = _create_user(
@@ -455,8 +464,9 @@ def _create_user(
     )
     session.add(user)
     session.flush()
-    db.keyring.create_data_key(session, user.id)
-    return Actor(user.id, user.username, user.role)
+    user_id = schema.stored_id(user.id)
+    db.keyring.create_data_key(session, user_id)
+    return Actor(user_id, user.username, user.role)
 
 
 def _get_user(session: Session, username: str) -> schema.User:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.errors import UserError
 from storage import policy, schema
@@ -245,7 +245,7 @@ def _head_state(session: Session, head: schema.AuditHead, head_key: bytes) -> Ch
     # The cheap check every append makes: the head's MAC, and the last event present being
     # the one the head names, unaltered. A full walk is verify_chain's job.
     last = session.exec(
-        select(schema.AuditEvent).order_by(schema.AuditEvent.seq.desc()).limit(1)
+        select(schema.AuditEvent).order_by(col(schema.AuditEvent.seq).desc()).limit(1)
     ).first()
     last_seq, last_hash = (last.seq, last.hash) if last else (0, _GENESIS)
     if not hmac.compare_digest(head.mac, _head_mac(head_key, head.seq, head.hash)):
@@ -262,7 +262,7 @@ def _head_state(session: Session, head: schema.AuditHead, head_key: bytes) -> Ch
 def _record_break(session: Session, state: ChainState) -> schema.AuditBreak:
     known = session.exec(
         select(schema.AuditBreak)
-        .where(schema.AuditBreak.repaired_at.is_(None))
+        .where(col(schema.AuditBreak.repaired_at).is_(None))
         .where(schema.AuditBreak.head_seq == state.head_seq)
         .where(schema.AuditBreak.last_seq == state.last_seq)
     ).first()
@@ -282,7 +282,7 @@ def _record_break(session: Session, state: ChainState) -> schema.AuditBreak:
 
 def _break_info(row: schema.AuditBreak) -> BreakInfo:
     return BreakInfo(
-        row.id,
+        schema.stored_id(row.id),
         row.detected_at,
         row.reason,
         row.head_seq,
@@ -349,7 +349,7 @@ def verify_chain(db: Database, actor: Actor | None = None) -> ChainReport:
             # Recorded, not audited: an append would be refused on a broken chain.
             head = session.get(schema.AuditHead, 1)
             last = session.exec(
-                select(schema.AuditEvent).order_by(schema.AuditEvent.seq.desc()).limit(1)
+                select(schema.AuditEvent).order_by(col(schema.AuditEvent.seq).desc()).limit(1)
             ).first()
             _record_break(
                 session,
@@ -369,13 +369,13 @@ def verify_chain(db: Database, actor: Actor | None = None) -> ChainReport:
                 actor=actor,
                 details={"ok": report.ok, "checked": report.checked},
             )
-        breaks = session.exec(select(schema.AuditBreak).order_by(schema.AuditBreak.id)).all()
+        breaks = session.exec(select(schema.AuditBreak).order_by(col(schema.AuditBreak.id))).all()
         return replace(report, breaks=tuple(_break_info(row) for row in breaks))
 
 
 def _verify(session: Session, db: Database) -> ChainReport:
     prev_hash, expected_seq, checked = _GENESIS, 1, 0
-    events = session.exec(select(schema.AuditEvent).order_by(schema.AuditEvent.seq))
+    events = session.exec(select(schema.AuditEvent).order_by(col(schema.AuditEvent.seq)))
     for event in events:
         if event.seq != expected_seq and not _documents_gap(event, expected_seq - 1):
             reason = f"sequence jumps from {expected_seq - 1} to {event.seq} (events removed)"
@@ -419,7 +419,7 @@ def list_events(db: Database, admin: Actor, limit: int = 500) -> list[AuditEntry
     with db.transaction() as session:
         policy.require_admin(session, admin)
         rows = session.exec(
-            select(schema.AuditEvent).order_by(schema.AuditEvent.seq.desc()).limit(limit)
+            select(schema.AuditEvent).order_by(col(schema.AuditEvent.seq).desc()).limit(limit)
         ).all()
         append(session, db, "view_audit", actor=admin, details={"count": len(rows)})
         return [_entry(row) for row in rows]
@@ -446,7 +446,7 @@ def access_log(db: Database, actor: Actor, patient_id: int) -> list[AuditEntry]:
             select(schema.AuditEvent)
             .where(schema.AuditEvent.patient_id == patient_id)
             .where(schema.AuditEvent.actor_id != patient_id)
-            .order_by(schema.AuditEvent.seq.desc())
+            .order_by(col(schema.AuditEvent.seq).desc())
         ).all()
         append(session, db, "view_access_log", actor=actor, patient_id=patient_id)
         return [_entry(row) for row in rows]
@@ -488,7 +488,7 @@ def record_session_end(db: Database, actor: Actor, patient_id: int, minutes: flo
 
 def _entry(row: schema.AuditEvent) -> AuditEntry:
     return AuditEntry(
-        id=row.id,
+        id=schema.stored_id(row.id),
         seq=row.seq,
         ts=row.ts,
         actor_id=row.actor_id,

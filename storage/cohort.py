@@ -121,7 +121,7 @@ def shift_sample(db: Database, actor: Actor) -> ShiftSample | None:
                 sex = str(metadata.get("patient_sex") or "").strip().upper()
                 if sex:
                     sexes[sex] = sexes.get(sex, 0) + 1
-                _count_findings(latest.get(scan.id), positive, assessed)
+                _count_findings(latest.get(schema.stored_id(scan.id)), positive, assessed)
         rng = np.random.default_rng()
         sample = ShiftSample(
             intensity_mean=rng.permutation(np.asarray(means, dtype=np.float64)),

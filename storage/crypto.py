@@ -79,11 +79,11 @@ class Cipher:
         nonce = os.urandom(_NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, plaintext, aad)
 
-    def open(self, blob: bytes, aad: bytes) -> bytes:
+    def open(self, blob: bytes | None, aad: bytes) -> bytes:
         """Decrypt a value produced by :meth:`seal`.
 
         Args:
-            blob: ``nonce || ciphertext``.
+            blob: ``nonce || ciphertext``; ``None`` (a row never sealed) counts as truncated.
             aad: Associated data the ciphertext must be bound to.
 
         Returns:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage import audit, policy, schema
 from storage.actor import Actor
@@ -30,7 +30,7 @@ def export_user(db: Database, actor: Actor) -> dict[str, Any]:
     """
     with db.transaction() as session:
         policy.ensure_active(session, actor)
-        user = session.get(schema.User, actor.user_id)
+        user = session.get_one(schema.User, actor.user_id)
         exported: dict[str, Any] = {
             "user": {
                 "id": user.id,
@@ -71,9 +71,9 @@ def export_user(db: Database, actor: Actor) -> dict[str, Any]:
 def _export_scans(session: Session, db: Database, patient_id: int) -> list[dict[str, Any]]:
     sealer = db.keyring.sealer(session, patient_id)
     scans = session.exec(
-        select(schema.Scan).where(schema.Scan.owner_id == patient_id).order_by(schema.Scan.id)
+        select(schema.Scan).where(schema.Scan.owner_id == patient_id).order_by(col(schema.Scan.id))
     ).all()
-    results = results_by_scan(session, sealer, [s.id for s in scans])
+    results = results_by_scan(session, sealer, [schema.stored_id(s.id) for s in scans])
     notes = session.exec(select(schema.Note).where(schema.Note.owner_id == patient_id)).all()
     notes_by_scan: dict[int, list[dict[str, Any]]] = {}
     for note in notes:
@@ -87,16 +87,17 @@ def _export_scans(session: Session, db: Database, patient_id: int) -> list[dict[
         )
     out = []
     for scan in scans:
+        scan_id = schema.stored_id(scan.id)
         out.append(
             {
-                "id": scan.id,
+                "id": scan_id,
                 **open_scan_payload(sealer, scan),
                 "created_at": scan.created_at.isoformat(),
                 "results": [
                     {**asdict(r), "created_at": r.created_at.isoformat()}
-                    for r in results.get(scan.id, [])
+                    for r in results.get(scan_id, [])
                 ],
-                "notes": notes_by_scan.get(scan.id, []),
+                "notes": notes_by_scan.get(scan_id, []),
             }
         )
     return out

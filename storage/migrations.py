@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, MetaData, Table, inspect, select, text
+from sqlalchemy import Connection, Engine, MetaData, inspect, select, text
 from sqlalchemy.schema import CreateTable
 from sqlmodel import SQLModel
 
@@ -18,23 +18,18 @@ from storage import schema
 Step = tuple[int, str, Callable[[Connection], None]]
 
 
-def _table(model: type[SQLModel]) -> Table:
-    # SQLModel adds ``__table__`` at class creation, invisibly to type checkers.
-    return model.__table__  # type: ignore[attr-defined]
-
-
 def _initial(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn)
 
 
 def _audit_breaks(conn: Connection) -> None:
-    _table(schema.AuditBreak).create(conn, checkfirst=True)
+    schema.table_of(schema.AuditBreak).create(conn, checkfirst=True)
 
 
 def _scan_ids_never_reused(conn: Connection) -> None:
     if conn.dialect.name == "sqlite":
         _sqlite_autoincrement_scans(conn)
-    _table(schema.ShareGrantScan).create(conn, checkfirst=True)
+    schema.table_of(schema.ShareGrantScan).create(conn, checkfirst=True)
     columns = {c["name"] for c in inspect(conn).get_columns("share_grants")}
     if "scan_ids" not in columns:
         return
@@ -68,9 +63,9 @@ def _sqlite_autoincrement_scans(conn: Connection) -> None:
     # SQLite cannot add AUTOINCREMENT to a table: copy into a new one. Foreign keys from
     # results and notes name the table, so they are only checked at commit, when it is back.
     conn.execute(text("PRAGMA defer_foreign_keys = ON"))
-    table = _table(schema.Scan)
+    table = schema.table_of(schema.Scan)
     metadata = MetaData()
-    _table(schema.User).to_metadata(metadata)  # the target of the owner's foreign key
+    schema.table_of(schema.User).to_metadata(metadata)  # the target of the owner's foreign key
     staging = table.to_metadata(metadata, name="scans_new")
     conn.execute(CreateTable(staging))
     names = ", ".join(column.name for column in table.columns)
@@ -96,7 +91,7 @@ def current_version(conn: Connection) -> int:
     """Highest applied migration version (0 for an empty database)."""
     if not inspect(conn).has_table(schema.SchemaVersion.__tablename__):
         return 0
-    table = _table(schema.SchemaVersion)
+    table = schema.table_of(schema.SchemaVersion)
     versions = conn.execute(select(table.c.version)).scalars().all()
     return max(versions, default=0)
 
@@ -116,14 +111,14 @@ def apply_migrations(engine: Engine) -> int:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(424242)"))
-        _table(schema.SchemaVersion).create(conn, checkfirst=True)
+        schema.table_of(schema.SchemaVersion).create(conn, checkfirst=True)
         version = current_version(conn)
         for number, name, step in MIGRATIONS:
             if number <= version:
                 continue
             step(conn)
             conn.execute(
-                _table(schema.SchemaVersion)
+                schema.table_of(schema.SchemaVersion)
                 .insert()
                 .values(version=number, name=name, applied_at=schema.utcnow())
             )

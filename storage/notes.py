@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.annotations import validate_annotation
 from storage import audit, policy, schema
@@ -66,16 +66,17 @@ def add_note(
         access = policy.check_add_note(session, actor, scan.owner_id, scan_id)
         sealer = db.keyring.sealer(session, scan.owner_id)
         note = schema.Note(
-            scan_id=scan.id,
+            scan_id=schema.stored_id(scan.id),
             owner_id=scan.owner_id,
             author_id=actor.user_id,
             key_version=sealer.version,
         )
         session.add(note)
         session.flush()
+        note_id = schema.stored_id(note.id)
         note.payload = sealer.seal_json(
             _TABLE,
-            note.id,
+            note_id,
             note.key_version,
             {"text": text, "annotation": mark, "author": actor.username},
         )
@@ -87,11 +88,11 @@ def add_note(
             actor=actor,
             patient_id=scan.owner_id,
             record_type="notes",
-            record_id=note.id,
+            record_id=note_id,
             emergency=access.emergency,
             details={**access.audit_details(), "scan_id": scan.id},
         )
-        return note.id
+        return note_id
 
 
 def list_notes(db: Database, actor: Actor, scan_id: int) -> list[NoteRecord]:
@@ -106,14 +107,14 @@ def list_notes(db: Database, actor: Actor, scan_id: int) -> list[NoteRecord]:
         access = policy.check_read(session, actor, scan.owner_id, scan_id)
         sealer = db.keyring.sealer(session, scan.owner_id)
         rows = session.exec(
-            select(schema.Note).where(schema.Note.scan_id == scan.id).order_by(schema.Note.id)
+            select(schema.Note).where(schema.Note.scan_id == scan.id).order_by(col(schema.Note.id))
         ).all()
         notes = []
         for row in rows:
             body = open_note(sealer, row)
             notes.append(
                 NoteRecord(
-                    row.id,
+                    schema.stored_id(row.id),
                     row.scan_id,
                     row.author_id,
                     body["author"],
@@ -149,4 +150,4 @@ def open_note(sealer: RowSealer, note: schema.Note) -> dict[str, Any]:
     Raises:
         crypto.DecryptionError: The note fails its integrity check.
     """
-    return sealer.open_json(_TABLE, note.id, note.key_version, note.payload)
+    return sealer.open_json(_TABLE, schema.stored_id(note.id), note.key_version, note.payload)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.errors import UserError
 from storage import schema
@@ -167,9 +167,9 @@ def _grant_access(
         select(schema.ShareGrant)
         .where(schema.ShareGrant.clinician_id == clinician_id)
         .where(schema.ShareGrant.patient_id == patient_id)
-        .where(schema.ShareGrant.revoked_at.is_(None))
+        .where(col(schema.ShareGrant.revoked_at).is_(None))
         .where(schema.ShareGrant.expires_at > now)
-        .order_by(schema.ShareGrant.id)
+        .order_by(col(schema.ShareGrant.id))
     ).all()
     if not grants:
         return None
@@ -190,7 +190,7 @@ def _emergency_access(
         .where(schema.EmergencyAccess.clinician_id == clinician_id)
         .where(schema.EmergencyAccess.patient_id == patient_id)
         .where(schema.EmergencyAccess.expires_at > now)
-        .order_by(schema.EmergencyAccess.expires_at.desc())
+        .order_by(col(schema.EmergencyAccess.expires_at).desc())
     ).first()
     if emergency is None:
         return None

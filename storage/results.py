@@ -22,21 +22,41 @@ _TABLE = "results"
 
 
 class PredictionLike(Protocol):
-    """What :meth:`ResultIn.from_prediction` reads of ``models.inference.Prediction``."""
+    """What :meth:`ResultIn.from_prediction` reads of ``models.inference.Prediction``.
 
-    probabilities: Mapping[str, float]
-    abstained: bool
-    abstain_reason: str | None
-    ood_score: float | None
+    Read-only properties, so frozen dataclasses match and may declare narrower types.
+    """
+
+    @property
+    def probabilities(self) -> Mapping[str, float]: ...
+
+    @property
+    def abstained(self) -> bool: ...
+
+    @property
+    def abstain_reason(self) -> str | None: ...
+
+    @property
+    def ood_score(self) -> float | None: ...
 
 
 class ModelInfoLike(Protocol):
-    """What :meth:`ResultIn.from_prediction` reads of ``models.inference.ModelInfo``."""
+    """What :meth:`ResultIn.from_prediction` reads of ``models.inference.ModelInfo``.
 
-    name: str
-    version: str
-    sha256: str
-    thresholds: Mapping[str, float]
+    Read-only properties, as in :class:`PredictionLike`.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    @property
+    def thresholds(self) -> Mapping[str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -118,10 +138,11 @@ def results_by_scan(
     Raises:
         crypto.DecryptionError: A result fails its integrity check or names an unknown key version.
     """
-    table = schema.Result.__table__
+    table = schema.table_of(schema.Result)
     # Plain columns rather than ORM objects: listing a long history decrypts every result.
     query = (
-        select(
+        # sqlmodel.select is typed for at most four columns; this one selects five.
+        select(  # type: ignore[call-overload]
             table.c.id, table.c.scan_id, table.c.key_version, table.c.payload, table.c.created_at
         )
         .where(table.c.owner_id == sealer.owner_id)
@@ -158,10 +179,13 @@ def insert_result(session: Session, sealer: RowSealer, scan: schema.Scan, result
     bad = [k for k, v in result.probabilities.items() if not math.isfinite(float(v))]
     if bad:
         raise ValueError(f"Probabilities must be finite numbers (got {bad}).")
-    row = schema.Result(scan_id=scan.id, owner_id=scan.owner_id, key_version=sealer.version)
+    row = schema.Result(
+        scan_id=schema.stored_id(scan.id), owner_id=scan.owner_id, key_version=sealer.version
+    )
     session.add(row)
     session.flush()
-    row.payload = sealer.seal_json(_TABLE, row.id, row.key_version, result.to_payload())
+    row_id = schema.stored_id(row.id)
+    row.payload = sealer.seal_json(_TABLE, row_id, row.key_version, result.to_payload())
     session.add(row)
     session.flush()
-    return row.id
+    return row_id

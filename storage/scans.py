@@ -106,6 +106,7 @@ def save_scan(
             )
             session.add(scan)
             session.flush()
+            scan_id = schema.stored_id(scan.id)
             _seal_payload(
                 sealer,
                 scan,
@@ -120,7 +121,7 @@ def save_scan(
             )
             session.add(scan)
             db.blobs.write(
-                blob_name, sealer.seal(_BLOB, scan.id, scan.key_version, buffer.getvalue())
+                blob_name, sealer.seal(_BLOB, scan_id, scan.key_version, buffer.getvalue())
             )
             written = True
             if result is not None:
@@ -132,10 +133,9 @@ def save_scan(
                 actor=actor,
                 patient_id=actor.user_id,
                 record_type="scans",
-                record_id=scan.id,
+                record_id=scan_id,
                 details={"with_result": result is not None},
             )
-            scan_id = scan.id
     except BaseException:
         if written:
             db.blobs.delete(blob_name)
@@ -189,7 +189,8 @@ def load_scan(db: Database, actor: Actor, scan_id: int) -> ScanRecord:
         access = policy.check_read(session, actor, scan.owner_id, scan_id)
         sealer = db.keyring.sealer(session, scan.owner_id)
         payload = open_scan_payload(sealer, scan)
-        results = results_by_scan(session, sealer, [scan.id]).get(scan.id, [])
+        row_id = schema.stored_id(scan.id)
+        results = results_by_scan(session, sealer, [row_id]).get(row_id, [])
         pixels = _read_pixels(db, sealer, scan)
         audit.append(
             session,
@@ -330,7 +331,7 @@ def open_scan_payload(sealer: RowSealer, scan: schema.Scan) -> dict[str, Any]:
     Raises:
         crypto.DecryptionError: The payload fails its integrity check.
     """
-    return sealer.open_json(_TABLE, scan.id, scan.key_version, scan.payload)
+    return sealer.open_json(_TABLE, schema.stored_id(scan.id), scan.key_version, scan.payload)
 
 
 def _intensity_stats(pixels: np.ndarray) -> dict[str, float]:
@@ -388,7 +389,7 @@ def scan_payload_with_intensity(
 
 
 def _seal_payload(sealer: RowSealer, scan: schema.Scan, payload: dict[str, Any]) -> None:
-    scan.payload = sealer.seal_json(_TABLE, scan.id, scan.key_version, payload)
+    scan.payload = sealer.seal_json(_TABLE, schema.stored_id(scan.id), scan.key_version, payload)
 
 
 def _read_pixels(db: Database, sealer: RowSealer, scan: schema.Scan) -> np.ndarray:
@@ -396,7 +397,7 @@ def _read_pixels(db: Database, sealer: RowSealer, scan: schema.Scan) -> np.ndarr
         sealed = db.blobs.read(scan.blob_name)
     except FileNotFoundError as exc:
         raise crypto.DecryptionError("The image file of this scan is missing.") from exc
-    raw = sealer.open(_BLOB, scan.id, scan.key_version, sealed)
+    raw = sealer.open(_BLOB, schema.stored_id(scan.id), scan.key_version, sealed)
     return np.load(io.BytesIO(raw), allow_pickle=False)
 
 
@@ -407,12 +408,16 @@ def _load_summaries(
     scans = [
         s
         for s in session.exec(select(schema.Scan).where(schema.Scan.owner_id == patient_id)).all()
-        if access.covers(s.id)
+        if access.covers(schema.stored_id(s.id))
     ]
     results = results_by_scan(session, sealer, None)
     summaries = [
         ScanSummary(
-            **_summary_fields(scan, open_scan_payload(sealer, scan), results.get(scan.id, []))
+            **_summary_fields(
+                scan,
+                open_scan_payload(sealer, scan),
+                results.get(schema.stored_id(scan.id), []),
+            )
         )
         for scan in scans
     ]

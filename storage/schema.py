@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Integer, LargeBinary, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -228,3 +228,23 @@ class SchemaVersion(SQLModel, table=True):
     version: int = Field(primary_key=True)
     name: str = Field(max_length=100)
     applied_at: datetime = Field(default_factory=utcnow)
+
+
+def stored_id(value: int | None) -> int:
+    """The primary key of a row that is in the database (flushed or read back).
+
+    SQLModel types ids as optional only because a new object has none before its first
+    flush; this narrows them where the row is known to be stored.
+
+    Raises:
+        RuntimeError: The row was never flushed (a programming error).
+    """
+    if value is None:
+        raise RuntimeError("The row has no id yet; flush it before using its id.")
+    return value
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model (for column-only queries and creating single tables)."""
+    # SQLModel adds ``__table__`` at class creation, invisibly to type checkers.
+    return model.__table__  # type: ignore[attr-defined]

@@ -49,14 +49,14 @@ class RowSealer:
         """
         return self._cipher(version).seal(data, self._aad(table, row_id, version))
 
-    def open(self, table: str, row_id: int, version: int, sealed: bytes) -> bytes:
+    def open(self, table: str, row_id: int, version: int, sealed: bytes | None) -> bytes:
         """Decrypt bytes sealed by :meth:`seal` for the same row.
 
         Args:
             table: Table (or ``blob``) the ciphertext belongs to.
             row_id: Primary key of the row.
             version: Key version recorded in the row.
-            sealed: ``nonce || ciphertext``.
+            sealed: ``nonce || ciphertext``; ``None`` (a row never sealed) fails to open.
 
         Returns:
             The plaintext.
@@ -71,7 +71,7 @@ class RowSealer:
         """Encrypt a JSON-serialisable value belonging to one row (see :meth:`seal`)."""
         return self.seal(table, row_id, version, json.dumps(value, separators=(",", ":")).encode())
 
-    def open_json(self, table: str, row_id: int, version: int, sealed: bytes) -> Any:
+    def open_json(self, table: str, row_id: int, version: int, sealed: bytes | None) -> Any:
         """Decrypt a value sealed by :meth:`seal_json` for the same row (see :meth:`open`)."""
         return json.loads(self.open(table, row_id, version, sealed))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage import audit, policy, schema
 from storage.accounts import AccountError, normalize_username
@@ -96,21 +96,22 @@ def grant_access(
                 session.exec(
                     select(schema.Scan.id)
                     .where(schema.Scan.owner_id == actor.user_id)
-                    .where(schema.Scan.id.in_(wanted))
+                    .where(col(schema.Scan.id).in_(wanted))
                 ).all()
             )
             if owned != set(wanted):
                 raise policy.AccessDenied("You can only share your own scans.")
         grant = schema.ShareGrant(
             patient_id=actor.user_id,
-            clinician_id=clinician.id,
+            clinician_id=schema.stored_id(clinician.id),
             all_scans=scan_ids is None,
             expires_at=schema.utcnow() + timedelta(hours=hours),
         )
         session.add(grant)
         session.flush()
+        grant_id = schema.stored_id(grant.id)
         if scan_ids is not None:
-            session.add_all(schema.ShareGrantScan(grant_id=grant.id, scan_id=i) for i in wanted)
+            session.add_all(schema.ShareGrantScan(grant_id=grant_id, scan_id=i) for i in wanted)
             session.flush()
         audit.append(
             session,
@@ -119,14 +120,14 @@ def grant_access(
             actor=actor,
             patient_id=actor.user_id,
             record_type="share_grants",
-            record_id=grant.id,
+            record_id=grant_id,
             details={
                 "clinician": clinician.username,
                 "hours": hours,
                 "scans": "all" if scan_ids is None else len(wanted),
             },
         )
-        return grant.id
+        return grant_id
 
 
 def revoke_access(db: Database, actor: Actor, grant_id: int) -> None:
@@ -171,14 +172,14 @@ def list_grants(db: Database, actor: Actor) -> list[GrantInfo]:
         grants = session.exec(
             select(schema.ShareGrant)
             .where(column == actor.user_id)
-            .order_by(schema.ShareGrant.id.desc())
+            .order_by(col(schema.ShareGrant.id).desc())
         ).all()
         ids = {g.patient_id for g in grants} | {g.clinician_id for g in grants}
         names = _usernames(session, ids)
         audit.append(session, db, "list_grants", actor=actor, details={"count": len(grants)})
         return [
             GrantInfo(
-                g.id,
+                schema.stored_id(g.id),
                 g.patient_id,
                 names[g.patient_id],
                 g.clinician_id,
@@ -206,7 +207,7 @@ def shared_patients(db: Database, actor: Actor) -> list[SharedPatient]:
         grants = session.exec(
             select(schema.ShareGrant)
             .where(schema.ShareGrant.clinician_id == actor.user_id)
-            .where(schema.ShareGrant.revoked_at.is_(None))
+            .where(col(schema.ShareGrant.revoked_at).is_(None))
             .where(schema.ShareGrant.expires_at > now)
         ).all()
         emergencies = session.exec(
@@ -261,17 +262,19 @@ def emergency_access(
     with db.transaction() as session:
         policy.ensure_active(session, actor)
         patient = _find_user(session, patient_username, schema.Role.PATIENT)
-        sealer = db.keyring.sealer(session, patient.id)
+        patient_id = schema.stored_id(patient.id)
+        sealer = db.keyring.sealer(session, patient_id)
         row = schema.EmergencyAccess(
             clinician_id=actor.user_id,
-            patient_id=patient.id,
+            patient_id=patient_id,
             key_version=sealer.version,
             expires_at=schema.utcnow() + timedelta(minutes=minutes),
         )
         session.add(row)
         session.flush()
+        row_id = schema.stored_id(row.id)
         row.payload = sealer.seal_json(
-            _EMERGENCY_TABLE, row.id, row.key_version, {"reason": reason}
+            _EMERGENCY_TABLE, row_id, row.key_version, {"reason": reason}
         )
         session.add(row)
         audit.append(
@@ -279,13 +282,13 @@ def emergency_access(
             db,
             "emergency_access",
             actor=actor,
-            patient_id=patient.id,
+            patient_id=patient_id,
             record_type="emergency_accesses",
-            record_id=row.id,
+            record_id=row_id,
             emergency=True,
             details={"minutes": minutes},
         )
-        return row.id
+        return row_id
 
 
 def list_emergency_accesses(db: Database, actor: Actor) -> list[EmergencyInfo]:
@@ -301,16 +304,17 @@ def list_emergency_accesses(db: Database, actor: Actor) -> list[EmergencyInfo]:
         rows = session.exec(
             select(schema.EmergencyAccess)
             .where(schema.EmergencyAccess.patient_id == actor.user_id)
-            .order_by(schema.EmergencyAccess.id.desc())
+            .order_by(col(schema.EmergencyAccess.id).desc())
         ).all()
         sealer = db.keyring.sealer(session, actor.user_id)
         names = _usernames(session, {r.clinician_id for r in rows})
         out = []
         for row in rows:
-            body = sealer.open_json(_EMERGENCY_TABLE, row.id, row.key_version, row.payload)
+            row_id = schema.stored_id(row.id)
+            body = sealer.open_json(_EMERGENCY_TABLE, row_id, row.key_version, row.payload)
             out.append(
                 EmergencyInfo(
-                    row.id, names[row.clinician_id], body["reason"], row.created_at, row.expires_at
+                    row_id, names[row.clinician_id], body["reason"], row.created_at, row.expires_at
                 )
             )
         audit.append(
@@ -337,6 +341,6 @@ def _usernames(session: Session, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
     rows = session.exec(
-        select(schema.User.id, schema.User.username).where(schema.User.id.in_(sorted(ids)))
+        select(schema.User.id, schema.User.username).where(col(schema.User.id).in_(sorted(ids)))
     ).all()
-    return dict(rows)
+    return {schema.stored_id(user_id): name for user_id, name in rows}

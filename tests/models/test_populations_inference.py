@@ -16,6 +16,7 @@ from models.architecture import ChestXrayNet
 from models.calibration import PopulationCalibration
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.inference import ModelUnavailable, load_classifier
+from models.noise import PERTURBATIONS, SOURCES, measure
 from models.ood import FeatureGaussian
 from models.populations import ADULT, CHILD, UNKNOWN
 from models.validity import FindingValidity, to_table
@@ -145,3 +146,16 @@ def test_model_unavailable_is_a_user_error_and_still_a_runtime_error(tmp_path: P
         load_classifier(tmp_path / "missing.pt")
     assert isinstance(caught.value, UserError) and isinstance(caught.value, RuntimeError)
     assert str(caught.value).startswith("The analysis model is not available")
+
+
+def test_noise_measurement_reports_saturation_and_bands(tiny):
+    scans = [_scan(seed) for seed in range(4)]
+    sources = ["nih_adult", "nih_adult", "covid_radiography", "covid_radiography"]
+    result = measure(tiny, scans, [ADULT] * 4, sources)
+    assert set(result["saturation"]) == set(SOURCES)
+    assert set(result["noise_by_perturbation"]) == set(PERTURBATIONS)
+    for finding in FINDINGS:
+        summary = result["noise"][finding]
+        assert 0 <= summary["median"] <= summary["band"] <= summary["max"]
+        assert summary["max"] > 0, "re-encoding, cropping and re-exposing move the output"
+        assert 0 <= result["saturation"]["nih_adult"][finding] <= 1

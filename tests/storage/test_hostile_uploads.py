@@ -1,4 +1,7 @@
-"""Every hostile file of the decoder suite, sent through the real import pipeline, leaves nothing behind."""
+"""Every hostile file of the decoder suite, sent through the real import pipeline.
+
+Each one must leave nothing behind: no row and no blob.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +15,18 @@ from storage.schema import Scan
 from tests.core.test_hostile_inputs import _REFUSED
 
 #: Names an attacker might choose; the name is never used as a path inside the store.
-_HOSTILE_NAMES = ("..%2F..%2Fetc%2Fpasswd.png", "scan.png.exe", "CON.dcm", "<script>.jpg", "a" * 200 + ".png")
+_HOSTILE_NAMES = (
+    "..%2F..%2Fetc%2Fpasswd.png",
+    "scan.png.exe",
+    "CON.dcm",
+    "<script>.jpg",
+    "a" * 200 + ".png",
+)
 
 
-def test_import_of_every_hostile_file_stores_no_row_and_no_blob(settings_env, settings, make_user, tmp_path, monkeypatch):
+def test_import_of_every_hostile_file_stores_no_row_and_no_blob(
+    settings_env, settings, make_user, tmp_path, monkeypatch
+):
     for name, value in settings_env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MODEL_CHECKPOINT", str(tmp_path / "missing.pt"))
