@@ -1,8 +1,10 @@
 """Data-shift monitor: do the app's uploaded scans still look like the training data?
 
 Pure statistics on de-identified samples: two-sample Kolmogorov-Smirnov tests for
-continuous quantities (per-image intensity mean and spread, age) and chi-square
-tests for rates and category mixes (flagged findings, sex). p-values are
+continuous quantities (per-image intensity mean and spread) and chi-square tests
+for rates and category mixes (flagged findings, age bands, sex). The uploaded side
+follows the small-group rule of :mod:`core.cohort`: ages come in bands only, and
+a quantity with a group of fewer than ten people is left out whole. p-values are
 Bonferroni-corrected over the tests shown together, because an analyst reading
 a table of p-values otherwise sees a false alarm in one table out of a few.
 """
@@ -17,6 +19,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
+from core.cohort import MIN_USERS
 from core.findings import FINDING_LABELS, FINDINGS
 
 #: Family-wise false-alarm rate of one shift table.
@@ -38,16 +41,19 @@ class ShiftSample:
         intensity_std: Standard deviation of each scan's intensities.
         finding_positive: Scans flagged (or labelled) with each finding.
         finding_total: Scans on which each finding was assessed.
-        ages: Ages in years where known.
+        age_bands: Scans per age band where known (e.g. ``{"40-59": 12}``); never exact ages.
         sexes: Scans per recorded sex (e.g. ``{"F": 12, "M": 30}``).
+        withheld: Quantities left out so that nobody can be singled out: finding names,
+            ``"age"`` or ``"sex"``; their counts above are empty.
     """
 
     intensity_mean: np.ndarray = field(default_factory=lambda: np.empty(0))
     intensity_std: np.ndarray = field(default_factory=lambda: np.empty(0))
     finding_positive: Mapping[str, int] = field(default_factory=dict)
     finding_total: Mapping[str, int] = field(default_factory=dict)
-    ages: np.ndarray = field(default_factory=lambda: np.empty(0))
+    age_bands: Mapping[str, int] = field(default_factory=dict)
     sexes: Mapping[str, int] = field(default_factory=dict)
+    withheld: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -187,17 +193,21 @@ def compare(reference: ShiftSample, current: ShiftSample) -> list[ShiftResult]:
         current: Uploaded-scan sample.
 
     Returns:
-        One result per quantity: intensity mean and spread, each finding's rate,
-        age and sex (the last two only say "not recorded" when a side lacks them).
+        One result per quantity: intensity mean and spread, each finding's rate, age band
+        and sex; quantities the uploaded side withheld or a side lacks get a note instead.
     """
     results = [
         ks_shift("Image mean intensity", reference.intensity_mean, current.intensity_mean),
         ks_shift("Image intensity spread (std)", reference.intensity_std, current.intensity_std),
     ]
     for finding in FINDINGS:
+        quantity = f"{FINDING_LABELS[finding]} rate"
+        if finding in current.withheld:
+            results.append(_left_out(quantity))
+            continue
         results.append(
             rate_shift(
-                f"{FINDING_LABELS[finding]} rate",
+                quantity,
                 (
                     reference.finding_positive.get(finding, 0),
                     reference.finding_total.get(finding, 0),
@@ -205,15 +215,26 @@ def compare(reference: ShiftSample, current: ShiftSample) -> list[ShiftResult]:
                 (current.finding_positive.get(finding, 0), current.finding_total.get(finding, 0)),
             )
         )
-    if len(reference.ages) and len(current.ages):
-        results.append(ks_shift("Age", reference.ages, current.ages))
-    else:
-        results.append(_not_recorded("Age", training_has_it=len(reference.ages) > 0))
-    if sum(reference.sexes.values()) and sum(current.sexes.values()):
-        results.append(category_shift("Sex", reference.sexes, current.sexes))
-    else:
-        results.append(_not_recorded("Sex", training_has_it=sum(reference.sexes.values()) > 0))
+    results.append(
+        _mix_shift("Age", reference.age_bands, current.age_bands, "age" in current.withheld)
+    )
+    results.append(_mix_shift("Sex", reference.sexes, current.sexes, "sex" in current.withheld))
     return results
+
+
+def _mix_shift(
+    quantity: str, reference: Mapping[str, int], current: Mapping[str, int], withheld: bool
+) -> ShiftResult:
+    if withheld:
+        return _left_out(quantity)
+    if sum(reference.values()) and sum(current.values()):
+        return category_shift(quantity, reference, current)
+    return _not_recorded(quantity, training_has_it=sum(reference.values()) > 0)
+
+
+def _left_out(quantity: str) -> ShiftResult:
+    note = f"Left out: a group of the uploaded scans has fewer than {MIN_USERS} people."
+    return ShiftResult(quantity, "", None, None, "", "", note)
 
 
 def _not_recorded(quantity: str, training_has_it: bool) -> ShiftResult:
@@ -271,7 +292,7 @@ def training_reference(
 
     Returns:
         A sample with intensities and label rates; age and sex are not recorded
-        in the training sets, so they stay empty.
+        in the training sets, so they stay empty. Public data, so nothing is withheld.
     """
     rows = manifest[manifest["split"] == split]
     kermany = rows[rows["dataset"] == "kermany"]

@@ -1,22 +1,26 @@
 """De-identified aggregates over every stored result, for analysts only.
 
 Results are decrypted here, reduced to ``user_id, month, age_band, sex, finding`` rows and
-handed to :func:`core.cohort.aggregate_cohort`, which drops the user ids and suppresses
-groups of fewer than ten people. Only the aggregate leaves this module.
+handed to :func:`core.cohort.aggregate_cohort`, which drops the user ids and leaves out every
+group of fewer than ten people, plus the groups that would let a left-out count be worked out
+from the others (the rule is in :mod:`core.cohort`). Only the aggregate leaves this module.
 
 :func:`shift_sample` gives the data-shift monitor per-scan observations with no ids, each
-quantity shuffled on its own so that values of one scan cannot be linked back together.
+quantity shuffled on its own so that values of one scan cannot be linked back together. Its
+category counts (sex, age band, each finding's flagged / not flagged / not assessed) follow the
+same rule through :func:`core.cohort.suppress_categories`, and ages are given in bands only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from sqlmodel import select
 
-from core.cohort import MIN_USERS, aggregate_cohort
+from core.cohort import MIN_USERS, UNKNOWN, aggregate_cohort, suppress_categories
 from core.eda import age_band
 from core.findings import FINDINGS, flagged_findings, is_flagged, threshold_for
 from core.shift import ShiftSample
@@ -29,6 +33,10 @@ from storage.scans import open_scan_payload, scan_payload_with_intensity
 NO_FINDING = "none"
 ABSTAINED = "abstained"
 
+# A scan's state for one finding in the shift sample; together they partition all scans, whose
+# number the sample reveals, so the not-assessed state is protected like the other two.
+POSITIVE, NEGATIVE, NOT_ASSESSED = "positive", "negative", "not assessed"
+
 
 def cohort_summary(db: Database, actor: Actor, by: Sequence[str]) -> pd.DataFrame:
     """Counts of results per group (see :func:`core.cohort.aggregate_cohort`).
@@ -39,8 +47,9 @@ def cohort_summary(db: Database, actor: Actor, by: Sequence[str]) -> pd.DataFram
         by: Grouping columns among ``finding``, ``month``, ``age_band``, ``sex``.
 
     Returns:
-        One row per group with ``count`` and ``users`` as strings (``"<10"`` when fewer than
-        ten people are in the group).
+        One row per published group with ``count`` (results) and ``users`` (distinct people)
+        as integers; groups that could single someone out are absent, and no total row is
+        added.
 
     Raises:
         policy.AccessDenied: The actor is not an active analyst.
@@ -76,10 +85,13 @@ def shift_sample(db: Database, actor: Actor) -> ShiftSample | None:
 
     Per scan: intensity mean and spread (sealed in the scan's payload at save time; scans
     stored before that have their image decrypted once, see
-    :func:`storage.scans.scan_payload_with_intensity`), age and sex where the metadata records
-    them, and whether the scan's latest result flagged each finding (abstained results
-    assess nothing). Nothing identifies a user or a
-    scan, and each quantity is shuffled independently. The read is audited as one event.
+    :func:`storage.scans.scan_payload_with_intensity`), age band and sex where the metadata
+    records them, and whether the scan's latest result flagged each finding (abstained results
+    assess nothing). Nothing identifies a user or a scan, and each quantity is shuffled
+    independently. Category counts follow :func:`core.cohort.suppress_categories`: a quantity
+    with a left-out category is withheld whole (named in ``withheld``), because a partial mix
+    would be compared as if the missing categories were empty. The read is audited as one
+    event.
 
     Args:
         db: Database handle.
@@ -100,58 +112,84 @@ def shift_sample(db: Database, actor: Actor) -> ShiftSample | None:
         if len(owners) < MIN_USERS:
             audit.append(session, db, "shift_sample", actor=actor, details={"withheld": True})
             return None
-        means, stds, ages = [], [], []
-        sexes: dict[str, int] = {}
-        positive = dict.fromkeys(FINDINGS, 0)
-        assessed = dict.fromkeys(FINDINGS, 0)
+        means, stds = [], []
+        # Per quantity ("sex", "age", each finding): distinct people and scans per category.
+        people: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+        scans: dict[str, Counter[str]] = defaultdict(Counter)
         for owner_id in owners:
             sealer = db.keyring.sealer(session, owner_id)
             latest = {
                 scan_id: results[-1]
                 for scan_id, results in results_by_scan(session, sealer, None).items()
             }
-            scans = session.exec(select(schema.Scan).where(schema.Scan.owner_id == owner_id)).all()
-            for scan in scans:
+            owned = session.exec(select(schema.Scan).where(schema.Scan.owner_id == owner_id))
+            for scan in owned:
                 payload = scan_payload_with_intensity(session, db, sealer, scan)
                 means.append(payload["intensity_mean"])
                 stds.append(payload["intensity_std"])
-                metadata = payload.get("metadata") or {}
-                if isinstance(metadata.get("patient_age"), (int, float)):
-                    ages.append(float(metadata["patient_age"]))
-                sex = str(metadata.get("patient_sex") or "").strip().upper()
-                if sex:
-                    sexes[sex] = sexes.get(sex, 0) + 1
-                _count_findings(latest.get(schema.stored_id(scan.id)), positive, assessed)
+                categories = _categories(
+                    payload.get("metadata") or {}, latest.get(schema.stored_id(scan.id))
+                )
+                for quantity, category in categories.items():
+                    people[quantity][category].add(owner_id)
+                    scans[quantity][category] += 1
+        shown = {quantity: suppress_categories(groups) for quantity, groups in people.items()}
+        withheld = {
+            quantity
+            for quantity, groups in people.items()
+            if set(groups) - {UNKNOWN, NOT_ASSESSED} - shown[quantity]
+        }
         rng = np.random.default_rng()
         sample = ShiftSample(
             intensity_mean=rng.permutation(np.asarray(means, dtype=np.float64)),
             intensity_std=rng.permutation(np.asarray(stds, dtype=np.float64)),
-            finding_positive=positive,
-            finding_total=assessed,
-            ages=rng.permutation(np.asarray(ages, dtype=np.float64)),
-            sexes=dict(sorted(sexes.items())),
+            finding_positive={
+                name: scans[name][POSITIVE] for name in FINDINGS if name not in withheld
+            },
+            finding_total={
+                name: scans[name][POSITIVE] + scans[name][NEGATIVE]
+                for name in FINDINGS
+                if name not in withheld
+            },
+            age_bands=_mix(scans["age"], withheld="age" in withheld),
+            sexes=_mix(scans["sex"], withheld="sex" in withheld),
+            withheld=frozenset(withheld),
         )
         audit.append(
             session,
             db,
             "shift_sample",
             actor=actor,
-            details={"scans": len(means), "users": len(owners)},
+            details={"scans": len(means), "users": len(owners), "left_out": sorted(withheld)},
         )
     return sample
 
 
-def _count_findings(
-    result: ResultRecord | None, positive: dict[str, int], assessed: dict[str, int]
-) -> None:
-    if result is None or result.abstained:
-        return
-    for name, p in result.probabilities.items():
-        if name not in assessed:
-            continue
-        assessed[name] += 1
-        if is_flagged(p, threshold_for(result.thresholds, name)):
-            positive[name] += 1
+def _categories(metadata: Mapping, result: ResultRecord | None) -> dict[str, str]:
+    """The scan's category for each quantity of the shift sample."""
+    age = metadata.get("patient_age")
+    band = (
+        age_band(pd.Series([float(age)])).iloc[0]
+        if isinstance(age, (int, float)) and not isinstance(age, bool)
+        else None
+    )
+    sex = str(metadata.get("patient_sex") or "").strip().upper()
+    categories = {"age": UNKNOWN if pd.isna(band) else str(band), "sex": sex or UNKNOWN}
+    for name in FINDINGS:
+        if result is None or result.abstained or name not in result.probabilities:
+            categories[name] = NOT_ASSESSED
+        elif is_flagged(result.probabilities[name], threshold_for(result.thresholds, name)):
+            categories[name] = POSITIVE
+        else:
+            categories[name] = NEGATIVE
+    return categories
+
+
+def _mix(scans: Counter[str], withheld: bool) -> dict[str, int]:
+    """Scans per recorded category, or nothing when the quantity is withheld."""
+    if withheld:
+        return {}
+    return {category: scans[category] for category in sorted(scans) if category != UNKNOWN}
 
 
 def _rows(owner_id: int, scan: dict, result: ResultRecord) -> list[dict]:

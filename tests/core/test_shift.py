@@ -116,3 +116,26 @@ def test_training_reference_rates() -> None:
     assert reference.finding_total["pneumonia"] == 6
     assert reference.finding_total["covid19"] == 7
     assert reference.intensity_mean.tolist() == [0.5, 0.4]
+
+
+def test_withheld_quantities_are_named_not_tested(rng: np.random.Generator) -> None:
+    reference = _sample(rng, 0.50, (700, 1000))
+    current = shift.ShiftSample(
+        intensity_mean=rng.normal(0.5, 0.05, 300),
+        intensity_std=rng.normal(0.22, 0.02, 300),
+        finding_positive={"pneumonia": 70},
+        finding_total={"pneumonia": 100},
+        withheld=frozenset({"covid19", "sex"}),
+    )
+    table = shift.shift_table(shift.compare(reference, current)).set_index("quantity")
+    for quantity in ("COVID-19 pneumonia rate", "Sex"):
+        assert table.loc[quantity, "verdict"].startswith("Left out"), quantity
+        assert table.loc[quantity, "uploaded"] == ""
+    assert table.loc["Pneumonia rate", "verdict"] == "no shift detected"
+
+
+def test_ages_are_compared_by_band() -> None:
+    reference = shift.ShiftSample(age_bands={"18-39": 300, "40-59": 300, "60-79": 300})
+    current = shift.ShiftSample(age_bands={"18-39": 10, "40-59": 20, "60-79": 90})
+    result = next(r for r in shift.compare(reference, current) if r.quantity == "Age")
+    assert result.test == shift.CHI2_TEST and result.p_value < 1e-6

@@ -99,8 +99,9 @@ def test_rotate_master_key_with_key_file(settings_env) -> None:
     rotated = _cli(env, "rotate-master-key")
 
     assert rotated.returncode == 0, rotated.stderr
-    assert "new master key (shown once)" in rotated.stdout
-    assert key_file.read_text() != old_key
+    new_key = key_file.read_text()
+    assert new_key != old_key
+    assert new_key.strip() not in rotated.stdout + rotated.stderr
     assert json.loads(_cli(env, "export", "--user", "alice").stdout)["user"]["username"] == "alice"
     with pytest.raises(crypto.DecryptionError):
         open_database(load_settings({**env, "MASTER_KEY": old_key.strip()}))

@@ -20,7 +20,7 @@ REFERENCE = ShiftSample(
     intensity_std=np.linspace(0.05, 0.06, 200),
     finding_positive=dict.fromkeys(FINDINGS, 20),
     finding_total=dict.fromkeys(FINDINGS, 200),
-    ages=np.linspace(20, 80, 200),
+    age_bands={"18-39": 70, "40-59": 70, "60-79": 60},
     sexes={"F": 100, "M": 100},
 )
 

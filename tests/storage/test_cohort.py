@@ -1,4 +1,8 @@
-"""Tests for storage.cohort: analysts get suppressed, de-identified counts only."""
+"""Tests for storage.cohort: analysts get de-identified counts that single nobody out.
+
+The attacks (every grouping the analyst page offers, differencing against totals) run on
+SQLite and PostgreSQL through the ``database`` fixture.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,35 @@ from dataclasses import replace
 from datetime import date
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlmodel import select
 
+from core.eda import age_band
 from core.findings import FINDINGS
 from storage import cohort, schema
 from storage.export import export_user
 from storage.policy import AccessDenied
-from storage.scans import add_results, open_scan_payload
+from storage.scans import add_results, open_scan_payload, save_scan
+from tests.core.test_cohort import GROUPINGS, find_leaks
 from tests.storage._factories import sample_pixels, sample_result, save_sample_scan
 
 
-def test_counts_are_shown_for_ten_people_and_hidden_below(database, make_user) -> None:
+def test_counts_are_shown_for_ten_people_and_small_groups_left_out(database, make_user) -> None:
     analyst = make_user("ana", "analyst")
-    for i in range(10):
+    for i in range(12):
         patient = make_user(f"patient{i}")
         scan_id = save_sample_scan(database, patient, scan_date=date(2024, 5, 1 + i))
-        if i < 3:
+        if i < 10:
             add_results(database, patient, [(scan_id, sample_result(0.1))])
 
     table = cohort.cohort_summary(database, analyst, ["finding"]).set_index("finding")
 
-    # Ten people have a flagged pneumonia result; three also have one with nothing flagged.
-    assert table.loc["pneumonia", "users"] == "10"
-    assert table.loc["pneumonia", "count"] == "10"
-    assert table.loc["none", "users"] == "<10"
+    # Twelve people have a flagged pneumonia result; ten also have one with nothing flagged.
+    assert table.to_dict("index") == {
+        "none": {"count": 10, "users": 10},
+        "pneumonia": {"count": 12, "users": 12},
+    }
     assert "user_id" not in table.reset_index().columns
 
 
@@ -40,8 +48,65 @@ def test_groups_by_month_and_age_band(database, make_user) -> None:
         save_sample_scan(database, make_user(f"patient{i}"), scan_date=date(2024, 7, 2))
     table = cohort.cohort_summary(database, analyst, ["month", "age_band", "sex"])
     assert table.to_dict("records") == [
-        {"month": "2024-07", "age_band": "40-59", "sex": "F", "count": "10", "users": "10"}
+        {"month": "2024-07", "age_band": "40-59", "sex": "F", "count": 10, "users": 10}
     ]
+
+
+#: (how many people, sex, age, scan date, pneumonia score): many women and one man.
+OUTLIER_COHORT = [
+    (14, "F", 52, date(2026, 1, 10), 0.8),
+    (13, "F", 30, date(2026, 2, 10), 0.1),
+    (11, "F", 65, date(2026, 2, 20), 0.8),
+    (1, "M", 47, date(2026, 1, 12), 0.8),
+]
+
+
+def _store_outlier_cohort(database, make_user) -> pd.DataFrame:
+    """Store :data:`OUTLIER_COHORT` and return the true rows the analyst must not see."""
+    truth = []
+    for group, (people, sex, age, scan_date, score) in enumerate(OUTLIER_COHORT):
+        for i in range(people):
+            patient = make_user(f"p{group}_{i}")
+            save_scan(
+                database,
+                patient,
+                pixels=sample_pixels(i),
+                metadata={"patient_sex": sex, "patient_age": age},
+                enhancement={},
+                scan_date=scan_date,
+                filename="scan.png",
+                result=sample_result(score),
+            )
+            band = str(age_band(pd.Series([age])).iloc[0])
+            finding = "pneumonia" if score >= 0.5 else "none"
+            truth.append((patient.user_id, f"{scan_date:%Y-%m}", band, sex, finding))
+    return pd.DataFrame(truth, columns=["user_id", "month", "age_band", "sex", "finding"])
+
+
+def test_single_outlier_survives_every_grouping_and_differencing(database, make_user) -> None:
+    analyst = make_user("ana", "analyst")
+    truth = _store_outlier_cohort(database, make_user)
+
+    tables = {}
+    for columns in GROUPINGS:
+        tables[columns] = cohort.cohort_summary(database, analyst, list(columns))
+        # The page lets the analyst pick columns in any order; the groups are the same.
+        flipped = cohort.cohort_summary(database, analyst, list(reversed(columns)))
+        flipped = flipped[tables[columns].columns].sort_values(list(columns))
+        assert flipped.reset_index(drop=True).equals(tables[columns])
+
+    # Solving every left-out group from all tables at once (totals included) finds nothing.
+    assert find_leaks(truth, tables) == []
+    for columns, table in tables.items():
+        assert "sex" not in columns or "M" not in set(table["sex"]), columns
+    assert tables[()].to_dict("records") == [{"count": 39, "users": 39}]
+
+    sample = cohort.shift_sample(database, analyst)
+    assert sample.sexes == {} and "sex" in sample.withheld
+    # Ages only in bands; the man's 47 hides in the 40-59 band with 14 women.
+    assert sample.age_bands == {"18-39": 13, "40-59": 15, "60-79": 11}
+    assert not hasattr(sample, "ages")
+    assert sample.finding_positive["pneumonia"] == 26 and sample.finding_total["pneumonia"] == 39
 
 
 def _strip_intensity(database, scan_id: int) -> None:
@@ -78,15 +143,11 @@ def test_shift_sample_for_analysts_from_ten_people_without_ids(database, make_us
     ]
     np.testing.assert_allclose(sorted(sample.intensity_mean), sorted(m for m, _ in expected))
     np.testing.assert_allclose(sorted(sample.intensity_std), sorted(s for _, s in expected))
-    # The latest result of patient0's scan abstained, so that scan assesses nothing.
-    assert sample.finding_total == dict.fromkeys(FINDINGS, 9)
-    assert sample.finding_positive == {
-        "pneumonia": 9,
-        "bacterial_pneumonia": 0,
-        "viral_pneumonia": 0,
-        "covid19": 0,
-    }
-    assert sample.ages.tolist() == [52.0] * 10 and sample.sexes == {"F": 10}
+    # The latest result of patient0's scan abstained: one person's scan assesses nothing, and
+    # that count would follow from the scan total, so every finding is withheld.
+    assert sample.withheld == frozenset(FINDINGS)
+    assert sample.finding_total == {} and sample.finding_positive == {}
+    assert sample.age_bands == {"40-59": 10} and sample.sexes == {"F": 10}
     # The older scan got its statistics sealed in, so its image is not decrypted again.
     assert "intensity_mean" in export_user(database, patients[9])["scans"][0]
 
