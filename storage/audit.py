@@ -453,11 +453,13 @@ def access_log(db: Database, actor: Actor, patient_id: int) -> list[AuditEntry]:
 
 
 def record_session_start(db: Database, actor: Actor, patient_id: int) -> None:
-    """Audit the start of a teleconsult; requires current read access to the patient.
+    """Audit the start of a teleconsult by an active clinician with read access to the patient.
 
     Raises:
-        policy.AccessDenied: The actor may not read this patient's records.
+        policy.AccessDenied: The actor is not an active clinician who may read this patient's
+            records.
     """
+    policy.require_role(actor, schema.Role.CLINICIAN)
     with db.transaction() as session:
         access = policy.check_read(session, actor, patient_id)
         append(
@@ -473,8 +475,25 @@ def record_session_start(db: Database, actor: Actor, patient_id: int) -> None:
 
 
 def record_session_end(db: Database, actor: Actor, patient_id: int, minutes: float) -> None:
-    """Audit the end of a teleconsult (allowed even if access expired meanwhile)."""
+    """Audit the end of a teleconsult.
+
+    Needs what the start needs (an active clinician with read access to the patient), except
+    that a clinician whose access ended during the session may still close a session they
+    started and have not ended, so that every started session is closed. Anyone else would
+    write a false entry into the patient's access list.
+
+    Raises:
+        policy.AccessDenied: The actor is not an active clinician, or has neither access to
+            this patient nor an open session with them.
+    """
+    policy.require_role(actor, schema.Role.CLINICIAN)
     with db.transaction() as session:
+        policy.ensure_active(session, actor)
+        try:
+            policy.check_read(session, actor, patient_id)
+        except policy.AccessDenied:
+            if not _teleconsult_open(session, actor, patient_id):
+                raise
         append(
             session,
             db,
@@ -484,6 +503,19 @@ def record_session_end(db: Database, actor: Actor, patient_id: int, minutes: flo
             record_type="teleconsult",
             details={"minutes": round(float(minutes), 1)},
         )
+
+
+def _teleconsult_open(session: Session, actor: Actor, patient_id: int) -> bool:
+    """Whether the actor's last teleconsult event for this patient is a start."""
+    last = session.exec(
+        select(schema.AuditEvent.action)
+        .where(schema.AuditEvent.actor_id == actor.user_id)
+        .where(schema.AuditEvent.patient_id == patient_id)
+        .where(col(schema.AuditEvent.action).in_(["teleconsult_start", "teleconsult_end"]))
+        .order_by(col(schema.AuditEvent.seq).desc())
+        .limit(1)
+    ).first()
+    return last == "teleconsult_start"
 
 
 def _entry(row: schema.AuditEvent) -> AuditEntry:

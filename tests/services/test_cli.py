@@ -108,6 +108,28 @@ def test_rotate_master_key_with_key_file(settings_env) -> None:
     assert _cli(env, "verify-audit").returncode == 0
 
 
+def test_rotate_master_key_prints_the_new_key_only_when_asked(settings_env) -> None:
+    env = {k: v for k, v in settings_env.items() if k != "MASTER_KEY"}
+    _cli(env, "create-user", "alice", stdin=PASSWORD + "\n")
+
+    rotated = _cli(env, "rotate-master-key", "--print-key")
+
+    assert rotated.returncode == 0, rotated.stderr
+    assert load_settings(env).key_file.read_text().strip() in rotated.stdout
+
+
+def test_rotate_with_master_key_in_the_environment_refuses_to_lose_the_new_key(
+    settings_env,
+) -> None:
+    _cli(settings_env, "create-user", "alice", stdin=PASSWORD + "\n")
+
+    refused = _cli(settings_env, "rotate-master-key")
+
+    assert refused.returncode == 1
+    assert "--print-key" in refused.stderr
+    assert _cli(settings_env, "export", "--user", "alice").returncode == 0
+
+
 def test_rotate_master_key_from_new_key_file(settings_env, tmp_path) -> None:
     _cli(settings_env, "create-user", "alice", stdin=PASSWORD + "\n")
     new_key = crypto.encode_master_key(crypto.new_master_key())
