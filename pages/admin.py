@@ -16,12 +16,23 @@ st.title("Administration")
 users_tab, audit_tab = st.tabs(["Accounts", "Audit trail"])
 
 with users_tab:
-    users = accounts.list_users(db, admin)
+    try:
+        users = accounts.list_users(db, admin)
+    except Exception as err:  # a broken audit trail refuses every audited read
+        show_error(err)
+        users = []
     st.dataframe(
         pd.DataFrame(
-            [{"username": u.username, "role": u.role, "active": u.is_active,
-              "must change password": u.must_change_password, "created": u.created_at}
-             for u in users]
+            [
+                {
+                    "username": u.username,
+                    "role": u.role,
+                    "active": u.is_active,
+                    "must change password": u.must_change_password,
+                    "created": u.created_at,
+                }
+                for u in users
+            ]
         ),
         hide_index=True,
     )
@@ -40,8 +51,13 @@ with users_tab:
             st.success(f"Created {role} account {name.strip().lower()}.")
 
     st.subheader("Manage an account")
-    target = st.selectbox("Account", [u.username for u in users if u.id != admin.user_id],
-                          key="manage_user", index=None, placeholder="Choose an account")
+    target = st.selectbox(
+        "Account",
+        [u.username for u in users if u.id != admin.user_id],
+        key="manage_user",
+        index=None,
+        placeholder="Choose an account",
+    )
     if target:
         chosen = next(u for u in users if u.username == target)
         left, right = st.columns(2)
@@ -51,8 +67,10 @@ with users_tab:
             except (accounts.AccountError, PermissionError) as err:
                 show_error(err)
             else:
-                st.success(f"Temporary password for {target}: `{temporary}` "
-                           "(hand it over privately; it must be changed at next login).")
+                st.success(
+                    f"Temporary password for {target}: `{temporary}` "
+                    "(hand it over privately; it must be changed at next login)."
+                )
         label = "Enable account" if not chosen.is_active else "Disable account"
         if right.button(label, key="toggle_user"):
             try:
@@ -70,13 +88,48 @@ with audit_tab:
         else:
             where = f"event {report.first_bad_id}" if report.first_bad_id else "the chain head"
             st.error(f"The audit trail was tampered with at {where}: {report.reason}.")
-    events = audit.list_events(db, admin)
-    st.dataframe(
-        pd.DataFrame(
-            [{"#": e.seq, "time (UTC)": e.ts, "who": e.actor_username, "action": e.action,
-              "patient id": e.patient_id, "record": f"{e.record_type or ''} {e.record_id or ''}".strip(),
-              "EMERGENCY": "YES" if e.emergency else "", "details": e.details}
-             for e in events]
-        ),
-        hide_index=True,
-    )
+        if report.breaks:
+            st.subheader("Recorded breaks")
+            st.caption(
+                "Every break stays on record. `python -m storage.cli repair-audit --yes` starts a "
+                "new segment and records who repaired it; it deletes nothing."
+            )
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "detected (UTC)": b.detected_at,
+                            "what was found": b.reason,
+                            "head said event": b.head_seq,
+                            "last event found": b.last_seq,
+                            "repaired (UTC)": b.repaired_at or "not yet",
+                            "repaired by": b.repaired_by,
+                        }
+                        for b in report.breaks
+                    ]
+                ),
+                hide_index=True,
+            )
+    try:
+        events = audit.list_events(db, admin)
+    except Exception as err:  # a broken trail refuses the audited read; verify shows why
+        show_error(err)
+    else:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "#": e.seq,
+                        "time (UTC)": e.ts,
+                        "who": e.actor_username,
+                        "action": e.action,
+                        "patient id": e.patient_id,
+                        "record": f"{e.record_type or ''} {e.record_id or ''}".strip(),
+                        "EMERGENCY": "YES" if e.emergency else "",
+                        "details": e.details,
+                    }
+                    for e in events
+                ]
+            ),
+            hide_index=True,
+        )

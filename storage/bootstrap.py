@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -66,6 +67,7 @@ def open_database(
         apply_migrations(engine)
         keyring = Keyring(_open_master_key(engine, settings), lambda: _key_files(settings))
         db = Database(engine, BlobStore(settings.blob_dir), keyring, settings)
+        _owner_only_files(settings)
         audit.ensure_head(db)
         if bootstrap_admin:
             accounts.bootstrap_admin(db)
@@ -110,6 +112,15 @@ def rotate_master_key(db: Database, new_master: bytes) -> int:
         count = db.keyring.rewrap(session, new_master)
     db.keyring.use(new_master)
     return count
+
+
+def _owner_only_files(settings: Settings) -> None:
+    # mkdir's mode applies only to folders it creates, so a DATA_DIR or image folder that
+    # already existed (or a key file copied in by hand) keeps whatever mode it had.
+    os.chmod(settings.blob_dir, 0o700)
+    for path in (settings.key_file, pending_key_file(settings)):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path, 0o600)
 
 
 def _open_master_key(engine: Engine, settings: Settings) -> bytes:

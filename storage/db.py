@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -64,9 +64,10 @@ class Database:
 def make_engine(url: str) -> Engine:
     """An engine with the connection settings this app relies on.
 
-    SQLite: WAL journal and ``synchronous=FULL`` on every connection (an acknowledged commit
-    survives power loss), foreign keys on, and every transaction ``BEGIN IMMEDIATE`` so a
-    read-then-write transaction never fails half-way on a lock upgrade.
+    SQLite: the database file and its WAL files readable by their owner only, WAL journal and
+    ``synchronous=FULL`` on every connection (an acknowledged commit survives power loss),
+    foreign keys on, and every transaction ``BEGIN IMMEDIATE`` so a read-then-write
+    transaction never fails half-way on a lock upgrade.
 
     Args:
         url: SQLAlchemy URL.
@@ -79,6 +80,7 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+        _owner_only_sqlite_files(parsed.database)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -97,3 +99,16 @@ def make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _owner_only_sqlite_files(path: str) -> None:
+    """Create the SQLite file readable by its owner only (0600) and tighten an existing one.
+
+    SQLite would create it with the umask's mode (usually world-readable), whether or not
+    DATA_DIR existed. It gives the ``-wal`` and ``-shm`` files the mode of the database
+    file, so restricting that first covers them; existing ones are tightened too.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in ("", "-wal", "-shm"):
+        with suppress(FileNotFoundError):
+            os.chmod(path + suffix, 0o600)

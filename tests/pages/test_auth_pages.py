@@ -7,6 +7,7 @@ from datetime import date
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from core.settings import PROJECT_ROOT
@@ -28,7 +29,9 @@ def _page(name: str, actor: Actor | None = None) -> AppTest:
 
 
 def _texts(app: AppTest) -> str:
-    parts = [e.value for kind in ("error", "warning", "info", "success") for e in getattr(app, kind)]
+    parts = [
+        e.value for kind in ("error", "warning", "info", "success") for e in getattr(app, kind)
+    ]
     return " | ".join(str(p) for p in parts)
 
 
@@ -126,11 +129,34 @@ def test_admin_page_is_for_admins_only(db) -> None:
     assert "audit trail is intact" in _texts(app)
 
 
+def test_admin_page_shows_a_cut_audit_trail_instead_of_failing(db) -> None:
+    admin = accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
+    accounts.register(db, "alice", PASSWORD)
+    with db.engine.begin() as conn:
+        last = conn.execute(sa.text("SELECT MAX(seq) FROM audit_events")).scalar_one()
+        conn.execute(sa.text("DELETE FROM audit_events WHERE seq = :seq"), {"seq": last})
+
+    app = _page("admin", admin)
+    assert not app.exception
+    assert "audit" in " ".join(e.value for e in app.error).lower()
+    app.button(key="verify_audit").click().run()
+    assert not app.exception
+    assert "tampered with" in _texts(app)
+    assert "Recorded breaks" in [s.value for s in app.subheader]
+    [breaks] = [frame.value for frame in app.dataframe if "what was found" in frame.value]
+    assert list(breaks["repaired (UTC)"]) == ["not yet"]
+
+
 def test_history_lists_opens_and_deletes_with_confirmation(db) -> None:
     alice = accounts.register(db, "alice", PASSWORD)
     scan_id = save_scan(
-        db, alice, pixels=np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64),
-        metadata={}, enhancement={}, scan_date=date(2024, 2, 3), filename="front.png",
+        db,
+        alice,
+        pixels=np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64),
+        metadata={},
+        enhancement={},
+        scan_date=date(2024, 2, 3),
+        filename="front.png",
         result=ResultIn({"pneumonia": 0.7, "covid19": 0.1}, "net", "1.2.0", "aa" * 32),
     )
     app = _page("history", alice)

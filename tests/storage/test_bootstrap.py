@@ -6,6 +6,7 @@ import base64
 import logging
 import os
 import secrets
+import stat
 import time
 
 import numpy as np
@@ -239,3 +240,38 @@ def test_crash_before_commit_keeps_the_old_key_and_a_wrong_key_file_is_named(
         open_database(settings)
     assert str(settings.key_file) in str(refused.value)
     assert isinstance(refused.value, UserError)
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_files_are_owner_only_even_when_data_dir_existed(tmp_path) -> None:
+    data_dir, blobs = tmp_path / "data", tmp_path / "data" / "blobs"
+    blobs.mkdir(parents=True)
+    for folder in (data_dir, blobs):
+        os.chmod(folder, 0o755)
+    settings = load_settings({"DATA_DIR": str(data_dir), "ADMIN_PASSWORD": "first-admin-pass"})
+    database, key = data_dir / "app.db", data_dir / "master.key"
+    expected = {
+        database: 0o600,
+        data_dir / "app.db-wal": 0o600,
+        data_dir / "app.db-shm": 0o600,
+        key: 0o600,
+        blobs: 0o700,
+    }
+    umask = os.umask(0o022)
+    try:
+        db = open_database(settings)
+        # The pool keeps a connection open, so the WAL files exist now.
+        assert {path: _mode(path) for path in expected} == expected
+        db.close()
+        # Files loosened by hand (a copy, a restore) are tightened at the next start.
+        for path in (database, key):
+            os.chmod(path, 0o644)
+        os.chmod(blobs, 0o755)
+        db = open_database(settings)
+        assert {path: _mode(path) for path in expected} == expected
+        db.close()
+    finally:
+        os.umask(umask)
