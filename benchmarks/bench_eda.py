@@ -37,9 +37,10 @@ def _analyst():
             "ADMIN_PASSWORD": "bench-admin-password",
         }
     )
-    from core.settings import load_settings  # noqa: PLC0415 - read after the environment is set
-    from storage import accounts  # noqa: PLC0415
-    from storage.bootstrap import open_database  # noqa: PLC0415
+    # Imported here so that the settings are read after the environment above is set.
+    from core.settings import load_settings
+    from storage import accounts
+    from storage.bootstrap import open_database
 
     db = open_database(load_settings())
     admin = accounts.authenticate(db, "admin", "bench-admin-password", "bench")
@@ -47,7 +48,7 @@ def _analyst():
 
 
 def _app(analyst):
-    from streamlit.testing.v1 import AppTest  # noqa: PLC0415
+    from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT_S)
     # The key pages.ui.start_session uses for the logged-in actor.
@@ -71,7 +72,7 @@ def run() -> list[dict]:
         Rows ``{"benchmark", "value", "unit"}``: first render (cold caches),
         median rerun with unchanged filters, and median rerun after a filter change.
     """
-    import streamlit as st  # noqa: PLC0415
+    import streamlit as st
 
     analyst = _analyst()
     # Warm the process (imports, Streamlit runtime), then clear the page's caches so the
@@ -79,7 +80,7 @@ def run() -> list[dict]:
     _app(analyst).run()
     st.cache_data.clear()
     st.cache_resource.clear()
-    from pages import ui  # noqa: PLC0415
+    from pages import ui
 
     ui.get_database()  # the shared database handle is not part of this page's first render
 
@@ -92,7 +93,11 @@ def run() -> list[dict]:
         filtered.append(_timed(at.run))
     return [
         {"benchmark": "nih_page_first_render", "value": round(first, 3), "unit": "s"},
-        {"benchmark": "nih_page_rerun_median", "value": round(statistics.median(reruns), 3), "unit": "s"},
+        {
+            "benchmark": "nih_page_rerun_median",
+            "value": round(statistics.median(reruns), 3),
+            "unit": "s",
+        },
         {
             "benchmark": "nih_page_new_filter_median",
             "value": round(statistics.median(filtered), 3),

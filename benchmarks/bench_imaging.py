@@ -1,7 +1,7 @@
 """Benchmark: decoding plus default enhancement of typical uploads.
 
-Cases: a 512x512 NIH PNG from the shared samples, the same upscaled to 1024x1024, a 3000x3000 16-bit PNG
-generated in a temporary folder, and the real CR DICOM sample (JPEG baseline).
+Cases: a 512x512 NIH PNG from the shared samples, the same upscaled to 1024x1024, a 3000x3000
+16-bit PNG generated in a temporary folder, and the real CR DICOM sample (JPEG baseline).
 Prints the median of several runs per step as a table; no assertions.
 
 Run: ``.venv/bin/python benchmarks/bench_imaging.py``
@@ -21,10 +21,10 @@ if __package__ in (None, ""):
     # Run as a script: make the project importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.enhance import EnhanceSettings, enhance  # noqa: E402
-from core.imaging import decode_scan  # noqa: E402
-from benchmarks._timing import median_seconds  # noqa: E402
-from core.settings import load_settings  # noqa: E402
+from benchmarks._timing import median_seconds
+from core.enhance import EnhanceSettings, enhance
+from core.imaging import decode_scan
+from core.settings import load_settings
 
 _REPEATS = 5
 _NIH_PNG = "00000001_000.png"
@@ -43,7 +43,10 @@ def _large_16_bit_png(folder: Path) -> bytes:
 
 
 def _upscaled_png(source: Path, side: int = 1024) -> bytes:
-    """The NIH sample (512x512 in this copy) resized to ``side`` pixels: a real radiograph at upload size."""
+    """The NIH sample (512x512 in this copy) resized to ``side`` pixels.
+
+    A real radiograph at upload size.
+    """
     buffer = io.BytesIO()
     Image.open(source).resize((side, side), Image.Resampling.BICUBIC).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -53,7 +56,9 @@ def _cases(folder: Path) -> list[tuple[str, bytes]]:
     samples = load_settings().shared_data_dir / "samples"
     cases = [(f"{_LARGE_SIDE}x{_LARGE_SIDE} 16-bit PNG (generated)", _large_16_bit_png(folder))]
     if (samples / _NIH_PNG).is_file():
-        cases.insert(0, ("1024x1024 8-bit PNG (NIH sample upscaled)", _upscaled_png(samples / _NIH_PNG)))
+        cases.insert(
+            0, ("1024x1024 8-bit PNG (NIH sample upscaled)", _upscaled_png(samples / _NIH_PNG))
+        )
     for label, name in (("NIH PNG 8-bit (sample)", _NIH_PNG), ("CR DICOM, JPEG (sample)", _DICOM)):
         if (samples / name).is_file():
             cases.insert(len(cases) - 1, (label, (samples / name).read_bytes()))
@@ -75,7 +80,9 @@ def run() -> list[dict]:
             scan = decode_scan(data)
             size = f"{scan.metadata.width}x{scan.metadata.height}"
             decode_s = median_seconds(lambda data=data: decode_scan(data), _REPEATS)
-            enhance_s = median_seconds(lambda pixels=scan.pixels: enhance(pixels, settings), _REPEATS)
+            enhance_s = median_seconds(
+                lambda pixels=scan.pixels: enhance(pixels, settings), _REPEATS
+            )
             for step, seconds in (("decode", decode_s), ("default enhance", enhance_s)):
                 rows.append(
                     {

@@ -31,17 +31,17 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.findings import FINDINGS  # noqa: E402
-from core.imaging import DecodedScan, ScanMetadata  # noqa: E402
-from core.settings import load_settings  # noqa: E402
-from services.imports import save_decoded_scan  # noqa: E402
-from storage import accounts, audit, schema  # noqa: E402
-from storage.actor import Actor  # noqa: E402
-from storage.bootstrap import open_database  # noqa: E402
-from storage.db import Database  # noqa: E402
-from storage.results import ResultIn  # noqa: E402
-from storage.scans import list_scans  # noqa: E402
-from tests.storage.conftest import empty_backend  # noqa: E402
+from core.findings import FINDINGS
+from core.imaging import DecodedScan, ScanMetadata
+from core.settings import load_settings
+from services.imports import save_decoded_scan
+from storage import accounts, audit, schema
+from storage.actor import Actor
+from storage.bootstrap import open_database
+from storage.db import Database
+from storage.results import ResultIn
+from storage.scans import list_scans
+from tests.storage.conftest import empty_backend
 
 #: Report names of the backends, and the kinds the storage tests' ``empty_backend`` takes.
 _KINDS = {"sqlite": "sqlite", "postgresql": "postgres"}
@@ -74,8 +74,11 @@ def _result(session: int, scan: int) -> ResultIn:
     p = round(0.01 * (session + 1) + 0.001 * scan, 6)
     return ResultIn(
         probabilities={**dict.fromkeys(FINDINGS, 0.05), "pneumonia": p},
-        model_name="load-test", model_version="1", checkpoint_sha256="ab" * 32,
-        ood_score=0.1, thresholds=dict.fromkeys(FINDINGS, 0.5),
+        model_name="load-test",
+        model_version="1",
+        checkpoint_sha256="ab" * 32,
+        ood_score=0.1,
+        thresholds=dict.fromkeys(FINDINGS, 0.5),
     )
 
 
@@ -83,8 +86,14 @@ def _filename(scan: int) -> str:
     return f"scan-{scan}.png"
 
 
-def _session(db: Database, index: int, username: str, barrier: threading.Barrier,
-             report: LoadReport, lock: threading.Lock) -> None:
+def _session(
+    db: Database,
+    index: int,
+    username: str,
+    barrier: threading.Barrier,
+    report: LoadReport,
+    lock: threading.Lock,
+) -> None:
     """One user session: log in, then store and list scans; failures are recorded."""
     rng = np.random.default_rng(index)
     try:
@@ -97,8 +106,12 @@ def _session(db: Database, index: int, username: str, barrier: threading.Barrier
             )
             start = time.perf_counter()
             save_decoded_scan(
-                db, actor, decoded, scan_date=date(2025, 1, 1) + timedelta(days=scan),
-                filename=_filename(scan), result=_result(index, scan),
+                db,
+                actor,
+                decoded,
+                scan_date=date(2025, 1, 1) + timedelta(days=scan),
+                filename=_filename(scan),
+                result=_result(index, scan),
             )
             saved = time.perf_counter()
             list_scans(db, actor, actor.user_id)
@@ -160,11 +173,15 @@ def _integrity_problems(db: Database, actors: list[Actor]) -> list[str]:
     with db.engine.connect() as conn:
         scan_rows = conn.execute(sa.select(sa.func.count()).select_from(schema.Scan)).scalar_one()
         result_rows = conn.execute(
-            sa.select(sa.func.count()).select_from(schema.Result)).scalar_one()
+            sa.select(sa.func.count()).select_from(schema.Result)
+        ).scalar_one()
     wanted = len(actors) * SCANS_PER_SESSION
     blob_files = sum(1 for p in db.blobs.root.iterdir() if p.is_file())
-    for name, count in (("scan rows", scan_rows), ("result rows", result_rows),
-                        ("image files", blob_files)):
+    for name, count in (
+        ("scan rows", scan_rows),
+        ("result rows", result_rows),
+        ("image files", blob_files),
+    ):
         if count != wanted:
             problems.append(f"{count} {name}, expected {wanted}")
     chain = audit.verify_chain(db)
@@ -177,8 +194,12 @@ def _integrity_problems(db: Database, actors: list[Actor]) -> list[str]:
 def _database(backend: str) -> Iterator[Database]:
     """A fresh database on ``backend`` in a temporary DATA_DIR (and PostgreSQL schema)."""
     with tempfile.TemporaryDirectory() as tmp, empty_backend(_KINDS[backend], Path(tmp)) as url:
-        env = {"DATA_DIR": tmp, "DATABASE_URL": url, "ADMIN_PASSWORD": "load admin pass",
-               "MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
+        env = {
+            "DATA_DIR": tmp,
+            "DATABASE_URL": url,
+            "ADMIN_PASSWORD": "load admin pass",
+            "MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        }
         db = open_database(load_settings(env))
         try:
             yield db
@@ -195,18 +216,32 @@ def _rows(report: LoadReport) -> list[dict]:
     label = f"load {report.backend} ({N_SESSIONS} sessions x {SCANS_PER_SESSION} scans)"
     rows = [
         {"benchmark": f"{label}: errors", "value": len(report.errors), "unit": "count"},
-        {"benchmark": f"{label}: integrity problems", "value": len(report.problems),
-         "unit": "count"},
-        {"benchmark": f"{label}: throughput", "value": round(report.scans_per_s, 2),
-         "unit": "scans/s"},
+        {
+            "benchmark": f"{label}: integrity problems",
+            "value": len(report.problems),
+            "unit": "count",
+        },
+        {
+            "benchmark": f"{label}: throughput",
+            "value": round(report.scans_per_s, 2),
+            "unit": "scans/s",
+        },
     ]
     for name, values in (("save_scan", report.save_s), ("list_scans", report.list_s)):
         if not values:
             continue
-        for stat, value in (("p50", np.percentile(values, 50)), ("p95", np.percentile(values, 95)),
-                            ("max", max(values))):
-            rows.append({"benchmark": f"{label}: {name} {stat}", "value": round(value * 1000, 1),
-                         "unit": "ms"})
+        for stat, value in (
+            ("p50", np.percentile(values, 50)),
+            ("p95", np.percentile(values, 95)),
+            ("max", max(values)),
+        ):
+            rows.append(
+                {
+                    "benchmark": f"{label}: {name} {stat}",
+                    "value": round(value * 1000, 1),
+                    "unit": "ms",
+                }
+            )
     return rows
 
 

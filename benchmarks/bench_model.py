@@ -45,14 +45,14 @@ if __package__ in (None, ""):
     # Run as a script: make the project importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.enhance import EnhanceSettings, enhance  # noqa: E402
-from core.findings import FINDINGS, heatmap_finding  # noqa: E402
-from core.imaging import DecodedScan, decode_scan  # noqa: E402
-from benchmarks._timing import median_seconds  # noqa: E402
-from core.settings import load_settings  # noqa: E402
-from models.checkpoint import load_checkpoint  # noqa: E402
-from models.inference import Classifier, load_classifier  # noqa: E402
-from models.preprocess import INPUT_SIZE, preprocess  # noqa: E402
+from benchmarks._timing import median_seconds
+from core.enhance import EnhanceSettings, enhance
+from core.findings import FINDINGS, heatmap_finding
+from core.imaging import DecodedScan, decode_scan
+from core.settings import load_settings
+from models.checkpoint import load_checkpoint
+from models.inference import Classifier, load_classifier
+from models.preprocess import INPUT_SIZE, preprocess
 
 THREADS = 2
 BATCH = 64
@@ -96,8 +96,12 @@ class _DenseNetReference:
             feature_map = self._feature_map(self.inputs([scan])).detach().requires_grad_(True)
             logit = self.model.classifier(feature_map.mean(dim=(2, 3)))[0, FINDINGS.index(finding)]
             (gradient,) = torch.autograd.grad(logit, feature_map)
-        cam = F.relu((gradient.mean(dim=(2, 3), keepdim=True) * feature_map).sum(dim=1, keepdim=True))
-        cam = F.interpolate(cam.detach(), size=scan.pixels.shape, mode="bilinear", align_corners=False)
+        cam = F.relu(
+            (gradient.mean(dim=(2, 3), keepdim=True) * feature_map).sum(dim=1, keepdim=True)
+        )
+        cam = F.interpolate(
+            cam.detach(), size=scan.pixels.shape, mode="bilinear", align_corners=False
+        )
         peak = cam.max()
         return (cam / peak if peak > 0 else cam)[0, 0].numpy()
 
@@ -129,7 +133,10 @@ def _sample_scans(samples: Path) -> list[tuple[str, bytes]]:
 
 def _batch_scans(samples: Path) -> list[DecodedScan]:
     """``BATCH`` decoded scans cycling over every sample PNG/JPEG (the sizes differ)."""
-    decoded = [decode_scan(path.read_bytes()) for path in sorted(samples.glob("*.png")) + sorted(samples.glob("*.jpg"))]
+    decoded = [
+        decode_scan(path.read_bytes())
+        for path in sorted(samples.glob("*.png")) + sorted(samples.glob("*.jpg"))
+    ]
     return [decoded[i % len(decoded)] for i in range(BATCH)]
 
 
@@ -161,7 +168,9 @@ def _latency_rows(
 
         size = f"{scan.metadata.width}x{scan.metadata.height}"
         total = median_seconds(end_to_end, _LATENCY_REPEATS)
-        rows.append(_row(f"{name} end-to-end latency, {label} {size}", round(total * 1000, 1), "ms"))
+        rows.append(
+            _row(f"{name} end-to-end latency, {label} {size}", round(total * 1000, 1), "ms")
+        )
         for step, action in steps.items():
             seconds = median_seconds(action, _LATENCY_REPEATS)
             rows.append(_row(f"{name}   step {step}, {label}", round(seconds * 1000, 1), "ms"))
@@ -186,12 +195,24 @@ def _throughput_rows(
     predict_s = median_seconds(
         lambda: predict(scans), _THROUGHPUT_REPEATS, lambda: predict(scans[:_WARM_UP_BATCH])
     )
-    forward_s = median_seconds(forward_only, _THROUGHPUT_REPEATS, lambda: forward_only(_WARM_UP_BATCH))
+    forward_s = median_seconds(
+        forward_only, _THROUGHPUT_REPEATS, lambda: forward_only(_WARM_UP_BATCH)
+    )
     bound_s = flops_per_image * BATCH / (gflops * 1e9)
     return [
-        _row(f"{name} predict() throughput, batch {BATCH}", round(BATCH / predict_s, 1), "images/s"),
-        _row(f"{name} forward-pass throughput, batch {BATCH}", round(BATCH / forward_s, 1), "images/s"),
-        _row(f"{name} forward time / FLOP-bound time, batch {BATCH}", round(forward_s / bound_s, 2), "x"),
+        _row(
+            f"{name} predict() throughput, batch {BATCH}", round(BATCH / predict_s, 1), "images/s"
+        ),
+        _row(
+            f"{name} forward-pass throughput, batch {BATCH}",
+            round(BATCH / forward_s, 1),
+            "images/s",
+        ),
+        _row(
+            f"{name} forward time / FLOP-bound time, batch {BATCH}",
+            round(forward_s / bound_s, 2),
+            "x",
+        ),
     ]
 
 
@@ -215,7 +236,9 @@ def run(checkpoint: Path | None = None) -> list[dict]:
     cases = _sample_scans(samples)
     scans = _batch_scans(samples)
 
-    rows = [_row("CPU threads (torch.set_num_threads; CPU shared with other work)", THREADS, "threads")]
+    rows = [
+        _row("CPU threads (torch.set_num_threads; CPU shared with other work)", THREADS, "threads")
+    ]
     load_s = median_seconds(lambda: load_classifier(path), _LOAD_REPEATS)
     rows.append(_row("load_classifier() time", round(load_s * 1000, 1), "ms"))
     # Pinned to the CPU even where load_classifier would pick a GPU.
@@ -225,13 +248,25 @@ def run(checkpoint: Path | None = None) -> list[dict]:
     reference = _DenseNetReference()
 
     gflops = _matmul_gflops()
-    rows.append(_row(f"CPU float32 matmul rate ({_MATMUL_SIDE}x{_MATMUL_SIDE} torch.mm)", round(gflops, 1), "GFLOP/s"))
+    rows.append(
+        _row(
+            f"CPU float32 matmul rate ({_MATMUL_SIDE}x{_MATMUL_SIDE} torch.mm)",
+            round(gflops, 1),
+            "GFLOP/s",
+        )
+    )
     ours_flops = _forward_flops(network, (1, 1, INPUT_SIZE, INPUT_SIZE))
     reference_flops = _forward_flops(reference.model, (1, 3, REFERENCE_SIZE, REFERENCE_SIZE))
     ours = f"{classifier.info.name}@{INPUT_SIZE}"
     densenet = f"densenet121@{REFERENCE_SIZE}"
     rows.append(_row(f"{ours} FLOPs per image", round(ours_flops / 1e9, 3), "GFLOP"))
-    rows.append(_row(f"{densenet} FLOPs per image (3-channel input)", round(reference_flops / 1e9, 3), "GFLOP"))
+    rows.append(
+        _row(
+            f"{densenet} FLOPs per image (3-channel input)",
+            round(reference_flops / 1e9, 3),
+            "GFLOP",
+        )
+    )
 
     def ours_top(scan: DecodedScan) -> str:
         probabilities = classifier.predict([scan])[0].probabilities
@@ -245,10 +280,22 @@ def run(checkpoint: Path | None = None) -> list[dict]:
 
     ours_inputs = torch.stack([preprocess(scan.pixels, INPUT_SIZE) for scan in scans])
     rows += _throughput_rows(
-        ours, lambda s: classifier.predict(s, batch_size=BATCH), network, ours_inputs, scans, ours_flops, gflops
+        ours,
+        lambda s: classifier.predict(s, batch_size=BATCH),
+        network,
+        ours_inputs,
+        scans,
+        ours_flops,
+        gflops,
     )
     rows += _throughput_rows(
-        densenet, reference.predict, reference.model, reference.inputs(scans), scans, reference_flops, gflops
+        densenet,
+        reference.predict,
+        reference.model,
+        reference.inputs(scans),
+        scans,
+        reference_flops,
+        gflops,
     )
     return rows
 
@@ -265,5 +312,7 @@ def _print_table(rows: list[dict]) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, help="checkpoint file (default: Settings.checkpoint_path)")
+    parser.add_argument(
+        "--checkpoint", type=Path, help="checkpoint file (default: Settings.checkpoint_path)"
+    )
     _print_table(run(parser.parse_args().checkpoint))

@@ -9,15 +9,21 @@ from __future__ import annotations
 import random
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.findings import FINDINGS  # noqa: E402
-from core.timeline import red_flags, timeline_figure, timeline_frame, timeline_table, version_changes  # noqa: E402
-from storage.results import ResultRecord  # noqa: E402
-from storage.scans import ScanSummary  # noqa: E402
+from core.findings import FINDINGS
+from core.timeline import (
+    red_flags,
+    timeline_figure,
+    timeline_frame,
+    timeline_table,
+    version_changes,
+)
+from storage.results import ResultRecord
+from storage.scans import ScanSummary
 
 SCANS = 500
 REPEATS = 5
@@ -27,7 +33,7 @@ def _scans(count: int) -> list[ScanSummary]:
     """``count`` scans three days apart, scored by model 1 then model 2, with random scores."""
     rng = random.Random(0)
     start = date(2020, 1, 1)
-    created = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    created = datetime(2026, 1, 1, tzinfo=UTC)
     scans = []
     for i in range(count):
         result = ResultRecord(
@@ -40,7 +46,11 @@ def _scans(count: int) -> list[ScanSummary]:
             scan_id=i,
             created_at=created,
         )
-        scans.append(ScanSummary(i, 1, start + timedelta(days=3 * i), f"scan{i}.png", None, [result], created))
+        scans.append(
+            ScanSummary(
+                i, 1, start + timedelta(days=3 * i), f"scan{i}.png", None, [result], created
+            )
+        )
     return scans
 
 
@@ -64,18 +74,42 @@ def run() -> list[dict]:
     def whole() -> None:
         frame = timeline_frame(scans, "2")
         flags = red_flags(scans, current_version="2")
-        timeline_figure(frame, flags=flags, changes=version_changes(scans, "2"), current_version="2").to_json()
+        timeline_figure(
+            frame, flags=flags, changes=version_changes(scans, "2"), current_version="2"
+        ).to_json()
         timeline_table(frame, flags)
 
     frame = timeline_frame(scans, "2")
     flags = red_flags(scans, current_version="2")
-    figure = timeline_figure(frame, flags=flags, changes=version_changes(scans, "2"), current_version="2")
+    figure = timeline_figure(
+        frame, flags=flags, changes=version_changes(scans, "2"), current_version="2"
+    )
     return [
-        {"benchmark": f"timeline_frame_{SCANS}_scans", "value": _best_seconds(lambda: timeline_frame(scans, "2")) * 1000, "unit": "ms"},
-        {"benchmark": f"red_flags_{SCANS}_scans", "value": _best_seconds(lambda: red_flags(scans, current_version="2")) * 1000, "unit": "ms"},
-        {"benchmark": f"timeline_figure_{SCANS}_scans", "value": _best_seconds(lambda: timeline_figure(frame, flags=flags)) * 1000, "unit": "ms"},
-        {"benchmark": f"timeline_end_to_end_json_{SCANS}_scans", "value": _best_seconds(whole) * 1000, "unit": "ms"},
-        {"benchmark": f"timeline_figure_json_size_{SCANS}_scans", "value": len(figure.to_json()) / 1024, "unit": "KiB"},
+        {
+            "benchmark": f"timeline_frame_{SCANS}_scans",
+            "value": _best_seconds(lambda: timeline_frame(scans, "2")) * 1000,
+            "unit": "ms",
+        },
+        {
+            "benchmark": f"red_flags_{SCANS}_scans",
+            "value": _best_seconds(lambda: red_flags(scans, current_version="2")) * 1000,
+            "unit": "ms",
+        },
+        {
+            "benchmark": f"timeline_figure_{SCANS}_scans",
+            "value": _best_seconds(lambda: timeline_figure(frame, flags=flags)) * 1000,
+            "unit": "ms",
+        },
+        {
+            "benchmark": f"timeline_end_to_end_json_{SCANS}_scans",
+            "value": _best_seconds(whole) * 1000,
+            "unit": "ms",
+        },
+        {
+            "benchmark": f"timeline_figure_json_size_{SCANS}_scans",
+            "value": len(figure.to_json()) / 1024,
+            "unit": "KiB",
+        },
     ]
 
 

@@ -57,14 +57,14 @@ def run_module(name: str) -> tuple[list[dict], str | None]:
     """
     try:
         module = importlib.import_module(f"benchmarks.{name}")
-    except Exception as exc:  # noqa: BLE001 - any import failure skips only this module
+    except Exception as exc:  # any import failure skips only this module
         return [], f"import failed: {type(exc).__name__}: {exc}"
     run = getattr(module, "run", None)
     if not callable(run):
         return [], "no run() function"
     try:
         rows = run()
-    except Exception as exc:  # noqa: BLE001 - a failing benchmark must not stop the others
+    except Exception as exc:  # a failing benchmark must not stop the others
         return [], f"run() raised {type(exc).__name__}: {exc}"
     return [{**row, "module": name} for row in rows], None
 
@@ -81,17 +81,26 @@ def training_rows() -> list[dict]:
         seconds = float(metrics["seconds"])
     except (OSError, ValueError, KeyError, TypeError):
         return []
-    label = f"training time ({metrics.get('architecture', 'model')}, {len(metrics.get('history', []))} epochs)"
-    return [{"benchmark": label, "value": round(seconds, 1), "unit": "seconds", "module": path.name}]
+    architecture = metrics.get("architecture", "model")
+    label = f"training time ({architecture}, {len(metrics.get('history', []))} epochs)"
+    return [
+        {"benchmark": label, "value": round(seconds, 1), "unit": "seconds", "module": path.name}
+    ]
 
 
 def format_table(rows: list[dict]) -> str:
     """Render rows as an aligned text table with columns benchmark, value, unit, module."""
     headers = ("benchmark", "value", "unit", "module")
-    cells = [(str(row["benchmark"]), f"{row['value']:g}", str(row["unit"]), str(row["module"])) for row in rows]
-    widths = [max([len(header)] + [len(cell[i]) for cell in cells]) for i, header in enumerate(headers)]
+    cells = [
+        (str(row["benchmark"]), f"{row['value']:g}", str(row["unit"]), str(row["module"]))
+        for row in rows
+    ]
+    widths = [
+        max([len(header)] + [len(cell[i]) for cell in cells]) for i, header in enumerate(headers)
+    ]
     lines = [
-        f"{headers[0]:<{widths[0]}}  {headers[1]:>{widths[1]}}  {headers[2]:<{widths[2]}}  {headers[3]}"
+        f"{headers[0]:<{widths[0]}}  {headers[1]:>{widths[1]}}  "
+        f"{headers[2]:<{widths[2]}}  {headers[3]}"
     ]
     lines += [f"{b:<{widths[0]}}  {v:>{widths[1]}}  {u:<{widths[2]}}  {m}" for b, v, u, m in cells]
     return "\n".join(lines)
@@ -106,9 +115,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         0 when every module ran, 1 when any was skipped.
     """
-    parser = argparse.ArgumentParser(prog="benchmarks/run_all.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also save the rows to FILE as JSON")
-    parser.add_argument("--only", nargs="+", default=(), metavar="NAME", help="run only these modules")
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/run_all.py", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="also save the rows to FILE as JSON"
+    )
+    parser.add_argument(
+        "--only", nargs="+", default=(), metavar="NAME", help="run only these modules"
+    )
     args = parser.parse_args(argv)
 
     rows: list[dict] = []
@@ -131,7 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"skipped {name}: {reason}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows, "skipped": skipped}
+        payload = {
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "rows": rows,
+            "skipped": skipped,
+        }
         args.json.write_text(json.dumps(payload, indent=2))
     return 1 if skipped else 0
 

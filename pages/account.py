@@ -44,8 +44,12 @@ if actor.role == "patient":
         except Exception as err:  # shown as one sentence
             show_error(err)
     if "export_json" in st.session_state:
-        st.download_button("Download my records (JSON)", st.session_state["export_json"],
-                           file_name="my-records.json", mime="application/json")
+        st.download_button(
+            "Download my records (JSON)",
+            st.session_state["export_json"],
+            file_name="my-records.json",
+            mime="application/json",
+        )
 
 st.divider()
 if st.button("Log out", key="logout", type="primary"):

@@ -28,8 +28,9 @@ db = get_database()
 st.title("Cohort overview")
 st.caption(
     f"Counts over every result stored in this app. Groups with fewer than {MIN_USERS} "
-    f'different people show "<{MIN_USERS}" so that nobody can be singled out; no individual '
-    "record or identifier is ever shown here."
+    "different people are left out, and so are some larger ones, so that no left-out count "
+    "can be worked out from totals or from other groupings; rows may therefore not add up. "
+    "No individual record or identifier is ever shown here."
 )
 
 by = st.multiselect(
@@ -45,7 +46,10 @@ except Exception as err:  # shown as one sentence
     st.stop()
 
 if table.empty:
-    st.info("No results are stored yet.")
+    st.info(
+        "No group is large enough to show without singling someone out "
+        f"(or fewer than {MIN_USERS} people have results yet)."
+    )
 else:
     if by:
         st.plotly_chart(
@@ -59,9 +63,10 @@ else:
 
 st.header("Data-shift monitor")
 st.caption(
-    "Do the scans people upload still resemble the training data? Intensities and ages are "
-    "compared with a two-sample Kolmogorov-Smirnov test, finding rates and sex mix with a "
-    f"chi-square test; a shift is flagged when p < {shift.ALPHA} after Bonferroni correction "
+    "Do the scans people upload still resemble the training data? Intensities are compared "
+    "with a two-sample Kolmogorov-Smirnov test; age bands, finding rates and sex mix with a "
+    f"chi-square test, leaving out any quantity with a group under {MIN_USERS} people. "
+    f"A shift is flagged when p < {shift.ALPHA} after Bonferroni correction "
     "for the number of tests. A shift is a prompt to check the model, not proof that it fails."
 )
 root = load_settings().shared_data_dir

@@ -89,7 +89,10 @@ if not sexes or not views:
     st.stop()
 
 selection = (
-    tuple(sorted(sexes)), tuple(age_range), tuple(sorted(views)), None if finding == _ANY else finding
+    tuple(sorted(sexes)),
+    tuple(age_range),
+    tuple(sorted(views)),
+    None if finding == _ANY else finding,
 )
 counts = _aggregates(*selection)["summary"]
 a, b, c, d = st.columns(4)

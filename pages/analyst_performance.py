@@ -33,7 +33,9 @@ st.subheader("Targets")
 targets = performance.targets_table(report)
 missed = targets[targets["status"] == "MISSED"]
 if len(missed):
-    st.warning(f"{len(missed)} of {len(targets)} targets are missed: " + "; ".join(missed["target"]) + ".")
+    st.warning(
+        f"{len(missed)} of {len(targets)} targets are missed: " + "; ".join(missed["target"]) + "."
+    )
 st.dataframe(targets, hide_index=True, width="stretch")
 
 table = performance.evaluation_table(report)
@@ -46,7 +48,8 @@ else:
         "Each test set comes from one source hospital population; a finding is judged within "
         "its own source so that the model cannot score by telling children from adults."
     )
-    for tab, source in zip(st.tabs([performance.source_label(s) for s in sources]), sources):
+    tabs = st.tabs([performance.source_label(s) for s in sources])
+    for tab, source in zip(tabs, sources, strict=True):
         with tab:
             rows = table[table["source"] == source].drop(columns="source")
             st.dataframe(rows, hide_index=True, width="stretch")
@@ -55,7 +58,8 @@ else:
                 st.markdown("**ROC curves**")
                 st.plotly_chart(roc, key=f"roc_{source}")
             columns = st.columns(max(len(rows), 1))
-            for column, finding in zip(columns, rows["finding"]):
+            # Not strict: with no rows there is still one (empty) column.
+            for column, finding in zip(columns, rows["finding"], strict=False):
                 fig = performance.finding_confusion_figure(report, source, finding)
                 if fig is not None:
                     column.plotly_chart(fig, key=f"confusion_{source}_{finding}")
@@ -74,7 +78,7 @@ if not abstention.empty:
     st.subheader("Abstention")
     st.caption(
         "The model should answer on real chest radiographs and decline anything else; "
-        "\"NO\" marks an input it should have refused but did not."
+        '"NO" marks an input it should have refused but did not.'
     )
     st.dataframe(abstention, hide_index=True, width="stretch")
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.ui import client_id, current_actor, get_database, oidc_available, show_error, start_session
+from pages.ui import (
+    client_id,
+    current_actor,
+    get_database,
+    oidc_available,
+    show_error,
+    start_session,
+)
 from storage import accounts
 
 st.title("Log in")

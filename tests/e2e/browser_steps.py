@@ -64,7 +64,8 @@ class Steps:
         # the viewport: grow the viewport to the content for the shot, then restore it.
         viewport = page.viewport_size
         content = page.evaluate(
-            "() => document.querySelector('[data-testid=\"stMainBlockContainer\"]')?.scrollHeight ?? 0"
+            "() => document.querySelector('[data-testid=\"stMainBlockContainer\"]')"
+            "?.scrollHeight ?? 0"
         )
         tall = min(max(viewport["height"], int(content) + 200), _MAX_SHOT_HEIGHT)
         page.set_viewport_size({"width": viewport["width"], "height": tall})

@@ -73,7 +73,9 @@ def _healthy(url: str) -> bool:
 
 
 def _tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+    return (
+        "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+    )
 
 
 @pytest.fixture(scope="session")
@@ -102,12 +104,21 @@ def app_server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Ite
     env.pop("DATABASE_URL", None)
     log = artifacts / "server.log"
     command = [
-        sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-        "--server.port", str(port),
-        "--server.address", "127.0.0.1",
-        "--server.headless", "true",
-        "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "streamlit_app.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
     ]
     with open(log, "w") as log_handle:
         process = subprocess.Popen(
@@ -137,7 +148,9 @@ def browser() -> Iterator[object]:
     """Headless system Chromium; skips when it is not installed."""
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} is missing; run .ci/install_browser.sh")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the playwright package is not installed"
+    )
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
@@ -152,7 +165,9 @@ def new_page(browser: object, app_server: AppServer) -> Iterator[object]:
     contexts = []
 
     def make() -> object:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=app_server.url)
+        context = browser.new_context(
+            viewport={"width": 1400, "height": 1000}, base_url=app_server.url
+        )
         context.set_default_timeout(RUN_TIMEOUT_MS)
         contexts.append(context)
         return context.new_page()

@@ -79,7 +79,7 @@ def _upload_and_save(page, steps: Steps, path: Path, scan_date: str | None) -> N
     steps.shot(page, f"results {path.suffix.lstrip('.')}")
     if scan_date is not None:
         # Streamlit's date field is one spin button per part (year, month, day).
-        for part, value in zip(("year", "month", "day"), scan_date.split("-")):
+        for part, value in zip(("year", "month", "day"), scan_date.split("-"), strict=True):
             segment = page.get_by_role("spinbutton", name=f"{part}, Date the X-ray was taken")
             segment.click()
             page.keyboard.type(value)

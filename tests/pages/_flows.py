@@ -14,10 +14,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core.findings import FINDINGS
-from core.settings import load_settings
 # Imported here so that torch loads once at collection, not inside the first page run's timeout.
 import models.inference  # noqa: F401
+from core.findings import FINDINGS
+from core.settings import load_settings
 from pages import ui
 from storage import accounts, bootstrap
 from storage.actor import Actor
@@ -33,7 +33,11 @@ ADMIN_PASSWORD = "first-admin-pass-123"
 TIMEOUT_S = 120
 
 #: (scan date, file, pneumonia probability): a rise of 29 points between the last two.
-SCANS = ((date(2026, 2, 1), "feb.png", 0.10), (date(2026, 3, 2), "march.png", 0.12), (date(2026, 4, 1), "april.png", 0.41))
+SCANS = (
+    (date(2026, 2, 1), "feb.png", 0.10),
+    (date(2026, 3, 2), "march.png", 0.12),
+    (date(2026, 4, 1), "april.png", 0.41),
+)
 
 
 def open_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Database:
@@ -79,20 +83,32 @@ def open_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     rng = np.random.default_rng(0)
     scan_ids = [
         save_scan(
-            db, alice, pixels=rng.random((96, 80), dtype=np.float32),
+            db,
+            alice,
+            pixels=rng.random((96, 80), dtype=np.float32),
             metadata={"source_format": "png", "width": 80, "height": 96},
-            enhancement={}, scan_date=when, filename=name,
+            enhancement={},
+            scan_date=when,
+            filename=name,
             result=ResultIn(
                 probabilities={**dict.fromkeys(FINDINGS, 0.05), "pneumonia": pneumonia},
-                model_name="cxr-test", model_version="1", checkpoint_sha256="ab" * 32,
-                ood_score=0.1, thresholds=dict.fromkeys(FINDINGS, 0.5),
+                model_name="cxr-test",
+                model_version="1",
+                checkpoint_sha256="ab" * 32,
+                ood_score=0.1,
+                thresholds=dict.fromkeys(FINDINGS, 0.5),
             ),
         )
         for when, name, pneumonia in SCANS
     ]
     save_scan(
-        db, carol, pixels=rng.random((64, 64), dtype=np.float32), metadata={}, enhancement={},
-        scan_date=date(2026, 1, 5), filename="carol.png",
+        db,
+        carol,
+        pixels=rng.random((64, 64), dtype=np.float32),
+        metadata={},
+        enhancement={},
+        scan_date=date(2026, 1, 5),
+        filename="carol.png",
     )
     return World(db, alice, carol, dr_bob, scan_ids)
 
@@ -107,12 +123,26 @@ def page(name: str, actor: Actor) -> AppTest:
 
 def texts(at: AppTest) -> str:
     """Every message, heading and paragraph the page shows."""
-    parts = [*at.markdown, *at.info, *at.warning, *at.error, *at.success, *at.caption, *at.subheader, *at.title]
+    parts = [
+        *at.markdown,
+        *at.info,
+        *at.warning,
+        *at.error,
+        *at.success,
+        *at.caption,
+        *at.subheader,
+        *at.title,
+    ]
     return "\n".join(str(element.value) for element in parts)
 
 
-def use_untrained_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str = "2") -> None:
-    """Point the app at a real checkpoint of an untrained network (scores meaningless, code paths real)."""
+def use_untrained_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str = "2"
+) -> None:
+    """Point the app at a real checkpoint of an untrained network.
+
+    The scores are meaningless; the code paths are real.
+    """
     import torch
 
     from models.architecture import ChestXrayNet
@@ -125,8 +155,12 @@ def use_untrained_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version
     size = model.embedding_size
     path = tmp_path / "untrained.pt"
     save_checkpoint(
-        path, model=model, version=version, input_size=64,
-        temperatures=dict.fromkeys(FINDINGS, 1.0), thresholds=dict.fromkeys(FINDINGS, 0.5),
+        path,
+        model=model,
+        version=version,
+        input_size=64,
+        temperatures=dict.fromkeys(FINDINGS, 1.0),
+        thresholds=dict.fromkeys(FINDINGS, 0.5),
         # An infinite-like threshold: nothing is out of distribution, so every scan is scored.
         ood=FeatureGaussian(mean=np.zeros(size), precision=np.eye(size), threshold=1e12),
         extra={},

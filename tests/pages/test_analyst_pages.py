@@ -20,6 +20,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.settings import load_settings
+from pages import ui
 from storage import accounts
 from storage.actor import Actor
 from storage.bootstrap import open_database
@@ -27,9 +28,15 @@ from storage.db import Database
 from storage.results import ResultIn
 from storage.scans import save_scan
 from tests.core.test_performance import _entry
+from tests.pages import _flows
 
 PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
-ANALYST_PAGES = ("analyst_nih.py", "analyst_training_data.py", "analyst_performance.py", "analyst_cohort.py")
+ANALYST_PAGES = (
+    "analyst_nih.py",
+    "analyst_training_data.py",
+    "analyst_performance.py",
+    "analyst_cohort.py",
+)
 ADMIN_PASSWORD = "first-admin-pass"
 PASSWORD = "a long enough pass"
 REFUSED = "This page is not available for your account."
@@ -186,11 +193,21 @@ def test_performance_page_shows_targets_and_misses(analyst: Actor, env: dict[str
 
 def _store_result(db: Database, patient: Actor, pneumonia: float) -> None:
     result = ResultIn(
-        probabilities={"pneumonia": pneumonia, "bacterial_pneumonia": 0.1, "viral_pneumonia": 0.1, "covid19": 0.1},
+        probabilities={
+            "pneumonia": pneumonia,
+            "bacterial_pneumonia": 0.1,
+            "viral_pneumonia": 0.1,
+            "covid19": 0.1,
+        },
         model_name="net",
         model_version="1.0",
         checkpoint_sha256="cd" * 32,
-        thresholds={"pneumonia": 0.5, "bacterial_pneumonia": 0.5, "viral_pneumonia": 0.5, "covid19": 0.5},
+        thresholds={
+            "pneumonia": 0.5,
+            "bacterial_pneumonia": 0.5,
+            "viral_pneumonia": 0.5,
+            "covid19": 0.5,
+        },
     )
     save_scan(
         db,
@@ -204,20 +221,44 @@ def _store_result(db: Database, patient: Actor, pneumonia: float) -> None:
     )
 
 
-def test_cohort_page_suppresses_groups_under_ten_people(db: Database, analyst: Actor) -> None:
-    # Eleven people flagged with pneumonia (one of them twice), three without any finding.
+def test_cohort_page_shows_groups_of_ten_people_or_more(db: Database, analyst: Actor) -> None:
+    # Eleven people flagged with pneumonia (one of them twice), twelve without any finding.
     for index in range(11):
         person = accounts.register(db, f"cohort_pneumonia_{index}", PASSWORD)
         _store_result(db, person, 0.9)
         if index == 0:
             _store_result(db, person, 0.8)
-    for index in range(3):
+    for index in range(12):
         _store_result(db, accounts.register(db, f"cohort_clear_{index}", PASSWORD), 0.1)
 
     at = _run("analyst_cohort.py", analyst)
     assert not at.exception
     table = at.dataframe[0].value.set_index("Finding")
-    assert table.loc["pneumonia", "Results"] == "12"
-    assert table.loc["pneumonia", "People"] == "11"
-    assert table.loc["none", "Results"] == "<10"
+    assert table.loc["pneumonia", "Results"] == 12
+    assert table.loc["pneumonia", "People"] == 11
+    assert table.loc["none", "People"] == 12
     assert not {"user_id", "username"} & set(at.dataframe[0].value.columns)
+
+
+def test_cohort_page_leaves_out_a_small_group_and_its_complement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three people without a finding: showing pneumonia (11) beside the total (14) would
+    # reveal them, so both groups are left out and nothing is listed. A database of its own,
+    # since the module's database holds other tests' people.
+    db = _flows.open_database(tmp_path, monkeypatch)
+    try:
+        admin = accounts.authenticate(db, "admin", _flows.ADMIN_PASSWORD, "tests")
+        analyst = accounts.register(db, "analyst_two", PASSWORD, "analyst", by=admin)
+        for index in range(11):
+            _store_result(db, accounts.register(db, f"pneumonia_{index}", PASSWORD), 0.9)
+        for index in range(3):
+            _store_result(db, accounts.register(db, f"clear_{index}", PASSWORD), 0.1)
+
+        at = _run("analyst_cohort.py", analyst)
+        assert not at.exception
+        assert not [frame for frame in at.dataframe if "Finding" in frame.value.columns]
+        assert "No group is large enough" in " ".join(info.value for info in at.info)
+    finally:
+        db.close()
+        ui.get_database.clear()

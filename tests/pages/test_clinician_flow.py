@@ -1,4 +1,7 @@
-"""Clinician flow through AppTest: only granted patients, a session with a note, denied after revoke or expiry."""
+"""Clinician flow through AppTest.
+
+Only granted patients, a session with a note, and denied after revoke or expiry.
+"""
 
 from __future__ import annotations
 
@@ -57,7 +60,9 @@ def test_session_shows_only_the_granted_patient_and_saves_a_marked_note(world: W
     at.number_input(key="note_y").set_value(20)
     at.number_input(key="note_w").set_value(30)
     at.number_input(key="note_h").set_value(40)
-    at.text_area(key="note_text").set_value("Hazy area in the left lower zone; repeat in two weeks.")
+    at.text_area(key="note_text").set_value(
+        "Hazy area in the left lower zone; repeat in two weeks."
+    )
     at.button(key="note_add").click()
     at = at.run()
     assert not at.exception
@@ -66,16 +71,26 @@ def test_session_shows_only_the_granted_patient_and_saves_a_marked_note(world: W
     latest = world.scan_ids[-1]
     notes = list_notes(world.db, world.alice, latest)
     assert [(n.author_username, n.text, n.annotation) for n in notes] == [
-        ("dr_bob", "Hazy area in the left lower zone; repeat in two weeks.", {"x0": 10.0, "y0": 20.0, "x1": 40.0, "y1": 60.0})
+        (
+            "dr_bob",
+            "Hazy area in the left lower zone; repeat in two weeks.",
+            {"x0": 10.0, "y0": 20.0, "x1": 40.0, "y1": 60.0},
+        )
     ]
     report = page("report.py", world.alice).run()
-    assert "Hazy area in the left lower zone" in texts(report), "the patient sees the note on the report"
+    assert "Hazy area in the left lower zone" in texts(report), (
+        "the patient sees the note on the report"
+    )
 
     at.button(key="end_session").click()
     at = at.run()
     assert not at.exception
     actions = _actions(world)
-    assert actions.index("teleconsult_start") < actions.index("add_note") < actions.index("teleconsult_end")
+    assert (
+        actions.index("teleconsult_start")
+        < actions.index("add_note")
+        < actions.index("teleconsult_end")
+    )
 
 
 def test_after_revoke_the_open_session_is_closed_and_access_denied(world: World) -> None:

@@ -1,4 +1,7 @@
-"""Patient flow through AppTest: three dated scans on the timeline, compare, report, share, revoke."""
+"""Patient flow through AppTest.
+
+Three dated scans on the timeline, compare, report, share, revoke.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ def test_timeline_plots_three_scans_by_date_with_the_red_flag(world: World) -> N
     assert not at.exception
     text = texts(at)
     assert DISCLAIMER in text
-    assert "analysis model is not available" in text, "model missing: said so, stored results still shown"
+    assert "analysis model is not available" in text, (
+        "model missing: said so, stored results still shown"
+    )
     figure = at.get("plotly_chart")[0]
     assert '"2026-02-01' in figure.proto.spec and '"2026-04-01' in figure.proto.spec
     table = at.dataframe[0].value
@@ -44,7 +49,11 @@ def test_correcting_a_scan_date_moves_the_scan_on_the_timeline(world: World) -> 
     table = at.dataframe[0].value
     assert list(table["Scan date"]) == ["2026-05-01", "2026-04-01", "2026-03-02"]
     summaries = list_scans(world.db, world.alice, world.alice.user_id)
-    assert {s.scan_date.isoformat() for s in summaries} == {"2026-05-01", "2026-04-01", "2026-03-02"}
+    assert {s.scan_date.isoformat() for s in summaries} == {
+        "2026-05-01",
+        "2026-04-01",
+        "2026-03-02",
+    }
 
 
 def test_timeline_of_unscored_scans_plots_nothing_and_says_why(world: World) -> None:
@@ -59,7 +68,11 @@ def test_compare_defaults_to_the_last_two_scans_with_verdicts(world: World) -> N
     assert not at.exception
     changes = at.dataframe[0].value
     pneumonia = changes[changes["Finding"] == "Pneumonia"].iloc[0]
-    assert (pneumonia["Earlier"], pneumonia["Later"], pneumonia["Verdict"]) == ("12%", "41%", "higher")
+    assert (pneumonia["Earlier"], pneumonia["Later"], pneumonia["Verdict"]) == (
+        "12%",
+        "41%",
+        "higher",
+    )
     assert "changes of 10% or less count as no meaningful change" in texts(at)
     assert len(at.get("image")) == 2, "the two scans side by side"
 
@@ -109,7 +122,9 @@ def test_rescore_with_a_new_model_keeps_old_results_and_heatmaps_work(
     assert "Re-scored 3 scan(s) with model v2." in texts(at)
     assert list(at.dataframe[0].value["Model"]) == ["v2", "v2", "v2"]
     every = at.dataframe[1].value
-    assert sorted(every["Model"]) == ["v1", "v1", "v1", "v2", "v2", "v2"], "older results kept and labelled"
+    assert sorted(every["Model"]) == ["v1", "v1", "v1", "v2", "v2", "v2"], (
+        "older results kept and labelled"
+    )
     summaries = list_scans(world.db, world.alice, world.alice.user_id)
     assert all([r.model_version for r in s.results] == ["1", "2"] for s in summaries)
 
@@ -129,7 +144,7 @@ def test_history_list_flags_the_rising_scan_with_its_reason(world: World) -> Non
     at = page("history.py", world.alice).run()
     assert not at.exception
     table = at.dataframe[0].value
-    flagged = dict(zip(table["file"], table["needs attention"]))
+    flagged = dict(zip(table["file"], table["needs attention"], strict=True))
     assert flagged["april.png"] == "Pneumonia rose from 12% to 41% since 2026-03-02."
     assert flagged["feb.png"] == "" and flagged["march.png"] == ""
     assert any("1 scan(s) need attention" in w.value for w in at.warning)

@@ -30,8 +30,13 @@ def alice(db: Database) -> Actor:
     """A patient with one stored scan whose file name must never leak."""
     actor = accounts.register(db, "alice", PASSWORD)
     save_scan(
-        db, actor, pixels=np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32),
-        metadata={}, enhancement={}, scan_date=date(2024, 2, 3), filename=SECRET_FILENAME,
+        db,
+        actor,
+        pixels=np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32),
+        metadata={},
+        enhancement={},
+        scan_date=date(2024, 2, 3),
+        filename=SECRET_FILENAME,
         result=ResultIn({"pneumonia": 0.7}, "net", "1.0.0", "aa" * 32),
     )
     return actor
@@ -47,8 +52,20 @@ def _app(name: str, actor: Actor | None = None, idle_seconds: float = 0.0) -> Ap
 
 def _shown(app: AppTest) -> str:
     """Everything the page rendered as text, tables included."""
-    parts = [e.value for kind in ("error", "warning", "info", "success", "markdown", "title",
-                                  "subheader", "caption") for e in getattr(app, kind)]
+    parts = [
+        e.value
+        for kind in (
+            "error",
+            "warning",
+            "info",
+            "success",
+            "markdown",
+            "title",
+            "subheader",
+            "caption",
+        )
+        for e in getattr(app, kind)
+    ]
     parts += [frame.value.to_string() for frame in app.dataframe]
     return " | ".join(str(p) for p in parts)
 

@@ -1,4 +1,7 @@
-"""Home and Upload & analyze pages, run headless through Streamlit's AppTest with a real database."""
+"""Home and Upload & analyze pages.
+
+Run headless through Streamlit's AppTest with a real database.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +36,9 @@ def shipped_model(monkeypatch):
 
 
 def _upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
-    at.file_uploader[0].set_value([(name, data, "application/octet-stream") for name, data in files])
+    at.file_uploader[0].set_value(
+        [(name, data, "application/octet-stream") for name, data in files]
+    )
     return at.run()
 
 
@@ -61,15 +66,21 @@ def test_upload_page_without_a_file_invites_an_upload(world) -> None:
 
 
 def test_dicom_upload_without_model_shows_image_and_says_so(world, samples_dir: Path) -> None:
-    at = _upload(page("upload.py", world.alice).run(), ("scan", (samples_dir / REAL_DICOM).read_bytes()))
+    at = _upload(
+        page("upload.py", world.alice).run(), ("scan", (samples_dir / REAL_DICOM).read_bytes())
+    )
     assert not at.exception
     assert len(at.get("image")) == 2, "before and after images side by side"
     assert any("The analysis model is not available" in e.value for e in at.error)
     assert "CR" in at.table[0].value.to_string()
 
 
-def test_dicom_upload_shows_probabilities_heatmap_and_saves(world, shipped_model, samples_dir: Path) -> None:
-    at = _upload(page("upload.py", world.alice).run(), ("scan.dcm", (samples_dir / REAL_DICOM).read_bytes()))
+def test_dicom_upload_shows_probabilities_heatmap_and_saves(
+    world, shipped_model, samples_dir: Path
+) -> None:
+    at = _upload(
+        page("upload.py", world.alice).run(), ("scan.dcm", (samples_dir / REAL_DICOM).read_bytes())
+    )
     assert not at.exception and not at.error
     assert DISCLAIMER in texts(at)
     assert len(at.get("plotly_chart")) == 1, "probability bars"
@@ -77,7 +88,8 @@ def test_dicom_upload_shows_probabilities_heatmap_and_saves(world, shipped_model
     at.slider(key="heatmap_opacity").set_value(0.9)
     at = at.run()
     assert not at.exception
-    # The sample's anonymised Study Date (1901) is flagged and not pre-filled: the patient enters it.
+    # The sample's anonymised Study Date (1901) is flagged and not pre-filled: the patient
+    # enters it.
     assert any("placeholder" in w.value for w in at.warning)
     assert at.date_input[0].value is None
     at.date_input[0].set_value(date(2026, 5, 1))
@@ -90,14 +102,19 @@ def test_dicom_upload_shows_probabilities_heatmap_and_saves(world, shipped_model
 
 def test_two_reruns_load_the_model_once(world, shipped_model, samples_dir: Path) -> None:
     before = inference.load_count()
-    at = _upload(page("upload.py", world.alice).run(), ("a.png", (samples_dir / "00000001_000.png").read_bytes()))
+    at = _upload(
+        page("upload.py", world.alice).run(),
+        ("a.png", (samples_dir / "00000001_000.png").read_bytes()),
+    )
     at.slider(key="enhance_gamma").set_value(0.5)
     at = at.run()
     assert not at.exception
     assert inference.load_count() - before == 1
 
 
-def test_batch_upload_reports_each_file_and_continues_after_a_bad_one(world, shipped_model, samples_dir: Path) -> None:
+def test_batch_upload_reports_each_file_and_continues_after_a_bad_one(
+    world, shipped_model, samples_dir: Path
+) -> None:
     at = page("upload.py", world.alice).run()
     at = _upload(
         at,
@@ -121,7 +138,9 @@ def test_batch_upload_reports_each_file_and_continues_after_a_bad_one(world, shi
         ("empty.dcm", b"", "This file is empty."),
     ],
 )
-def test_bad_upload_shows_one_sentence_and_keeps_nothing(world, name: str, data: bytes, message: str) -> None:
+def test_bad_upload_shows_one_sentence_and_keeps_nothing(
+    world, name: str, data: bytes, message: str
+) -> None:
     before = len(list_scans(world.db, world.alice, world.alice.user_id))
     at = _upload(page("upload.py", world.alice).run(), (name, data))
     assert not at.exception
