@@ -58,7 +58,7 @@ def _show_scan(db: Database, actor: Actor, scan_id: int) -> None:
         )
     for note in opened.notes:
         st.caption(f"Note by {note.author_username}, {note.created_at:%Y-%m-%d %H:%M} UTC")
-        st.write(note.text)
+        st.text(note.text)  # plain text: a note's links or images must never render
 
 
 actor = require_actor("patient")

@@ -53,7 +53,8 @@ def _render(report: Report) -> None:
         marks = mark_labels([note.annotation for note in report.notes])
         for note, mark in zip(report.notes, marks, strict=True):
             where = f" ({mark} on the image)" if mark else ""
-            st.write(f"**{note.author}**, {note.created_at:%Y-%m-%d}{where}: {note.text}")
+            st.markdown(f"**{note.author}**, {note.created_at:%Y-%m-%d}{where}:")
+            st.text(note.text)  # plain text: a note's links or images must never render
     st.subheader("What the model cannot tell")
     for line in report.limitations:
         st.write(f"- {line}")

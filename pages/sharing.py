@@ -17,9 +17,10 @@ def _patient_view(db, actor) -> None:
     for item in emergencies:
         st.error(
             f"EMERGENCY ACCESS: {item.clinician_username} opened your records on "
-            f"{item.created_at:%Y-%m-%d %H:%M} UTC without your permission, stating: "
-            f"\u201c{item.reason}\u201d (until {item.expires_at:%H:%M} UTC)."
+            f"{item.created_at:%Y-%m-%d %H:%M} UTC without your permission, until "
+            f"{item.expires_at:%H:%M} UTC, stating:"
         )
+        st.text(f"\u201c{item.reason}\u201d")  # plain text: the reason is the clinician's words
 
     st.subheader("Share with a clinician")
     by_id = {scan.id: scan for scan in list_scans(db, actor, actor.user_id)}

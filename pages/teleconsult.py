@@ -74,9 +74,8 @@ def _render_notes(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
         notes = list_notes(db, actor, scan_id)
     for note, mark in zip(notes, mark_labels([n.annotation for n in notes]), strict=True):
         where = f" ({mark})" if mark else ""
-        st.write(
-            f"**{note.author_username}**, {note.created_at:%Y-%m-%d %H:%M}{where}: {note.text}"
-        )
+        st.markdown(f"**{note.author_username}**, {note.created_at:%Y-%m-%d %H:%M}{where}:")
+        st.text(note.text)  # plain text: a note's links or images must never render
 
 
 def _render_session(db: Database, actor: Actor, session: TeleconsultSession) -> None:

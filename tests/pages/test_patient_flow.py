@@ -13,6 +13,7 @@ import pytest
 from core.findings import DISCLAIMER
 from storage import sharing
 from storage.policy import AccessDenied
+from storage.notes import add_note
 from storage.scans import list_scans
 from tests.pages._flows import World, open_world, page, texts, use_untrained_model
 
@@ -148,3 +149,25 @@ def test_history_list_flags_the_rising_scan_with_its_reason(world: World) -> Non
     assert flagged["april.png"] == "Pneumonia rose from 12% to 41% since 2026-03-02."
     assert flagged["feb.png"] == "" and flagged["march.png"] == ""
     assert any("1 scan(s) need attention" in w.value for w in at.warning)
+
+
+HOSTILE_TEXT = (
+    "See [my site](http://attacker.example/x) ![p](http://attacker.example/t.png) **now**"
+)
+
+
+def test_notes_and_emergency_reasons_are_shown_as_plain_text(world: World) -> None:
+    """A clinician's Markdown (links, remote images) reaches the patient as literal text."""
+    sharing.grant_access(world.db, world.alice, "dr_bob", hours=1)
+    add_note(world.db, world.dr_bob, world.scan_ids[-1], HOSTILE_TEXT, None)
+    sharing.emergency_access(world.db, world.dr_bob, "alice", HOSTILE_TEXT, minutes=30)
+
+    history = page("history.py", world.alice).run()
+    history.button(key="history_open").click().run()
+    report = page("report.py", world.alice).run()
+    shared = page("sharing.py", world.alice).run()
+
+    for at in (history, report, shared):
+        assert not at.exception
+        assert any(HOSTILE_TEXT in element.value for element in at.text)
+        assert "attacker.example" not in texts(at)
