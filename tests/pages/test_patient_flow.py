@@ -12,8 +12,8 @@ import pytest
 
 from core.findings import DISCLAIMER
 from storage import sharing
-from storage.policy import AccessDenied
 from storage.notes import add_note
+from storage.policy import AccessDenied
 from storage.scans import list_scans
 from tests.pages._flows import World, open_world, page, texts, use_untrained_model
 
