@@ -41,8 +41,20 @@ from core.settings import load_settings
 
 #: Largest image accepted, in pixels (width x height). Also installed as Pillow's
 #: decompression-bomb limit so that a tiny compressed file cannot expand into
-#: gigabytes of memory; 50 megapixels is well above any radiograph detector.
-MAX_PIXELS = 50_000_000
+#: gigabytes of memory. The largest chest detectors are about 4300 x 3500 (15 MP) and a
+#: 14 x 17 inch film scanned at 300 dpi is 4200 x 5100 (21 MP); 25 MP keeps both with room
+#: to spare while bounding a decode to about 100 MB of float32 pixels.
+MAX_PIXELS = 25_000_000
+
+#: Largest accepted ratio of the pixel bytes an image declares (width x height x samples x
+#: bytes per sample) to the size of its file. Real radiographs compress about 2:1 (PNG) to
+#: 12:1 (JPEG); even a blank JPEG or a heavily compressed upscaled one stays under 90:1.
+#: A header that claims far more pixels than its file could hold is a decompression bomb.
+MAX_COMPRESSION_RATIO = 100
+
+#: Below this many declared pixel bytes (a 2048 x 2048 8-bit image) the ratio is not
+#: checked: decoding costs little, and small blank test images compress beyond any ratio.
+_RATIO_CHECK_FLOOR = 4 * 1024 * 1024
 
 #: Smallest accepted width and height: below this nothing can be read on a chest film.
 MIN_SIDE = 64
@@ -111,6 +123,16 @@ class TooManyPixels(ScanError):
     default_message = (
         f"This image has more than {MAX_PIXELS // 1_000_000} million pixels, "
         "which is more than the app accepts."
+    )
+
+
+class ExcessiveCompression(ScanError):
+    """The header declares far more pixel data than the file size can hold (a bomb)."""
+
+    code = "compression_ratio"
+    default_message = (
+        "This image claims far more pixels than a file of its size can hold, "
+        "so it was refused as unsafe."
     )
 
 
@@ -309,6 +331,10 @@ def _decode_raster(data: bytes, pillow_format: str) -> DecodedScan:
         # Typed as a plain Image: exif_transpose below may return a new, non-file image.
         image: Image.Image = Image.open(io.BytesIO(data), formats=[pillow_format])
         _check_dimensions(*image.size)
+        _check_compression_ratio(
+            image.width * image.height * len(image.getbands()) * _bytes_per_sample(image.mode),
+            len(data),
+        )
         image.load()
         image = ImageOps.exif_transpose(image)
         mode = image.mode
@@ -371,7 +397,13 @@ def _decode_dicom(data: bytes) -> DecodedScan:
         samples = int(dataset.get("SamplesPerPixel") or 1)
         if photometric not in _GRAY_PHOTOMETRICS or samples != 1:
             raise UnsupportedPhotometric()
-        if int(dataset.get("NumberOfFrames") or 1) > 1:
+        frames = int(dataset.get("NumberOfFrames") or 1)
+        if dataset.file_meta.TransferSyntaxUID.is_compressed:
+            # Uncompressed Pixel Data must hold every declared byte (pydicom checks its
+            # length); compressed frames are checked against the file before decoding.
+            bits = int(dataset.get("BitsAllocated") or 8)
+            _check_compression_ratio(rows * columns * frames * samples * -(-bits // 8), len(data))
+        if frames > 1:
             raise MultiFrameScan()
         stored = _dicom_stored_pixels(dataset)
         pixels = _dicom_display_pixels(stored, dataset)
@@ -574,6 +606,27 @@ def _check_dimensions(width: int, height: int) -> None:
         raise TooManyPixels()
     if min(width, height) < MIN_SIDE:
         raise ImageTooSmall()
+
+
+def _check_compression_ratio(declared_bytes: int, file_bytes: int) -> None:
+    """Refuse a header that declares far more pixel data than its file can plausibly hold.
+
+    Args:
+        declared_bytes: Width x height x frames x samples x bytes per sample, from the header.
+        file_bytes: Size of the uploaded file.
+
+    Raises:
+        ExcessiveCompression: The ratio exceeds :data:`MAX_COMPRESSION_RATIO`.
+    """
+    if declared_bytes > _RATIO_CHECK_FLOOR and declared_bytes > MAX_COMPRESSION_RATIO * file_bytes:
+        raise ExcessiveCompression()
+
+
+def _bytes_per_sample(mode: str) -> int:
+    """Bytes of one band of one pixel in a Pillow mode (``'1'`` is counted as a byte)."""
+    if mode.startswith("I;16"):
+        return 2
+    return 4 if mode in {"I", "F"} else 1
 
 
 def _stretch(values: np.ndarray) -> np.ndarray:
