@@ -10,11 +10,11 @@ from core.findings import FINDING_LABELS, top_finding
 from core.imaging import to_uint8
 from core.timeline import red_flags
 from pages.ui import get_database, require_actor, show_disclaimer, show_error
-from pages.widgets import scan_picker
+from pages.widgets import own_scans, scan_picker
 from services.viewing import open_scan
 from storage.actor import Actor
 from storage.db import Database
-from storage.scans import ScanSummary, delete_scan, list_scans
+from storage.scans import ScanSummary, delete_scan
 
 _OPEN_KEY = "history_open_scan"
 
@@ -66,11 +66,7 @@ db = get_database()
 st.title("My scans")
 show_disclaimer()
 
-try:
-    scans = list_scans(db, actor, actor.user_id)
-except Exception as err:  # shown as one sentence
-    show_error(err)
-    st.stop()
+scans = own_scans(db, actor)
 
 if not scans:
     st.info("You have no stored scans yet.")

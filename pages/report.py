@@ -6,13 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from core.annotations import mark_labels
-from core.findings import FINDING_LABELS, FINDINGS
 from core.report import Report, report_to_json, report_to_pdf
 from core.timeline import format_percent, format_version, sort_scans
 from pages.ui import current_classifier, get_database, require_actor, show_disclaimer, show_error
-from pages.widgets import scan_picker
+from pages.widgets import heatmap_picker, own_scans, scan_picker
 from services.report import build_scan_report
-from storage.scans import list_scans
 
 
 def _render(report: Report) -> None:
@@ -78,11 +76,7 @@ actor = require_actor("patient")
 db = get_database()
 st.title("Scan report")
 show_disclaimer()
-try:
-    scans = sort_scans(list_scans(db, actor, actor.user_id))
-except Exception as err:  # shown as one sentence
-    show_error(err)
-    st.stop()
+scans = sort_scans(own_scans(db, actor))
 if not scans:
     st.info("There are no scans yet. Upload one on the Upload page first.")
     st.stop()
@@ -90,11 +84,7 @@ scan_id = scan_picker("Scan", scans, index=len(scans) - 1)
 classifier = current_classifier("Stored results are still shown.")
 heat_finding = None
 if classifier is not None:
-    heat_finding = st.selectbox(
-        "Heatmap on the image",
-        [None, *FINDINGS],
-        format_func=lambda f: "(none)" if f is None else FINDING_LABELS[f],
-    )
+    heat_finding = heatmap_picker("Heatmap on the image", none_label="(none)")
 try:
     with st.spinner("Computing the heatmap..." if heat_finding else "Preparing the report..."):
         report = build_scan_report(

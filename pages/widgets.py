@@ -51,6 +51,25 @@ _COMPARE_CONTROLS: dict[str, tuple[str, float]] = {
 }
 
 
+def own_scans(db: Database, actor: Actor) -> list[ScanSummary]:
+    """The logged-in patient's scans; on failure one sentence is shown and the page stops."""
+    try:
+        return list_scans(db, actor, actor.user_id)
+    except Exception as err:  # shown as one sentence
+        show_error(err)
+        st.stop()
+
+
+def heatmap_picker(label: str, *, none_label: str, key: str | None = None) -> str | None:
+    """A finding to draw the model's heatmap for, or ``None`` for no heatmap."""
+    return st.selectbox(
+        label,
+        [None, *FINDINGS],
+        format_func=lambda f: none_label if f is None else FINDING_LABELS[f],
+        key=key,
+    )
+
+
 def scan_picker(
     label: str, scans: Sequence[ScanSummary], *, index: int, key: str | None = None
 ) -> int:
@@ -263,11 +282,8 @@ def render_compare(
     settings = _display_settings(key)
     finding = None
     if classifier is not None:
-        finding = st.selectbox(
-            "Show where the model looked for",
-            [None, *FINDINGS],
-            format_func=lambda f: "(no heatmap)" if f is None else FINDING_LABELS[f],
-            key=f"{key}_heat",
+        finding = heatmap_picker(
+            "Show where the model looked for", none_label="(no heatmap)", key=f"{key}_heat"
         )
     pair = (comparison.before_scan_id, comparison.after_scan_id)
     try:

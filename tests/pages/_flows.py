@@ -125,6 +125,7 @@ def texts(at: AppTest) -> str:
     """Every message, heading and paragraph the page shows."""
     parts = [
         *at.markdown,
+        *at.text,
         *at.info,
         *at.warning,
         *at.error,

@@ -193,4 +193,5 @@ def test_patient_shares_and_sees_emergency_access(db) -> None:
     sharing.emergency_access(db, doc, "alice", "unresponsive at the clinic door")
     app = _page("sharing", alice)
     assert "EMERGENCY ACCESS" in _texts(app)
-    assert "unresponsive at the clinic door" in _texts(app)
+    assert "EMERGENCY ACCESS: doc" in _texts(app)
+    assert any("unresponsive at the clinic door" in t.value for t in app.text)
