@@ -288,7 +288,8 @@ def decode_scan(
 
     Raises:
         ScanError: A subclass describing why the file cannot be used (empty,
-            too large, not an image, too many or too few pixels, damaged,
+            too large, not an image, too many or too few pixels, far more
+            pixels than the file size can hold, damaged,
             DICOM without pixels, colour or multi-frame DICOM, unreadable
             compression).
     """
@@ -398,9 +399,10 @@ def _decode_dicom(data: bytes) -> DecodedScan:
         if photometric not in _GRAY_PHOTOMETRICS or samples != 1:
             raise UnsupportedPhotometric()
         frames = int(dataset.get("NumberOfFrames") or 1)
-        if dataset.file_meta.TransferSyntaxUID.is_compressed:
+        syntax = pydicom.uid.UID(str(dataset.file_meta.get("TransferSyntaxUID", "")))
+        if not (syntax.is_transfer_syntax and not syntax.is_compressed):
             # Uncompressed Pixel Data must hold every declared byte (pydicom checks its
-            # length); compressed frames are checked against the file before decoding.
+            # length); compressed or unknown encodings are checked against the file size.
             bits = int(dataset.get("BitsAllocated") or 8)
             _check_compression_ratio(rows * columns * frames * samples * -(-bits // 8), len(data))
         if frames > 1:

@@ -49,6 +49,13 @@ class Settings:
         admin_password: First admin's password (``ADMIN_PASSWORD``); ``None``
             means a one-time password is generated and printed on first start.
         checkpoint_path: The classifier checkpoint (``MODEL_CHECKPOINT``).
+        user_quota_bytes: Most bytes of stored images one patient may keep
+            (``USER_QUOTA_MB``).
+        uploads_per_hour: Most scans one patient may store per hour (``UPLOADS_PER_HOUR``).
+        registrations_per_hour: Most self-registered accounts per hour in all
+            (``REGISTRATIONS_PER_HOUR``).
+        registrations_per_client_per_hour: Most self-registered accounts per hour from one
+            client (``REGISTRATIONS_PER_CLIENT_PER_HOUR``).
     """
 
     environment: str
@@ -61,6 +68,10 @@ class Settings:
     admin_username: str
     admin_password: str | None
     checkpoint_path: Path
+    user_quota_bytes: int
+    uploads_per_hour: int
+    registrations_per_hour: int
+    registrations_per_client_per_hour: int
 
     @property
     def is_local(self) -> bool:
@@ -131,4 +142,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         checkpoint_path=Path(
             env.get("MODEL_CHECKPOINT") or PROJECT_ROOT / "models" / "checkpoint.pt"
         ).resolve(),
+        # 2 GB holds about 4000 scans at the stored working resolution (~0.5 MB each).
+        user_quota_bytes=_int_env(env, "USER_QUOTA_MB", 2048) * 1024 * 1024,
+        # Two a minute for an hour covers a patient importing an archive folder by folder.
+        uploads_per_hour=_int_env(env, "UPLOADS_PER_HOUR", 120),
+        registrations_per_hour=_int_env(env, "REGISTRATIONS_PER_HOUR", 60),
+        # A family or a clinic sharing one address registers a few accounts, not dozens.
+        registrations_per_client_per_hour=_int_env(env, "REGISTRATIONS_PER_CLIENT_PER_HOUR", 5),
     )

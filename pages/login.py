@@ -55,7 +55,7 @@ with register_tab:
             st.error("The two passwords differ.")
         else:
             try:
-                start_session(accounts.register(db, new_name, new_password))
+                start_session(accounts.register(db, new_name, new_password, client_id=client_id()))
             except (accounts.AccountError, accounts.PasswordPolicyError) as err:
                 show_error(err)
             else:

@@ -8,10 +8,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from core.errors import UserError
-from storage import audit, passwords, policy, schema
+from storage import audit, passwords, policy, rate, schema
 from storage.actor import Actor
 from storage.db import Database
 from storage.passwords import PasswordPolicyError
@@ -26,11 +27,16 @@ _MAX_LOCK_SECONDS = 3600
 GENERIC_LOGIN_ERROR = (
     "Login failed: wrong username or password, or too many attempts; try again later."
 )
+#: The rate-event kind of a self-registration (see :mod:`storage.rate`).
+_REGISTER = "register"
+#: PostgreSQL advisory lock key serialising self-registrations.
+_REGISTRATION_LOCK = 424243
 
 __all__ = [
     "AccountError",
     "AuthError",
     "PasswordPolicyError",
+    "RegistrationRateExceeded",
     "UserInfo",
     "admin_reset_password",
     "authenticate",
@@ -62,6 +68,13 @@ class AccountError(UserError, ValueError):
     default_message = "This account request is not valid."
 
 
+class RegistrationRateExceeded(UserError):
+    """Too many accounts were self-registered in the last hour, overall or from one client."""
+
+    code = "registration_rate"
+    default_message = "Too many accounts have been created recently; please try again in an hour."
+
+
 @dataclass(frozen=True)
 class UserInfo:
     """An account as listed to admins (no medical data)."""
@@ -80,9 +93,19 @@ def normalize_username(username: str) -> str:
 
 
 def register(
-    db: Database, username: str, password: str, role: str = "patient", by: Actor | None = None
+    db: Database,
+    username: str,
+    password: str,
+    role: str = "patient",
+    by: Actor | None = None,
+    *,
+    client_id: str | None = None,
 ) -> Actor:
     """Create an account with its own data key.
+
+    Self-registrations are limited per hour, in all (``Settings.registrations_per_hour``)
+    and per client (``Settings.registrations_per_client_per_hour``), counted in the database
+    so that the limits hold across app processes; accounts created by an admin are not.
 
     Args:
         db: Database handle.
@@ -90,6 +113,8 @@ def register(
         password: Must pass :func:`passwords.check_policy`.
         role: ``patient`` for self-registration; other roles need ``by`` to be an admin.
         by: Admin creating the account, or ``None`` for self-registration.
+        client_id: Best-effort client identity (IP address) of a self-registration, or
+            ``None`` when unknown (only the overall limit then applies).
 
     Returns:
         The new user as an actor.
@@ -98,6 +123,7 @@ def register(
         AccountError: The username is malformed or taken, or the role unknown.
         PasswordPolicyError: The password is refused.
         policy.AccessDenied: A non-patient role was requested without an admin.
+        RegistrationRateExceeded: Too many self-registrations in the last hour.
     """
     name = normalize_username(username)
     _validate_new_account(name, role, password)
@@ -109,6 +135,8 @@ def register(
     with db.transaction() as session:
         if by is not None:
             policy.ensure_active(session, by)
+        else:
+            _count_self_registration(session, db, client_id)
         actor = _create_user(session, db, name, role, password_hash, must_change=False)
         audit.append(
             session,
@@ -120,6 +148,26 @@ def register(
             details={"username": name, "role": role},
         )
     return actor
+
+
+def _count_self_registration(session: Session, db: Database, client_id: str | None) -> None:
+    """Refuse a self-registration over the hourly limits, else count it.
+
+    Raises:
+        RegistrationRateExceeded: The overall or this client's limit is reached.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        # Serialises self-registrations (SQLite runs one write transaction at a time anyway),
+        # so that concurrent ones cannot all take the last free slot.
+        session.exec(select(func.pg_advisory_xact_lock(_REGISTRATION_LOCK))).one()
+    client = f"client:{client_id[:150]}" if client_id else None
+    settings = db.settings
+    if rate.count(session, _REGISTER) >= settings.registrations_per_hour or (
+        client is not None
+        and rate.count(session, _REGISTER, client) >= settings.registrations_per_client_per_hour
+    ):
+        raise RegistrationRateExceeded()
+    rate.record(session, _REGISTER, client)
 
 
 def operator_create_user(db: Database, username: str, password: str, role: str) -> Actor:

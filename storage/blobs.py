@@ -110,6 +110,13 @@ class BlobStore:
         """
         return self._live_path(name).read_bytes()
 
+    def size(self, name: str) -> int:
+        """The size in bytes of a live blob, 0 when it is missing."""
+        try:
+            return self._live_path(name).stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def delete(self, key: str) -> None:
         """Remove an object if present (a live blob, or a quarantined one when purging)."""
         path = self._path(key)

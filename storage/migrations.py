@@ -56,6 +56,10 @@ def _scan_ids_never_reused(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE share_grants DROP COLUMN scan_ids"))
 
 
+def _rate_events(conn: Connection) -> None:
+    schema.table_of(schema.RateEvent).create(conn, checkfirst=True)
+
+
 def _sqlite_autoincrement_scans(conn: Connection) -> None:
     sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'scans'")).scalar_one()
     if "AUTOINCREMENT" in sql.upper():
@@ -84,6 +88,7 @@ MIGRATIONS: tuple[Step, ...] = (
         "scan ids never reused; partial grants link scans, links go with them",
         _scan_ids_never_reused,
     ),
+    (4, "rate_events: uploads and registrations counted for hourly limits", _rate_events),
 )
 
 

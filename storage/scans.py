@@ -1,13 +1,13 @@
 """Scans: a patient's radiographs with their results, sealed with the patient's data key.
 
-The pixels live in an encrypted blob file, everything else in the scan's sealed payload.
+The pixels live in an encrypted blob file, at a working resolution and as a lossless 16-bit
+PNG (:mod:`storage.pixels`); everything else is in the scan's sealed payload.
 Every function takes the acting user and applies :mod:`storage.policy` before touching data,
 and appends an audit event in the same transaction.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -16,14 +16,31 @@ import numpy as np
 from sqlmodel import Session, select
 
 from core.errors import UserError
-from storage import audit, crypto, policy, schema
+from storage import audit, crypto, policy, rate, schema
 from storage.actor import Actor
 from storage.db import Database
+from storage.pixels import decode_pixels, encode_pixels, quantise, to_working_resolution
 from storage.results import ResultIn, ResultRecord, insert_result, results_by_scan
 from storage.sealing import RowSealer
 
 _TABLE = "scans"
 _BLOB = "blob"
+#: The rate-event kind of a stored scan (see :mod:`storage.rate`).
+_UPLOAD = "upload"
+
+
+class StorageQuotaExceeded(UserError):
+    """Storing the scan would take the patient past ``Settings.user_quota_bytes``."""
+
+    code = "quota_exceeded"
+    default_message = "Your storage is full; delete some older scans before uploading another one."
+
+
+class UploadRateExceeded(UserError):
+    """The patient already stored ``Settings.uploads_per_hour`` scans in the last hour."""
+
+    code = "upload_rate"
+    default_message = "You have uploaded as many scans as allowed for now; try again in an hour."
 
 
 class RecordNotFound(UserError, LookupError):
@@ -73,6 +90,10 @@ def save_scan(
 ) -> int:
     """Store a patient's own scan (pixels in an encrypted blob) and optionally its result.
 
+    The image is kept at the working resolution (see :mod:`storage.pixels`): one whose long
+    side exceeds 2048 pixels is downscaled first, and the stored metadata then describes the
+    stored image, with the original size and the scale beside it.
+
     Args:
         db: Database handle.
         actor: The patient.
@@ -88,18 +109,26 @@ def save_scan(
 
     Raises:
         policy.AccessDenied: The actor is not an active patient.
+        UploadRateExceeded: The patient stored ``Settings.uploads_per_hour`` scans in the
+            last hour (deleted ones included).
+        StorageQuotaExceeded: The new image would take the patient's stored images past
+            ``Settings.user_quota_bytes``.
         ValueError: ``pixels`` is not a 2-D image.
     """
     image = np.asarray(pixels, dtype=np.float32)
     if image.ndim != 2 or image.size == 0:
         raise ValueError("The image must be a non-empty 2-D array.")
-    buffer = io.BytesIO()
-    np.save(buffer, image, allow_pickle=False)
+    image, metadata = to_working_resolution(image, metadata)
+    # Quantised first, so that the sealed intensity statistics describe the stored pixels.
+    image = quantise(image)
+    encoded = encode_pixels(image)
     blob_name = db.blobs.new_name()
     written = False
     try:
         with db.transaction() as session:
             policy.check_write(session, actor, actor.user_id)
+            _lock_user(session, actor.user_id)
+            _check_upload_rate(session, db, actor.user_id)
             sealer = db.keyring.sealer(session, actor.user_id)
             scan = schema.Scan(
                 owner_id=actor.user_id, key_version=sealer.version, blob_name=blob_name
@@ -120,10 +149,11 @@ def save_scan(
                 },
             )
             session.add(scan)
-            db.blobs.write(
-                blob_name, sealer.seal(_BLOB, scan_id, scan.key_version, buffer.getvalue())
-            )
+            sealed = sealer.seal(_BLOB, scan_id, scan.key_version, encoded)
+            _check_quota(session, db, actor.user_id, len(sealed))
+            db.blobs.write(blob_name, sealed)
             written = True
+            rate.record(session, _UPLOAD, str(actor.user_id))
             if result is not None:
                 insert_result(session, sealer, scan, result)
             audit.append(
@@ -141,6 +171,39 @@ def save_scan(
             db.blobs.delete(blob_name)
         raise
     return scan_id
+
+
+def _lock_user(session: Session, user_id: int) -> None:
+    """Serialise one patient's uploads, so that two at once cannot both pass the limits.
+
+    SQLite already runs one write transaction at a time; PostgreSQL locks the user's row.
+    """
+    session.exec(select(schema.User.id).where(schema.User.id == user_id).with_for_update()).one()
+
+
+def _check_upload_rate(session: Session, db: Database, user_id: int) -> None:
+    limit = db.settings.uploads_per_hour
+    if rate.count(session, _UPLOAD, str(user_id)) >= limit:
+        raise UploadRateExceeded(
+            f"You have uploaded {limit} scans in the last hour, the most the app accepts; "
+            "try again later."
+        )
+
+
+def _check_quota(session: Session, db: Database, user_id: int, new_bytes: int) -> None:
+    names = session.exec(select(schema.Scan.blob_name).where(schema.Scan.owner_id == user_id))
+    # The new scan's row is already flushed, but its blob is not written yet (size 0).
+    used = sum(db.blobs.size(name) for name in names)
+    quota = db.settings.user_quota_bytes
+    if used + new_bytes > quota:
+        raise StorageQuotaExceeded(
+            f"Your scans already take {_megabytes(used)} of the {_megabytes(quota)} each "
+            "account may keep; delete some older scans before uploading another one."
+        )
+
+
+def _megabytes(num_bytes: int) -> str:
+    return f"{num_bytes / (1024 * 1024):.0f} MB"
 
 
 def list_scans(db: Database, actor: Actor, patient_id: int) -> list[ScanSummary]:
@@ -397,8 +460,7 @@ def _read_pixels(db: Database, sealer: RowSealer, scan: schema.Scan) -> np.ndarr
         sealed = db.blobs.read(scan.blob_name)
     except FileNotFoundError as exc:
         raise crypto.DecryptionError("The image file of this scan is missing.") from exc
-    raw = sealer.open(_BLOB, schema.stored_id(scan.id), scan.key_version, sealed)
-    return np.load(io.BytesIO(raw), allow_pickle=False)
+    return decode_pixels(sealer.open(_BLOB, schema.stored_id(scan.id), scan.key_version, sealed))
 
 
 def _load_summaries(

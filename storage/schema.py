@@ -211,6 +211,22 @@ class LoginThrottle(SQLModel, table=True):
     locked_until: datetime | None = None
 
 
+class RateEvent(SQLModel, table=True):
+    """One counted action (an upload, a self-registration) for hourly rate limits.
+
+    Kept apart from the records it counts, so that deleting a scan does not give its upload
+    back; rows older than the window are pruned when a new one is added.
+    """
+
+    __tablename__ = "rate_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(index=True, max_length=16)
+    #: Who acted: a user id for uploads, the client address for registrations (or none).
+    subject: str | None = Field(default=None, index=True, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
 class KeyCheck(SQLModel, table=True):
     """Fingerprint of the master key the database was created with (detects a wrong key early)."""
 

@@ -16,6 +16,7 @@ import re
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from collections.abc import Callable
 from functools import cache
@@ -38,6 +39,7 @@ from pydicom.uid import (
 from core.imaging import (
     CorruptScan,
     EmptyScan,
+    ExcessiveCompression,
     ImageTooSmall,
     MultiFrameScan,
     NoPixelData,
@@ -211,6 +213,18 @@ def _dicom_jpeg_with_frame_size(height: int, width: int) -> bytes:
     return buffer.getvalue()
 
 
+def _dicom_jpeg_claiming(rows: int, columns: int) -> bytes:
+    """A JPEG-baseline DICOM whose header claims ``rows`` x ``columns`` but holds 128 x 128."""
+    data = _dicom(
+        encapsulate([_jpeg()]), rows=rows, columns=columns, transfer_syntax=JPEGBaseline8Bit, bits=8
+    )
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    dataset["PixelData"].VR = "OB"
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
+    return buffer.getvalue()
+
+
 def _dataset_start(data: bytes) -> int:
     """Offset of the first element after the File Meta group, from its group length."""
     group_length = pydicom.dcmread(
@@ -302,6 +316,21 @@ _REFUSED: list[tuple[str, Callable[[], bytes], type[ScanError]]] = [
     ("png-1x70000", lambda: _encode(Image.new("L", (1, 70_000)), "PNG"), ImageTooSmall),
     ("jpeg-sof-65500x65500", lambda: _jpeg_with_frame_size(65_500, 65_500), TooManyPixels),
     ("jpeg-sof-zero-height", lambda: _jpeg_with_frame_size(0, 128), CorruptScan),
+    # A few kilobytes claiming a whole film: over the pixel cap, or under it but far more
+    # pixels than the file could hold (the decompression-ratio limit).
+    ("jpeg-sof-7000x7000", lambda: _jpeg_with_frame_size(7_000, 7_000), TooManyPixels),
+    ("jpeg-sof-4000x4000", lambda: _jpeg_with_frame_size(4_000, 4_000), ExcessiveCompression),
+    (
+        "png-ihdr-4000x4000-stub",
+        lambda: _png_from_chunks(_ihdr(4_000, 4_000), zlib.compress(b"\0" * 64)),
+        ExcessiveCompression,
+    ),
+    ("dicom-jpeg-claims-7000x7000", lambda: _dicom_jpeg_claiming(7_000, 7_000), TooManyPixels),
+    (
+        "dicom-jpeg-claims-4000x4000",
+        lambda: _dicom_jpeg_claiming(4_000, 4_000),
+        ExcessiveCompression,
+    ),
     (
         "dicom-65535x65535-tiny-pixels",
         lambda: _dicom(b"\0" * 16, rows=65_535, columns=65_535),
@@ -407,6 +436,39 @@ def test_oversized_upload_is_refused_before_parsing() -> None:
     with pytest.raises(ScanTooLarge) as caught:
         decode_scan(_png(), "scan.png", max_bytes=len(_png()) - 1)
     _assert_one_plain_sentence(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("builder", "expected"),
+    [
+        (lambda: _jpeg_with_frame_size(7_000, 7_000), TooManyPixels),
+        (lambda: _jpeg_with_frame_size(4_000, 4_000), ExcessiveCompression),
+        (lambda: _dicom_jpeg_claiming(4_000, 4_000), ExcessiveCompression),
+    ],
+    ids=["jpeg-7000x7000", "jpeg-4000x4000", "dicom-jpeg-4000x4000"],
+)
+def test_tiny_file_claiming_a_huge_image_is_refused_fast_from_its_header(
+    builder: Callable[[], bytes], expected: type[ScanError]
+) -> None:
+    data = builder()
+    assert len(data) < 16 * 1024
+    started = time.perf_counter()
+    with pytest.raises(expected) as caught:
+        decode_scan(data)
+    # Decoding 16-49 megapixels takes seconds; reading the header takes milliseconds.
+    assert time.perf_counter() - started < 0.5
+    _assert_one_plain_sentence(caught.value)
+
+
+def test_large_heavily_compressed_radiograph_is_not_mistaken_for_a_bomb(
+    samples_dir: Path,
+) -> None:
+    # A real film upscaled to 3000 x 3000 (smoother than any detector image) and saved at
+    # JPEG quality 30 compresses about 56:1, far past the 12:1 of real uploads.
+    film = Image.open(samples_dir / "00000001_000.png").convert("L").resize((3000, 3000))
+    data = _encode(film, "JPEG", quality=30)
+    assert 40 < 3000 * 3000 / len(data) < 100
+    assert decode_scan(data).pixels.shape == (3000, 3000)
 
 
 # -------------------------------------------------------------------- valid image, hostile extras

@@ -26,6 +26,25 @@ def test_defaults_work_locally_without_any_environment() -> None:
     assert settings.checkpoint_path == (PROJECT_ROOT / "models" / "checkpoint.pt").resolve()
     assert settings.blob_dir == settings.data_dir / "blobs"
     assert settings.key_file == settings.data_dir / "master.key"
+    assert settings.user_quota_bytes == 2048 * MB
+    assert settings.uploads_per_hour == 120
+    assert settings.registrations_per_hour == 60
+    assert settings.registrations_per_client_per_hour == 5
+
+
+def test_abuse_limits_are_configurable() -> None:
+    settings = load_settings(
+        {
+            "USER_QUOTA_MB": "10",
+            "UPLOADS_PER_HOUR": "3",
+            "REGISTRATIONS_PER_HOUR": "20",
+            "REGISTRATIONS_PER_CLIENT_PER_HOUR": "2",
+        }
+    )
+    assert settings.user_quota_bytes == 10 * MB
+    assert settings.uploads_per_hour == 3
+    assert settings.registrations_per_hour == 20
+    assert settings.registrations_per_client_per_hour == 2
 
 
 def test_environment_overrides(tmp_path: Path) -> None:
@@ -57,7 +76,17 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings().max_upload_bytes == 7 * MB
 
 
-@pytest.mark.parametrize("name", ["MAX_UPLOAD_MB", "IDLE_TIMEOUT_MINUTES"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MAX_UPLOAD_MB",
+        "IDLE_TIMEOUT_MINUTES",
+        "USER_QUOTA_MB",
+        "UPLOADS_PER_HOUR",
+        "REGISTRATIONS_PER_HOUR",
+        "REGISTRATIONS_PER_CLIENT_PER_HOUR",
+    ],
+)
 @pytest.mark.parametrize("raw", ["abc", "1.5", "0", "-3"])
 def test_bad_integers_are_refused(name: str, raw: str) -> None:
     with pytest.raises(SettingsError, match=name):

@@ -8,6 +8,7 @@ import numpy as np
 
 from storage.actor import Actor
 from storage.db import Database
+from storage.pixels import quantise
 from storage.results import ResultIn
 from storage.scans import save_scan
 
@@ -37,8 +38,8 @@ def sample_result(pneumonia: float = 0.8, version: str = "1.0.0") -> ResultIn:
 
 
 def sample_pixels(seed: int = 0, size: int = 32) -> np.ndarray:
-    """A small float32 image in [0, 1]."""
-    return np.random.default_rng(seed).random((size, size), dtype=np.float32)
+    """A small float32 image in [0, 1], on the 16-bit steps the store keeps (reads back exactly)."""
+    return quantise(np.random.default_rng(seed).random((size, size), dtype=np.float32))
 
 
 def save_sample_scan(

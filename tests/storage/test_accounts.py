@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from storage.bootstrap import open_database
 from storage.db import Database
 from storage.policy import AccessDenied
 from storage.scans import list_scans
-from tests.storage.conftest import PASSWORD
+from tests.storage.conftest import ADMIN_PASSWORD, PASSWORD
 
 
 def _user(db: Database, name: str) -> schema.User:
@@ -200,3 +201,72 @@ def test_first_admin_gets_a_one_time_password(settings_env, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="storage.accounts"):
         open_database(load_settings(env)).close()
     assert "one-time password" not in caplog.text
+
+
+# --------------------------------------------------------------------------- registration rate
+
+
+@pytest.fixture
+def registration_limited(settings_env) -> Iterator[Database]:
+    """A database allowing 4 self-registrations an hour, 2 from any one client."""
+    limits = {"REGISTRATIONS_PER_HOUR": "4", "REGISTRATIONS_PER_CLIENT_PER_HOUR": "2"}
+    db = open_database(load_settings({**settings_env, **limits}))
+    yield db
+    db.close()
+
+
+def _usernames(db: Database) -> set[str]:
+    with db.transaction() as session:
+        return set(session.exec(select(schema.User.username)).all())
+
+
+def test_registrations_from_one_client_are_limited_per_hour(registration_limited) -> None:
+    db = registration_limited
+    accounts.register(db, "bot1", PASSWORD, client_id="203.0.113.9")
+    accounts.register(db, "bot2", PASSWORD, client_id="203.0.113.9")
+
+    with pytest.raises(accounts.RegistrationRateExceeded) as caught:
+        accounts.register(db, "bot3", PASSWORD, client_id="203.0.113.9")
+
+    assert str(caught.value) == (
+        "Too many accounts have been created recently; please try again in an hour."
+    )
+    assert _usernames(db) == {"admin", "bot1", "bot2"}
+    accounts.register(db, "neighbour", PASSWORD, client_id="198.51.100.7")
+
+
+def test_registrations_are_limited_overall_across_processes(
+    registration_limited, settings_env
+) -> None:
+    limits = {"REGISTRATIONS_PER_HOUR": "4", "REGISTRATIONS_PER_CLIENT_PER_HOUR": "2"}
+    other = open_database(load_settings({**settings_env, **limits}))
+    try:
+        for index, db in enumerate([registration_limited, other] * 2):
+            accounts.register(db, f"bot{index}", PASSWORD, client_id=f"10.0.0.{index}")
+        with pytest.raises(accounts.RegistrationRateExceeded):
+            accounts.register(other, "bot9", PASSWORD, client_id="10.0.0.9")
+        with pytest.raises(accounts.RegistrationRateExceeded):
+            accounts.register(registration_limited, "anon", PASSWORD)
+    finally:
+        other.close()
+    assert _usernames(registration_limited) == {"admin", "bot0", "bot1", "bot2", "bot3"}
+
+
+def test_registration_limit_counts_only_the_last_hour(registration_limited) -> None:
+    db = registration_limited
+    for index in range(2):
+        accounts.register(db, f"bot{index}", PASSWORD, client_id="203.0.113.9")
+    with db.transaction() as session:
+        for event in session.exec(select(schema.RateEvent)).all():
+            event.created_at -= timedelta(minutes=61)
+            session.add(event)
+
+    accounts.register(db, "bot2", PASSWORD, client_id="203.0.113.9")
+
+
+def test_admin_created_accounts_are_not_rate_limited(registration_limited) -> None:
+    db = registration_limited
+    admin = accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
+    for index in range(5):
+        accounts.register(db, f"staff{index}", PASSWORD, role="clinician", by=admin)
+    assert len(_usernames(db)) == 6

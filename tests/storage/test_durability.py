@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from core.settings import PROJECT_ROOT, load_settings
 from storage import accounts
 from storage.bootstrap import open_database
+from storage.pixels import quantise
 from storage.scans import list_scans, load_scan
 from tests.storage.conftest import PASSWORD, env_for
 
@@ -77,7 +78,8 @@ def test_sigkill_mid_write_keeps_every_acknowledged_result(tmp_path) -> None:
             scan = load_scan(db, writer, scan_id)
             assert scan.filename == f"f{index}.png"
             assert scan.results[0].probabilities == {"pneumonia": index / 200}
-            np.testing.assert_array_equal(scan.pixels, np.full((16, 16), index / 200, np.float32))
+            expected = quantise(np.full((16, 16), index / 200, np.float32))  # stored in 16 bits
+            np.testing.assert_array_equal(scan.pixels, expected)
         assert len(list_scans(db, writer, writer.user_id)) >= len(acknowledged)
     finally:
         db.close()

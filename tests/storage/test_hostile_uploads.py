@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import time
+from datetime import date
 
 import sqlalchemy as sa
 
+from core.imaging import ExcessiveCompression, TooManyPixels
+from services.imports import ScanFile, import_scans
 from storage import cli
 from storage.schema import Scan
-from tests.core.test_hostile_inputs import _REFUSED
+from tests.core.test_hostile_inputs import _REFUSED, _jpeg_with_frame_size
 
 #: Names an attacker might choose; the name is never used as a path inside the store.
 _HOSTILE_NAMES = (
@@ -51,3 +55,23 @@ def test_import_of_every_hostile_file_stores_no_row_and_no_blob(
     engine.dispose()
     blobs = settings.blob_dir
     assert not blobs.exists() or not [p for p in blobs.rglob("*") if p.is_file()]
+
+
+def test_tiny_jpeg_claiming_7000x7000_is_refused_fast_by_the_import_service(database, make_user):
+    mallory = make_user("mallory")
+    files = [
+        ScanFile("film.jpg", lambda: _jpeg_with_frame_size(7_000, 7_000)),
+        ScanFile("film2.jpg", lambda: _jpeg_with_frame_size(4_000, 4_000)),
+    ]
+
+    started = time.perf_counter()
+    report = import_scans(database, mallory, files, None, scan_date=date(2026, 1, 1))
+
+    assert time.perf_counter() - started < 1.0
+    assert [item.error for item in report.items] == [
+        str(TooManyPixels()),
+        str(ExcessiveCompression()),
+    ]
+    with database.transaction() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Scan)) == 0
+    assert not [p for p in database.blobs.root.rglob("*") if p.is_file()]

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import date
+import io
+from collections.abc import Iterator
+from datetime import date, timedelta
 
 import numpy as np
 import pytest
+from PIL import Image
+from sqlalchemy import func
+from sqlmodel import select
 
-from storage.notes import add_note
+from core.imaging import decode_scan
+from core.settings import load_settings
+from storage.accounts import register
+from storage.bootstrap import open_database
+from storage.db import Database
+from storage.notes import add_note, list_notes
 from storage.policy import AccessDenied
 from storage.scans import (
     RecordNotFound,
+    StorageQuotaExceeded,
+    UploadRateExceeded,
     add_results,
     delete_scan,
     list_scans,
@@ -18,7 +30,9 @@ from storage.scans import (
     save_scan,
     update_scan_date,
 )
+from storage.schema import RateEvent, Scan
 from tests.storage._factories import sample_pixels, sample_result, save_sample_scan
+from tests.storage.conftest import PASSWORD
 
 
 def test_saved_scan_reads_back_identically(database, make_user) -> None:
@@ -113,3 +127,205 @@ def test_add_results_in_bulk_only_for_own_scans(database, make_user) -> None:
     assert [r.probabilities["pneumonia"] for r in by_id[first].results] == [0.1, 0.3]
     with pytest.raises(AccessDenied):
         add_results(database, bob, [(first, sample_result())])
+
+
+# --------------------------------------------------------------------------- stored image format
+
+
+def _save(database, actor, pixels: np.ndarray, metadata: dict | None = None) -> int:
+    return save_scan(
+        database,
+        actor,
+        pixels=pixels,
+        metadata=metadata or {},
+        enhancement={},
+        scan_date=date(2024, 1, 1),
+        filename="film.png",
+    )
+
+
+def _blob_size(database, scan_id: int) -> int:
+    with database.transaction() as session:
+        blob_name = session.get(Scan, scan_id).blob_name
+    return len(database.blobs.read(blob_name))
+
+
+def test_pixels_are_kept_to_within_half_a_16_bit_step(database, make_user) -> None:
+    alice = make_user("alice")
+    pixels = np.random.default_rng(7).random((40, 30), dtype=np.float32)
+
+    loaded = load_scan(database, alice, _save(database, alice, pixels))
+
+    np.testing.assert_allclose(loaded.pixels, pixels, rtol=0, atol=0.5 / 65535)
+
+
+def test_8_bit_upload_reads_back_exactly(database, make_user) -> None:
+    alice = make_user("alice")
+    gray = np.random.default_rng(0).integers(0, 256, (300, 200), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(gray).save(buffer, format="PNG")
+    decoded = decode_scan(buffer.getvalue())
+
+    loaded = load_scan(database, alice, _save(database, alice, decoded.pixels))
+
+    np.testing.assert_array_equal(loaded.pixels, decoded.pixels)
+
+
+def test_stored_image_is_compressed_far_below_float32(database, make_user, samples_dir) -> None:
+    alice = make_user("alice")
+    film = Image.open(samples_dir / "00000001_000.png").convert("L").resize((1024, 1024))
+    pixels = decode_scan(_png_bytes(film)).pixels
+
+    stored = _blob_size(database, _save(database, alice, pixels))
+
+    # Raw float32 was 4 MiB; a real film keeps well under a quarter of that.
+    assert stored < pixels.nbytes / 4
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_large_image_is_stored_at_working_resolution_with_its_scale(database, make_user) -> None:
+    alice = make_user("alice")
+    # Stripes one pixel wide: without anti-aliasing a downscale would alias them into bands.
+    stripes = np.tile(np.array([0.0, 1.0], dtype=np.float32), (3000, 2000))
+    metadata = {"width": 4000, "height": 3000, "pixel_spacing": [0.1, 0.1], "modality": "DX"}
+
+    loaded = load_scan(database, alice, _save(database, alice, stripes, metadata))
+
+    assert loaded.pixels.shape == (1536, 2048)
+    assert abs(float(loaded.pixels.mean()) - 0.5) < 0.01
+    assert float(loaded.pixels.std()) < 0.05
+    meta = loaded.metadata
+    assert (meta["width"], meta["height"]) == (2048, 1536)
+    assert (meta["original_width"], meta["original_height"]) == (4000, 3000)
+    assert meta["storage_scale"] == pytest.approx(2048 / 4000)
+    assert meta["pixel_spacing"] == pytest.approx([0.1 * 3000 / 1536, 0.1 * 4000 / 2048])
+    assert meta["modality"] == "DX"
+
+
+def test_marks_are_in_stored_image_coordinates(database, make_user) -> None:
+    alice = make_user("alice")
+    scan_id = _save(database, alice, np.full((3000, 4000), 0.5, dtype=np.float32))
+    height, width = load_scan(database, alice, scan_id).pixels.shape
+
+    corner = {"x0": width - 10.0, "y0": height - 10.0, "x1": float(width), "y1": float(height)}
+    add_note(database, alice, scan_id, "lower right corner", corner)
+
+    assert list_notes(database, alice, scan_id)[0].annotation == corner
+
+
+def test_scan_stored_as_float32_before_the_png_format_still_loads(database, make_user) -> None:
+    alice = make_user("alice")
+    pixels = sample_pixels(5)
+    scan_id = _save(database, alice, pixels)
+    # Rewrite its blob as the app did before: a sealed float32 .npy array.
+    legacy = io.BytesIO()
+    np.save(legacy, pixels, allow_pickle=False)
+    with database.transaction() as session:
+        scan = session.get(Scan, scan_id)
+        sealer = database.keyring.sealer(session, alice.user_id)
+        database.blobs.write(
+            scan.blob_name, sealer.seal("blob", scan_id, scan.key_version, legacy.getvalue())
+        )
+
+    loaded = load_scan(database, alice, scan_id)
+
+    np.testing.assert_array_equal(loaded.pixels, pixels)
+    assert loaded.pixels.dtype == np.float32
+
+
+# --------------------------------------------------------------------------- abuse limits
+
+
+@pytest.fixture
+def limited(settings_env) -> Iterator[Database]:
+    """A database allowing 3 uploads an hour and 1 MB of images per patient."""
+    db = open_database(
+        load_settings({**settings_env, "UPLOADS_PER_HOUR": "3", "USER_QUOTA_MB": "1"})
+    )
+    yield db
+    db.close()
+
+
+def _stored(db: Database) -> tuple[int, int]:
+    """(scan rows, blob files) in the whole database."""
+    with db.transaction() as session:
+        rows = session.exec(select(func.count()).select_from(Scan)).one()
+    return rows, len([p for p in db.blobs.root.iterdir() if p.is_file()])
+
+
+def test_upload_rate_is_refused_and_stores_nothing(limited) -> None:
+    mallory = register(limited, "mallory", PASSWORD)
+    first = [_save(limited, mallory, sample_pixels(i)) for i in range(3)]
+
+    with pytest.raises(UploadRateExceeded) as caught:
+        _save(limited, mallory, sample_pixels(3))
+
+    assert str(caught.value) == (
+        "You have uploaded 3 scans in the last hour, the most the app accepts; try again later."
+    )
+    assert _stored(limited) == (3, 3)
+    # Deleting a scan does not give its upload back.
+    delete_scan(limited, mallory, first[0])
+    with pytest.raises(UploadRateExceeded):
+        _save(limited, mallory, sample_pixels(4))
+    assert _stored(limited) == (2, 2)
+    # Another patient has an hour of their own.
+    _save(limited, register(limited, "alice", PASSWORD), sample_pixels(5))
+
+
+def test_upload_rate_counts_only_the_last_hour(limited) -> None:
+    mallory = register(limited, "mallory", PASSWORD)
+    for i in range(3):
+        _save(limited, mallory, sample_pixels(i))
+    with limited.transaction() as session:
+        for event in session.exec(select(RateEvent)).all():
+            event.created_at -= timedelta(minutes=61)
+            session.add(event)
+
+    _save(limited, mallory, sample_pixels(3))
+
+    assert _stored(limited) == (4, 4)
+
+
+def test_upload_rate_holds_across_processes(limited, settings_env) -> None:
+    mallory = register(limited, "mallory", PASSWORD)
+    other = open_database(
+        load_settings({**settings_env, "UPLOADS_PER_HOUR": "3", "USER_QUOTA_MB": "1"})
+    )
+    try:
+        _save(limited, mallory, sample_pixels(0))
+        _save(other, mallory, sample_pixels(1))
+        _save(limited, mallory, sample_pixels(2))
+        with pytest.raises(UploadRateExceeded):
+            _save(other, mallory, sample_pixels(3))
+    finally:
+        other.close()
+    assert _stored(limited) == (3, 3)
+
+
+def test_storage_quota_is_refused_and_stores_nothing(limited) -> None:
+    mallory = register(limited, "mallory", PASSWORD)
+    # Noise does not compress: about 720 KB stored, so a second one passes 1 MB.
+    noise = np.random.default_rng(0).random((600, 600), dtype=np.float32)
+    first = _save(limited, mallory, noise)
+
+    with pytest.raises(StorageQuotaExceeded) as caught:
+        _save(limited, mallory, noise)
+
+    assert str(caught.value) == (
+        "Your scans already take 1 MB of the 1 MB each account may keep; "
+        "delete some older scans before uploading another one."
+    )
+    assert _stored(limited) == (1, 1)
+    with limited.transaction() as session:
+        uploads = select(func.count()).where(RateEvent.kind == "upload")
+        assert session.exec(uploads).one() == 1  # the refused upload was not counted
+    # Deleting frees the space.
+    delete_scan(limited, mallory, first)
+    _save(limited, mallory, noise)
+    assert _stored(limited) == (1, 1)
