@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.errors import UserError
 from pages.ui import (
     client_id,
     current_actor,
@@ -56,7 +57,7 @@ with register_tab:
         else:
             try:
                 start_session(accounts.register(db, new_name, new_password, client_id=client_id()))
-            except (accounts.AccountError, accounts.PasswordPolicyError) as err:
+            except UserError as err:  # taken name, weak password, too many sign-ups
                 show_error(err)
             else:
                 st.rerun()

@@ -11,11 +11,12 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from core.settings import PROJECT_ROOT
+from pages import ui
 from storage import accounts, sharing
 from storage.actor import Actor
 from storage.results import ResultIn
 from storage.scans import RecordNotFound, list_scans, load_scan, save_scan
-from tests.pages._flows import ADMIN_PASSWORD
+from tests.pages._flows import ADMIN_PASSWORD, open_database
 
 PASSWORD = "a long enough pass"
 
@@ -44,6 +45,33 @@ def test_register_logs_the_new_patient_in(db) -> None:
     assert not app.exception
     assert app.session_state["actor"].username == "newpatient"
     assert app.session_state["actor"].role == "patient"
+
+
+def test_registration_over_the_hourly_limit_is_refused_in_a_sentence(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REGISTRATIONS_PER_HOUR", "1")
+    db = open_database(tmp_path, monkeypatch)
+    try:
+        accounts.register(db, "first", PASSWORD)
+        app = _page("login")
+        app.text_input(key="register_username").input("second")
+        app.text_input(key="register_password").input(PASSWORD)
+        app.text_input(key="register_repeat").input(PASSWORD)
+        app.button[1].click().run()
+        assert not app.exception
+        assert "actor" not in app.session_state
+        [error] = app.error
+        assert error.value == str(accounts.RegistrationRateExceeded())
+        assert [
+            u.username
+            for u in accounts.list_users(
+                db, accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
+            )
+        ] == ["admin", "first"]
+    finally:
+        db.close()
+        ui.get_database.clear()
 
 
 def test_login_success_and_generic_failure(db) -> None:
