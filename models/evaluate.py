@@ -38,7 +38,7 @@ from models.metrics import (
     threshold_metrics,
     wilson_interval,
 )
-from models.populations import ADULT, CHILD
+from models.populations import ADULT, CHILD, PLURALS
 from models.validity import VALIDITY_RULE, judge, to_table, unknown_age
 
 MODELS_DIR = Path(__file__).resolve().parent
@@ -212,7 +212,7 @@ def validity(
             rows = (populations == population) & np.isin(sources, chosen)
             name = (
                 " and ".join(_SOURCE_NAMES[source] for source in chosen)
-                + f" test films of {population}s"
+                + f" test films of {PLURALS[population]}"
             )
             test_sets[f"{finding}/{population}"] = name
             report = _set_report(rows, labelled, scored, seed).get(finding)

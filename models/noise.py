@@ -82,7 +82,7 @@ def measure(
     baseline = classifier.predict(scans, populations=populations)
     result: dict = {"saturation": {}, "noise_by_perturbation": {}}
     for source in SOURCES:
-        rows = [p for p, s in zip(baseline, sources) if s == source]
+        rows = [p for p, s in zip(baseline, sources, strict=True) if s == source]
         result["saturation"][source] = {
             f: saturated_share(np.array([p.probabilities[f] for p in rows])) for f in FINDINGS
         }
@@ -95,9 +95,8 @@ def measure(
         moved = classifier.predict(changed, populations=populations)
         result["noise_by_perturbation"][name] = {}
         for finding in FINDINGS:
-            change = np.array(
-                [m.log_odds[finding] - b.log_odds[finding] for m, b in zip(moved, baseline)]
-            )
+            pairs = zip(moved, baseline, strict=True)
+            change = np.array([m.log_odds[finding] - b.log_odds[finding] for m, b in pairs])
             deltas[finding].extend(change.tolist())
             result["noise_by_perturbation"][name][finding] = noise_summary(change)
     result["noise"] = {f: noise_summary(np.array(values)) for f, values in deltas.items()}
@@ -133,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=2))
     bands = {f: round(v["band"], 3) for f, v in result["noise"].items()}
     print(
-        f"saturation {json.dumps(result['saturation'])}; noise bands (log-odds) {json.dumps(bands)}; wrote {args.out}"
+        f"saturation {json.dumps(result['saturation'])}; "
+        f"noise bands (log-odds) {json.dumps(bands)}; wrote {args.out}"
     )
     return 0
 

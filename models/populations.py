@@ -12,6 +12,8 @@ ADULT = "adult"
 UNKNOWN = "unknown"
 #: Every population, in the order tables list them.
 POPULATIONS: tuple[str, ...] = (CHILD, ADULT, UNKNOWN)
+#: Plural nouns of the populations with an age group, for sentences.
+PLURALS: dict[str, str] = {CHILD: "children", ADULT: "adults"}
 #: Age in years from which a patient counts as an adult.
 ADULT_AGE = 18
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.checkpoint import report_for_checkpoint
-from models.populations import ADULT, CHILD, UNKNOWN
+from models.populations import PLURALS, UNKNOWN
 
 #: A finding is valid for a population when its test AUC reaches this value ...
 MIN_AUC = 0.70
@@ -23,7 +23,6 @@ VALIDITY_RULE = (
     f"the 95% bootstrap interval at least {MIN_AUC_LOWER:.2f}; for patients of unknown age, only "
     "when valid for both children and adults"
 )
-_PLURAL = {CHILD: "children", ADULT: "adults"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ def judge(finding: str, population: str, report: dict | None, test_set: str) -> 
             finding,
             population,
             False,
-            f"Not measured: no test films of {_PLURAL[population]} with and without this finding.",
+            f"Not measured: no test films of {PLURALS[population]} with and without this finding.",
         )
     auc, ci = _evidence(report)
     valid = auc >= MIN_AUC and ci[0] >= MIN_AUC_LOWER
@@ -116,7 +115,9 @@ def unknown_age(
     reason = (
         "Valid for both children and adults."
         if valid
-        else f"Age unknown and the finding is not valid for {' or '.join(_PLURAL[p] for p in missing)}."
+        else "Age unknown and the finding is not valid for "
+        + " or ".join(PLURALS[p] for p in missing)
+        + "."
     )
     if report is None:
         return FindingValidity(child.finding, UNKNOWN, valid, reason)
