@@ -49,6 +49,7 @@ def _result(i: int) -> ResultIn:
         abstained=False,
         abstain_reason=None,
         ood_score=0.1,
+        thresholds=dict(_INFO.thresholds),
     )
     return ResultIn.from_prediction(prediction, _INFO)
 

@@ -119,9 +119,12 @@ def classify(classifier: Classifier, scan: DecodedScan) -> ResultIn:
         scan: The decoded scan.
 
     Returns:
-        The result, with the model's name, version, checksum and thresholds.
+        The result, with the model's name, version and checksum, and the thresholds of the
+        patient's population: child or adult by the DICOM Patient's Age (0010,1010) where the
+        file states it, else the unknown-age thresholds.
     """
-    return ResultIn.from_prediction(classifier.predict([scan])[0], classifier.info)
+    [prediction] = classifier.predict([scan], ages=[scan.metadata.patient_age])
+    return ResultIn.from_prediction(prediction, classifier.info)
 
 
 def save_decoded_scan(

@@ -39,6 +39,12 @@ class PredictionLike(Protocol):
     @property
     def ood_score(self) -> float | None: ...
 
+    @property
+    def population(self) -> str: ...
+
+    @property
+    def thresholds(self) -> Mapping[str, float]: ...
+
 
 class ModelInfoLike(Protocol):
     """What :meth:`ResultIn.from_prediction` reads of ``models.inference.ModelInfo``.
@@ -55,9 +61,6 @@ class ModelInfoLike(Protocol):
     @property
     def sha256(self) -> str: ...
 
-    @property
-    def thresholds(self) -> Mapping[str, float]: ...
-
 
 @dataclass(frozen=True)
 class ResultIn:
@@ -71,6 +74,9 @@ class ResultIn:
     abstain_reason: str | None = None
     ood_score: float | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
+    #: Whose calibration and thresholds were applied (``models.populations``); ``None`` for
+    #: results stored before the model had populations.
+    population: str | None = None
 
     @classmethod
     def from_prediction(cls, prediction: PredictionLike, info: ModelInfoLike) -> ResultIn:
@@ -94,7 +100,9 @@ class ResultIn:
             abstained=bool(prediction.abstained),
             abstain_reason=prediction.abstain_reason,
             ood_score=None if prediction.ood_score is None else float(prediction.ood_score),
-            thresholds={name: float(t) for name, t in info.thresholds.items()},
+            # The prediction's own thresholds: they depend on the patient's population.
+            thresholds={name: float(t) for name, t in prediction.thresholds.items()},
+            population=prediction.population,
         )
 
     def to_payload(self) -> dict[str, Any]:
@@ -108,6 +116,7 @@ class ResultIn:
             "abstain_reason": self.abstain_reason,
             "ood_score": None if self.ood_score is None else float(self.ood_score),
             "thresholds": {k: float(v) for k, v in self.thresholds.items()},
+            "population": self.population,
         }
 
 

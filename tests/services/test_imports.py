@@ -76,7 +76,7 @@ def test_a_batch_stores_each_usable_file_and_reports_the_rest(
         (result,) = scan.results
         assert result.probabilities == item.result.probabilities
         assert result.model_version == classifier.info.version
-        assert result.thresholds == classifier.info.thresholds
+        assert result.thresholds == item.result.thresholds
     negative = report.items[3].result
     assert negative.abstained and "negative" in negative.abstain_reason
     record = load_scan(database, alice, report.items[2].scan_id)
@@ -93,6 +93,25 @@ def test_the_stored_result_is_the_model_result_of_the_decoded_file(
     expected = classify(classifier, decode_scan((samples_dir / JPEG).read_bytes(), JPEG))
     assert item.result == expected
     assert not expected.abstained
+
+
+def test_the_dicom_patients_age_picks_the_adult_thresholds(
+    database, make_user, classifier, samples_dir: Path
+) -> None:
+    """The CR sample states Patient's Age 062Y; the JPEG states no age."""
+    alice = make_user("alice")
+    dicom, jpeg = import_scans(
+        database,
+        alice,
+        [_file(samples_dir, DICOM), _file(samples_dir, JPEG)],
+        classifier,
+        scan_date=date(2025, 1, 2),
+    ).items
+    assert dicom.result is not None and jpeg.result is not None
+    assert (dicom.result.population, jpeg.result.population) == ("adult", "unknown")
+    assert dicom.result.thresholds == classifier.thresholds_for(62)
+    assert jpeg.result.thresholds == classifier.thresholds_for(None)
+    assert dicom.result.thresholds != jpeg.result.thresholds
 
 
 def test_a_given_date_wins_over_the_file_and_a_missing_date_fails_the_file(
@@ -141,11 +160,11 @@ def test_only_patients_store_scans_and_each_file_says_so(
 
 def test_a_fault_of_the_app_propagates(database, make_user, samples_dir: Path) -> None:
     class Broken:
-        def predict(self, scans):
+        def predict(self, scans, **options):
             raise RuntimeError("bug")
 
     alice = make_user("alice")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="bug"):
         import_scans(
             database, alice, [_file(samples_dir, PNG)], Broken(), scan_date=date(2024, 5, 6)
         )

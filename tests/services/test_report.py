@@ -36,7 +36,7 @@ def test_report_of_a_real_scan_with_its_previous_scan_heatmap_and_note(
         scan,
         scan_date=date(2025, 1, 1),
         filename="earlier.jpg",
-        result=sample_result(0.1, "1.1.0"),
+        result=sample_result(0.1, classifier.info.version),
     )
     later = save_decoded_scan(
         database,

@@ -22,12 +22,15 @@ def test_result_from_a_model_prediction_is_stored_as_predicted(database, make_us
         abstained=False,
         abstain_reason=None,
         ood_score=np.float32(3.5),
+        population="adult",
+        thresholds={"pneumonia": np.float32(0.25), "covid19": 0.5},
     )
     info = ModelInfo(
         name="cxr-net",
         version="2.1.0",
         sha256="cd" * 32,
-        thresholds={"pneumonia": np.float32(0.25), "covid19": 0.5},
+        # The model's default (unknown-age) thresholds; the adult ones above must be stored.
+        thresholds={"pneumonia": 0.6, "covid19": 0.9},
         device="cpu",
     )
     result = ResultIn.from_prediction(prediction, info)
@@ -50,6 +53,7 @@ def test_result_from_a_model_prediction_is_stored_as_predicted(database, make_us
         "cd" * 32,
     )
     assert stored.thresholds == {"pneumonia": 0.25, "covid19": 0.5}
+    assert stored.population == "adult"
     assert stored.ood_score == 3.5 and not stored.abstained
 
     abstained = ResultIn.from_prediction(
