@@ -38,6 +38,16 @@ if len(missed):
     )
 st.dataframe(targets, hide_index=True, width="stretch")
 
+st.subheader("Who each finding is valid for")
+validity = performance.validity_table(report)
+if validity.empty:
+    st.info("This evaluation report has no validity table; run `python -m models.evaluate`.")
+else:
+    rule = report.get("validity", {}).get("rule")
+    if rule:
+        st.caption(f"Rule: {rule}")
+    st.dataframe(validity, hide_index=True, width="stretch")
+
 table = performance.evaluation_table(report)
 sources = list(dict.fromkeys(table["source"]))
 if not sources:

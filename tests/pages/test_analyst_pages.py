@@ -191,6 +191,23 @@ def test_performance_page_shows_targets_and_misses(analyst: Actor, env: dict[str
     assert len(at.get("plotly_chart")) >= 2  # ROC curves and confusion matrices
 
 
+def test_performance_page_shows_the_shipped_validity_table(analyst: Actor, env) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "models" / "metrics.json"
+    path = Path(env["MODEL_CHECKPOINT"]).with_name("metrics.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(shipped.read_text())
+    try:
+        at = _run("analyst_performance.py", analyst)
+    finally:
+        path.unlink()
+    assert not at.exception
+    assert "Who each finding is valid for" in [s.value for s in at.subheader]
+    [validity] = [f.value for f in at.dataframe if "population" in f.value.columns]
+    rows = {(r.finding, r.population): r.valid for r in validity.itertuples()}
+    assert rows[("COVID-19 pneumonia", "Adults")] == "yes"
+    assert rows[("COVID-19 pneumonia", "Children")] == "no"
+
+
 def _store_result(db: Database, patient: Actor, pneumonia: float) -> None:
     result = ResultIn(
         probabilities={
