@@ -1,7 +1,8 @@
 """Marks on a scan: the one rule for a valid point or box, and how marks are numbered.
 
 A clinician's note may carry one mark, stored in pixel coordinates of the scan as stored
-(at working resolution, see ``storage/pixels.py``; origin top left): a point ``{"x", "y"}`` or a box ``{"x0", "y0", "x1", "y1"}``. Notes
+(at working resolution, see ``storage/pixels.py``; origin top left): a point ``{"x", "y"}``
+or a box ``{"x0", "y0", "x1", "y1"}``. Notes
 with a mark are numbered "Mark 1", "Mark 2", ... in note order, on the image and in every list
 of notes, so a patient can match each note to its mark.
 """

@@ -170,8 +170,8 @@ def model_summary(report: dict[str, Any]) -> dict[str, str]:
     Returns:
         Keys ``name, version, sha256, training_time``; ``"unknown"`` where absent.
     """
-    model = report.get("model") if isinstance(report.get("model"), dict) else {}
-    training = report.get("training") if isinstance(report.get("training"), dict) else {}
+    model = _mapping(report.get("model"))
+    training = _mapping(report.get("training"))
     seconds = _number(training.get("seconds"))
     return {
         "name": str(model.get("name") or "unknown"),
@@ -221,6 +221,11 @@ def _ece(entry: dict[str, Any]) -> float | None:
     if ece is None and isinstance(reliability, dict):
         ece = _number(reliability.get("ece"))
     return ece
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` when it is a mapping, else an empty one (the report is read defensively)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _section(report: dict[str, Any], *keys: str) -> Any:
@@ -332,7 +337,7 @@ def validity_table(report: dict[str, Any]) -> pd.DataFrame:
 
 
 def _unit_square(fig: go.Figure, diagonal: str, x_title: str, y_title: str, **layout: Any) -> None:
-    """Draw the dotted reference diagonal and fix both axes to [0, 1] (ROC and reliability plots)."""
+    """Draw the dotted reference diagonal and fix both axes to [0, 1] (ROC, reliability plots)."""
     fig.add_trace(
         go.Scatter(
             x=[0, 1], y=[0, 1], mode="lines", name=diagonal, line={"dash": "dot", "color": "gray"}
@@ -359,7 +364,7 @@ def roc_figure(report: dict[str, Any], source: str) -> go.Figure | None:
     """
     fig = go.Figure()
     for finding, entry in _evaluation(report).get(source, {}).items():
-        roc = entry.get("roc") if isinstance(entry.get("roc"), dict) else {}
+        roc = _mapping(entry.get("roc"))
         fpr, tpr = roc.get("fpr"), roc.get("tpr")
         if not fpr or not tpr or len(fpr) != len(tpr):
             continue
@@ -387,13 +392,12 @@ def _roc_name(finding: str, entry: dict[str, Any]) -> str:
     return text
 
 
-def confusion_figure(
-    matrix: list[list[int]], labels: list[str], title: str = ""
-) -> go.Figure | None:
+def confusion_figure(matrix: Any, labels: list[str], title: str = "") -> go.Figure | None:
     """Heat map of a confusion matrix, counts written in the cells.
 
     Args:
-        matrix: Rows are true classes, columns predicted classes.
+        matrix: As read from the report: rows are true classes, columns predicted classes;
+            checked here, since the report is read defensively.
         labels: Class names in matrix order.
         title: Figure title.
 
@@ -467,7 +471,7 @@ def reliability_figure(report: dict[str, Any], source: str) -> go.Figure | None:
     """
     fig = go.Figure()
     for finding, entry in _evaluation(report).get(source, {}).items():
-        bins = entry.get("reliability") if isinstance(entry.get("reliability"), dict) else {}
+        bins = _mapping(entry.get("reliability"))
         confidence, accuracy = bins.get("bin_confidence"), bins.get("bin_accuracy")
         if not confidence or not accuracy or len(confidence) != len(accuracy):
             continue
@@ -498,7 +502,7 @@ def training_figure(report: dict[str, Any]) -> go.Figure | None:
     Returns:
         A two-panel figure, or ``None`` when there is no training history.
     """
-    training = report.get("training") if isinstance(report.get("training"), dict) else {}
+    training = _mapping(report.get("training"))
     history = [row for row in training.get("history") or [] if isinstance(row, dict)]
     history = [row for row in history if _number(row.get("epoch")) is not None]
     if not history:
@@ -544,7 +548,7 @@ def abstention_table(report: dict[str, Any]) -> pd.DataFrame:
         Columns ``case, abstained`` (display strings): the false-abstention rate per
         test set, then each probe (e.g. a colour photograph) with ``yes``/``NO``.
     """
-    section = report.get("abstention") if isinstance(report.get("abstention"), dict) else {}
+    section = _mapping(report.get("abstention"))
     rows = []
     rates = section.get("false_abstain_rate")
     for source, rate in rates.items() if isinstance(rates, dict) else []:

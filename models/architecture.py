@@ -50,7 +50,7 @@ class ChestXrayNet(nn.Module):
         )
         stages = []
         in_channels = _WIDTHS[0]
-        for index, (width, blocks) in enumerate(zip(_WIDTHS, _BLOCKS)):
+        for index, (width, blocks) in enumerate(zip(_WIDTHS, _BLOCKS, strict=True)):
             stages.append(_stage(in_channels, width, blocks, 1 if index == 0 else 2))
             in_channels = width
         self.stages = nn.Sequential(*stages)

@@ -47,7 +47,7 @@ def _warp(images: torch.Tensor, generator: torch.Generator, strength: float) -> 
         ],
         1,
     )
-    grid = F.affine_grid(theta, images.shape, align_corners=False)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     floor = images.amin(dim=(1, 2, 3), keepdim=True)
     # Pad with each image's own darkest value, as a collimated border would look.
     return F.grid_sample(images - floor, grid, padding_mode="zeros", align_corners=False) + floor
@@ -57,7 +57,9 @@ def _gamma(images: torch.Tensor, generator: torch.Generator, strength: float) ->
     low = images.amin(dim=(1, 2, 3), keepdim=True)
     high = images.amax(dim=(1, 2, 3), keepdim=True)
     unit = (images - low) / (high - low).clamp_min(1e-6)
-    gamma = torch.exp(_uniform(images.shape[0], math.log(1.6) * strength, generator)).view(-1, 1, 1, 1)
+    gamma = torch.exp(_uniform(images.shape[0], math.log(1.6) * strength, generator)).view(
+        -1, 1, 1, 1
+    )
     return unit.clamp_min(0) ** gamma
 
 
@@ -69,7 +71,9 @@ def _sharpness(images: torch.Tensor, generator: torch.Generator, strength: float
     return images + amount * (images - blurred)
 
 
-def augment(images: torch.Tensor, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
+def augment(
+    images: torch.Tensor, generator: torch.Generator, strength: float = 1.0
+) -> torch.Tensor:
     """Apply random positioning, aspect, exposure, sharpness and noise changes.
 
     Args:

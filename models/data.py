@@ -172,9 +172,9 @@ def split_examples(examples: list[Example], seed: int = 0) -> dict[str, list[Exa
     for example in examples:
         if example.split == "test":
             splits["test"].append(example)
-        elif example.split == "val":
-            splits["validation"].append(example)
-        elif example.source == "kermany" and _in_validation(example.patient, seed):
+        elif example.split == "val" or (
+            example.source == "kermany" and _in_validation(example.patient, seed)
+        ):
             splits["validation"].append(example)
         else:
             splits["fit"].append(example)

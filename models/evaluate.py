@@ -19,6 +19,7 @@ import argparse
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -141,7 +142,10 @@ def _probe_scans(shared_dir: Path) -> dict:
         Image.fromarray(image).save(buffer, format="PNG")
         probes[name] = decode_scan(buffer.getvalue())
     for name in ("CT_small.dcm", "MR_small.dcm"):
-        probes[name] = decode_scan(Path(get_testdata_file(name)).read_bytes())
+        path = get_testdata_file(name)
+        if not isinstance(path, str):
+            raise FileNotFoundError(f"pydicom's test file {name} is not installed")
+        probes[name] = decode_scan(Path(path).read_bytes())
     # A negative: MONOCHROME2 pixels whose header says MONOCHROME1, so decoding inverts them.
     negative = shared_dir / "samples" / "Fake_MONOHR1.dcm"
     probes["inverted_radiograph"] = decode_scan(negative.read_bytes(), negative.name)
@@ -286,7 +290,7 @@ def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[d
     kermany, nih = sources == "kermany", sources == "nih_adult"
     covid19, pneumonia = FINDINGS.index("covid19"), labelled[0][:, FINDINGS.index("pneumonia")] == 1
     child_thresholds = classifier.info.population_thresholds[CHILD]
-    result = {
+    result: dict[str, Any] = {
         "model": {
             "name": classifier.info.name,
             "version": classifier.info.version,
@@ -306,7 +310,9 @@ def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[d
         },
         "validity": validity(test, labelled, scored, evaluation["unknown_age_test"], seed),
         "three_way": three_way(
-            [e.subtype for e, k in zip(test, kermany) if k], scored[0][kermany], child_thresholds
+            [e.subtype for e, k in zip(test, kermany, strict=True) if k],
+            scored[0][kermany],
+            child_thresholds,
         ),
         "abstention": {
             "false_abstain_rate": {
@@ -321,7 +327,8 @@ def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[d
         },
     }
     probes = _probe_scans(shared_dir)
-    for (name, scan), prediction in zip(probes.items(), classifier.predict(list(probes.values()))):
+    predictions = classifier.predict(list(probes.values()))
+    for name, prediction in zip(probes, predictions, strict=True):
         result["abstention"]["probes"][name] = {
             "abstained": prediction.abstained,
             "reason": prediction.abstain_reason,
@@ -330,7 +337,7 @@ def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[d
         }
     by_path = {
         str(e.path.relative_to(shared_dir)): pair
-        for e, pair in zip(test, zip(predictions, unknown))
+        for e, pair in zip(test, zip(predictions, unknown, strict=True), strict=True)
     }
     reference = {
         name: {
@@ -392,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"kermany pneumonia AUC {kermany['auc']:.4f} accuracy {kermany['accuracy']:.4f}; "
         f"3-way {metrics['three_way']['accuracy']:.4f}; nih_adult pneumonia AUC {nih['auc']:.4f}; "
-        f"covid19 flagged on {metrics['covid19_false_flags']['nih_adult_test']['rate']:.1%} of NIH films; "
+        f"covid19 flagged on {metrics['covid19_false_flags']['nih_adult_test']['rate']:.1%} "
+        "of NIH films; "
         f"wrote {args.out}"
     )
     return 0

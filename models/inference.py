@@ -244,13 +244,14 @@ class Classifier:
                 logits = self._model.head(features).double().cpu().numpy()
                 # Standardisation is linear, so -input is exactly the negative's input.
                 inverted_features = self._model.embed(-inputs)
-            features = features.double().cpu().numpy()
-            scores = self._checkpoint.ood.score(features)
+            feature_rows = features.double().cpu().numpy()
+            scores = self._checkpoint.ood.score(feature_rows)
             inverted = self._checkpoint.ood.looks_inverted(
-                features, inverted_features.double().cpu().numpy()
+                feature_rows, inverted_features.double().cpu().numpy()
             )
+            # chosen[start:] runs on past this batch: strict=False stops at the batch's end.
             for scan, row, score, negative, population in zip(
-                batch, logits, scores, inverted, chosen[start:]
+                batch, logits, scores, inverted, chosen[start:], strict=False
             ):
                 reason = _rule_based_reason(scan)
                 if reason is None and negative:
@@ -265,7 +266,8 @@ class Classifier:
                     )
                 calibration = self._checkpoint.calibration[population]
                 log_odds = {
-                    f: float(x) / calibration.temperatures[f] for f, x in zip(FINDINGS, row)
+                    f: float(x) / calibration.temperatures[f]
+                    for f, x in zip(FINDINGS, row, strict=True)
                 }
                 predictions.append(
                     Prediction(

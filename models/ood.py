@@ -46,7 +46,10 @@ class FeatureGaussian:
         return np.sqrt(np.einsum("nd,de,ne->n", centred, self.precision, centred))
 
     def looks_inverted(self, features: np.ndarray, inverted_features: np.ndarray) -> np.ndarray:
-        """Which images are negatives, from their features and their inverted copies' (N, D) -> (N,)."""
+        """Which images are negatives, from their and their inverted copies' features.
+
+        Shapes: (N, D) features in, (N,) flags out.
+        """
         return self.score(features) - self.score(inverted_features) > self.inversion_margin
 
     def to_state(self) -> dict:
@@ -59,7 +62,7 @@ class FeatureGaussian:
         }
 
     @classmethod
-    def from_state(cls, state: dict) -> "FeatureGaussian":
+    def from_state(cls, state: dict) -> FeatureGaussian:
         """Inverse of :meth:`to_state`."""
         return cls(
             mean=np.asarray(state["mean"], dtype=np.float64),
@@ -95,6 +98,8 @@ def fit_feature_gaussian(
     threshold = float(np.quantile(distances, 1 - FALSE_ABSTAIN_BUDGET))
     margin = math.inf
     if inverted_validation_features is not None:
-        gaps = distances - provisional.score(np.asarray(inverted_validation_features, dtype=np.float64))
+        gaps = distances - provisional.score(
+            np.asarray(inverted_validation_features, dtype=np.float64)
+        )
         margin = float(np.quantile(gaps, 1 - INVERSION_BUDGET))
     return FeatureGaussian(mean, provisional.precision, threshold, margin)

@@ -28,6 +28,8 @@ def preprocess(pixels: np.ndarray, size: int = INPUT_SIZE) -> torch.Tensor:
     if pixels.ndim != 2:
         raise ValueError(f"expected a 2-D grayscale image, got shape {pixels.shape}")
     image = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))[None, None]
-    image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    image = F.interpolate(
+        image, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
     std = image.std().clamp_min(1e-3)
     return ((image - image.mean()) / std)[0]

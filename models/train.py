@@ -16,7 +16,7 @@ import math
 import random
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -164,7 +164,8 @@ def refit_ood(args: argparse.Namespace) -> None:
     metrics["ood_inversion_margin"] = ood.inversion_margin
     metrics_path.write_text(json.dumps(metrics, indent=2))
     print(
-        f"out-of-distribution threshold {ood.threshold:.2f}, inversion margin {ood.inversion_margin:.2f}; checkpoint {args.out}"
+        f"out-of-distribution threshold {ood.threshold:.2f}, "
+        f"inversion margin {ood.inversion_margin:.2f}; checkpoint {args.out}"
     )
 
 
@@ -324,7 +325,8 @@ def train(args: argparse.Namespace) -> dict:
             }
         )
         tqdm.write(
-            f"epoch {epoch}: val_loss {val_loss:.4f} val_auc {_rounded(pooled[0])} perturbed {_rounded(pooled[1])}"
+            f"epoch {epoch}: val_loss {val_loss:.4f} val_auc {_rounded(pooled[0])} "
+            f"perturbed {_rounded(pooled[1])}"
             f" adult {_rounded(adult[0])} adult perturbed {_rounded(adult[1])} score {score:.4f}"
         )
         if score > best_score:
@@ -337,10 +339,13 @@ def train(args: argparse.Namespace) -> dict:
         per_epoch = history[-1]["seconds"] / 60
         if elapsed_minutes + per_epoch > args.max_minutes:
             tqdm.write(
-                f"stopping after epoch {epoch}: the {args.max_minutes}-minute budget would be exceeded"
+                f"stopping after epoch {epoch}: "
+                f"the {args.max_minutes}-minute budget would be exceeded"
             )
             break
 
+    if best_state is None:
+        raise RuntimeError("no epoch finished, so there is no model to save")
     model.load_state_dict(best_state)
     calibration = calibrate(model, val_images, validation, args.seed)
     ood = fit_ood(model, fit_images, val_images, args.ood_fit_size, args.seed)
@@ -348,7 +353,7 @@ def train(args: argparse.Namespace) -> dict:
     metrics = {
         "architecture": ARCHITECTURE_NAME,
         "version": MODEL_VERSION,
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": seconds,
         "best_epoch": best_epoch,
         "history": history,
@@ -364,8 +369,11 @@ def train(args: argparse.Namespace) -> dict:
             "validation": len(validation),
             "validation_adult": int(val_adult.sum()),
         },
-        "arguments": vars(args) | {"out": str(args.out), "init": str(args.init) if args.init else None},
-        "initialised_from": {"version": initial.version, "sha256": initial.sha256} if initial else None,
+        "arguments": vars(args)
+        | {"out": str(args.out), "init": str(args.init) if args.init else None},
+        "initialised_from": {"version": initial.version, "sha256": initial.sha256}
+        if initial
+        else None,
     }
     save_checkpoint(
         args.out,
@@ -378,7 +386,9 @@ def train(args: argparse.Namespace) -> dict:
             "trained_at": metrics["trained_at"],
             "seed": args.seed,
             "best_epoch": best_epoch,
-            "initialised_from": {"version": initial.version, "sha256": initial.sha256} if initial else None,
+            "initialised_from": {"version": initial.version, "sha256": initial.sha256}
+            if initial
+            else None,
         },
     )
     args.out.with_name("training_metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -406,7 +416,10 @@ def _parser() -> argparse.ArgumentParser:
         "--stop-after",
         type=int,
         default=0,
-        help="stop after this epoch (the learning-rate schedule still spans --epochs); reproduces a budget stop",
+        help=(
+            "stop after this epoch (the learning-rate schedule still spans --epochs); "
+            "reproduces a budget stop"
+        ),
     )
     parser.add_argument(
         "--adult-repeats",
@@ -420,7 +433,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, default=MODELS_DIR / "checkpoint.pt")
     parser.add_argument(
-        "--init", type=Path, default=None,
+        "--init",
+        type=Path,
+        default=None,
         help="start from this checkpoint's weights (fine-tuning) instead of random weights",
     )
     parser.add_argument(
@@ -439,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     metrics = train(args)
     print(
-        f"trained in {metrics['seconds'] / 60:.1f} min, best epoch {metrics['best_epoch']}; checkpoint {args.out}"
+        f"trained in {metrics['seconds'] / 60:.1f} min, best epoch {metrics['best_epoch']}; "
+        f"checkpoint {args.out}"
     )
     return 0
 

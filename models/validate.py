@@ -74,7 +74,7 @@ def validation_report(checkpoint_path: Path, seed: int = 20261122, limit: int = 
     adult = np.array([e.source == ADULT_SOURCE for e in validation])
     views = {"clean": images} | {
         f"perturbed {strength}": copy
-        for strength, copy in zip(VALIDATION_SHIFTS, perturbed_copies(images, seed))
+        for strength, copy in zip(VALIDATION_SHIFTS, perturbed_copies(images, seed), strict=True)
     }
     logits = {name: predict_logits(checkpoint.model, view)[0] for name, view in views.items()}
     groups = {"auc": np.ones(len(validation), bool), "auc_earlier": ~adult, "auc_adult": adult}

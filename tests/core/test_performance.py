@@ -23,7 +23,11 @@ def _entry(auc: float, accuracy: float, ece: float) -> dict:
         "confusion": [[210, 24], [19, 371]],
         "ece": ece,
         "roc": {"fpr": [0.0, 0.1, 1.0], "tpr": [0.0, 0.9, 1.0]},
-        "reliability": {"bin_confidence": [0.1, 0.9], "bin_accuracy": [0.12, 0.85], "bin_count": [300, 324]},
+        "reliability": {
+            "bin_confidence": [0.1, 0.9],
+            "bin_accuracy": [0.12, 0.85],
+            "bin_count": [300, 324],
+        },
     }
 
 
@@ -124,15 +128,27 @@ def test_confusion_figures(report: dict) -> None:
 
 def test_reliability_and_training_figures(report: dict) -> None:
     reliability = performance.reliability_figure(report, "covid_test")
-    assert [trace.name for trace in reliability.data] == ["COVID-19 pneumonia (ECE 0.020)", "perfect"]
+    assert [trace.name for trace in reliability.data] == [
+        "COVID-19 pneumonia (ECE 0.020)",
+        "perfect",
+    ]
     training = performance.training_figure(report)
-    assert {trace.name for trace in training.data} == {"training loss", "validation loss", "AUC Pneumonia"}
+    assert {trace.name for trace in training.data} == {
+        "training loss",
+        "validation loss",
+        "AUC Pneumonia",
+    }
     assert performance.training_figure({"training": {"history": []}}) is None
 
 
 def test_model_summary(report: dict) -> None:
     summary = performance.model_summary(report)
-    assert summary == {"name": "chestxraynet", "version": "1.0.0", "sha256": "abababababab", "training_time": "10.0 min"}
+    assert summary == {
+        "name": "chestxraynet",
+        "version": "1.0.0",
+        "sha256": "abababababab",
+        "training_time": "10.0 min",
+    }
     assert performance.model_summary({})["version"] == "unknown"
 
 

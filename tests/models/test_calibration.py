@@ -59,7 +59,9 @@ def test_each_population_gets_its_own_temperature_where_it_has_enough_films():
     rng = np.random.default_rng(1)
     child = _population_data(rng, 6000, 1.0, CHILD)
     adult = _population_data(rng, 6000, 4.0, ADULT)
-    logits, targets, populations = (np.concatenate(parts) for parts in zip(child, adult))
+    logits, targets, populations = (
+        np.concatenate(parts) for parts in zip(child, adult, strict=True)
+    )
     mask = np.ones_like(targets)
     mask[populations == ADULT, 1] = 0  # the second finding is never labelled in adults
     fitted = fit_populations(logits, targets, mask, populations, ("first", "second"))

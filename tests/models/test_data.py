@@ -8,10 +8,18 @@ from models.data import load_manifest, patient_id, split_examples
 
 
 def test_patient_ids_from_file_names():
-    assert patient_id("kermany", "kermany/train/PNEUMONIA/person1000_bacteria_2931.jpeg") == "kermany:person1000"
+    assert (
+        patient_id("kermany", "kermany/train/PNEUMONIA/person1000_bacteria_2931.jpeg")
+        == "kermany:person1000"
+    )
     assert patient_id("kermany", "kermany/train/NORMAL/IM-0115-0001.jpeg") == "kermany:IM-0115"
-    assert patient_id("kermany", "kermany/train/NORMAL/NORMAL2-IM-0527-0001.jpeg") == "kermany:NORMAL2-IM-0527"
-    assert patient_id("covid_radiography", "covid_radiography/train/COVID/COVID-1.jpeg").endswith("COVID-1.jpeg")
+    assert (
+        patient_id("kermany", "kermany/train/NORMAL/NORMAL2-IM-0527-0001.jpeg")
+        == "kermany:NORMAL2-IM-0527"
+    )
+    assert patient_id("covid_radiography", "covid_radiography/train/COVID/COVID-1.jpeg").endswith(
+        "COVID-1.jpeg"
+    )
 
 
 def test_labels_follow_the_issue(shared_data):

@@ -1,4 +1,4 @@
-"""The shipped checkpoint: loads, reproduces recorded probabilities, abstains on non-chest inputs."""
+"""The shipped checkpoint: loads, reproduces recorded probabilities, abstains on non-chests."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_reproduces_recorded_probabilities(classifier, shared_data):
     populations = [entry["population"] for entry in reference.values()]
     with_population = classifier.predict(scans, populations=populations)
     without_age = classifier.predict(scans)
-    for name, known, unknown in zip(reference, with_population, without_age):
+    for name, known, unknown in zip(reference, with_population, without_age, strict=True):
         assert known.population == reference[name]["population"]
         for finding in FINDINGS:
             assert known.probabilities[finding] == pytest.approx(
@@ -97,7 +97,7 @@ def test_heatmap_matches_image_and_is_normalised(classifier, samples_dir):
     scan = decode_scan((samples_dir / "00000001_000.png").read_bytes())
     heat = classifier.heatmap(scan, "pneumonia")
     assert heat.shape == scan.pixels.shape
-    assert 0 <= heat.min() and heat.max() <= 1
+    assert heat.min() >= 0 and heat.max() <= 1
     with pytest.raises(ValueError):
         classifier.heatmap(scan, "fracture")
 
@@ -106,7 +106,7 @@ def test_batches_give_the_same_answers_as_single_images(classifier, samples_dir)
     scans = [decode_scan(p.read_bytes()) for p in sorted(samples_dir.iterdir())]
     together = classifier.predict(scans, batch_size=4)
     alone = [classifier.predict([scan])[0] for scan in scans]
-    for a, b in zip(together, alone):
+    for a, b in zip(together, alone, strict=True):
         assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)
 
 

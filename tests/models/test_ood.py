@@ -16,7 +16,9 @@ def test_threshold_keeps_the_false_abstain_budget_and_flags_outliers():
 
 def test_state_round_trip():
     rng = np.random.default_rng(1)
-    gaussian = fit_feature_gaussian(rng.normal(size=(200, 4)), rng.normal(size=(100, 4)), rng.normal(size=(100, 4)))
+    gaussian = fit_feature_gaussian(
+        rng.normal(size=(200, 4)), rng.normal(size=(100, 4)), rng.normal(size=(100, 4))
+    )
     restored = FeatureGaussian.from_state(gaussian.to_state())
     features = rng.normal(size=(5, 4))
     np.testing.assert_allclose(restored.score(features), gaussian.score(features))
@@ -29,7 +31,9 @@ def test_inversion_margin_keeps_its_budget_and_flags_images_closer_when_inverted
     validation = rng.normal(size=(2000, 8))
     inverted_validation = rng.normal(loc=2, size=(2000, 8))
     gaussian = fit_feature_gaussian(train, validation, inverted_validation)
-    assert gaussian.looks_inverted(validation, inverted_validation).mean() <= INVERSION_BUDGET + 1e-9
+    assert (
+        gaussian.looks_inverted(validation, inverted_validation).mean() <= INVERSION_BUDGET + 1e-9
+    )
     # A negative: far from the radiographs itself, typical once inverted back.
     negatives, restored = rng.normal(loc=2, size=(20, 8)), rng.normal(size=(20, 8))
     assert gaussian.looks_inverted(negatives, restored).all()
@@ -38,4 +42,6 @@ def test_inversion_margin_keeps_its_budget_and_flags_images_closer_when_inverted
 def test_without_inverted_features_the_negative_check_is_off():
     rng = np.random.default_rng(3)
     gaussian = fit_feature_gaussian(rng.normal(size=(200, 4)), rng.normal(size=(100, 4)))
-    assert not gaussian.looks_inverted(rng.normal(loc=5, size=(5, 4)), rng.normal(size=(5, 4))).any()
+    assert not gaussian.looks_inverted(
+        rng.normal(loc=5, size=(5, 4)), rng.normal(size=(5, 4))
+    ).any()

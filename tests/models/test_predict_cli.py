@@ -16,7 +16,10 @@ def test_predict_prints_json_lines_and_exit_status(samples_dir, tmp_path):
     files = [samples_dir / "00000001_000.png", samples_dir / "Fake_MONOHR1.dcm", bad]
     run = subprocess.run(
         [sys.executable, "-m", "models.predict", *map(str, files)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 2
     lines = [json.loads(line) for line in run.stdout.splitlines()]
