@@ -35,3 +35,25 @@ def population_for_age(age: int | None) -> str:
     if age < 0:
         raise ValueError(f"age must not be negative, got {age}")
     return CHILD if age < ADULT_AGE else ADULT
+
+
+def threshold_sentence(population: str | None) -> str | None:
+    """One sentence saying whose thresholds a stored result was judged with.
+
+    Args:
+        population: The result's population; None for results stored before populations.
+
+    Returns:
+        The sentence, or None when the result predates populations.
+    """
+    if population is None:
+        return None
+    if population in PLURALS:
+        return (
+            f"The file gives the patient's age, so the model's levels for {PLURALS[population]} "
+            "were used."
+        )
+    return (
+        "The patient's age is not known, so the model's levels for patients of unknown age "
+        "were used."
+    )

@@ -9,6 +9,7 @@ from core.enhance import enhance_as_saved
 from core.findings import FINDING_LABELS, top_finding
 from core.imaging import to_uint8
 from core.timeline import red_flags
+from models.populations import threshold_sentence
 from pages.ui import get_database, require_actor, show_disclaimer, show_error
 from pages.widgets import own_scans, scan_picker
 from services.viewing import open_scan
@@ -47,6 +48,8 @@ def _show_scan(db: Database, actor: Actor, scan_id: int) -> None:
         )
         if result.abstained:
             st.warning(result.abstain_reason or "The model was unsure about this image.")
+        elif (whose := threshold_sentence(result.population)) is not None:
+            st.caption(whose)
         st.dataframe(
             pd.DataFrame(
                 [

@@ -8,12 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from core.enhance import DENOISE_METHODS, PARAMETER_RANGES, EnhanceSettings, enhance
-from core.findings import FINDING_LABELS, FINDINGS, top_finding
+from core.findings import FINDING_LABELS, FINDINGS, heatmap_finding
 from core.imaging import MIN_SIDE, DecodedScan, decode_scan, to_uint8
 from core.overlay import overlay_heatmap
 from core.results import probability_figure, top_finding_sentence
 from core.settings import load_settings
 from models.inference import Classifier
+from models.populations import threshold_sentence
 from pages.ui import current_classifier, get_database, require_actor, show_disclaimer, show_error
 from services.imports import (
     ImportedScan,
@@ -153,11 +154,13 @@ def _render_results(scan: DecodedScan, classifier: Classifier, result: ResultIn)
         return
     probabilities, thresholds = result.probabilities, result.thresholds
     st.markdown(f"**{top_finding_sentence(probabilities, thresholds)}**")
+    if (whose := threshold_sentence(result.population)) is not None:
+        st.caption(whose)
     st.plotly_chart(probability_figure(probabilities, thresholds), width="stretch")
     show_disclaimer()
     st.subheader("Where the model looked")
     left, right = st.columns([1, 2])
-    shown = top_finding(probabilities, thresholds) or max(FINDINGS, key=probabilities.__getitem__)
+    shown = heatmap_finding(probabilities, thresholds)
     finding = left.selectbox(
         "Finding",
         FINDINGS,

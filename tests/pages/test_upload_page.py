@@ -83,6 +83,8 @@ def test_dicom_upload_shows_probabilities_heatmap_and_saves(
     )
     assert not at.exception and not at.error
     assert DISCLAIMER in texts(at)
+    # The file states Patient's Age 062Y: the adult levels were used, and the page says so.
+    assert "model's levels for adults were used" in texts(at)
     assert len(at.get("plotly_chart")) == 1, "probability bars"
     assert len(at.get("image")) == 3, "before, after and heatmap overlay"
     at.slider(key="heatmap_opacity").set_value(0.9)
@@ -98,6 +100,7 @@ def test_dicom_upload_shows_probabilities_heatmap_and_saves(
     (summary,) = list_scans(world.db, world.alice, world.alice.user_id)[-1:]
     assert summary.scan_date.isoformat() == "2026-05-01"
     assert summary.results and summary.results[-1].model_version
+    assert summary.results[-1].population == "adult"
 
 
 def test_two_reruns_load_the_model_once(world, shipped_model, samples_dir: Path) -> None:
