@@ -7,6 +7,7 @@ model evaluation and the command line cannot disagree on the same scan.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, overload
 
@@ -143,3 +144,24 @@ def heatmap_finding(
     if top is not None:
         return top
     return max((f for f in FINDINGS if f in probabilities), key=lambda f: float(probabilities[f]))
+
+
+#: Stored probabilities are clipped this far from 0 and 1 before taking log-odds, so a
+#: probability rounded to 1.0 maps to a finite value (about +-13.8).
+_LOG_ODDS_CLIP = 1e-6
+
+
+def log_odds(probability: float) -> float:
+    """Log-odds of a probability, finite even for a stored 0.0 or 1.0.
+
+    Probabilities saturate near 0 and 1, where a real change moves them by less than a plot
+    shows; their log-odds do not, so timelines plot this scale (labelled in percent).
+
+    Args:
+        probability: A calibrated probability in [0, 1].
+
+    Returns:
+        ``log(p / (1 - p))`` with ``p`` clipped to ``[1e-6, 1 - 1e-6]``.
+    """
+    p = min(max(float(probability), _LOG_ODDS_CLIP), 1 - _LOG_ODDS_CLIP)
+    return math.log(p / (1 - p))

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.findings import FINDING_LABELS, FINDINGS, is_flagged, threshold_for
+from core.findings import FINDING_LABELS, FINDINGS, is_flagged, log_odds, threshold_for
 
 #: Default rise, in absolute probability, since the previous scan that raises a red flag.
 DEFAULT_RISE_MARGIN = 0.15
@@ -405,6 +405,10 @@ def _hover_rows(part: pd.DataFrame, flags: Mapping[int, list[str]]) -> np.ndarra
     return np.array(rows, dtype=object).reshape(len(rows), 4)
 
 
+#: Probabilities labelled on the timeline's log-odds axis.
+_AXIS_TICKS = (0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999)
+
+
 def timeline_figure(
     frame: pd.DataFrame,
     *,
@@ -413,13 +417,16 @@ def timeline_figure(
     changes: Sequence[VersionChange] = (),
     current_version: str | None = None,
 ) -> go.Figure:
-    """Plot each finding's probability against scan date.
+    """Plot each finding's probability against scan date, on a log-odds axis.
 
-    One WebGL line per finding (so 500 scans stay four traces), a marker per
-    scan (a diamond where the scan is red-flagged, an open circle for a
-    result of an older model, an ``x`` where the model abstained), each
-    finding's decision threshold as a dotted line of the same colour, and a
-    vertical line wherever the model version changes.
+    Probabilities near 0 or 1 barely move on a linear axis even when the model's evidence
+    changes a lot, so the y axis is the log-odds (which do not saturate), labelled in percent
+    (1%, 10%, 50%, 90%, 99% ...); the hover shows the probability itself.
+
+    One WebGL line per finding (so 500 scans stay four traces), a marker per scan (a diamond
+    where the scan is red-flagged, an open circle for a result of an older model, an ``x``
+    where the model abstained), each finding's decision threshold as a dotted line of the same
+    colour, and a vertical line wherever the model version changes.
 
     Args:
         frame: Output of :func:`timeline_frame` (one result per scan).
@@ -430,7 +437,7 @@ def timeline_figure(
         current_version: Version of the model in use now, if known.
 
     Returns:
-        The figure, y axis from 0 to 100 %.
+        The figure, y axis in log-odds labelled in percent.
     """
     flags = flags or {}
     fig = go.Figure()
@@ -455,7 +462,8 @@ def timeline_figure(
         fig.add_trace(
             go.Scattergl(
                 x=part["scan_date"],
-                y=part["probability"],
+                y=[log_odds(p) for p in part["probability"]],
+                text=[format_percent(p) for p in part["probability"]],
                 mode="lines+markers",
                 name=FINDING_LABELS[finding],
                 legendgroup=finding,
@@ -463,7 +471,7 @@ def timeline_figure(
                 marker={"color": colour, "symbol": np.array(symbols, dtype=object), "size": sizes},
                 customdata=_hover_rows(part, flags),
                 hovertemplate=(
-                    f"<b>{FINDING_LABELS[finding]}</b>: %{{y:.0%}}<br>"
+                    f"<b>{FINDING_LABELS[finding]}</b>: %{{text}}<br>"
                     "Scan date %{customdata[0]} (%{customdata[2]})<br>"
                     "Model %{customdata[1]}<br>%{customdata[3]}<extra></extra>"
                 ),
@@ -474,7 +482,7 @@ def timeline_figure(
         else:
             level = float(part["threshold"].iloc[-1])
         fig.add_hline(
-            y=level,
+            y=log_odds(level),
             line={"color": colour, "dash": "dot", "width": 1},
             annotation_text=f"{FINDING_LABELS[finding]} threshold {format_percent(level)}",
             annotation_position="top left",
@@ -506,8 +514,12 @@ def timeline_figure(
         )
     fig.update_layout(
         xaxis_title="Scan date",
-        yaxis_title="Model probability",
-        yaxis={"range": [0, 1.05], "tickformat": ".0%"},
+        yaxis_title="Model probability (log-odds scale)",
+        yaxis={
+            "range": [log_odds(_AXIS_TICKS[0] / 4), log_odds(1 - (1 - _AXIS_TICKS[-1]) / 4)],
+            "tickvals": [log_odds(p) for p in _AXIS_TICKS],
+            "ticktext": [f"{p * 100:g}%" for p in _AXIS_TICKS],
+        },
         hovermode="closest",
         legend={"orientation": "h", "yanchor": "top", "y": -0.2},
         margin={"t": 40, "l": 60, "r": 20, "b": 40},

@@ -2,7 +2,7 @@
 
 Probabilities saturate: on many adult films a finding's probability sits within 0.02 of 0
 or 1, where a real change moves it by less than a plot shows. The calibrated log-odds
-(``Prediction.log_odds``, or :func:`log_odds` of a stored probability) carry the same
+(``Prediction.log_odds``, or ``core.findings.log_odds`` of a stored probability) carry the same
 information on a scale that does not saturate, so the timeline plots them with the
 probability in the hover. ``python -m models.noise`` measures how much they move when the
 same film is re-encoded, slightly cropped or re-exposed (``models/noise.json``);
@@ -21,22 +21,6 @@ MODELS_DIR = Path(__file__).resolve().parent
 NOISE_PATH = MODELS_DIR / "noise.json"
 #: Probabilities closer than this to 0 or 1 count as saturated.
 SATURATION_MARGIN = 0.02
-#: Stored probabilities are clipped this far from 0 and 1 before taking log-odds, so a
-#: probability rounded to 1.0 maps to a finite value (about +-13.8).
-_CLIP = 1e-6
-
-
-def log_odds(probability: float) -> float:
-    """Log-odds of a probability, finite even for a stored 0.0 or 1.0.
-
-    Args:
-        probability: A calibrated probability in [0, 1].
-
-    Returns:
-        ``log(p / (1 - p))`` with ``p`` clipped to ``[1e-6, 1 - 1e-6]``.
-    """
-    p = min(max(float(probability), _CLIP), 1 - _CLIP)
-    return float(np.log(p / (1 - p)))
 
 
 def change_beyond_noise(before: float, after: float, band: float) -> bool:

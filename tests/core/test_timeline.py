@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
 import pytest
@@ -220,3 +221,20 @@ def test_table_newest_first_with_percentages_and_flags() -> None:
     assert "rose from 12% to 41%" in table.loc[0, "Red flags"]
     assert table.loc[1, "Red flags"] == ""
     assert timeline_table(timeline_frame([])).empty
+
+
+def test_figure_plots_log_odds_so_changes_near_certainty_stay_visible() -> None:
+    scans = [
+        make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.99))]),
+        make_scan(2, date(2026, 2, 1), results=[make_result(2, probs(0.9999))]),
+    ]
+    fig = timeline_figure(timeline_frame(scans, "1"))
+    pneumonia = fig.data[0]
+    # On a probability axis these two points are 0.0099 apart; in log-odds about 4.6.
+    assert pneumonia.y[1] - pneumonia.y[0] == pytest.approx(math.log(9999) - math.log(99))
+    assert list(pneumonia.text) == ["99%", "100%"]
+    assert "%{text}" in pneumonia.hovertemplate
+    assert list(fig.layout.yaxis.ticktext) == ["0.1%", "1%", "10%", "50%", "90%", "99%", "99.9%"]
+    assert fig.layout.yaxis.tickvals[3] == 0.0
+    threshold_lines = [s for s in fig.layout.shapes if s.line.dash == "dot"]
+    assert threshold_lines[0].y0 == pytest.approx(0.0)  # the 50% threshold

@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from core.findings import log_odds
 from models.noise import PERTURBATIONS, noise_summary
-from models.trajectory import change_beyond_noise, log_odds, saturated_share
+from models.trajectory import change_beyond_noise, saturated_share
 
 
 def test_log_odds_is_finite_symmetric_and_monotone():
