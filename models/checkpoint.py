@@ -30,7 +30,6 @@ class LoadedCheckpoint:
         version: Model version string.
         sha256: SHA-256 of the checkpoint file.
         input_size: Network input side in pixels.
-        temperatures: Per-finding temperature of the sigmoid (population ``unknown``).
         thresholds: Per-finding decision threshold on calibrated probabilities (population
             ``unknown``).
         calibration: Temperatures and thresholds per population (``models.populations``).
@@ -43,7 +42,6 @@ class LoadedCheckpoint:
     version: str
     sha256: str
     input_size: int
-    temperatures: dict[str, float]
     thresholds: dict[str, float]
     calibration: dict[str, PopulationCalibration]
     ood: FeatureGaussian
@@ -186,7 +184,6 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
         version=str(payload["version"]),
         sha256=file_sha256(path),
         input_size=int(payload["input_size"]),
-        temperatures=dict(calibration[UNKNOWN].temperatures),
         thresholds=dict(calibration[UNKNOWN].thresholds),
         calibration=calibration,
         ood=gaussian,

@@ -327,8 +327,8 @@ def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[d
         },
     }
     probes = _probe_scans(shared_dir)
-    predictions = classifier.predict(list(probes.values()))
-    for name, prediction in zip(probes, predictions, strict=True):
+    probe_predictions = classifier.predict(list(probes.values()))
+    for name, prediction in zip(probes, probe_predictions, strict=True):
         result["abstention"]["probes"][name] = {
             "abstained": prediction.abstained,
             "reason": prediction.abstain_reason,

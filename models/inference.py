@@ -249,9 +249,8 @@ class Classifier:
             inverted = self._checkpoint.ood.looks_inverted(
                 feature_rows, inverted_features.double().cpu().numpy()
             )
-            # chosen[start:] runs on past this batch: strict=False stops at the batch's end.
             for scan, row, score, negative, population in zip(
-                batch, logits, scores, inverted, chosen[start:], strict=False
+                batch, logits, scores, inverted, chosen[start : start + batch_size], strict=True
             ):
                 reason = _rule_based_reason(scan)
                 if reason is None and negative:

@@ -12,7 +12,6 @@ from core.findings import FINDING_LABELS, FINDINGS, heatmap_finding
 from core.imaging import MIN_SIDE, DecodedScan, decode_scan, to_uint8
 from core.overlay import overlay_heatmap
 from core.results import probability_figure, top_finding_sentence
-from core.settings import load_settings
 from models.inference import Classifier
 from models.populations import threshold_sentence
 from pages.ui import current_classifier, get_database, require_actor, show_disclaimer, show_error
@@ -78,7 +77,7 @@ def _decode_single(uploaded) -> DecodedScan | None:
     st.session_state.pop(_SCAN_KEY, None)
     try:
         scan = decode_scan(
-            uploaded.getvalue(), uploaded.name, max_bytes=load_settings().max_upload_bytes
+            uploaded.getvalue(), uploaded.name, max_bytes=get_database().settings.max_upload_bytes
         )
     except Exception as err:  # shown as one sentence
         show_error(err)

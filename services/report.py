@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING
 
 from core.enhance import enhance_as_saved
 from core.report import Report, ReportNote, build_report
-from core.rescore import restore_scan
 from core.timeline import red_flags, sort_scans
+from services.viewing import heatmap_of, open_scan
 from storage.actor import Actor
 from storage.db import Database
-from storage.notes import list_notes
-from storage.scans import ScanSummary, load_scan
+from storage.scans import ScanSummary
 
 if TYPE_CHECKING:  # importing the model layer loads torch; callers hand in a loaded classifier
     from models.inference import Classifier
@@ -49,21 +48,23 @@ def build_scan_report(
     position = [scan.id for scan in ordered].index(scan_id)
     version = classifier.info.version if classifier is not None else None
     thresholds = classifier.info.thresholds if classifier is not None else None
-    record = load_scan(db, actor, scan_id)
+    opened = open_scan(db, actor, scan_id)
     heatmap = None
     if classifier is not None and heatmap_finding is not None:
-        heatmap = classifier.heatmap(restore_scan(record.pixels, record.metadata), heatmap_finding)
+        heatmap = heatmap_of(classifier, opened.record, heatmap_finding)
     notes = [
         ReportNote(note.author_username, note.created_at, note.text, note.annotation)
-        for note in list_notes(db, actor, scan_id)
+        for note in opened.notes
     ]
+    view = enhance_as_saved(opened.record.pixels, opened.record.enhancement)
     return build_report(
         ordered[position],
         current_version=version,
         thresholds=thresholds,
         previous=ordered[position - 1] if position > 0 else None,
         red_flag_reasons=red_flags(ordered, thresholds, current_version=version).get(scan_id, []),
-        image=enhance_as_saved(record.pixels, record.enhancement).pixels,
+        image=view.pixels,
+        image_note=None if view.as_saved else view.caption,
         heatmap=heatmap,
         notes=notes,
     )

@@ -51,6 +51,11 @@ def open_scan(db: Database, actor: Actor, scan_id: int) -> OpenedScan:
     return OpenedScan(load_scan(db, actor, scan_id), list_notes(db, actor, scan_id))
 
 
+def heatmap_of(classifier: Classifier, record: ScanRecord, finding: str) -> np.ndarray:
+    """Where the current model looked for ``finding`` on a stored scan (Grad-CAM, (H, W))."""
+    return classifier.heatmap(restore_scan(record.pixels, record.metadata), finding)
+
+
 def side_by_side(
     db: Database,
     actor: Actor,
@@ -81,6 +86,6 @@ def side_by_side(
     for record in records:
         heat = None
         if classifier is not None and heatmap_finding is not None:
-            heat = classifier.heatmap(restore_scan(record.pixels, record.metadata), heatmap_finding)
+            heat = heatmap_of(classifier, record, heatmap_finding)
         images.append(overlay_heatmap(enhance(record.pixels, settings), heat))
     return images
