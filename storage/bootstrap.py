@@ -187,12 +187,13 @@ def check_images_match(db: Database) -> None:
     Raises:
         StorageMismatch: The database has no scans but the image folder has images.
     """
-    images = sum(1 for info in db.blobs.live() if not info.is_temporary)
-    if not images:
-        return
+    # The scan count is one cheap query; the folder is listed only when it is zero.
     with db.transaction() as session:
         scans = session.exec(select(func.count()).select_from(schema.Scan)).one()
-    if scans == 0:
+    if scans:
+        return
+    images = sum(1 for info in db.blobs.live() if not info.is_temporary)
+    if images:
         raise StorageMismatch(
             f"The database has no scans but the image folder {db.blobs.root} holds {images} "
             "image(s), so DATABASE_URL probably points at a new or wrong database (or a "

@@ -55,7 +55,6 @@ def sweep(
     referenced: Callable[[], Iterable[str]],
     *,
     min_age: timedelta = ORPHAN_MIN_AGE,
-    now: datetime | None = None,
 ) -> list[QuarantinedBlob]:
     """Move blobs (and left-over temporary files) that no record refers to into a new batch.
 
@@ -66,12 +65,11 @@ def sweep(
         blobs: The blob store.
         referenced: Returns the blob names that records refer to.
         min_age: Minimum age (since last modification) of a moved file.
-        now: The current time (tests pass a fixed one).
 
     Returns:
         The files moved, empty when there were none.
     """
-    now = now or datetime.now(UTC)
+    now = datetime.now(UTC)
     cutoff = (now - min_age).timestamp()
     candidates = [info for info in blobs.live() if info.modified < cutoff]
     if not candidates:

@@ -274,6 +274,13 @@ def load_scan(db: Database, actor: Actor, scan_id: int) -> ScanRecord:
     )
 
 
+def _own_scan(session: Session, actor: Actor, scan_id: int) -> schema.Scan:
+    """The scan ``actor`` may change: missing scans raise before the access check."""
+    scan = get_scan(session, scan_id)
+    policy.check_write(session, actor, scan.owner_id)
+    return scan
+
+
 def update_scan_date(db: Database, actor: Actor, scan_id: int, scan_date: date) -> None:
     """Correct the date of one's own scan.
 
@@ -282,8 +289,7 @@ def update_scan_date(db: Database, actor: Actor, scan_id: int, scan_date: date) 
         policy.AccessDenied: The actor is not the owning patient.
     """
     with db.transaction() as session:
-        scan = get_scan(session, scan_id)
-        policy.check_write(session, actor, scan.owner_id)
+        scan = _own_scan(session, actor, scan_id)
         sealer = db.keyring.sealer(session, scan.owner_id)
         payload = open_scan_payload(sealer, scan)
         payload["scan_date"] = scan_date.isoformat()
@@ -346,8 +352,7 @@ def delete_scan(db: Database, actor: Actor, scan_id: int) -> None:
         policy.AccessDenied: The actor is not the owning patient.
     """
     with db.transaction() as session:
-        scan = get_scan(session, scan_id)
-        policy.check_write(session, actor, scan.owner_id)
+        scan = _own_scan(session, actor, scan_id)
         for model in (schema.Note, schema.Result):
             for row in session.exec(select(model).where(model.scan_id == scan.id)).all():
                 session.delete(row)
