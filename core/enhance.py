@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from skimage import exposure, filters, restoration
 
+from core.clahe import equalize_adapthist
+
 #: Denoising methods: ``none``; ``tv`` (total variation, Chambolle; about 1-2 s
 #: for 1024x1024 here); ``nl_means`` (non-local means, slower, keeps fine texture).
 DENOISE_METHODS: tuple[str, ...] = ("none", "tv", "nl_means")
@@ -240,4 +242,4 @@ def _clahe(image: np.ndarray, clip_limit: float, tiles: int) -> np.ndarray:
         return image
     height, width = image.shape
     kernel = (max(height // tiles, 2), max(width // tiles, 2))
-    return exposure.equalize_adapthist(image, kernel_size=kernel, clip_limit=clip_limit)
+    return equalize_adapthist(image, kernel, clip_limit)

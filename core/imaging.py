@@ -38,6 +38,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from core.errors import UserError
 from core.settings import load_settings
+from core.views import VIEW_LABELS, View, view_from_header
 
 #: Largest image accepted, in pixels (width x height). Also installed as Pillow's
 #: decompression-bomb limit so that a tiny compressed file cannot expand into
@@ -199,6 +200,9 @@ class ScanMetadata:
             Pillow mode of the file (``'L'``, ``'RGB'``, ``'I;16'``...) for PNG/JPEG.
         study_date: DICOM Study Date (0008,0020); ``None`` when absent or invalid.
         view_position: DICOM View Position (0018,5101), e.g. ``'PA'``.
+        view: The projection the header states (:func:`core.views.view_from_header`: View
+            Position, else Patient Orientation; AP supine from Patient Position or a
+            description); ``None`` for PNG/JPEG or a header that does not say.
         body_part: DICOM Body Part Examined (0018,0015), e.g. ``'CHEST'``.
         patient_sex: DICOM Patient's Sex (0010,0040): ``'M'``, ``'F'`` or ``'O'``.
         patient_age: DICOM Patient's Age (0010,1010) in whole years (``'045Y'`` ->
@@ -210,6 +214,8 @@ class ScanMetadata:
         colorfulness: Mean chroma, ``max(R,G,B) - min(R,G,B)`` averaged over the
             image in ``[0, 1]``; 0 for grayscale sources. A high value means a
             colour photograph rather than a radiograph.
+        patient_birth_year: Year of DICOM Patient's Birth Date (0010,0030); ``None`` when
+            absent or invalid (only the year is kept: enough to suggest the account's).
     """
 
     source_format: str
@@ -225,10 +231,13 @@ class ScanMetadata:
     pixel_spacing: tuple[float, float] | None = None
     bits: int = 8
     colorfulness: float = 0.0
+    view: View | None = None
+    patient_birth_year: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the metadata as JSON-safe values (ISO date string, list spacing)."""
+        """Return the metadata as JSON-safe values (ISO date string, list spacing, view name)."""
         out = asdict(self)
+        out["view"] = self.view.value if self.view is not None else None
         out["study_date"] = self.study_date.isoformat() if self.study_date else None
         out["pixel_spacing"] = list(self.pixel_spacing) if self.pixel_spacing else None
         return out
@@ -241,7 +250,7 @@ class ScanMetadata:
             ("Size", f"{self.width} x {self.height} pixels"),
             ("Modality", self.modality),
             ("Study date", self.study_date.isoformat() if self.study_date else None),
-            ("View", self.view_position),
+            ("View", VIEW_LABELS[self.view] if self.view is not None else self.view_position),
             ("Body part", self.body_part),
             ("Sex", self.patient_sex),
             ("Age", f"{self.patient_age} years" if self.patient_age is not None else None),
@@ -424,6 +433,8 @@ def _decode_dicom(data: bytes) -> DecodedScan:
             patient_age=_dicom_age(dataset.get("PatientAge")),
             pixel_spacing=_dicom_spacing(dataset),
             bits=int(dataset.get("BitsStored") or dataset.get("BitsAllocated") or 8),
+            view=_dicom_view(dataset),
+            patient_birth_year=_dicom_year(dataset.get("PatientBirthDate")),
         )
     return DecodedScan(pixels=np.ascontiguousarray(pixels, dtype=np.float32), metadata=metadata)
 
@@ -557,6 +568,30 @@ def _dicom_text(dataset: pydicom.Dataset, keyword: str) -> str | None:
     if len(text) > _MAX_TEXT_LENGTH or not text.isprintable():
         return None
     return text or None
+
+
+def _dicom_view(dataset: pydicom.Dataset) -> View | None:
+    """The projection the header states (see :func:`core.views.view_from_header`)."""
+    orientation = dataset.get("PatientOrientation")
+    if isinstance(orientation, str):
+        orientation = [orientation] if orientation else []
+    descriptions = [
+        text
+        for keyword in ("SeriesDescription", "ProtocolName", "StudyDescription")
+        if (text := _dicom_text(dataset, keyword)) is not None
+    ]
+    return view_from_header(
+        _dicom_text(dataset, "ViewPosition"),
+        [str(value) for value in orientation or []],
+        _dicom_text(dataset, "PatientPosition"),
+        descriptions,
+    )
+
+
+def _dicom_year(value: Any) -> int | None:
+    """The year of a DICOM DA value; invalid dates give ``None``."""
+    day = _dicom_date(value)
+    return None if day is None else day.year
 
 
 def _dicom_date(value: Any) -> date | None:

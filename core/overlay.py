@@ -96,6 +96,8 @@ def annotation_figure(
     annotations: Sequence[Mapping[str, float]] = (),
     pending: Mapping[str, float] | None = None,
     max_side: int = 768,
+    *,
+    drawing: str | None = None,
 ) -> go.Figure:
     """Show an image with labelled marks in a plotly figure whose axes are in image pixels.
 
@@ -109,6 +111,10 @@ def annotation_figure(
             ``core.annotations.mark_label``.
         pending: A mark being entered, drawn dashed in another colour.
         max_side: Largest side of the image sent to the browser.
+        drawing: ``"point"`` (a click places a point, a drag pans) or ``"box"`` (a drag draws
+            a box) to let the user mark the image through the chart's selection; ``None`` for
+            a figure to look at only. Image traces cannot be selected, so a point is picked
+            on an invisible grid of :data:`_CLICK_GRID` points per side over the image.
 
     Returns:
         The figure.
@@ -154,4 +160,36 @@ def annotation_figure(
         xaxis={"showgrid": False},
         yaxis={"showgrid": False},
     )
+    if drawing is not None:
+        _add_click_grid(fig, width, height)
+        fig.update_layout(
+            dragmode="select" if drawing == "box" else "pan",
+            # Keeps the user's zoom and pan when the page redraws the figure with a new mark.
+            uirevision="marking",
+            newselection={"line": {"color": _PENDING_COLOUR, "width": 2, "dash": "dash"}},
+            showlegend=False,
+        )
     return fig
+
+
+#: Points per side of the invisible grid that makes clicks on the image selectable.
+_CLICK_GRID = 80
+
+
+def _add_click_grid(fig: go.Figure, width: int, height: int) -> None:
+    xs = np.linspace(0, width - 1, min(_CLICK_GRID, width))
+    ys = np.linspace(0, height - 1, min(_CLICK_GRID, height))
+    grid_x, grid_y = np.meshgrid(np.round(xs, 1), np.round(ys, 1))
+    invisible = {"marker": {"opacity": 0}}
+    fig.add_trace(
+        go.Scatter(
+            x=grid_x.ravel(),
+            y=grid_y.ravel(),
+            mode="markers",
+            marker={"size": 6, "opacity": 0},
+            selected=invisible,
+            unselected=invisible,
+            hovertemplate="x %{x:.0f}, y %{y:.0f}<extra></extra>",
+            name="image",
+        )
+    )

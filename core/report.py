@@ -1,9 +1,11 @@
-"""Plain-language report of one scan, with its annotated image, as a PDF or JSON download.
+"""Plain-language report of one scan, with its annotated image, as JSON (PDF: ``report_pdf``).
 
-The report explains what was checked, what the model found and what it cannot
-tell, gives a short glossary of the findings, suggests questions for the
-clinician (drawn from the findings and their change since the previous scan)
-and always carries the decision-support disclaimer.
+The report names the patient (their chosen display name), the scan (date and view, never the
+uploaded file's name), explains what was checked, what the model found and what it cannot
+tell, plots each finding across the patient's scans, gives a short glossary of the findings,
+suggests questions for the clinician (drawn from the findings and their change since the
+previous scan) and carries the decision-support disclaimer. The model's identity is a detail,
+kept apart from the patient's sentences.
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
-from fpdf import FPDF
 from PIL import Image
 
-from core.annotations import mark_labels
 from core.compare import HIGHER, LOWER, Comparison, compare_scans
 from core.findings import DISCLAIMER, FINDING_LABELS, FINDINGS, is_flagged
+from core.labels import format_day, view_words
 from core.overlay import draw_annotations, overlay_heatmap
 from core.timeline import (
     ResultLike,
@@ -30,7 +31,9 @@ from core.timeline import (
     format_version,
     result_threshold,
     select_result,
+    timeline_frame,
 )
+from core.views import View
 
 #: Educational description of each finding, in plain words.
 GLOSSARY: dict[str, str] = {
@@ -111,15 +114,38 @@ class ReportNote:
 
 
 @dataclass(frozen=True)
+class TimelinePoint:
+    """One finding's score on one scan, for the report's timeline chart.
+
+    Attributes:
+        scan_id: The scan.
+        scan_date: When it was taken.
+        finding: Finding name.
+        probability: The model's score in [0, 1].
+        threshold: The level for a closer look.
+    """
+
+    scan_id: int
+    scan_date: date
+    finding: str
+    probability: float
+    threshold: float
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything shown in a scan's report.
 
     Attributes:
         title: Heading.
+        patient_name: The name the patient chose for reports; ``None`` when not known.
         scan_id: The scan.
         scan_date: Date the X-ray was taken.
-        filename: Uploaded file name.
-        generated_at: When the report was built (UTC).
+        view: The film's projection.
+        filename: Uploaded file name (in the JSON export only; reports name scans by date
+            and view).
+        generated_at: When the report was built (aware; printed in ``zone``).
+        zone: The reader's IANA time zone for printed times (``None``: UTC, named so).
         model_name: Model that scored the scan (``None`` if never scored).
         model_version: Its version.
         abstained: Whether the model declined to give a reliable answer.
@@ -136,13 +162,17 @@ class Report:
         image_png: Annotated image as PNG bytes (not part of the JSON export).
         image_note: One sentence printed with the image, e.g. that the enhancement saved with
             the scan could not be reproduced (``core.enhance.SavedView.caption``).
+        timeline: Every plotted score of the patient's scans up to this one, oldest first.
     """
 
     title: str
+    patient_name: str | None
     scan_id: int
     scan_date: date
+    view: View
     filename: str
     generated_at: datetime
+    zone: str | None
     model_name: str | None
     model_version: str | None
     abstained: bool
@@ -158,6 +188,19 @@ class Report:
     disclaimer: str = DISCLAIMER
     image_png: bytes | None = field(default=None, repr=False)
     image_note: str | None = None
+    timeline: tuple[TimelinePoint, ...] = ()
+
+    @property
+    def scan_words(self) -> str:
+        """The scan in words: ``"1 Apr 2026, frontal (PA, standing)"``."""
+        return f"{format_day(self.scan_date)}, {view_words(self.view)}"
+
+    @property
+    def model_words(self) -> str | None:
+        """The model's identity, for a details section: ``"cxr-densenet v1"``."""
+        if self.model_name is None:
+            return None
+        return f"{self.model_name} {format_version(self.model_version or '')}"
 
 
 # --------------------------------------------------------------------------- images
@@ -191,15 +234,14 @@ def _summary(
     scan: ScanLike, result: ResultLike | None, findings: Sequence[ReportFinding]
 ) -> tuple[str, ...]:
     looked_for = ", ".join(label.lower() for label in FINDING_LABELS.values())
-    when = f"the chest X-ray taken on {scan.scan_date.isoformat()} ({scan.filename})"
+    when = f"your chest X-ray of {format_day(scan.scan_date)}, {view_words(scan.view)}"
     if result is None:
         return (
             f"This report is about {when}. It has not been checked by the model yet, "
             "so there are no scores.",
         )
     paragraphs = [
-        f"This report is about {when}. A computer model ({result.model_name}, "
-        f"version {format_version(result.model_version)}) looked at the image "
+        f"This report is about {when}. A computer model looked at the image "
         f"for signs of {looked_for}.",
     ]
     if result.abstained:
@@ -234,7 +276,7 @@ def _change_lines(comparison: Comparison | None, previous: ScanLike | None) -> t
         return ()
     if not comparison.comparable:
         return (comparison.message,)
-    since = f"since the scan of {previous.scan_date.isoformat()}"
+    since = f"since the scan of {format_day(previous.scan_date)}"
     return tuple(f"{change.sentence[:-1]} {since}." for change in comparison.changes)
 
 
@@ -258,7 +300,7 @@ def _questions(
             )
     if comparison is not None and previous is not None:
         if comparison.comparable:
-            since = previous.scan_date.isoformat()
+            since = format_day(previous.scan_date)
             for change in comparison.changes:
                 if change.verdict == HIGHER:
                     questions.append(
@@ -294,6 +336,9 @@ def build_report(
     notes: Sequence[ReportNote] = (),
     margin: float = 0.10,
     generated_at: datetime | None = None,
+    patient_name: str | None = None,
+    zone: str | None = None,
+    history: Sequence[ScanLike] = (),
 ) -> Report:
     """Assemble the report of one scan.
 
@@ -309,7 +354,11 @@ def build_report(
         heatmap: Model attention map for ``image``, if available.
         notes: Clinicians' notes; their marks are drawn on the image.
         margin: Change margin for the comparison with ``previous``.
-        generated_at: Timestamp to print (defaults to now, UTC).
+        generated_at: Timestamp to print (defaults to now).
+        patient_name: The patient's display name, printed on the report (``None``: not known).
+        zone: The reader's IANA time zone, for printed times.
+        history: The patient's scans, for the timeline chart (scans after this one are left
+            out: the report describes the patient's record as of this scan).
 
     Returns:
         The :class:`Report`.
@@ -328,10 +377,13 @@ def build_report(
         image_png = _png_bytes(draw_annotations(rgb, marks) if marks else rgb)
     return Report(
         title="Chest X-ray report (decision support)",
+        patient_name=patient_name,
         scan_id=scan.id,
         scan_date=scan.scan_date,
+        view=View(scan.view),
         filename=scan.filename,
         generated_at=generated_at or datetime.now(UTC),
+        zone=zone,
         model_name=result.model_name if result is not None else None,
         model_version=result.model_version if result is not None else None,
         abstained=bool(result.abstained) if result is not None else False,
@@ -346,6 +398,24 @@ def build_report(
         notes=tuple(notes),
         image_png=image_png,
         image_note=image_note,
+        timeline=_timeline(history, scan, current_version),
+    )
+
+
+def _timeline(
+    history: Sequence[ScanLike], scan: ScanLike, current_version: str | None
+) -> tuple[TimelinePoint, ...]:
+    upto = [s for s in history if (s.scan_date, s.id) <= (scan.scan_date, scan.id)]
+    frame = timeline_frame(upto, current_version)
+    return tuple(
+        TimelinePoint(
+            int(row["scan_id"]),
+            row["scan_date"].date(),
+            str(row["finding"]),
+            float(row["probability"]),
+            float(row["threshold"]),
+        )
+        for row in frame.to_dict("records")
     )
 
 
@@ -373,130 +443,3 @@ def report_to_json(report: Report) -> str:
     data.pop("image_png")
     data["has_image"] = report.image_png is not None
     return json.dumps(data, default=_json_default, indent=2, ensure_ascii=False)
-
-
-#: Characters outside Latin-1 that appear in ordinary text, for the PDF's built-in fonts.
-_LATIN1_FALLBACKS = str.maketrans(
-    {
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u2026": "...",
-        "\u2265": ">=",
-        "\u2264": "<=",
-    }
-)
-
-
-def _pdf_text(text: str) -> str:
-    # The PDF core fonts cover Latin-1 only; anything else becomes "?" rather than failing.
-    return text.translate(_LATIN1_FALLBACKS).encode("latin-1", "replace").decode("latin-1")
-
-
-class _ReportPDF(FPDF):
-    def __init__(self, footer_text: str) -> None:
-        super().__init__(format="A4")
-        self._footer_text = footer_text
-
-    def footer(self) -> None:
-        self.set_y(-14)
-        self.set_font("Helvetica", "I", 7)
-        self.multi_cell(
-            0, 3.5, _pdf_text(f"{self._footer_text}  Page {self.page_no()}/{{nb}}"), align="C"
-        )
-
-
-def _heading(pdf: FPDF, text: str) -> None:
-    pdf.ln(2)
-    pdf.set_font("Helvetica", "B", 12)
-    pdf.multi_cell(0, 7, _pdf_text(text), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 10)
-
-
-def _paragraph(pdf: FPDF, text: str, bullet: bool = False) -> None:
-    pdf.multi_cell(0, 5, _pdf_text(f"- {text}" if bullet else text), new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(1)
-
-
-def report_to_pdf(report: Report) -> bytes:
-    """Render a report as an A4 PDF.
-
-    Args:
-        report: The report.
-
-    Returns:
-        The PDF file's bytes.
-    """
-    pdf = _ReportPDF(report.disclaimer)
-    pdf.set_auto_page_break(auto=True, margin=18)
-    pdf.set_title(_pdf_text(report.title))
-    pdf.add_page()
-    pdf.set_font("Helvetica", "B", 15)
-    pdf.multi_cell(0, 8, _pdf_text(report.title), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 9)
-    pdf.multi_cell(
-        0,
-        5,
-        _pdf_text(
-            f"Scan date {report.scan_date.isoformat()} - file {report.filename} - "
-            f"generated {report.generated_at.strftime('%Y-%m-%d %H:%M %Z').strip()}"
-        ),
-        new_x="LMARGIN",
-        new_y="NEXT",
-    )
-    pdf.set_font("Helvetica", "B", 10)
-    pdf.multi_cell(0, 5, _pdf_text(report.disclaimer), border=1, new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 10)
-
-    _heading(pdf, "Summary")
-    for paragraph in report.summary:
-        _paragraph(pdf, paragraph)
-    if report.findings:
-        _heading(pdf, "Scores")
-        for line in report.findings:
-            status = "at or above its level" if line.above_threshold else "below its level"
-            _paragraph(
-                pdf,
-                f"{line.label}: {format_percent(line.probability)} "
-                f"({status} of {format_percent(line.threshold)})",
-                bullet=True,
-            )
-    if report.red_flags:
-        _heading(pdf, "Points to raise")
-        for reason in report.red_flags:
-            _paragraph(pdf, reason, bullet=True)
-    if report.changes:
-        _heading(pdf, "Change since the previous scan")
-        for change in report.changes:
-            _paragraph(pdf, change, bullet=True)
-    if report.image_png is not None:
-        _heading(pdf, "Image (coloured areas: where the model looked most)")
-        with Image.open(io.BytesIO(report.image_png)) as picture:
-            width_mm = min(120.0, pdf.epw)
-            height_mm = width_mm * picture.height / picture.width
-            if pdf.get_y() + height_mm > pdf.h - 20:
-                pdf.add_page()
-            pdf.image(picture, x=pdf.l_margin, w=width_mm)
-        if report.image_note:
-            _paragraph(pdf, report.image_note)
-    if report.notes:
-        _heading(pdf, "Clinician notes")
-        labels = mark_labels([note.annotation for note in report.notes])
-        for note, label in zip(report.notes, labels, strict=True):
-            mark = f" ({label})" if label else ""
-            _paragraph(
-                pdf, f"{note.created_at:%Y-%m-%d} {note.author}{mark}: {note.text}", bullet=True
-            )
-    _heading(pdf, "What the model cannot tell")
-    for limitation in report.limitations:
-        _paragraph(pdf, limitation, bullet=True)
-    _heading(pdf, "Questions you could ask your clinician")
-    for question in report.questions:
-        _paragraph(pdf, question, bullet=True)
-    _heading(pdf, "Glossary")
-    for label, text in report.glossary.items():
-        _paragraph(pdf, f"{label}: {text}")
-    return bytes(pdf.output())

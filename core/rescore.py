@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from core.imaging import DecodedScan, ScanMetadata
+from core.views import View
 
 P = TypeVar("P")
 
@@ -42,6 +43,8 @@ def restore_scan(pixels: np.ndarray, metadata: Mapping[str, Any]) -> DecodedScan
         values["study_date"] = date.fromisoformat(values["study_date"])
     if values.get("pixel_spacing") is not None:
         values["pixel_spacing"] = tuple(float(v) for v in values["pixel_spacing"])
+    if values.get("view") is not None:
+        values["view"] = View(values["view"])
     return DecodedScan(pixels=np.asarray(pixels, dtype=np.float32), metadata=ScanMetadata(**values))
 
 

@@ -6,9 +6,11 @@ reads ``os.environ`` directly.
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from core.errors import UserError
 
@@ -16,6 +18,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Values that must never protect real data: refused outside local use.
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "admin"})
+#: Shortest cookie secret accepted outside local use (placeholders are all shorter).
+_MIN_COOKIE_SECRET = 32
 
 
 class SettingsError(UserError, ValueError):
@@ -45,6 +49,12 @@ class Settings:
         master_key: Base64 master key wrapping every user's data key
             (``MASTER_KEY``); ``None`` means a local key file is used.
         idle_timeout_minutes: Session idle timeout (``IDLE_TIMEOUT_MINUTES``).
+        session_max_hours: Absolute lifetime of a login session, however active
+            (``SESSION_MAX_HOURS``).
+        cookie_secret: Key signing the session cookie (``COOKIE_SECRET``); ``None`` means a
+            local key file is used (local use only).
+        trusted_proxies: Addresses of reverse proxies whose ``X-Forwarded-For`` header is
+            believed (``TRUSTED_PROXIES``, comma-separated); empty means none is.
         admin_username: First admin's name (``ADMIN_USERNAME``).
         admin_password: First admin's password (``ADMIN_PASSWORD``); ``None``
             means a one-time password is generated and printed on first start.
@@ -56,6 +66,16 @@ class Settings:
             (``REGISTRATIONS_PER_HOUR``).
         registrations_per_client_per_hour: Most self-registered accounts per hour from one
             client (``REGISTRATIONS_PER_CLIENT_PER_HOUR``).
+        emergency_approval_minutes: How long an emergency access request waits for a second
+            person's approval before it expires (``EMERGENCY_APPROVAL_MINUTES``).
+        blob_url: Where the encrypted images are kept (``BLOB_URL``): ``file:///path``
+            (default: ``data_dir/blobs``) or ``s3://bucket[/prefix]``, which several app
+            servers can share.
+        s3_endpoint_url: The S3 server (``S3_ENDPOINT_URL``); ``None`` means AWS itself.
+        s3_region: The bucket's region (``AWS_REGION`` or ``AWS_DEFAULT_REGION``).
+        s3_access_key_id: S3 credentials (``AWS_ACCESS_KEY_ID``); ``None`` lets the S3
+            client find them itself (an instance role, for example).
+        s3_secret_access_key: S3 credentials (``AWS_SECRET_ACCESS_KEY``).
     """
 
     environment: str
@@ -65,6 +85,9 @@ class Settings:
     database_url: str
     master_key: str | None
     idle_timeout_minutes: int
+    session_max_hours: int
+    cookie_secret: str | None
+    trusted_proxies: frozenset[str]
     admin_username: str
     admin_password: str | None
     checkpoint_path: Path
@@ -72,6 +95,12 @@ class Settings:
     uploads_per_hour: int
     registrations_per_hour: int
     registrations_per_client_per_hour: int
+    emergency_approval_minutes: int
+    blob_url: str
+    s3_endpoint_url: str | None
+    s3_region: str | None
+    s3_access_key_id: str | None
+    s3_secret_access_key: str | None = field(repr=False)
 
     @property
     def is_local(self) -> bool:
@@ -79,14 +108,20 @@ class Settings:
         return self.environment == "local"
 
     @property
-    def blob_dir(self) -> Path:
-        """Directory of encrypted image blobs."""
-        return self.data_dir / "blobs"
+    def blob_dir(self) -> Path | None:
+        """Directory of encrypted image blobs; ``None`` when they are kept in a bucket."""
+        parts = urlsplit(self.blob_url)
+        return Path(unquote(parts.path)) if parts.scheme == "file" else None
 
     @property
     def key_file(self) -> Path:
         """Local-only master key file used when ``MASTER_KEY`` is unset."""
         return self.data_dir / "master.key"
+
+    @property
+    def cookie_key_file(self) -> Path:
+        """Local-only cookie signing key file used when ``COOKIE_SECRET`` is unset."""
+        return self.data_dir / "cookie.key"
 
 
 def _int_env(env: dict[str, str], name: str, default: int) -> int:
@@ -100,6 +135,34 @@ def _int_env(env: dict[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise SettingsError(f"{name} must be positive, got {value}.")
     return value
+
+
+def _blob_url(env: dict[str, str], data_dir: Path) -> str:
+    raw = (env.get("BLOB_URL") or "").strip()
+    if not raw:
+        return (data_dir / "blobs").as_uri()
+    parts = urlsplit(raw)
+    if parts.scheme == "s3" and parts.netloc:
+        return raw
+    if parts.scheme == "file" and parts.path.startswith("/") and not parts.netloc:
+        return raw
+    raise SettingsError(
+        f"BLOB_URL must be file:///absolute/folder or s3://bucket[/prefix], got {raw!r}."
+    )
+
+
+def _proxies_env(env: dict[str, str]) -> frozenset[str]:
+    entries = frozenset(
+        part.strip() for part in env.get("TRUSTED_PROXIES", "").split(",") if part.strip()
+    )
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            raise SettingsError(
+                f"TRUSTED_PROXIES must list IP addresses or networks, got {entry!r}."
+            ) from exc
+    return entries
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -124,11 +187,17 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'app.db'}"
     master_key = env.get("MASTER_KEY") or None
     admin_password = env.get("ADMIN_PASSWORD") or None
+    cookie_secret = env.get("COOKIE_SECRET") or None
     if environment != "local":
         if master_key is None or master_key.strip().lower() in _PLACEHOLDER_SECRETS:
             raise SettingsError("MASTER_KEY must be set to a real key outside local use.")
         if admin_password is not None and admin_password.strip().lower() in _PLACEHOLDER_SECRETS:
             raise SettingsError("ADMIN_PASSWORD is a placeholder; choose a real password.")
+        if cookie_secret is None or len(cookie_secret.strip()) < _MIN_COOKIE_SECRET:
+            raise SettingsError(
+                f"COOKIE_SECRET must be set to a random string of at least {_MIN_COOKIE_SECRET} "
+                "characters outside local use."
+            )
     return Settings(
         environment=environment,
         data_dir=data_dir,
@@ -137,6 +206,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         database_url=database_url,
         master_key=master_key,
         idle_timeout_minutes=_int_env(env, "IDLE_TIMEOUT_MINUTES", 15),
+        # A working day: a login does not outlive the shift it started in.
+        session_max_hours=_int_env(env, "SESSION_MAX_HOURS", 12),
+        cookie_secret=cookie_secret,
+        trusted_proxies=_proxies_env(env),
         admin_username=env.get("ADMIN_USERNAME") or "admin",
         admin_password=admin_password,
         checkpoint_path=Path(
@@ -149,4 +222,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         registrations_per_hour=_int_env(env, "REGISTRATIONS_PER_HOUR", 60),
         # A family or a clinic sharing one address registers a few accounts, not dozens.
         registrations_per_client_per_hour=_int_env(env, "REGISTRATIONS_PER_CLIENT_PER_HOUR", 5),
+        # Long enough to reach a colleague on call, short enough that a request nobody
+        # confirmed does not linger as a way in.
+        emergency_approval_minutes=_int_env(env, "EMERGENCY_APPROVAL_MINUTES", 30),
+        blob_url=_blob_url(env, data_dir),
+        s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
+        s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        s3_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+        s3_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
     )

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from pages.emergency import approvals
 from pages.ui import get_database, require_actor, show_error
 from storage import accounts, audit
 
 ROLES = ["patient", "clinician", "analyst", "admin"]
+#: The outcome of the last action, shown after the rerun that refreshes the accounts table.
+_DONE_KEY = "admin_done"
 
 admin = require_actor("admin")
 db = get_database()
@@ -16,6 +19,9 @@ st.title("Administration")
 users_tab, audit_tab = st.tabs(["Accounts", "Audit trail"])
 
 with users_tab:
+    done = st.session_state.pop(_DONE_KEY, None)
+    if done:
+        st.success(done)
     try:
         users = accounts.list_users(db, admin)
     except Exception as err:  # a broken audit trail refuses every audited read
@@ -48,7 +54,11 @@ with users_tab:
         except (accounts.AccountError, accounts.PasswordPolicyError, PermissionError) as err:
             show_error(err)
         else:
-            st.success(f"Created {role} account {name.strip().lower()}.")
+            st.session_state[_DONE_KEY] = (
+                f"Created {role} account {name.strip().lower()}; they must choose a new "
+                "password at first login."
+            )
+            st.rerun()
 
     st.subheader("Manage an account")
     target = st.selectbox(
@@ -60,7 +70,7 @@ with users_tab:
     )
     if target:
         chosen = next(u for u in users if u.username == target)
-        left, right = st.columns(2)
+        left, middle, right = st.columns(3)
         if left.button("Reset password", key="reset_password"):
             try:
                 temporary = accounts.admin_reset_password(db, admin, target)
@@ -68,8 +78,9 @@ with users_tab:
                 show_error(err)
             else:
                 st.success(
-                    f"Temporary password for {target}: `{temporary}` "
-                    "(hand it over privately; it must be changed at next login)."
+                    f"Temporary password for {target}: `{temporary}` (hand it over privately). "
+                    "Their sessions have ended; the password opens nothing but the password "
+                    "change, and the user is shown the reset and the first login after it."
                 )
         label = "Enable account" if not chosen.is_active else "Disable account"
         if right.button(label, key="toggle_user"):
@@ -79,6 +90,19 @@ with users_tab:
                 show_error(err)
             else:
                 st.rerun()
+        if middle.button("Lift login delays", key="clear_throttle"):
+            try:
+                lifted = accounts.admin_clear_throttle(db, admin, target)
+            except (accounts.AccountError, PermissionError) as err:
+                show_error(err)
+            else:
+                st.session_state[_DONE_KEY] = (
+                    f"{target} can try to log in again at once from every device "
+                    f"({lifted} delayed device{'s' if lifted != 1 else ''} cleared)."
+                )
+                st.rerun()
+
+    approvals(db, admin)
 
 with audit_tab:
     if st.button("Verify the audit trail", key="verify_audit"):

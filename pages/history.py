@@ -1,66 +1,172 @@
-"""History: the logged-in patient's stored scans, to open or delete."""
+"""My scans: the logged-in patient's stored scans; the selected one is shown and can be deleted.
+
+The scan shown, the scan named in the delete confirmation and the scan deleted are one and the
+same: all three come from the picker's value in the same run, and the confirmation's widgets
+are keyed by that scan's id, so a confirmation given for one scan never applies to another.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from core.annotations import mark_labels
 from core.enhance import enhance_as_saved
 from core.findings import FINDING_LABELS, top_finding
-from core.imaging import to_uint8
-from core.timeline import red_flags
-from models.populations import threshold_sentence
-from pages.ui import get_database, require_actor, show_disclaimer, show_error
-from pages.widgets import own_scans, scan_picker
-from services.viewing import open_scan
+from core.labels import scan_labels
+from core.localtime import format_local
+from core.overlay import draw_annotations, overlay_heatmap
+from core.thumbnails import thumbnail_png
+from core.timeline import format_version, red_flags
+from core.views import NOT_SCORED_SENTENCE, UNKNOWN_NOT_SCORED_SENTENCE, View, is_frontal
+from core.words import plural
+from pages.readings import birth_year_of, render_reading
+from pages.ui import browser_zone, get_database, require_actor, show_disclaimer, show_error
+from pages.widgets import own_scans
+from services.validity import excluded_by_scan, reading_for
+from services.viewing import OpenedScan, open_scan
 from storage.actor import Actor
 from storage.db import Database
+from storage.notes import unread_note_counts
 from storage.scans import ScanSummary, delete_scan
 
-_OPEN_KEY = "history_open_scan"
+#: Session key of the sentence confirming the last deletion (shown once after the rerun).
+_DELETED_KEY = "history_deleted"
+_CHOICE_KEY = "history_choice"
 
 
-def _top_finding(scan: ScanSummary) -> str:
+def _top_finding(scan: ScanSummary, excluded: frozenset[str]) -> str:
     result = scan.latest_result
     if result is None:
-        return "not analysed"
+        return "not analysed" if is_frontal(scan.view) else "not scored (view)"
     if result.abstained:
         return "model unsure"
-    name = top_finding(result.probabilities, result.thresholds)
+    kept = {k: v for k, v in result.probabilities.items() if k not in excluded}
+    name = top_finding(kept, result.thresholds)
     if name is None:
         return "none above its level"
     return f"{FINDING_LABELS[name]} ({result.probabilities[name]:.0%})"
 
 
-def _show_scan(db: Database, actor: Actor, scan_id: int) -> None:
-    try:
-        opened = open_scan(db, actor, scan_id)
-    except Exception as err:  # shown as one sentence
-        show_error(err)
+def _render_list(
+    scans: list[ScanSummary],
+    excluded: dict[int, frozenset[str]],
+    names: dict[int, str],
+    unread: dict[int, int],
+) -> None:
+    flags = red_flags(scans, excluded=excluded)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "scan": names[s.id],
+                    "top finding": _top_finding(s, excluded.get(s.id, frozenset())),
+                    "new notes": plural(unread[s.id], "new note") if s.id in unread else "",
+                    "needs attention": "yes, see below" if s.id in flags else "",
+                }
+                for s in reversed(scans)
+            ]
+        ),
+        hide_index=True,
+    )
+    if flags:
+        # Full sentences, never cut by a table cell.
+        verb = "needs" if len(flags) == 1 else "need"
+        st.warning(
+            f"{plural(len(flags), 'scan')} {verb} attention: a finding is above its level or "
+            "rose quickly. Discuss them with your clinician."
+        )
+        for scan in reversed(scans):
+            if scan.id in flags:
+                st.markdown(f"**{names[scan.id]}**")
+                for reason in flags[scan.id]:
+                    st.write(f"- {reason}")
+    if any(excluded.values()):
+        st.caption(
+            "Findings learned from other patients than you (children or adults) are left out "
+            "of the top finding and of these points; the scan itself shows them greyed."
+        )
+
+
+def _render_unread(unread: dict[int, int]) -> None:
+    if not unread:
         return
+    count = sum(unread.values())
+    st.badge(
+        f"{plural(count, 'new note')} from your clinicians",
+        icon=":material/mark_email_unread:",
+        color="orange",
+    )
+    st.caption("Choose a scan marked with new notes below to read them.")
+
+
+def _render_title(opened: OpenedScan, name: str) -> None:
+    record = opened.record
+    thumb, words = st.columns([1, 6])
+    thumb.image(thumbnail_png(record.pixels), width="content")
+    words.subheader(name)
+    words.caption(f"Saved on {format_local(record.created_at, browser_zone())}.")
+
+
+def _render_delete(db: Database, actor: Actor, scan: ScanSummary, name: str) -> None:
+    with st.popover(f"Delete the scan of {name}"):
+        st.write(
+            f"Delete the scan of {name} (file {scan.filename})? This removes its image, "
+            "results and notes for good."
+        )
+        confirmed = st.checkbox(
+            f"Yes, delete the scan of {name}", key=f"history_confirm_delete_{scan.id}"
+        )
+        if st.button("Delete permanently", key=f"history_delete_{scan.id}", disabled=not confirmed):
+            try:
+                delete_scan(db, actor, scan.id)
+            except Exception as err:  # shown as one sentence
+                show_error(err)
+                return
+            st.session_state[_DELETED_KEY] = f"The scan of {name} was deleted."
+            st.session_state.pop(_CHOICE_KEY, None)
+            st.rerun()
+
+
+def _render_scan(opened: OpenedScan, birth_year: int | None) -> None:
     record = opened.record
     view = enhance_as_saved(record.pixels, record.enhancement)
-    st.image(to_uint8(view.pixels), caption=view.caption, clamp=True)
-    for result in reversed(record.results):
-        st.markdown(
-            f"**Result from {result.created_at:%Y-%m-%d %H:%M} UTC**, model "
-            f"{result.model_name} {result.model_version}"
-        )
+    marks = [note.annotation for note in opened.notes if note.annotation]
+    image = overlay_heatmap(view.pixels)
+    caption = view.caption + (" Green marks: your clinicians' notes below." if marks else "")
+    st.image(draw_annotations(image, marks) if marks else image, caption=caption)
+    if not is_frontal(record.view):
+        st.info(NOT_SCORED_SENTENCE if record.view is View.LATERAL else UNKNOWN_NOT_SCORED_SENTENCE)
+    zone = browser_zone()
+    for number, result in enumerate(reversed(record.results)):
+        st.markdown(f"**Result from {format_local(result.created_at, zone)}**")
         if result.abstained:
             st.warning(result.abstain_reason or "The model was unsure about this image.")
-        elif (whose := threshold_sentence(result.population)) is not None:
-            st.caption(whose)
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {"finding": FINDING_LABELS.get(k, k), "probability": f"{v:.0%}"}
-                    for k, v in result.probabilities.items()
-                ]
-            ),
-            hide_index=True,
+            continue
+        reading = reading_for(result, scan_date=record.scan_date, birth_year=birth_year)
+        if reading is not None:
+            render_reading(reading, key=f"history_result_{number}")
+    _render_notes(opened, zone)
+    with st.expander("Details"):
+        st.write(f"File name: {record.filename}")
+        for result in reversed(record.results):
+            st.write(
+                f"Result from {format_local(result.created_at, zone)}: model "
+                f"{result.model_name} {format_version(result.model_version)}"
+            )
+
+
+def _render_notes(opened: OpenedScan, zone: str | None) -> None:
+    if not opened.notes:
+        return
+    st.subheader("Notes")
+    labels = mark_labels([note.annotation for note in opened.notes])
+    for note, mark in zip(opened.notes, labels, strict=True):
+        where = f" ({mark} on the image)" if mark else ""
+        new = " :orange-badge[New]" if note.new else ""
+        st.markdown(
+            f"**{note.author_username}**, {format_local(note.created_at, zone)}{where}{new}"
         )
-    for note in opened.notes:
-        st.caption(f"Note by {note.author_username}, {note.created_at:%Y-%m-%d %H:%M} UTC")
         st.text(note.text)  # plain text: a note's links or images must never render
 
 
@@ -68,52 +174,40 @@ actor = require_actor("patient")
 db = get_database()
 st.title("My scans")
 show_disclaimer()
+if (deleted := st.session_state.pop(_DELETED_KEY, None)) is not None:
+    st.success(deleted)
 
 scans = own_scans(db, actor)
-
 if not scans:
     st.info("You have no stored scans yet.")
     st.stop()
 
-flags = red_flags(scans)
-st.dataframe(
-    pd.DataFrame(
-        [
-            {
-                "scan date": s.scan_date,
-                "file": s.filename,
-                "top finding": _top_finding(s),
-                "model version": s.latest_result.model_version if s.latest_result else "",
-                "needs attention": " ".join(flags.get(s.id, [])),
-            }
-            for s in reversed(scans)
-        ]
+birth_year = birth_year_of(db, actor, actor.user_id)
+excluded = excluded_by_scan(scans, birth_year)
+newest_first = list(reversed(scans))
+names = scan_labels(newest_first)
+try:
+    unread = unread_note_counts(db, actor)
+except Exception as err:  # shown as one sentence
+    show_error(err)
+    st.stop()
+_render_unread(unread)
+_render_list(scans, excluded, names, unread)
+
+scan_id = st.selectbox(
+    "Scan to show",
+    list(names),
+    format_func=lambda i: (
+        f"{names[i]} - {plural(unread[i], 'new note')}" if i in unread else names[i]
     ),
-    hide_index=True,
+    key=_CHOICE_KEY,
 )
-if flags:
-    st.warning(
-        f"{len(flags)} scan(s) need attention: a finding is above its level or rose "
-        "quickly. Discuss them with your clinician."
-    )
-
-scan_id = scan_picker("Scan", list(reversed(scans)), index=0, key="history_choice")
-open_col, delete_col = st.columns(2)
-if open_col.button("Open", key="history_open"):
-    st.session_state[_OPEN_KEY] = scan_id
-
-with delete_col.popover("Delete"):
-    st.write("This removes the image, its results and notes for good.")
-    confirmed = st.checkbox("Yes, delete this scan", key="history_confirm_delete")
-    if st.button("Delete permanently", key="history_delete", disabled=not confirmed):
-        try:
-            delete_scan(db, actor, scan_id)
-        except Exception as err:  # shown as one sentence
-            show_error(err)
-        else:
-            st.session_state.pop(_OPEN_KEY, None)
-            st.session_state.pop("history_confirm_delete", None)
-            st.rerun()
-
-if st.session_state.get(_OPEN_KEY) in {scan.id for scan in scans}:
-    _show_scan(db, actor, st.session_state[_OPEN_KEY])
+chosen = next(scan for scan in scans if scan.id == scan_id)
+try:
+    opened = open_scan(db, actor, scan_id)
+except Exception as err:  # shown as one sentence
+    show_error(err)
+    st.stop()
+_render_title(opened, names[scan_id])
+_render_delete(db, actor, chosen, names[scan_id])
+_render_scan(opened, birth_year)

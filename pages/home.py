@@ -5,8 +5,19 @@ from __future__ import annotations
 import streamlit as st
 
 from core.findings import DISCLAIMER, FINDING_LABELS
+from pages.ui import current_actor, get_database
+from storage import access_log
+from storage.policy import AccessDenied
 
 st.title("Chest X-ray tracker")
+actor = current_actor()
+if actor is not None:
+    try:
+        notices = access_log.reset_notices(get_database(), actor)
+    except AccessDenied:  # a pending password change: the Account page says so
+        notices = []
+    for notice in notices:
+        st.warning(notice.sentence())
 st.write(
     "Keep your chest radiographs in one private place, see them clearly, and follow how a "
     "computer model's reading of them changes over time."

@@ -6,16 +6,30 @@ import pandas as pd
 import streamlit as st
 
 from core.annotations import mark_labels
-from core.report import Report, report_to_json, report_to_pdf
-from core.timeline import format_percent, format_version, sort_scans
-from pages.ui import current_classifier, get_database, require_actor, show_disclaimer, show_error
+from core.localtime import format_local
+from core.report import Report, report_to_json
+from core.report_pdf import report_to_pdf
+from core.timeline import format_percent, sort_scans, timeline_figure, timeline_frame
+from pages.ui import (
+    browser_zone,
+    current_classifier,
+    get_database,
+    require_actor,
+    show_disclaimer,
+    show_error,
+)
 from pages.widgets import heatmap_picker, own_scans, scan_picker
 from services.report import build_scan_report
+from storage.scans import ScanSummary
 
 
-def _render(report: Report) -> None:
-    """Show a report's sections and its download buttons."""
-    st.warning(report.disclaimer)
+def _render(report: Report, scans: list[ScanSummary], version: str | None) -> None:
+    """Show a report's sections and its download buttons (the disclaimer is above, once)."""
+    who = f" for {report.patient_name}" if report.patient_name else ""
+    st.caption(
+        f"Report{who} on the scan of {report.scan_words}, made "
+        f"{format_local(report.generated_at, report.zone)}."
+    )
     st.subheader("Summary")
     for paragraph in report.summary:
         st.write(paragraph)
@@ -34,7 +48,6 @@ def _render(report: Report) -> None:
             ),
             hide_index=True,
         )
-        st.caption(f"Model {report.model_name} {format_version(report.model_version or '')}.")
     for reason in report.red_flags:
         st.warning(reason)
     if report.changes:
@@ -46,13 +59,9 @@ def _render(report: Report) -> None:
             report.image_png,
             caption="Coloured areas: where the model looked most. Green marks: clinicians' notes.",
         )
+    _render_timeline(scans, report.scan_id, version)
     if report.notes:
-        st.subheader("Notes from your clinicians")
-        marks = mark_labels([note.annotation for note in report.notes])
-        for note, mark in zip(report.notes, marks, strict=True):
-            where = f" ({mark} on the image)" if mark else ""
-            st.markdown(f"**{note.author}**, {note.created_at:%Y-%m-%d}{where}:")
-            st.text(note.text)  # plain text: a note's links or images must never render
+        _render_notes(report)
     st.subheader("What the model cannot tell")
     for line in report.limitations:
         st.write(f"- {line}")
@@ -62,6 +71,9 @@ def _render(report: Report) -> None:
     with st.expander("Glossary"):
         for label, text in report.glossary.items():
             st.write(f"**{label}**: {text}")
+    if report.model_words is not None:
+        with st.expander("Details"):
+            st.write(f"Scores from the model {report.model_words}.")
     stem = f"xray-report-{report.scan_date.isoformat()}-{report.scan_id}"
     left, right = st.columns(2)
     left.download_button(
@@ -70,6 +82,25 @@ def _render(report: Report) -> None:
     right.download_button(
         "Download JSON", report_to_json(report), file_name=f"{stem}.json", mime="application/json"
     )
+
+
+def _render_notes(report: Report) -> None:
+    st.subheader("Notes from your clinicians")
+    marks = mark_labels([note.annotation for note in report.notes])
+    for note, mark in zip(report.notes, marks, strict=True):
+        where = f" ({mark} on the image)" if mark else ""
+        when = format_local(note.created_at, report.zone)
+        st.markdown(f"**{note.author}**, {when}{where}:")
+        st.text(note.text)  # plain text: a note's links or images must never render
+
+
+def _render_timeline(scans: list[ScanSummary], scan_id: int, version: str | None) -> None:
+    upto = scans[: [scan.id for scan in scans].index(scan_id) + 1]
+    frame = timeline_frame(upto, version)
+    if frame.empty:
+        return
+    st.subheader("Your scores over time")
+    st.plotly_chart(timeline_figure(frame, current_version=version), key="report_timeline")
 
 
 actor = require_actor("patient")
@@ -88,9 +119,15 @@ if classifier is not None:
 try:
     with st.spinner("Computing the heatmap..." if heat_finding else "Preparing the report..."):
         report = build_scan_report(
-            db, actor, scans, scan_id, classifier, heatmap_finding=heat_finding
+            db,
+            actor,
+            scans,
+            scan_id,
+            classifier,
+            heatmap_finding=heat_finding,
+            zone=browser_zone(),
         )
 except Exception as err:  # shown as one sentence
     show_error(err)
     st.stop()
-_render(report)
+_render(report, scans, classifier.info.version if classifier is not None else None)

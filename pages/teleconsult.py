@@ -9,30 +9,65 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.annotations import make_annotation, mark_labels
+from core.annotations import mark_from_selection, mark_labels
 from core.enhance import EnhanceSettings, enhance
+from core.localtime import format_local
 from core.overlay import annotation_figure, overlay_heatmap
 from core.timeline import sort_scans
-from pages.ui import current_classifier, get_database, require_actor, show_disclaimer, show_error
+from pages.ui import (
+    browser_zone,
+    current_classifier,
+    get_database,
+    require_actor,
+    show_disclaimer,
+    show_error,
+)
 from pages.widgets import render_compare, render_timeline, scan_picker
 from services.teleconsult import TeleconsultSession, end_teleconsult, start_teleconsult
 from services.viewing import open_scan
 from storage.actor import Actor
 from storage.db import Database
-from storage.notes import MAX_NOTE_CHARS, add_note, list_notes
+from storage.notes import MAX_NOTE_CHARS, add_note
 from storage.scans import ScanSummary
 from storage.sharing import shared_patients
 
 #: Session-state key of the open :class:`TeleconsultSession`.
 _SESSION_KEY = "teleconsult_session"
 
-_MARK_KINDS = ("No mark", "Point", "Box")
+#: How a drag on the image marks it: the chart's drag mode for each choice.
+_DRAW_MODES = {"Point (click on the image)": "point", "Box (drag on the image)": "box"}
+
+#: Window and level presets (centre, width of the grey band shown), applied to the display only.
+_WINDOWS = {
+    "Whole range": (0.5, 1.0),
+    "Lungs (darker band)": (0.35, 0.5),
+    "Mediastinum and bone (brighter band)": (0.7, 0.5),
+}
 
 
 def _end(db: Database, actor: Actor) -> None:
     session = st.session_state.pop(_SESSION_KEY, None)
     if session is not None:
         end_teleconsult(db, actor, session)
+
+
+def _apply_preset() -> None:
+    level, width = _WINDOWS[st.session_state["note_window"]]
+    st.session_state["note_level"] = level
+    st.session_state["note_width"] = width
+
+
+def _window_controls() -> EnhanceSettings:
+    """Window and level sliders (with presets) for the displayed image only."""
+    with st.expander("Window and level"):
+        st.selectbox("Preset", list(_WINDOWS), key="note_window", on_change=_apply_preset)
+        left, right = st.columns(2)
+        level = left.slider("Level (centre)", 0.0, 1.0, 0.5, 0.01, key="note_level")
+        width = right.slider("Window (width)", 0.05, 1.0, 1.0, 0.01, key="note_width")
+    # Only the window: the enhanced image is already contrast-equalised and sharpened.
+    return EnhanceSettings(
+        window_center=level, window_width=width, clahe_clip_limit=0, unsharp_amount=0
+    )
 
 
 def _render_notes(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
@@ -45,24 +80,36 @@ def _render_notes(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
         return
     notes = opened.notes
     height, width = opened.record.pixels.shape
-    kind = st.radio("Mark on the image", _MARK_KINDS, horizontal=True, key="note_kind")
+    mode = _DRAW_MODES[
+        st.radio("Mark on the image", list(_DRAW_MODES), horizontal=True, key="note_mode")
+    ]
+    window = _window_controls()
+    # A new chart key after each saved note clears the selection, i.e. the pending mark.
+    chart_key = f"note_figure_{scan_id}_{st.session_state.get('note_round', 0)}"
     pending = None
-    if kind != "No mark":
-        columns = st.columns(4)
-        x = columns[0].number_input("x (pixels from left)", 0, width, width // 2, key="note_x")
-        y = columns[1].number_input("y (pixels from top)", 0, height, height // 2, key="note_y")
-        w = h = 0
-        if kind == "Box":
-            w = columns[2].number_input("width", 1, width, max(1, width // 10), key="note_w")
-            h = columns[3].number_input("height", 1, height, max(1, height // 10), key="note_h")
+    selection = st.session_state.get(chart_key, {}).get("selection")
+    if selection:
         try:
-            pending = make_annotation(x, y, width, height, w, h)
+            pending = mark_from_selection(selection, (width, height))
         except Exception as err:  # shown as one sentence
             show_error(err)
-            return
-    display = overlay_heatmap(enhance(opened.record.pixels, EnhanceSettings()))
+    display = overlay_heatmap(enhance(enhance(opened.record.pixels, EnhanceSettings()), window))
     marks = [note.annotation for note in notes if note.annotation]
-    st.plotly_chart(annotation_figure(display, marks, pending), key="note_figure")
+    st.plotly_chart(
+        annotation_figure(display, marks, pending, drawing=mode),
+        key=chart_key,
+        on_select="rerun",
+        selection_mode=("points", "box"),
+        config={"scrollZoom": True, "displaylogo": False},
+    )
+    st.caption(
+        "Click on the image to place a point, or choose Box and drag across the image. "
+        "Scroll to zoom; in Point mode, drag to move the image; double-click to start again."
+    )
+    if pending is None:
+        st.caption("No mark yet: the note will be saved without one.")
+    else:
+        st.caption(f"New mark: {_describe(pending)} (image pixels).")
     text = st.text_area("Note (the patient will see it)", max_chars=MAX_NOTE_CHARS, key="note_text")
     if st.button("Add note", key="note_add"):
         try:
@@ -70,17 +117,31 @@ def _render_notes(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
         except Exception as err:  # shown as one sentence
             show_error(err)
             return
+        st.session_state["note_round"] = st.session_state.get("note_round", 0) + 1
+        st.session_state["note_saved"] = True
+        st.rerun()
+    if st.session_state.pop("note_saved", False):
         st.success("Note saved in the patient's record.")
-        notes = list_notes(db, actor, scan_id)
+    zone = browser_zone()
     for note, mark in zip(notes, mark_labels([n.annotation for n in notes]), strict=True):
         where = f" ({mark})" if mark else ""
-        st.markdown(f"**{note.author_username}**, {note.created_at:%Y-%m-%d %H:%M}{where}:")
+        when = format_local(note.created_at, zone)
+        st.markdown(f"**{note.author_username}**, {when}{where}:")
         st.text(note.text)  # plain text: a note's links or images must never render
+
+
+def _describe(mark: dict[str, float]) -> str:
+    if "x0" in mark:
+        return (
+            f"box from ({mark['x0']:.0f}, {mark['y0']:.0f}) to ({mark['x1']:.0f}, {mark['y1']:.0f})"
+        )
+    return f"point at ({mark['x']:.0f}, {mark['y']:.0f})"
 
 
 def _render_session(db: Database, actor: Actor, session: TeleconsultSession) -> None:
     top, button = st.columns([4, 1])
-    top.subheader(f"Session with {session.username} (started {session.started_at:%H:%M} UTC)")
+    started = format_local(session.started_at, browser_zone(), with_date=False)
+    top.subheader(f"Session with {session.username} (started {started})")
     if button.button("End session", key="end_session"):
         _end(db, actor)
         st.rerun()
@@ -119,7 +180,7 @@ patient_id = st.selectbox(
     list(patients),
     format_func=lambda i: (
         f"{patients[i].username} ({'emergency ' if patients[i].emergency else ''}access until "
-        f"{patients[i].expires_at:%Y-%m-%d %H:%M} UTC)"
+        f"{format_local(patients[i].expires_at, browser_zone())})"
     ),
     key="tc_patient",
 )

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+import io
+import json
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode, urlsplit
 
+import numpy as np
 import streamlit as st
+from PIL import Image
 
+from core.clients import client_address
 from core.errors import UserError
 from core.findings import DISCLAIMER
 from core.settings import load_settings
-from storage import accounts
+from storage import accounts, session_cookie, sessions
 from storage.actor import Actor
 from storage.bootstrap import open_database
 from storage.db import Database
@@ -21,8 +30,18 @@ if TYPE_CHECKING:
 
 _LOG = logging.getLogger(__name__)
 
-_ACTOR_KEY = "actor"
-_ACTIVITY_KEY = "last_activity"
+#: This browser session's token (also in the session cookie once the browser has it).
+_TOKEN_KEY = "session_token"
+#: A one-time code waiting to be traded for the session cookie (see :func:`cookie_requests`).
+_COOKIE_CODE_KEY = "session_cookie_code"
+#: Set after a logout: the browser should drop its session cookie.
+_COOKIE_END_KEY = "session_cookie_end"
+#: A cookie token already found ended, so it is not checked again on every run.
+_DEAD_TOKEN_KEY = "session_dead_token"
+#: Why the session ended, until a page has shown it.
+_NOTICE_KEY = "session_notice"
+#: The page asked for before logging in, to return to afterwards.
+_WANTED_PATH_KEY = "wanted_path"
 
 #: Shown for any failure that is not one of the project's own errors (whose text is written
 #: for users); the details go to the log, never to the page.
@@ -48,6 +67,65 @@ def load_classifier() -> Classifier:
     return _load()
 
 
+def warm_up() -> None:
+    """Pay the process's one-time costs at server start instead of in the first visitor's run.
+
+    Imports every module the pages import (torch, scikit-image, pydicom, plotly, pandas and the
+    project's layers), fills the cached :func:`load_classifier`, and takes one synthetic image
+    through each step of an upload (decode, enhance, classify, Grad-CAM, overlay, chart), which
+    initialises the lazily set-up CPU kernels. Opens no database. Never raises: a failure is
+    logged and only means the first visitor waits; a missing model is left to the pages, which
+    say so.
+    """
+    started = time.perf_counter()
+    for name in sorted(_page_imports()):
+        try:
+            importlib.import_module(name)
+        except Exception:
+            _LOG.exception("warm-up: importing %s failed", name)
+    try:
+        _warm_upload_steps()
+    except Exception:
+        _LOG.exception("warm-up: the first analysis will pay the start-up costs instead")
+    _LOG.info("warm-up done in %.1f s", time.perf_counter() - started)
+
+
+def _page_imports() -> set[str]:
+    """The modules the pages import (read from their source), outside ``pages`` itself."""
+    names: set[str] = {"pyarrow"}  # Streamlit imports it on the first table shown.
+    for path in Path(__file__).resolve().parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+    return {name for name in names if name.split(".")[0] not in ("pages", "__future__")}
+
+
+def _warm_upload_steps() -> None:
+    from core.enhance import enhance
+    from core.findings import FINDINGS
+    from core.imaging import decode_scan
+    from core.overlay import overlay_heatmap
+    from core.results import probability_figure
+
+    # A 1024x1024 PNG ramp: the size of a typical upload, not flat (CLAHE skips flat images).
+    ramp = np.tile(np.linspace(0, 255, 1024, dtype=np.uint8), (1024, 1))
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, format="PNG")
+    scan = decode_scan(buffer.getvalue())
+    enhance(scan.pixels)
+    try:
+        classifier = load_classifier()
+    except UserError as err:
+        _LOG.warning("warm-up: %s", err)
+        return
+    prediction = classifier.predict([scan])[0]
+    heat = classifier.heatmap(scan, FINDINGS[0])
+    overlay_heatmap(scan.pixels, heat)
+    probability_figure(prediction.probabilities, prediction.thresholds).to_json()
+
+
 def current_classifier(consequence: str, *, as_error: bool = False) -> Classifier | None:
     """The cached classifier, or ``None`` after telling the user why it is unavailable.
 
@@ -67,46 +145,139 @@ def current_classifier(consequence: str, *, as_error: bool = False) -> Classifie
 
 
 def client_id() -> str | None:
-    """Best-effort identity of the browser's machine for login throttling (IP address)."""
+    """The browser's address for login delays and sign-up limits (see :mod:`core.clients`).
+
+    ``X-Forwarded-For`` counts only when the direct peer is one of ``TRUSTED_PROXIES``.
+    """
     try:
+        peer = st.context.ip_address
         forwarded = st.context.headers.get("X-Forwarded-For")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-        return st.context.ip_address
     except Exception:  # no request context (tests, bare mode)
         return None
+    return client_address(peer, forwarded, get_database().settings.trusted_proxies)
 
 
 def start_session(actor: Actor) -> None:
-    """Remember a freshly authenticated user in this browser session."""
-    st.session_state[_ACTOR_KEY] = actor
-    st.session_state[_ACTIVITY_KEY] = time.time()
+    """Open a server-side session for a user who just logged in, and have the browser keep it.
+
+    The token is kept in this browser session at once; the router then sends the browser
+    to the cookie route (see :func:`cookie_requests`) so that reloads and new tabs keep it too.
+    """
+    db = get_database()
+    token = sessions.start_session(db, actor, client_id())
+    st.session_state[_TOKEN_KEY] = token
+    st.session_state.pop(_DEAD_TOKEN_KEY, None)
+    st.session_state.pop(_NOTICE_KEY, None)
+    st.session_state[_COOKIE_CODE_KEY] = sessions.issue_cookie_code(db, token)
 
 
-def end_session() -> None:
-    """Log out: audit it, forget the user, and leave single sign-on if used."""
-    actor = st.session_state.get(_ACTOR_KEY)
+def end_session(*, everywhere: bool = False) -> None:
+    """Log out: end the session in the database (audited), forget it here, drop the cookie.
+
+    Every tab of this browser shares the session, so each is logged out at its next action;
+    ``everywhere`` also ends the user's sessions on other devices.
+    """
+    token = session_token()
+    actor = current_actor()
     if actor is not None:
-        accounts.logout(get_database(), actor)
+        accounts.logout(get_database(), actor, token, everywhere=everywhere)
     for key in list(st.session_state.keys()):
         del st.session_state[key]
+    if token is not None:
+        st.session_state[_DEAD_TOKEN_KEY] = token
+    st.session_state[_COOKIE_END_KEY] = True
     if _oidc_configured() and st.user.is_logged_in:
         st.logout()
 
 
 def current_actor() -> Actor | None:
-    """The logged-in user of this session, or ``None``."""
-    actor = st.session_state.get(_ACTOR_KEY)
-    if actor is None and _oidc_configured() and st.user.is_logged_in:
-        actor = _actor_from_oidc()
-    return actor
+    """The user of this browser's open session, or ``None``.
+
+    The session is looked up in the database on every call (so a logout, password change,
+    reset or disabling elsewhere counts at once); when it has ended, why is kept for the page
+    to show (:func:`take_session_notice`).
+    """
+    token = session_token()
+    if token is not None:
+        try:
+            return sessions.check_session(get_database(), token)
+        except sessions.SessionEnded as ended:
+            st.session_state.pop(_TOKEN_KEY, None)
+            st.session_state[_DEAD_TOKEN_KEY] = token
+            if ended.reason is not None:
+                st.session_state[_NOTICE_KEY] = str(ended)
+    if _oidc_configured() and st.user.is_logged_in:
+        return _actor_from_oidc()
+    return None
+
+
+def take_session_notice() -> str | None:
+    """Why this browser's session ended, once (the first page to ask shows it)."""
+    notice = st.session_state.pop(_NOTICE_KEY, None)
+    return str(notice) if notice else None
+
+
+def remember_wanted_page() -> None:
+    """Note the page a logged-out visitor asked for (a deep link), to return after login."""
+    path = _current_path()
+    if path not in {"/", "/login"}:
+        st.session_state.setdefault(_WANTED_PATH_KEY, path)
+
+
+def cookie_requests() -> None:
+    """Send the browser to the cookie route when its session cookie must be set or dropped.
+
+    A page script cannot set an HttpOnly cookie, so the browser goes to the server's
+    ``/session/cookie`` route (``server.py``) with a one-time code, and comes back to the page
+    with the cookie; after a logout, ``/session/end`` drops it. The code is useless once
+    traded, and expires within a minute.
+    """
+    code = st.session_state.pop(_COOKIE_CODE_KEY, None)
+    if code is not None:
+        wanted = st.session_state.pop(_WANTED_PATH_KEY, None) or _current_path()
+        if wanted == "/login":
+            wanted = "/"  # the login page has done its work: land on the first page
+        _go_to(f"/session/cookie?{urlencode({'code': code, 'next': wanted})}")
+    elif st.session_state.pop(_COOKIE_END_KEY, False):
+        _go_to("/session/end?next=/")
+
+
+def session_token() -> str | None:
+    """This browser's session token (kept here, or from its session cookie), or ``None``."""
+    token = st.session_state.get(_TOKEN_KEY)
+    if token is None:
+        try:
+            cookie = st.context.cookies.get(session_cookie.COOKIE_NAME)
+        except Exception:  # no request context (tests, bare mode)
+            cookie = None
+        token = session_cookie.unsign(get_database().settings, cookie)
+    if token is not None and token == st.session_state.get(_DEAD_TOKEN_KEY):
+        return None
+    return token
+
+
+def _current_path() -> str:
+    try:
+        url = st.context.url
+    except Exception:  # no request context (tests, bare mode)
+        url = None
+    return urlsplit(url).path or "/" if url else "/"
+
+
+def _go_to(target: str) -> None:
+    """Navigate the whole browser tab to a route of this server (no cookie is touched here)."""
+    st.html(
+        f"<script>window.location.replace({json.dumps(target)});</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
 def require_actor(*roles: str, allow_password_change: bool = False) -> Actor:
     """The logged-in user, or stop the page with a message.
 
-    Stops when nobody is logged in, the session was idle too long, the account was disabled
-    (checked on every run), a password change is pending (except where
+    Stops when nobody is logged in or the session ended (logout, idle or absolute timeout,
+    password change or reset, disabled account: checked in the database on every run, see
+    :func:`current_actor`), a password change is pending (except where
     ``allow_password_change``), or the role is not one of ``roles`` (any role if empty).
 
     Args:
@@ -118,30 +289,29 @@ def require_actor(*roles: str, allow_password_change: bool = False) -> Actor:
     """
     actor = current_actor()
     if actor is None:
-        st.info("Please log in to use this page.")
-        st.stop()
-    timeout_minutes = load_settings().idle_timeout_minutes
-    last = st.session_state.get(_ACTIVITY_KEY, time.time())
-    if time.time() - last > timeout_minutes * 60:
-        end_session()
-        st.warning(
-            f"You were logged out after {timeout_minutes} minutes without activity. "
-            "Please log in again."
-        )
+        notice = take_session_notice()
+        if notice:
+            st.warning(notice)
+        else:
+            st.info("Please log in to use this page.")
         st.stop()
     db = get_database()
-    if not accounts.is_active(db, actor):
-        end_session()
-        st.error("Your account is disabled; please contact an administrator.")
-        st.stop()
     if not allow_password_change and accounts.must_change_password(db, actor):
         st.warning("Please choose a new password on the Account page before continuing.")
         st.stop()
     if roles and actor.role not in roles:
         st.error("This page is not available for your account.")
         st.stop()
-    st.session_state[_ACTIVITY_KEY] = time.time()
     return actor
+
+
+def browser_zone() -> str | None:
+    """The browser's IANA time zone (``st.context.timezone``), for showing times; ``None``
+    when the browser did not say (times are then printed as UTC, named so)."""
+    try:
+        return st.context.timezone
+    except Exception:  # no browser context (AppTest, bare mode)
+        return None
 
 
 def show_disclaimer() -> None:

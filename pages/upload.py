@@ -1,36 +1,46 @@
-"""Upload & analyze: decode a radiograph, show it with its metadata, and preview enhancement."""
+"""Upload & analyze: one file or a series, entered in one table, checked, then saved.
+
+One file and several files take the same path: one table row per file (thumbnail, date,
+view, status), a closer look at any one file (metadata, display settings, the model's
+result and heatmap), and one Save button that is enabled only when every row to be saved
+has a valid date and view. Saving a file already in the record stores nothing again.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from core.age import age_at, suggested_birth_year
 from core.enhance import DENOISE_METHODS, PARAMETER_RANGES, EnhanceSettings, enhance
 from core.findings import FINDING_LABELS, FINDINGS, heatmap_finding
-from core.imaging import MIN_SIDE, DecodedScan, decode_scan, to_uint8
+from core.imaging import MIN_SIDE, DecodedScan, to_uint8
 from core.overlay import overlay_heatmap
-from core.results import probability_figure, top_finding_sentence
+from core.results import probability_figure
+from core.view_pictures import frontal_picture, lateral_picture
+from core.views import VIEW_LABELS, View
 from models.inference import Classifier
-from models.populations import threshold_sentence
+from pages.readings import birth_year_of, render_reading
 from pages.ui import current_classifier, get_database, require_actor, show_disclaimer, show_error
-from services.imports import (
-    ImportedScan,
-    ScanFile,
-    classify,
-    import_scans,
-    save_decoded_scan,
-    usable_study_date,
-)
+from services.imports import ImportedScan, ImportReport, ScanFile, import_scans, score_if_frontal
+from services.imports import view_notes as file_view_notes
+from services.series import SeriesFile, check_files, series_problems
+from services.validity import reading_for
 from storage.actor import Actor
+from storage.profile import set_birth_year
 from storage.results import ResultIn
 
-#: Session key of the decoded upload, as (uploader file id, DecodedScan), so that
-#: moving a slider does not decode the file again. Per session, never cached globally.
-_SCAN_KEY = "upload_scan"
+#: Session keys: the checked files as (file ids, SeriesFile list), the last save's report,
+#: and the table's edits. Per session, never cached globally.
+_CHECKED_KEY = "upload_checked"
+_REPORT_KEY = "upload_report"
+_TABLE_KEY = "upload_table"
 
-#: Prefix of the enhancement widgets' session keys (used by the reset button).
+#: Prefix of the enhancement widgets' session keys (per file; used by the reset button).
 _WIDGET_PREFIX = "enhance_"
 
 _DENOISE_LABELS = {"none": "Off", "tv": "Smooth (total variation)", "nl_means": "Non-local means"}
@@ -47,60 +57,203 @@ _SLIDERS: dict[str, tuple[str, float, str]] = {
     "denoise_strength": ("Noise reduction strength", 0.005, "%.3f"),
 }
 
+#: The views offered in the table, by their words.
+_VIEW_BY_LABEL: dict[str, View] = {label: view for view, label in VIEW_LABELS.items()}
+
 #: What still works when the model cannot be loaded.
-_WITHOUT_MODEL = "Your scan can still be viewed and saved without a result."
+_WITHOUT_MODEL = "Your scans can still be viewed and saved without a result."
 
 
-def _render_upload():
+def _render_upload() -> list[Any]:
     """Show the uploader; return the uploaded files (an empty list when none)."""
     files = st.file_uploader(
-        "Chest radiograph",
+        "Chest radiographs",
         # No extension filter: files are recognised by content, and DICOM files often have none.
         type=None,
         help=(
             "PNG, JPEG or DICOM (.dcm or no extension), at least "
-            f"{MIN_SIDE} pixels on each side. Choose several files to analyze them in one go."
+            f"{MIN_SIDE} pixels on each side. Choose one file or a whole series at once."
         ),
         accept_multiple_files=True,
     )
     if not files:
-        st.session_state.pop(_SCAN_KEY, None)
-        st.info("Choose a PNG, JPEG or DICOM file of a chest X-ray to begin.")
-    return files
+        st.session_state.pop(_CHECKED_KEY, None)
+        st.info("Choose one or more PNG, JPEG or DICOM files of chest X-rays to begin.")
+    return list(files or [])
 
 
-def _decode_single(uploaded) -> DecodedScan | None:
-    """Decode one upload (once per file), or show why it cannot be used and return ``None``."""
-    stored = st.session_state.get(_SCAN_KEY)
-    if stored is not None and stored[0] == uploaded.file_id:
+def _checked(files: Sequence[Any], actor: Actor) -> list[SeriesFile]:
+    """Each file decoded and checked once per set of files (not on every widget change)."""
+    signature = tuple(f.file_id for f in files)
+    stored = st.session_state.get(_CHECKED_KEY)
+    if stored is not None and stored[0] == signature:
         return stored[1]
-    st.session_state.pop(_SCAN_KEY, None)
-    try:
-        scan = decode_scan(
-            uploaded.getvalue(), uploaded.name, max_bytes=get_database().settings.max_upload_bytes
+    if stored is not None:  # another set of files: the old table's edits do not apply
+        st.session_state.pop(_TABLE_KEY, None)
+    with st.spinner("Checking the files..."):
+        checked = check_files(
+            get_database(), actor, [(f.name, f.getvalue()) for f in files], date.today()
         )
-    except Exception as err:  # shown as one sentence
-        show_error(err)
+    st.session_state[_CHECKED_KEY] = (signature, checked)
+    return checked
+
+
+def _render_view_guide(open_guide: bool) -> None:
+    with st.expander("Which view is my film? A guide", expanded=open_guide):
+        frontal, lateral = st.columns(2)
+        frontal.image(
+            frontal_picture(),
+            caption="Frontal: both lungs side by side, the spine down the middle.",
+        )
+        lateral.image(
+            lateral_picture(),
+            caption="Side (lateral): the chest seen from the side, the lungs overlapping, "
+            "the spine at the back.",
+        )
+        st.caption(
+            "Frontal films come in three kinds. PA: taken standing, facing the plate (the "
+            "usual film in a radiology department). AP: taken from the front, often sitting, "
+            "at the bedside. AP lying down (supine): taken lying in bed. Your report or the "
+            "department usually says which; choose Not known if you cannot tell. Only frontal "
+            "films are scored."
+        )
+
+
+def _edited_cells() -> dict[int, dict[str, Any]]:
+    state = st.session_state.get(_TABLE_KEY) or {}
+    return {int(row): dict(cells) for row, cells in (state.get("edited_rows") or {}).items()}
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None or value == "" or (isinstance(value, float) and pd.isna(value)):
         return None
-    st.session_state[_SCAN_KEY] = (uploaded.file_id, scan)
-    return scan
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
 
 
-def _render_metadata(scan: DecodedScan) -> None:
-    """Show what the file says about itself."""
-    with st.expander("About this file", expanded=False):
-        rows = scan.metadata.display_rows()
-        st.table(pd.DataFrame({"Value": [value for _, value in rows]}, index=[k for k, _ in rows]))
+def _current_rows(
+    checked: list[SeriesFile],
+) -> tuple[dict[int, date | None], dict[int, View | None]]:
+    """Each row's date and view: the file's suggestion, replaced by the patient's edits."""
+    edits = _edited_cells()
+    dates: dict[int, date | None] = {}
+    views: dict[int, View | None] = {}
+    for position, file in enumerate(checked):
+        cells = edits.get(position, {})
+        dates[position] = (
+            _as_date(cells["date"])
+            if "date" in cells
+            else (file.suggested.day if file.suggested else None)
+        )
+        label = cells["view"] if "view" in cells else _default_view_label(file)
+        views[position] = _VIEW_BY_LABEL.get(label) if label else None
+    return dates, views
 
 
-def _render_enhancement(scan: DecodedScan) -> EnhanceSettings:
-    """Show enhancement controls and the image before and after; return the chosen settings."""
-    st.subheader("Image")
+def _default_view_label(file: SeriesFile) -> str | None:
+    return VIEW_LABELS[file.header_view] if file.header_view is not None else None
+
+
+def _status(file: SeriesFile, problem: str | None, view: View | None) -> str:
+    if file.error is not None:
+        return f"Cannot be used: {file.error}"
+    if file.saved is not None:
+        return file.saved.sentence
+    if problem is not None:
+        return problem
+    words = ["Ready to save."]
+    if file.suggested is not None:
+        words.append(f"Date {file.suggested.source}.")
+    if file.header_view is not None and view is file.header_view:
+        words.append("View from the file.")
+    if file.scan is not None and view is not None:
+        words.extend(file_view_notes(file.scan, view))
+    return " ".join(words)
+
+
+def _render_table(
+    checked: list[SeriesFile],
+    dates: dict[int, date | None],
+    views: dict[int, View | None],
+    problems: dict[int, str],
+) -> None:
+    frame = pd.DataFrame(
+        {
+            "preview": [f.thumbnail for f in checked],
+            "file": [f.name for f in checked],
+            # datetime64 with NaT for empty dates, so the date column stays editable.
+            "date": pd.to_datetime([f.suggested.day if f.suggested else None for f in checked]),
+            "view": [_default_view_label(f) for f in checked],
+            "status": [_status(f, problems.get(i), views.get(i)) for i, f in enumerate(checked)],
+        }
+    )
+    st.data_editor(
+        frame,
+        key=_TABLE_KEY,
+        hide_index=True,
+        num_rows="fixed",
+        disabled=["preview", "file", "status"],
+        width="stretch",
+        column_config={
+            "preview": st.column_config.ImageColumn("Preview", width="small"),
+            "file": st.column_config.TextColumn("File"),
+            "date": st.column_config.DateColumn(
+                "Date taken",
+                help="From the DICOM Study Date, the picture's EXIF date or a date in the file "
+                "name when there is one; otherwise enter it.",
+                max_value=date.today(),
+                min_value=date(1950, 1, 1),
+                format="YYYY-MM-DD",
+            ),
+            "view": st.column_config.SelectboxColumn(
+                "View",
+                help="Frontal (PA, AP, AP lying down), side (lateral), or Not known. See the "
+                "guide above.",
+                options=list(_VIEW_BY_LABEL),
+            ),
+            "status": st.column_config.TextColumn("Status", width="large"),
+        },
+    )
+
+
+def _render_birth_year_offer(
+    actor: Actor, checked: list[SeriesFile], dates: dict[int, date | None]
+) -> None:
+    for position, file in enumerate(checked):
+        if file.scan is None:
+            continue
+        meta = file.scan.metadata
+        year = suggested_birth_year(meta.patient_age, meta.patient_birth_year, dates[position])
+        if year is None:
+            continue
+        st.info(
+            f"The file {file.name} suggests the patient was born in {year}. Your account has "
+            "no birth year yet; with it, the app can tell which findings were learned from "
+            "patients of your age."
+        )
+        if st.button(f"Save {year} as my birth year", key="upload_birth_year"):
+            try:
+                set_birth_year(get_database(), actor, year)
+            except Exception as err:  # shown as one sentence
+                show_error(err)
+                return
+            st.rerun()
+        return
+    st.caption(
+        "Your account has no birth year: each result then says which patients its numbers "
+        "were learned from. You can add it on the Account page."
+    )
+
+
+def _render_enhancement(scan: DecodedScan, file_key: str) -> EnhanceSettings:
+    """Enhancement controls and the image before and after; return the chosen settings."""
+    prefix = f"{_WIDGET_PREFIX}{file_key}_"
     defaults = EnhanceSettings()
     with st.expander("Adjust the display", expanded=False):
-        if st.button("Reset to defaults"):
+        if st.button("Reset to defaults", key=f"{prefix}reset"):
             for name in list(st.session_state):
-                if isinstance(name, str) and name.startswith(_WIDGET_PREFIX):
+                if isinstance(name, str) and name.startswith(prefix):
                     del st.session_state[name]
         values: dict[str, object] = {}
         left, right = st.columns(2)
@@ -115,14 +268,14 @@ def _render_enhancement(scan: DecodedScan) -> EnhanceSettings:
                 value=number(getattr(defaults, name)),
                 step=number(step),
                 format=fmt,
-                key=f"{_WIDGET_PREFIX}{name}",
+                key=f"{prefix}{name}",
             )
         values["denoise"] = st.selectbox(
             "Noise reduction (slower)",
             DENOISE_METHODS,
             index=DENOISE_METHODS.index(defaults.denoise),
             format_func=_DENOISE_LABELS.__getitem__,
-            key=f"{_WIDGET_PREFIX}denoise",
+            key=f"{prefix}denoise",
         )
     settings = EnhanceSettings(**values)
     with st.spinner("Enhancing..."):
@@ -137,29 +290,36 @@ def _render_enhancement(scan: DecodedScan) -> EnhanceSettings:
     return settings
 
 
-def _result_for(file_id: str, scan: DecodedScan, classifier: Classifier) -> ResultIn:
+def _result_for(
+    file_key: str, scan: DecodedScan, view: View, age: int | None, classifier: Classifier
+) -> ResultIn | None:
     # Kept in this user's session only: never in a global cache.
-    key = f"result:{file_id}"
+    key = f"result:{file_key}:{view.value}:{age}"
     if key not in st.session_state:
         with st.spinner("Analyzing..."):
-            st.session_state[key] = classify(classifier, scan)
+            st.session_state[key] = score_if_frontal(classifier, scan, view, age)
     return st.session_state[key]
 
 
-def _render_results(scan: DecodedScan, classifier: Classifier, result: ResultIn) -> None:
-    """Probabilities with thresholds, the headline in words and the Grad-CAM heatmap."""
+def _render_results(
+    scan: DecodedScan,
+    classifier: Classifier,
+    result: ResultIn,
+    scan_date: date | None,
+    birth_year: int | None,
+) -> None:
+    """The result read for the patient, the probabilities and the Grad-CAM heatmap."""
     if result.abstained:
         st.warning(f"{result.abstain_reason} No result is shown for this image.")
         return
-    probabilities, thresholds = result.probabilities, result.thresholds
-    st.markdown(f"**{top_finding_sentence(probabilities, thresholds)}**")
-    if (whose := threshold_sentence(result.population)) is not None:
-        st.caption(whose)
-    st.plotly_chart(probability_figure(probabilities, thresholds), width="stretch")
+    reading = reading_for(result, scan_date=scan_date or date.today(), birth_year=birth_year)
+    if reading is not None:
+        render_reading(reading, key="upload_result")
+    st.plotly_chart(probability_figure(result.probabilities, result.thresholds), width="stretch")
     show_disclaimer()
     st.subheader("Where the model looked")
     left, right = st.columns([1, 2])
-    shown = heatmap_finding(probabilities, thresholds)
+    shown = heatmap_finding(result.probabilities, result.thresholds)
     finding = left.selectbox(
         "Finding",
         FINDINGS,
@@ -181,84 +341,75 @@ def _render_results(scan: DecodedScan, classifier: Classifier, result: ResultIn)
     )
 
 
-def _date_default(scan: DecodedScan) -> date | None:
-    study, usable = scan.metadata.study_date, usable_study_date(scan)
-    if study is not None and usable is None:
-        st.warning(
-            f"The file gives {study.isoformat()} as the date of the X-ray, which looks like a "
-            "placeholder from an anonymised file; please enter the real date."
+def _render_closer_look(
+    files: Sequence[Any],
+    checked: list[SeriesFile],
+    dates: dict[int, date | None],
+    views: dict[int, View | None],
+    birth_year: int | None,
+) -> dict[int, EnhanceSettings]:
+    """One file at a time: metadata, display settings, result; return the display settings."""
+    usable = [i for i, f in enumerate(checked) if f.scan is not None]
+    if not usable:
+        return {}
+    st.subheader("A closer look")
+    position = usable[0]
+    if len(usable) > 1:
+        position = st.selectbox(
+            "File", usable, format_func=lambda i: checked[i].name, key="upload_closer"
         )
-    return usable
+    scan = checked[position].scan
+    if scan is None:
+        return {}
+    with st.expander("About this file", expanded=False):
+        rows = scan.metadata.display_rows()
+        st.table(pd.DataFrame({"Value": [value for _, value in rows]}, index=[k for k, _ in rows]))
+    settings = {position: _render_enhancement(scan, files[position].file_id)}
+    st.subheader("Result")
+    view, when = views[position], dates[position]
+    if view is None:
+        st.info("Choose this file's view in the table to see its result.")
+        return settings
+    classifier = current_classifier(_WITHOUT_MODEL, as_error=True)
+    if classifier is None:
+        return settings
+    age = scan.metadata.patient_age
+    if age is None and when is not None:
+        age = age_at(birth_year, when)
+    result = _result_for(files[position].file_id, scan, view, age, classifier)
+    if result is None:
+        st.info(" ".join(file_view_notes(scan, view)))
+    else:
+        _render_results(scan, classifier, result, when, birth_year)
+    return settings
 
 
-def _render_save(
-    uploaded, scan: DecodedScan, settings: EnhanceSettings, result: ResultIn | None, actor: Actor
+def _save(
+    actor: Actor,
+    files: Sequence[Any],
+    checked: list[SeriesFile],
+    dates: dict[int, date | None],
+    views: dict[int, View | None],
+    settings: dict[int, EnhanceSettings],
 ) -> None:
-    """Let the patient store the scan with its date, enhancement and result."""
-    st.subheader("Save to my record")
-    saved_key = f"saved:{uploaded.file_id}"
-    if st.session_state.get(saved_key) is not None:
-        st.success("This scan is saved in your record. See it under My scans and Timeline.")
-        return
-    with st.form("save_scan"):
-        scan_date = st.date_input(
-            "Date the X-ray was taken",
-            value=_date_default(scan),
-            max_value=date.today(),
-            help="Taken from the DICOM Study Date when the file has one; otherwise please enter "
-            "it.",
-        )
-        submitted = st.form_submit_button("Save scan and result", type="primary")
-    if submitted:
-        if scan_date is None:
-            st.error("Please enter the date the X-ray was taken, so your timeline stays correct.")
-            return
-        try:
-            scan_id = save_decoded_scan(
-                get_database(),
-                actor,
-                scan,
-                scan_date=scan_date,
-                filename=uploaded.name,
-                result=result,
-                enhancement=settings,
-            )
-        except Exception as err:  # shown as one sentence
-            show_error(err)
-            return
-        st.session_state[saved_key] = scan_id
-        st.rerun()
-
-
-def _outcome_text(item: ImportedScan) -> str:
-    if not item.ok:
-        return item.error or ""
-    if item.result is None:
-        return "Saved without a result (model unavailable)."
-    if item.result.abstained:
-        return f"Saved; no result shown: {item.result.abstain_reason}"
-    return top_finding_sentence(item.result.probabilities, item.result.thresholds)
-
-
-def _render_batch(files, actor: Actor) -> None:
-    """Analyze and save several files, one result line per file; bad files do not stop the rest."""
-    st.subheader(f"{len(files)} files")
-    fallback = st.date_input(
-        "Date these X-rays were taken (used for files that do not carry their own date)",
-        value=None,
-        max_value=date.today(),
-    )
-    if not st.button(f"Analyze and save {len(files)} files", type="primary"):
-        return
+    positions = [i for i, f in enumerate(checked) if f.to_save]
     classifier = current_classifier(_WITHOUT_MODEL, as_error=True)
     progress = st.progress(0.0, text="Starting...")
     try:
         report = import_scans(
             get_database(),
             actor,
-            [ScanFile(f.name, f.getvalue) for f in files],
+            [
+                ScanFile(
+                    files[i].name,
+                    files[i].getvalue,
+                    views[i],
+                    scan_date=dates[i],
+                    enhancement=settings.get(i),
+                )
+                for i in positions
+            ],
             classifier,
-            fallback_date=fallback,
             on_progress=lambda done, total, item: progress.progress(
                 done / total, text=f"{done} of {total}: {item.filename}"
             ),
@@ -266,39 +417,72 @@ def _render_batch(files, actor: Actor) -> None:
     except Exception as err:  # shown as one sentence
         show_error(err)
         return
+    st.session_state[_REPORT_KEY] = report
+    # Checked again on the next run: the saved files now read "already in your record".
+    st.session_state.pop(_CHECKED_KEY, None)
+    st.rerun()
+
+
+def _outcome_text(item: ImportedScan) -> str:
+    if not item.ok:
+        return item.error or ""
+    if item.already_saved:
+        return " ".join(item.notes)
+    words = ["Saved."]
+    if item.result is not None and item.result.abstained:
+        words.append(f"No result shown: {item.result.abstain_reason}")
+    return " ".join([*words, *item.notes])
+
+
+def _render_report(report: ImportReport) -> None:
     (st.success if report.all_ok else st.warning)(report.summary)
     st.dataframe(
         pd.DataFrame(
             {
                 "File": [i.filename for i in report.items],
-                "Saved": [i.ok for i in report.items],
-                "Result": [_outcome_text(i) for i in report.items],
+                "Outcome": [_outcome_text(i) for i in report.items],
             }
         ),
         hide_index=True,
         width="stretch",
     )
-    show_disclaimer()
+    st.caption("See the saved scans and their results under My scans and Timeline.")
 
 
 actor = require_actor("patient")
 st.title("Upload & analyze")
 st.caption(
-    "Your file is checked and shown here; nothing is kept unless you save it, and nothing "
-    "if it cannot be read."
+    "Your files are checked and shown here; nothing is kept unless you save them, and "
+    "nothing if a file cannot be read."
 )
-files = _render_upload()
-if len(files) > 1:
-    _render_batch(files, actor)
+if (last := st.session_state.pop(_REPORT_KEY, None)) is not None:
+    _render_report(last)
+uploads = _render_upload()
+if not uploads:
     st.stop()
-scan = _decode_single(files[0]) if files else None
-if scan is None:
-    st.stop()
-_render_metadata(scan)
-enhancement = _render_enhancement(scan)
-classifier = current_classifier(_WITHOUT_MODEL, as_error=True)
-result = _result_for(files[0].file_id, scan, classifier) if classifier is not None else None
-st.subheader("Results")
-if classifier is not None and result is not None:
-    _render_results(scan, classifier, result)
-_render_save(files[0], scan, enhancement, result, actor)
+checked = _checked(uploads, actor)
+dates, views = _current_rows(checked)
+problems = series_problems(checked, dates, views, date.today())
+_render_view_guide(open_guide=any(views[i] is None for i, f in enumerate(checked) if f.to_save))
+st.subheader("Your files")
+_render_table(checked, dates, views, problems)
+to_save = sum(f.to_save for f in checked)
+birth_year = birth_year_of(get_database(), actor, actor.user_id)
+if birth_year is None:
+    _render_birth_year_offer(actor, checked, dates)
+if problems:
+    st.warning(
+        f"{len(problems)} file(s) still need a date or a view before the series can be saved."
+    )
+elif to_save == 0:
+    st.info("There is nothing new to save: every usable file is already in your record.")
+settings = _render_closer_look(uploads, checked, dates, views, birth_year)
+st.divider()
+noun = "scan" if to_save == 1 else "scans"
+if st.button(
+    f"Save {to_save} {noun} to my record",
+    type="primary",
+    disabled=bool(problems) or to_save == 0,
+    key="upload_save",
+):
+    _save(actor, uploads, checked, dates, views, settings)

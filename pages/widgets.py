@@ -12,7 +12,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from core.compare import DEFAULT_CHANGE_MARGIN, Comparison, compare_scans
+from core.compare import DEFAULT_CHANGE_MARGIN, Comparison, compare_scans, default_pair
 from core.enhance import PARAMETER_RANGES, EnhanceSettings
 from core.findings import FINDING_LABELS, FINDINGS
 from core.labels import scan_label
@@ -21,6 +21,8 @@ from core.timeline import (
     format_percent,
     format_version,
     red_flags,
+    same_day_note,
+    same_day_partners,
     scans_needing_rescore,
     sort_scans,
     timeline_figure,
@@ -28,18 +30,27 @@ from core.timeline import (
     timeline_table,
     version_changes,
 )
+from core.views import (
+    NOT_SCORED_SENTENCE,
+    UNKNOWN_NOT_SCORED_SENTENCE,
+    VIEW_LABELS,
+    View,
+    is_frontal,
+)
 from models.inference import Classifier
 from pages.ui import show_error
 from services.rescore import rescore_scans
 from services.viewing import side_by_side
 from storage.actor import Actor
 from storage.db import Database
-from storage.scans import ScanSummary, list_scans, update_scan_date
+from storage.scans import ScanSummary, list_scans, update_scan_date, update_scan_view
 
 _LEGEND = (
-    "One line per finding, one marker per scan. Diamond: a point to raise with a clinician "
-    "(listed below). Open circle: scored by an older model version. Cross: the model was unsure "
-    "about the image. Dotted lines: the level at which the model suggests a closer look."
+    "One line per finding and projection (solid: PA, dashed: AP, dotted: AP lying down); points "
+    "of different projections are never joined, and a film of unknown view is a lone point. "
+    "Diamond: a point to raise with a clinician (listed below). Open circle: scored by an older "
+    "model version. Cross: the model was unsure about the image. Dotted horizontal lines: the "
+    "level at which the model suggests a closer look."
 )
 
 #: The display controls of the comparison, a subset of EnhanceSettings, with slider labels.
@@ -143,7 +154,13 @@ def render_timeline(
             scans, classifier.info.thresholds if classifier else None, margin, version
         )
         changes = version_changes(scans, version)
-        figure = timeline_figure(frame, flags=flags, changes=changes, current_version=version)
+        same_day = {
+            scan_id: same_day_note(partners)
+            for scan_id, partners in same_day_partners(scans).items()
+        }
+        figure = timeline_figure(
+            frame, flags=flags, changes=changes, current_version=version, same_day=same_day
+        )
         st.plotly_chart(figure, key=f"{key}_chart")
         st.caption(_LEGEND)
         if changes:
@@ -156,17 +173,55 @@ def render_timeline(
             by_id = {scan.id: scan for scan in scans}
             for scan_id, reasons in flags.items():
                 st.warning(f"Scan of {by_id[scan_id].scan_date.isoformat()}: " + " ".join(reasons))
-        st.dataframe(timeline_table(frame, flags), hide_index=True, key=f"{key}_table")
+        st.dataframe(timeline_table(frame, flags, same_day), hide_index=True, key=f"{key}_table")
         with st.expander("Every stored result, older model versions included"):
             st.dataframe(
                 timeline_table(timeline_frame(scans, version, all_results=True)), hide_index=True
             )
-    unscored = [scan for scan in scans if not scan.results]
-    if unscored:
-        st.caption(f"{len(unscored)} scan(s) have no model result yet and are not plotted.")
+    _render_unplotted(scans)
     if can_edit:
+        _render_view_editor(db, actor, scans)
         _render_date_editor(db, actor, scans)
     return scans
+
+
+def _render_unplotted(scans: list[ScanSummary]) -> None:
+    """Say which scans are kept but not plotted, and why, one sentence per reason."""
+    laterals = [scan for scan in scans if scan.view is View.LATERAL]
+    unknown = [scan for scan in scans if scan.view is View.UNKNOWN and not scan.results]
+    unscored = [scan for scan in scans if is_frontal(scan.view) and not scan.results]
+    if laterals:
+        st.caption(f"{len(laterals)} side (lateral) view(s) in your record. {NOT_SCORED_SENTENCE}")
+    if unknown:
+        st.caption(f"{len(unknown)} scan(s) of unknown view. {UNKNOWN_NOT_SCORED_SENTENCE}")
+    if unscored:
+        st.caption(f"{len(unscored)} frontal scan(s) have no model result yet and are not plotted.")
+
+
+def _render_view_editor(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
+    with st.expander("Correct a scan's view"):
+        st.caption(
+            "Only frontal films are scored and films are compared only with films of the same "
+            "view. Set the view here if it is wrong or not known; a frontal film without a "
+            "result can then be scored with the re-score button above."
+        )
+        scan_id = scan_picker("Scan", scans, index=len(scans) - 1, key="view_scan")
+        current = next(scan for scan in scans if scan.id == scan_id)
+        views = list(View)
+        new_view = st.radio(
+            "View",
+            views,
+            index=views.index(current.view),
+            format_func=lambda v: VIEW_LABELS[v],
+            key=f"view_value_{scan_id}",
+        )
+        if st.button("Save view", key="view_save", disabled=new_view is current.view):
+            try:
+                update_scan_view(db, actor, scan_id, new_view)
+            except Exception as err:  # shown as one sentence
+                show_error(err)
+                return
+            st.rerun()
 
 
 def _offer_rescore(
@@ -252,11 +307,21 @@ def render_compare(
         st.info("Comparing needs at least two scans.")
         return
     by_id = {scan.id: scan for scan in scans}
+    positions = {scan.id: position for position, scan in enumerate(scans)}
+    pair = default_pair(scans)
+    if pair is None:
+        st.info(
+            "No frontal view (PA, AP or AP lying down) has two scans yet, so there is no "
+            "like-with-like pair to open with; the two latest scans are shown."
+        )
+        start = (len(scans) - 2, len(scans) - 1)
+    else:
+        start = (positions[pair[0]], positions[pair[1]])
     left, right, margin_column = st.columns([2, 2, 1])
     with left:
-        first = scan_picker("Earlier scan", scans, index=len(scans) - 2, key=f"{key}_a")
+        first = scan_picker("Earlier scan", scans, index=start[0], key=f"{key}_a")
     with right:
-        second = scan_picker("Later scan", scans, index=len(scans) - 1, key=f"{key}_b")
+        second = scan_picker("Later scan", scans, index=start[1], key=f"{key}_b")
     margin = (
         margin_column.number_input(
             "Meaningful change (points)",
@@ -274,6 +339,8 @@ def render_compare(
         return
     version = classifier.info.version if classifier is not None else None
     comparison = compare_scans(by_id[first], by_id[second], margin=margin, current_version=version)
+    if comparison.view_warning is not None:
+        st.warning(comparison.view_warning)
     if comparison.comparable:
         st.write(comparison.message)
         st.dataframe(_changes_frame(comparison), hide_index=True, key=f"{key}_table")

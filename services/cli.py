@@ -18,13 +18,14 @@ from tqdm import tqdm
 from core.errors import UserError
 from core.findings import top_finding
 from core.settings import load_settings
+from core.views import View, is_frontal, parse_view
 from services import maintenance
-from services.imports import ImportedScan, ScanFile, import_scans
-from services.keys import rotate_master_key
-from storage import accounts, audit, crypto
+from services.export import export_records
+from services.imports import ImportedScan, MissingScanView, ScanFile, import_scans
+from services.keys import rotate_master_key, rotate_user_key
+from storage import accounts, audit, crypto, rekey
 from storage.bootstrap import open_database
 from storage.db import Database
-from storage.export import export_user
 
 if TYPE_CHECKING:
     from models.inference import Classifier
@@ -70,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
     scan = commands.add_parser("import-scan", help="decode, classify and store scans for a patient")
     scan.add_argument("--user", required=True)
     scan.add_argument("--date", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
+    scan.add_argument(
+        "--view",
+        type=_view_argument,
+        help=(
+            "the view of every file: PA, AP, 'AP supine', lateral or unknown. Required for "
+            "PNG/JPEG (use 'unknown' when it is not known; such scans are not scored); a DICOM "
+            "file takes it from its header unless this is given, and a different header is noted"
+        ),
+    )
     scan.add_argument("files", nargs="+", type=Path, metavar="FILE")
     scan.set_defaults(handler=_import_scan)
 
@@ -83,6 +93,15 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("--new-key-file", type=Path, help="file holding the new base64 key")
     rotate.add_argument("--print-key", action="store_true", help="print the new key on stdout")
     rotate.set_defaults(handler=_rotate)
+
+    user_key = commands.add_parser(
+        "rotate-user-key",
+        help="give users a new data key and re-seal their records and images under it",
+    )
+    who = user_key.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="the account whose key to rotate")
+    who.add_argument("--all", action="store_true", help="every account with a data key")
+    user_key.set_defaults(handler=_rotate_user_key)
 
     verify = commands.add_parser("verify-audit", help="check the audit trail's hash chain")
     verify.set_defaults(handler=_verify)
@@ -110,12 +129,19 @@ def _import_scan(db: Database, args: argparse.Namespace) -> int:
         imported = import_scans(
             db,
             actor,
-            [ScanFile(path.name, path.read_bytes) for path in paths],
+            [ScanFile(path.name, path.read_bytes, args.view) for path in paths],
             classifier,
             scan_date=args.date,
             on_progress=report,
         )
     return 0 if imported.all_ok else EXIT_FAILED_FILES
+
+
+def _view_argument(value: str) -> View:
+    try:
+        return parse_view(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _classifier() -> tuple[Classifier | None, str | None]:
@@ -130,11 +156,20 @@ def _classifier() -> tuple[Classifier | None, str | None]:
 
 def _outcome_line(path: Path, outcome: ImportedScan, why_not: str | None) -> str:
     if not outcome.ok:
-        return f"FAILED {path}: {outcome.error}"
-    stored = f"stored {path} as scan {outcome.scan_id}"
+        hint = " Give --view (PA, AP, 'AP supine', lateral or unknown)."
+        missing_view = outcome.error_code == MissingScanView.code
+        return f"FAILED {path}: {outcome.error}" + (hint if missing_view else "")
+    line = _stored_line(path, outcome, why_not)
+    return " ".join([line, *outcome.notes])
+
+
+def _stored_line(path: Path, outcome: ImportedScan, why_not: str | None) -> str:
+    view = outcome.view.value if outcome.view is not None else View.UNKNOWN.value
+    stored = f"stored {path} as scan {outcome.scan_id} (view {view})"
     result = outcome.result
     if result is None:
-        return f"{stored} without a result ({why_not})"
+        # A view that is not scored says so in its notes; otherwise no model was available.
+        return stored if not is_frontal(view) else f"{stored} without a result ({why_not})"
     if result.abstained:
         return f"{stored} (the model abstained)"
     name = top_finding(result.probabilities, result.thresholds)
@@ -145,7 +180,7 @@ def _outcome_line(path: Path, outcome: ImportedScan, why_not: str | None) -> str
 
 def _export(db: Database, args: argparse.Namespace) -> int:
     actor = accounts.find_actor(db, args.user)
-    json.dump(export_user(db, actor), sys.stdout, indent=2, default=str)
+    json.dump(export_records(db, actor), sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
     return 0
 
@@ -164,6 +199,23 @@ def _rotate(db: Database, args: argparse.Namespace) -> int:
         print(f"new master key: {crypto.encode_master_key(rotation.new_key)}")
     if not rotation.key_file_replaced:
         print("set MASTER_KEY to the new key before the next start; the old key opens nothing now")
+    return 0
+
+
+def _rotate_user_key(db: Database, args: argparse.Namespace) -> int:
+    for account in rekey.accounts(db, None if args.all else args.user):
+        with tqdm(desc=account.username, unit="record", disable=None) as bar:
+
+            def report(done: int, total: int, bar: tqdm = bar) -> None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+            rotation = rotate_user_key(db, account, operator=OPERATOR, on_progress=report)
+        print(
+            f"{rotation.username}: key version {rotation.key_version}, re-sealed "
+            f"{rotation.records} records ({rotation.images} images)"
+        )
     return 0
 
 

@@ -1,7 +1,9 @@
 """Importing scans: decode, abstain or classify, then save; one file or a batch.
 
 The upload page and ``python -m storage.cli import-scan`` both store scans through this module,
-so a scan gets the same date, the same result and the same record whichever way it came in.
+so a scan gets the same date, view, result and record whichever way it came in. Every scan has
+a view (projection): the uploader's choice, else the DICOM header's; only frontal views are
+scored, since the model was trained on frontal films only.
 """
 
 from __future__ import annotations
@@ -11,19 +13,27 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
+from core.age import age_at
 from core.enhance import EnhanceSettings
 from core.errors import UserError
 from core.imaging import DecodedScan, decode_scan
+from core.scan_dates import EARLIEST_PLAUSIBLE_YEAR
+from core.view_check import check_view
+from core.views import (
+    NOT_SCORED_SENTENCE,
+    UNKNOWN_NOT_SCORED_SENTENCE,
+    VIEW_LABELS,
+    View,
+    is_frontal,
+)
 from storage.actor import Actor
 from storage.db import Database
+from storage.profile import get_birth_year
 from storage.results import ResultIn
-from storage.scans import save_scan
+from storage.scans import AlreadySaved, save_scan
 
 if TYPE_CHECKING:  # importing the model layer loads torch; callers hand in a loaded classifier
     from models.inference import Classifier
-
-#: Anonymisation tools often write dates like 1901-01-01; no digital radiograph is that old.
-EARLIEST_PLAUSIBLE_YEAR = 1950
 
 
 class MissingScanDate(UserError):
@@ -33,6 +43,16 @@ class MissingScanDate(UserError):
     default_message = "This file has no date of its own; enter the date above and try again."
 
 
+class MissingScanView(UserError):
+    """A file whose view was neither chosen by the uploader nor stated by its DICOM header."""
+
+    code = "missing_scan_view"
+    default_message = (
+        "This file does not say whether it is a frontal or a side view; choose its view "
+        "and try again."
+    )
+
+
 @dataclass(frozen=True)
 class ScanFile:
     """One file to import.
@@ -40,10 +60,19 @@ class ScanFile:
     Attributes:
         name: The file's name as its owner knows it (stored, encrypted, with the scan).
         read: Returns the file's content; an ``OSError`` fails this file only.
+        view: The view the uploader chose (``View.UNKNOWN`` when they do not know), or
+            ``None`` to take it from the DICOM header; a file whose header does not state
+            it then fails with :class:`MissingScanView`. Never defaulted.
+        scan_date: The date the uploader gave this file (the upload table), or None to take
+            the import's dates (see :func:`import_scans`).
+        enhancement: How the uploader chose to display it (defaults when None).
     """
 
     name: str
     read: Callable[[], bytes]
+    view: View | None
+    scan_date: date | None = None
+    enhancement: EnhanceSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -53,14 +82,26 @@ class ImportedScan:
     Attributes:
         filename: The file's name.
         scan_id: The stored scan, ``None`` when the file could not be used.
-        result: The stored result; ``None`` when the file failed or no model was available.
+        result: The stored result; ``None`` when the file failed, no model was available or
+            its view is not scored.
         error: Why the file could not be used (one sentence), ``None`` when it was stored.
+        error_code: The ``code`` of the error (e.g. ``"missing_scan_view"``), for callers
+            that add their own hint.
+        view: The view stored with the scan.
+        notes: Sentences for the uploader: the chosen view overrode the header's, the image
+            does not look like its view, the scan was not scored because of its view.
+        already_saved: The same file was already in the record (``scan_id`` is that scan,
+            ``notes`` says when it was saved); nothing was stored again.
     """
 
     filename: str
     scan_id: int | None = None
     result: ResultIn | None = None
     error: str | None = None
+    error_code: str | None = None
+    view: View | None = None
+    notes: tuple[str, ...] = ()
+    already_saved: bool = False
 
     @property
     def ok(self) -> bool:
@@ -86,10 +127,13 @@ class ImportReport:
     @property
     def summary(self) -> str:
         """One sentence, e.g. ``"2 of 3 files were saved; 1 could not be used."``."""
-        saved = sum(item.ok for item in self.items)
-        failed = len(self.items) - saved
+        saved = sum(item.ok and not item.already_saved for item in self.items)
+        known = sum(item.already_saved for item in self.items)
+        failed = len(self.items) - saved - known
         noun = "file was" if len(self.items) == 1 else "files were"
         sentence = f"{saved} of {len(self.items)} {noun} saved"
+        if known:
+            sentence += f"; {known} {'was' if known == 1 else 'were'} already in your record"
         return sentence + (f"; {failed} could not be used." if failed else ".")
 
 
@@ -111,19 +155,110 @@ def usable_study_date(scan: DecodedScan) -> date | None:
     return study if study is not None and study.year >= EARLIEST_PLAUSIBLE_YEAR else None
 
 
-def classify(classifier: Classifier, scan: DecodedScan) -> ResultIn:
+def resolve_view(scan: DecodedScan, chosen: View | None) -> View:
+    """The view to store: the uploader's choice, else the one the DICOM header states.
+
+    Args:
+        scan: The decoded file.
+        chosen: The uploader's choice, ``None`` when they left it to the file.
+
+    Returns:
+        The view.
+
+    Raises:
+        MissingScanView: Nobody chose a view and the file does not state one (every PNG and
+            JPEG, and DICOM files without View Position or Patient Orientation).
+    """
+    if chosen is not None:
+        return View(chosen)
+    if scan.metadata.view is None:
+        raise MissingScanView()
+    return scan.metadata.view
+
+
+def view_notes(scan: DecodedScan, view: View) -> tuple[str, ...]:
+    """What to tell the uploader about a scan's view before or after it is saved.
+
+    Args:
+        scan: The decoded file.
+        view: The view it is stored with.
+
+    Returns:
+        Sentences, in order: the header stated another view; the image does not look like
+        ``view`` (:func:`core.view_check.check_view`); the scan is not scored.
+    """
+    notes = []
+    stated = scan.metadata.view
+    if stated is not None and stated is not view:
+        notes.append(
+            f'The file says its view is "{VIEW_LABELS[stated]}"; it was saved as '
+            f'"{VIEW_LABELS[view]}", as you chose.'
+        )
+    warning = check_view(scan.pixels, view).warning
+    if warning is not None:
+        notes.append(warning)
+    if view is View.LATERAL:
+        notes.append(NOT_SCORED_SENTENCE)
+    elif not is_frontal(view):
+        notes.append(UNKNOWN_NOT_SCORED_SENTENCE)
+    return tuple(notes)
+
+
+def scan_age(scan: DecodedScan, scan_date: date, birth_year: int | None) -> int | None:
+    """The patient's age when the X-ray was taken: the file's own, else from the birth year.
+
+    Args:
+        scan: The decoded file (DICOM Patient's Age (0010,1010) when it states one).
+        scan_date: The date the X-ray was taken.
+        birth_year: The account's birth year, or None.
+
+    Returns:
+        Age in years, or None when neither is known.
+    """
+    if scan.metadata.patient_age is not None:
+        return scan.metadata.patient_age
+    return age_at(birth_year, scan_date)
+
+
+def score_if_frontal(
+    classifier: Classifier | None, scan: DecodedScan, view: View, age: int | None = None
+) -> ResultIn | None:
+    """The model's result for a frontal film; ``None`` for any other view or without a model.
+
+    Side views and films of unknown view are never scored: the model was trained on frontal
+    films only, and an unconfirmed view could be a side view.
+
+    Args:
+        classifier: The loaded model, or ``None`` when unavailable.
+        scan: The decoded scan.
+        view: The view it is stored with.
+        age: The patient's age at the scan (:func:`scan_age`), or None when unknown.
+
+    Returns:
+        Output of :func:`classify`, or ``None``.
+    """
+    if classifier is None or not is_frontal(view):
+        return None
+    return classify(classifier, scan, age)
+
+
+def classify(classifier: Classifier, scan: DecodedScan, age: int | None = None) -> ResultIn:
     """The model's result for one scan, ready to store; an abstention is a result too.
+
+    Callers score frontal films only (:func:`score_if_frontal`).
 
     Args:
         classifier: The loaded model.
         scan: The decoded scan.
+        age: The patient's age when the file states none (from the account's birth year).
 
     Returns:
         The result, with the model's name, version and checksum, and the thresholds of the
         patient's population: child or adult by the DICOM Patient's Age (0010,1010) where the
-        file states it, else the unknown-age thresholds.
+        file states it, else by ``age``, else the unknown-age thresholds.
     """
-    [prediction] = classifier.predict([scan], ages=[scan.metadata.patient_age])
+    stated = scan.metadata.patient_age
+    [prediction] = classifier.predict([scan], ages=[stated if stated is not None else age])
     return ResultIn.from_prediction(prediction, classifier.info)
 
 
@@ -134,8 +269,10 @@ def save_decoded_scan(
     *,
     scan_date: date,
     filename: str,
+    view: View,
     result: ResultIn | None,
     enhancement: EnhanceSettings | None = None,
+    content: bytes | None = None,
 ) -> int:
     """Store a decoded scan in the patient's own record, with its display settings and result.
 
@@ -145,14 +282,18 @@ def save_decoded_scan(
         scan: The decoded file.
         scan_date: The date the X-ray was taken.
         filename: The file's name.
-        result: Output of :func:`classify`, or ``None`` when no model was available.
+        view: The film's projection (:func:`resolve_view`).
+        result: Output of :func:`score_if_frontal`: ``None`` when no model was available or
+            the view is not scored.
         enhancement: How the patient chose to display the image (defaults when ``None``).
+        content: The file's bytes, so the same file is recognised if saved again.
 
     Returns:
         The new scan's id.
 
     Raises:
         storage.policy.AccessDenied: The actor is not an active patient.
+        storage.scans.AlreadySaved: The same file is already in the record; nothing stored.
     """
     return save_scan(
         db,
@@ -162,7 +303,9 @@ def save_decoded_scan(
         enhancement=(enhancement or EnhanceSettings()).to_dict(),
         scan_date=scan_date,
         filename=filename,
+        view=view,
         result=result,
+        content=content,
     )
 
 
@@ -181,21 +324,29 @@ def import_scans(
     Args:
         db: Database handle.
         actor: The patient who owns the scans.
-        files: The files, in order.
-        classifier: The loaded model, or ``None`` to store the scans without a result.
-        scan_date: The date of every file, whatever the files say (the command line's
-            ``--date``).
+        files: The files, in order, each with its view (see :class:`ScanFile`).
+        classifier: The loaded model, or ``None`` to store the scans without a result. Only
+            frontal films are scored.
+        scan_date: The date of every file without one of its own in :class:`ScanFile`,
+            whatever the files say (the command line's ``--date``).
         fallback_date: The date of files without a usable date of their own (see
             :func:`usable_study_date`); ignored when ``scan_date`` is given.
         on_progress: Called after each file with the count done, the total and its outcome.
 
     Returns:
-        One outcome per file, in order. A file fails with its one-sentence reason when it
-        cannot be read or decoded, has no date, or may not be stored for ``actor``.
+        One outcome per file, in order, with its view and notes. A file fails with its
+        one-sentence reason when it cannot be read or decoded, has no date or no view, or may
+        not be stored for ``actor``. A file already in the record is not stored again: its
+        outcome is ``already_saved``, naming that scan. Scores use the patient's age at each
+        scan (:func:`scan_age`: the file's, else the account's birth year).
 
     Raises:
         Exception: Anything else (a fault of the app, not of a file) propagates.
     """
+    try:
+        birth_year = get_birth_year(db, actor, actor.user_id)
+    except UserError:  # not a patient: each file then fails with the reason when saved
+        birth_year = None
     outcomes: list[ImportedScan] = []
     for done, file in enumerate(files, start=1):
         try:
@@ -205,10 +356,14 @@ def import_scans(
         else:
             try:
                 outcome = _import_one(
-                    db, actor, file.name, data, classifier, scan_date, fallback_date
+                    db, actor, file, data, classifier, (scan_date, fallback_date), birth_year
+                )
+            except AlreadySaved as err:
+                outcome = ImportedScan(
+                    file.name, err.copy.scan_id, notes=(str(err),), already_saved=True
                 )
             except UserError as err:
-                outcome = ImportedScan(file.name, error=str(err))
+                outcome = ImportedScan(file.name, error=str(err), error_code=err.code)
         outcomes.append(outcome)
         if on_progress is not None:
             on_progress(done, len(files), outcome)
@@ -218,16 +373,29 @@ def import_scans(
 def _import_one(
     db: Database,
     actor: Actor,
-    name: str,
+    file: ScanFile,
     data: bytes,
     classifier: Classifier | None,
-    scan_date: date | None,
-    fallback_date: date | None,
+    dates: tuple[date | None, date | None],
+    birth_year: int | None,
 ) -> ImportedScan:
+    name = file.name
+    scan_date, fallback_date = dates
     scan = decode_scan(data, name, max_bytes=db.settings.max_upload_bytes)
-    when = scan_date or usable_study_date(scan) or fallback_date
+    when = file.scan_date or scan_date or usable_study_date(scan) or fallback_date
     if when is None:
         raise MissingScanDate()
-    result = classify(classifier, scan) if classifier is not None else None
-    scan_id = save_decoded_scan(db, actor, scan, scan_date=when, filename=name, result=result)
-    return ImportedScan(name, scan_id, result)
+    view = resolve_view(scan, file.view)
+    result = score_if_frontal(classifier, scan, view, scan_age(scan, when, birth_year))
+    scan_id = save_decoded_scan(
+        db,
+        actor,
+        scan,
+        scan_date=when,
+        filename=name,
+        view=view,
+        result=result,
+        enhancement=file.enhancement,
+        content=data,
+    )
+    return ImportedScan(name, scan_id, result, view=view, notes=view_notes(scan, view))

@@ -1,10 +1,12 @@
-"""Rotating the master key that wraps every user's data key."""
+"""Rotating keys: the master key that wraps every data key, and one user's data key."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from storage import audit, bootstrap, crypto
+from storage import audit, bootstrap, crypto, rekey
+from storage.actor import Actor
 from storage.db import Database
 
 
@@ -56,3 +58,68 @@ def rotate_master_key(db: Database, new_key: bytes | None, *, operator: str) -> 
             session, db, "rotate_master_key", actor_username=operator, details={"keys": count}
         )
     return KeyRotation(count, new, uses_key_file)
+
+
+@dataclass(frozen=True)
+class UserKeyRotation:
+    """What the rotation of one user's data key did.
+
+    Attributes:
+        username: Whose key.
+        key_version: The new version, which now seals every value of theirs.
+        records: Sealed rows re-sealed under it.
+        images: Image files among them rewritten.
+    """
+
+    username: str
+    key_version: int
+    records: int
+    images: int
+
+
+def rotate_user_key(
+    db: Database,
+    account: rekey.Account,
+    *,
+    by: Actor | None = None,
+    operator: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 50,
+) -> UserKeyRotation:
+    """Give a user a new data key version and re-seal every value of theirs under it.
+
+    Runs in batches of short transactions (see :mod:`storage.rekey`): the app keeps
+    serving the user meanwhile, and an interruption leaves every record readable; running
+    the rotation again finishes it under a newer version.
+
+    Args:
+        db: Database handle.
+        account: Whose key (:func:`storage.rekey.accounts`).
+        by: The user rotating their own key; ``None`` for an operator.
+        operator: Who rotates, as the audit trail names an operator.
+        on_progress: Called with ``(done, total)`` rows after each batch.
+        batch_size: Rows per transaction.
+
+    Returns:
+        The new version and the counts.
+
+    Raises:
+        policy.AccessDenied: ``by`` is not that user, or not active.
+        rekey.ImageMissing: An image file is missing (the rows done so far stay done).
+        storage.crypto.DecryptionError: A value fails its integrity check.
+    """
+    version = rekey.start(db, account.user_id, by=by, operator=operator)
+    total = rekey.pending(db, account.user_id, version)
+    done = images = 0
+    if on_progress is not None:
+        on_progress(0, total)
+    while True:
+        batch = rekey.reseal_batch(
+            db, account.user_id, by=by, operator=operator, limit=batch_size
+        )
+        if batch.records == 0:
+            break
+        done, images = done + batch.records, images + batch.images
+        if on_progress is not None:
+            on_progress(min(done, total), total)
+    return UserKeyRotation(account.username, version, done, images)

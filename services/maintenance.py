@@ -164,7 +164,7 @@ def _print_entries(entries: list[QuarantinedBlob]) -> None:
 def _list_command(db: Database, args: argparse.Namespace) -> int:
     entries = list_quarantine(db)
     _print_entries(entries)
-    print(f"{len(entries)} file(s) in {db.blobs.root / QUARANTINE}")
+    print(f"{len(entries)} file(s) in {db.blobs.location.rstrip('/')}/{QUARANTINE}")
     return 0
 
 

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 
 from core.enhance import enhance_as_saved
 from core.report import Report, ReportNote, build_report
-from core.timeline import red_flags, sort_scans
+from core.timeline import previous_comparable, red_flags, sort_scans
 from services.viewing import heatmap_of, open_scan
 from storage.actor import Actor
 from storage.db import Database
+from storage.profile import get_display_name
 from storage.scans import ScanSummary
 
 if TYPE_CHECKING:  # importing the model layer loads torch; callers hand in a loaded classifier
@@ -25,8 +26,10 @@ def build_scan_report(
     classifier: Classifier | None,
     *,
     heatmap_finding: str | None = None,
+    zone: str | None = None,
 ) -> Report:
-    """The report of one scan: its result, the change since the scan before, flags and notes.
+    """The report of one scan: its result, the change since the last film of its projection
+    on an earlier day, flags and notes.
 
     Args:
         db: Database handle.
@@ -36,9 +39,12 @@ def build_scan_report(
         classifier: The current model: its version picks the result shown and its thresholds
             fill in where a result stored none; ``None`` when unavailable.
         heatmap_finding: Draw where the model looked for this finding (needs ``classifier``).
+        zone: The reader's IANA time zone, for the times printed.
 
     Returns:
-        The report, with the image as it was saved, the heatmap and the clinicians' marks.
+        The report, with the image as it was saved, the heatmap, the clinicians' marks, the
+        timeline up to this scan and the patient's display name (for the patient's own report
+        their username when they chose none).
 
     Raises:
         storage.policy.AccessDenied: The actor may not read this scan.
@@ -57,14 +63,21 @@ def build_scan_report(
         for note in opened.notes
     ]
     view = enhance_as_saved(opened.record.pixels, opened.record.enhancement)
+    owner_id = opened.record.owner_id
+    name = get_display_name(db, actor, owner_id)
+    if name is None and actor.user_id == owner_id:
+        name = actor.username
     return build_report(
         ordered[position],
         current_version=version,
         thresholds=thresholds,
-        previous=ordered[position - 1] if position > 0 else None,
+        previous=previous_comparable(ordered, ordered[position]),
         red_flag_reasons=red_flags(ordered, thresholds, current_version=version).get(scan_id, []),
         image=view.pixels,
         image_note=None if view.as_saved else view.caption,
         heatmap=heatmap,
         notes=notes,
+        patient_name=name,
+        zone=zone,
+        history=ordered,
     )

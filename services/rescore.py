@@ -39,10 +39,11 @@ def rescore_scans(
     *,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> RescoreOutcome:
-    """Score again those of a patient's scans that have no result of the current model.
+    """Score again those of a patient's frontal scans that have no result of the current model.
 
-    The older results stay stored and listed; the new ones are stored in one transaction,
-    so an interruption leaves every scan as it was.
+    Side views and scans of unknown view are skipped (``core.timeline.scans_needing_rescore``):
+    the model was trained on frontal films only. The older results stay stored and listed;
+    the new ones are stored in one transaction, so an interruption leaves every scan as it was.
 
     Args:
         db: Database handle.

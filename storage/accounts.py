@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from core.errors import UserError
-from storage import audit, passwords, policy, rate, schema
+from storage import audit, login_delay, passwords, policy, rate, schema, sessions
 from storage.actor import Actor
 from storage.db import Database
 from storage.passwords import PasswordPolicyError
@@ -20,10 +21,6 @@ from storage.passwords import PasswordPolicyError
 _LOG = logging.getLogger(__name__)
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.@-]{2,63}$")
-#: Failures allowed before lockouts start; each further failure doubles the lockout.
-MAX_FAILURES = 5
-_BASE_LOCK_SECONDS = 30
-_MAX_LOCK_SECONDS = 3600
 GENERIC_LOGIN_ERROR = (
     "Login failed: wrong username or password, or too many attempts; try again later."
 )
@@ -38,6 +35,7 @@ __all__ = [
     "PasswordPolicyError",
     "RegistrationRateExceeded",
     "UserInfo",
+    "admin_clear_throttle",
     "admin_reset_password",
     "authenticate",
     "bootstrap_admin",
@@ -112,7 +110,8 @@ def register(
         username: 3 to 64 characters: letters, digits, ``_ . @ -``.
         password: Must pass :func:`passwords.check_policy`.
         role: ``patient`` for self-registration; other roles need ``by`` to be an admin.
-        by: Admin creating the account, or ``None`` for self-registration.
+        by: Admin creating the account (who then knows its password, so the user must
+            change it at first login), or ``None`` for self-registration.
         client_id: Best-effort client identity (IP address) of a self-registration, or
             ``None`` when unknown (only the overall limit then applies).
 
@@ -137,7 +136,8 @@ def register(
             policy.ensure_active(session, by)
         else:
             _count_self_registration(session, db, client_id)
-        actor = _create_user(session, db, name, role, password_hash, must_change=False)
+        # The admin knows the password they typed: the user replaces it at first login.
+        actor = _create_user(session, db, name, role, password_hash, must_change=by is not None)
         audit.append(
             session,
             db,
@@ -208,86 +208,167 @@ def find_actor(db: Database, username: str) -> Actor:
 
 
 def authenticate(db: Database, username: str, password: str, client_id: str | None) -> Actor:
-    """Check a password login, with lockouts per account name and per client.
+    """Check a password login, with progressive delays per account and client.
 
-    Unknown users, wrong passwords, disabled accounts and throttled attempts all get the
-    same message and the same argon2 work, so the answer does not reveal which usernames
-    exist.
+    Unknown users, wrong passwords and disabled accounts get the same message and the same
+    argon2 work, and unknown usernames are delayed like real ones, so the answer does not
+    reveal which usernames exist. An attempt that comes before its delay is over (see
+    :mod:`storage.login_delay`) is refused at once, with the time to try again; no account is
+    ever locked, so the owner logging in from their own client is not held up by a guesser.
 
     Args:
         db: Database handle.
         username: Name typed by the user.
         password: Password typed by the user.
-        client_id: Best-effort client identity (IP address), or ``None``.
+        client_id: The client's address as trusted by :func:`core.clients.client_address`,
+            or ``None`` when unknown.
 
     Returns:
         The logged-in actor.
 
     Raises:
-        AuthError: The login failed for any reason (generic message).
+        AuthError: The login failed for any reason (generic message, with when to try again
+            once a delay applies).
     """
     name = normalize_username(username)[:64]
-    keys = [f"user:{name}"] + ([f"client:{client_id[:150]}"] if client_id else [])
-    now = schema.utcnow()
     with db.transaction() as session:
-        user = session.exec(select(schema.User).where(schema.User.username == name)).first()
-        locked = any(
-            row is not None and row.locked_until is not None and row.locked_until > now
-            for row in (session.get(schema.LoginThrottle, key) for key in keys)
-        )
-        # Verify even when locked or unknown so every failure costs the same time.
-        matches = passwords.verify_password(user.password_hash if user else None, password)
-        ok = matches and not locked and user is not None and user.is_active
-        if not ok:
-            for key in keys:
-                _record_failure(session, key, now)
-            if locked:
-                reason = "throttled"
-            elif user is None or not matches:
-                reason = "bad_credentials"
-            else:
-                reason = "disabled"
+        wait_until = login_delay.not_before(session, name, client_id)
+        if wait_until is not None:
+            # Refused before any password work: the delay is what slows the guesser.
             audit.append(
                 session,
                 db,
                 "login_failed",
                 actor_username=name,
-                details={"reason": reason},
+                details={"reason": "throttled", "client": client_id or "unknown"},
             )
+            ok = False
         else:
+            user = session.exec(select(schema.User).where(schema.User.username == name)).first()
+            # Verify even for unknown users so every failure costs the same time.
+            matches = passwords.verify_password(user.password_hash if user else None, password)
+            ok = matches and user is not None and user.is_active
+            if not ok:
+                wait_until = login_delay.record_failure(session, name, client_id)
+                reason = "bad_credentials" if user is None or not matches else "disabled"
+                audit.append(
+                    session,
+                    db,
+                    "login_failed",
+                    actor_username=name,
+                    details={"reason": reason, "client": client_id or "unknown"},
+                )
+        if ok:
             # ``ok`` implies a known user whose stored hash matched the password.
             assert user is not None and user.password_hash is not None
-            for key in keys:
-                row = session.get(schema.LoginThrottle, key)
-                if row is not None:
-                    session.delete(row)
+            login_delay.forget_pair(session, name, client_id)
             if passwords.needs_rehash(user.password_hash):
                 user.password_hash = passwords.hash_password(password)
                 session.add(user)
             actor = Actor(schema.stored_id(user.id), user.username, user.role)
-            audit.append(session, db, "login", actor=actor, details={"method": "password"})
+            _audit_login(session, db, actor, user.must_change_password, client_id)
     if not ok:
-        raise AuthError(GENERIC_LOGIN_ERROR)
+        raise AuthError(_login_failed_message(wait_until))
     return actor
 
 
-def _record_failure(session: Session, key: str, now: datetime) -> None:
-    row = session.get(schema.LoginThrottle, key) or schema.LoginThrottle(key=key, failures=0)
-    row.failures += 1
-    if row.failures >= MAX_FAILURES:
-        seconds = min(_BASE_LOCK_SECONDS * 2 ** (row.failures - MAX_FAILURES), _MAX_LOCK_SECONDS)
-        row.locked_until = now + timedelta(seconds=seconds)
-    session.add(row)
+def _login_failed_message(wait_until: datetime | None) -> str:
+    """The generic sentence, saying when to try again once a delay applies."""
+    if wait_until is None:
+        return GENERIC_LOGIN_ERROR
+    seconds = max(1, math.ceil((wait_until - schema.utcnow()).total_seconds()))
+    wait = f"{seconds} second{'s' if seconds != 1 else ''}"
+    if seconds > 90:
+        wait = f"{math.ceil(seconds / 60)} minutes"
+    return f"Login failed: wrong username or password, or too many attempts; try again in {wait}."
 
 
-def logout(db: Database, actor: Actor) -> None:
-    """Record a logout (the page clears its session state)."""
+def admin_clear_throttle(db: Database, admin: Actor, username: str) -> int:
+    """Lift every login delay of an account at once (audited).
+
+    Delays never lock the owner out, but an owner who mistyped many times on their own
+    client would otherwise wait; an admin can let them try again now.
+
+    Returns:
+        How many (account, client) delays were lifted.
+
+    Raises:
+        policy.AccessDenied: ``admin`` is not an active admin.
+        AccountError: No such user.
+    """
     with db.transaction() as session:
-        audit.append(session, db, "logout", actor=actor)
+        policy.require_admin(session, admin)
+        user = _get_user(session, username)
+        cleared = login_delay.clear_account(session, user.username)
+        audit.append(
+            session,
+            db,
+            "clear_login_delay",
+            actor=admin,
+            record_type="users",
+            record_id=user.id,
+            details={"username": user.username, "cleared": cleared},
+        )
+    return cleared
 
 
-def change_password(db: Database, actor: Actor, old: str, new: str) -> None:
+def _audit_login(
+    session: Session, db: Database, actor: Actor, pending_change: bool, client_id: str | None
+) -> None:
+    details: dict[str, object] = {"method": "password"}
+    if pending_change:
+        # A login with a reset (temporary) password may be the admin who saw it: it goes into
+        # the user's own access list, with where it came from (see storage.access_log).
+        details |= {"pending_password_change": True, "client": client_id or "unknown"}
+    audit.append(
+        session,
+        db,
+        "login",
+        actor=actor,
+        patient_id=actor.user_id if pending_change else None,
+        details=details,
+    )
+
+
+def logout(db: Database, actor: Actor, token: str | None, *, everywhere: bool = False) -> None:
+    """End the browser's session, or every session of the user, and record it.
+
+    Args:
+        db: Database handle.
+        actor: Who logs out (a disabled account may still log out).
+        token: The browser's session token, or ``None`` when it has none.
+        everywhere: End every session of the user, on every device.
+    """
+    with db.transaction() as session:
+        if everywhere:
+            ended = sessions.end_user_sessions(session, actor.user_id, sessions.LOGOUT_EVERYWHERE)
+        elif token is not None:
+            ended = sessions.end_token_session(session, actor.user_id, token, sessions.LOGOUT)
+        else:
+            ended = 0
+        audit.append(
+            session,
+            db,
+            "logout",
+            actor=actor,
+            details={"everywhere": everywhere, "sessions_ended": ended},
+        )
+
+
+def change_password(
+    db: Database, actor: Actor, old: str, new: str, *, keep_token: str | None = None
+) -> None:
     """Change one's own password after confirming the current one.
+
+    Every other session of the user ends with the change (someone who knew the old password
+    is logged out); the browser that made the change keeps its session.
+
+    Args:
+        db: Database handle.
+        actor: The user.
+        old: Their current password.
+        new: The new password.
+        keep_token: The session token of the browser making the change.
 
     Raises:
         AuthError: The current password is wrong.
@@ -297,13 +378,17 @@ def change_password(db: Database, actor: Actor, old: str, new: str) -> None:
     if new == old:
         raise PasswordPolicyError("Choose a new password that differs from the current one.")
     with db.transaction() as session:
-        policy.ensure_active(session, actor)
+        policy.ensure_active(session, actor, password_change_allowed=True)
         user = session.get_one(schema.User, actor.user_id)
         current_ok = passwords.verify_password(user.password_hash, old)
+        ended = 0
         if current_ok:
             user.password_hash = passwords.hash_password(new)
             user.must_change_password = False
             session.add(user)
+            ended = sessions.end_user_sessions(
+                session, actor.user_id, sessions.PASSWORD_CHANGED, except_token=keep_token
+            )
         audit.append(
             session,
             db,
@@ -311,6 +396,7 @@ def change_password(db: Database, actor: Actor, old: str, new: str) -> None:
             actor=actor,
             record_type="users",
             record_id=actor.user_id,
+            details={"sessions_ended": ended} if current_ok else None,
         )
     if not current_ok:
         raise AuthError("Your current password is not correct.")
@@ -318,6 +404,13 @@ def change_password(db: Database, actor: Actor, old: str, new: str) -> None:
 
 def admin_reset_password(db: Database, admin: Actor, username: str) -> str:
     """Give a user a random temporary password they must change at next login.
+
+    Every open session of the user ends with the reset. The admin sees the temporary
+    password, so it opens nothing unseen: until the password is changed every storage call
+    for the account except the change is refused (see :func:`policy.ensure_active`); and the
+    reset, the first login after it (with the client address) and every record read in that
+    session are listed in the user's own access list (:func:`access_log.access_log`), and
+    summarised to them in one sentence (:func:`access_log.reset_notices`).
 
     Returns:
         The temporary password, to hand to the user out of band.
@@ -334,20 +427,24 @@ def admin_reset_password(db: Database, admin: Actor, username: str) -> str:
         user.password_hash = password_hash
         user.must_change_password = True
         session.add(user)
+        ended = sessions.end_user_sessions(
+            session, schema.stored_id(user.id), sessions.PASSWORD_RESET
+        )
         audit.append(
             session,
             db,
             "admin_reset_password",
             actor=admin,
+            patient_id=user.id,
             record_type="users",
             record_id=user.id,
-            details={"username": user.username},
+            details={"username": user.username, "sessions_ended": ended},
         )
     return temporary
 
 
 def set_disabled(db: Database, admin: Actor, username: str, flag: bool) -> None:
-    """Disable (``flag=True``) or re-enable an account; effective at the user's next action.
+    """Disable (``flag=True``) or re-enable an account; its sessions end with the disabling.
 
     Raises:
         policy.AccessDenied: ``admin`` is not an active admin, or disables themselves.
@@ -360,6 +457,11 @@ def set_disabled(db: Database, admin: Actor, username: str, flag: bool) -> None:
             raise policy.AccessDenied("You cannot disable your own account.")
         user.is_active = not flag
         session.add(user)
+        details: dict[str, object] = {"username": user.username}
+        if flag:
+            details["sessions_ended"] = sessions.end_user_sessions(
+                session, schema.stored_id(user.id), sessions.DISABLED
+            )
         audit.append(
             session,
             db,
@@ -367,7 +469,7 @@ def set_disabled(db: Database, admin: Actor, username: str, flag: bool) -> None:
             actor=admin,
             record_type="users",
             record_id=user.id,
-            details={"username": user.username},
+            details=details,
         )
 
 
@@ -479,10 +581,15 @@ def bootstrap_admin(db: Database) -> None:
             details={"one_time_password": one_time},
         )
     if one_time:
+        # A block of its own, so that it stands out in the server's terminal.
+        rule = "=" * 64
         _LOG.warning(
-            "Created first admin %r with one-time password %s (must be changed at first login).",
+            "\n%s\nCreated the first admin account.\n  username: %s\n"
+            "  one-time password: %s\nLog in with it and choose a new password at once.\n%s",
+            rule,
             name,
             password,
+            rule,
         )
 
 

@@ -117,6 +117,9 @@ class AuditEntry:
     record_id: int | None
     emergency: bool
     details: dict[str, Any]
+    #: Done by the account itself in the first session after an admin reset its password
+    #: (see :func:`storage.access_log.access_log`).
+    after_reset: bool = False
 
 
 def append(
@@ -422,34 +425,7 @@ def list_events(db: Database, admin: Actor, limit: int = 500) -> list[AuditEntry
             select(schema.AuditEvent).order_by(col(schema.AuditEvent.seq).desc()).limit(limit)
         ).all()
         append(session, db, "view_audit", actor=admin, details={"count": len(rows)})
-        return [_entry(row) for row in rows]
-
-
-def access_log(db: Database, actor: Actor, patient_id: int) -> list[AuditEntry]:
-    """Who else read or changed a patient's records, newest first ("who saw my scans").
-
-    Args:
-        db: Database handle.
-        actor: The patient asking.
-        patient_id: Must be the actor's own id.
-
-    Returns:
-        Events by other users concerning the patient, emergency accesses included.
-
-    Raises:
-        policy.AccessDenied: The actor is not that patient, or the account is disabled.
-    """
-    policy.require_own_records(actor, patient_id)
-    with db.transaction() as session:
-        policy.ensure_active(session, actor)
-        rows = session.exec(
-            select(schema.AuditEvent)
-            .where(schema.AuditEvent.patient_id == patient_id)
-            .where(schema.AuditEvent.actor_id != patient_id)
-            .order_by(col(schema.AuditEvent.seq).desc())
-        ).all()
-        append(session, db, "view_access_log", actor=actor, patient_id=patient_id)
-        return [_entry(row) for row in rows]
+        return [to_entry(row) for row in rows]
 
 
 def record_session_start(db: Database, actor: Actor, patient_id: int) -> None:
@@ -518,7 +494,8 @@ def _teleconsult_open(session: Session, actor: Actor, patient_id: int) -> bool:
     return last == "teleconsult_start"
 
 
-def _entry(row: schema.AuditEvent) -> AuditEntry:
+def to_entry(row: schema.AuditEvent) -> AuditEntry:
+    """An event as listed to admins and patients."""
     return AuditEntry(
         id=schema.stored_id(row.id),
         seq=row.seq,

@@ -1,20 +1,35 @@
-"""Encrypted image files, written atomically and durably, addressed by keys.
+"""Encrypted image blobs, addressed by keys, on local files or in an S3 bucket.
 
-A key is a ``/``-separated name relative to the store, as an object store (S3) would use:
-live blobs are ``<token>``, and blobs set aside by the orphan sweep are
-``quarantine/<batch>/<token>`` (the batch is the sweep's UTC time and a random suffix).
-Everything the store does is write, read, delete, list by prefix and move (rename), so
-another backend only has to provide those five operations.
+A key is a ``/``-separated name relative to the store, as an object store uses: live blobs
+are ``<token>``, and blobs set aside by the orphan sweep are ``quarantine/<batch>/<token>``
+(the batch is the sweep's UTC time and a random suffix). Everything a store does is write,
+read, delete, list by prefix and move, so :class:`BlobStore` asks each backend for exactly
+those: :class:`LocalBlobStore` (a directory, the default) and :class:`S3BlobStore` (a bucket,
+for several app servers). Both hold only ciphertext; which one is used is the ``BLOB_URL``
+setting (:func:`open_blob_store`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from core.errors import UserError
+from core.settings import Settings
+
+if TYPE_CHECKING:  # boto3 is imported only by a process that uses a bucket
+    from botocore.client import BaseClient
+
+_LOG = logging.getLogger(__name__)
 
 #: Prefix of every quarantined key; a batch name follows, then the blob's own name.
 QUARANTINE = "quarantine"
@@ -23,6 +38,16 @@ _TOKEN = r"[0-9a-f]{32}"
 _NAME = re.compile(rf"^{_TOKEN}$")
 #: A live blob, a left-over temporary file, or either of them in a quarantine batch.
 _KEY = re.compile(rf"^(?:{QUARANTINE}/\d{{8}}T\d{{6}}Z-[0-9a-f]{{6}}/)?{_TOKEN}(?:\.tmp)?$")
+
+
+class BlobStoreUnavailable(UserError):
+    """The image store could not be reached or refused the request; nothing was changed."""
+
+    code = "blob_store_unavailable"
+    default_message = (
+        "The image store cannot be reached right now, so nothing was saved; "
+        "please try again in a minute."
+    )
 
 
 @dataclass(frozen=True)
@@ -50,11 +75,110 @@ class BlobInfo:
         return self.key.endswith(".tmp")
 
 
-class BlobStore:
-    """A directory of opaque, already-encrypted blobs named by random tokens.
+class BlobStore(ABC):
+    """Opaque, already-encrypted blobs named by random tokens.
 
-    Names carry no information about the scan (no file name, date or owner).
+    Names carry no information about the scan (no file name, date or owner). Writes are
+    all-or-nothing: after a crash a blob is absent or complete.
     """
+
+    #: Where the blobs are, for operators' messages (a folder, or ``s3://bucket/prefix``).
+    location: str
+
+    @staticmethod
+    def new_name() -> str:
+        """A fresh random blob name."""
+        return secrets.token_hex(16)
+
+    @abstractmethod
+    def write(self, name: str, data: bytes) -> None:
+        """Store a live blob so that it is either absent or complete after a crash.
+
+        Args:
+            name: Name from :meth:`new_name`.
+            data: Ciphertext.
+
+        Raises:
+            BlobStoreUnavailable: The store could not take it.
+        """
+
+    @abstractmethod
+    def read(self, name: str) -> bytes:
+        """The bytes of a live blob.
+
+        Raises:
+            FileNotFoundError: The blob is missing.
+            BlobStoreUnavailable: The store could not be reached.
+        """
+
+    @abstractmethod
+    def size(self, name: str) -> int:
+        """The size in bytes of a live blob, 0 when it is missing."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove an object if present (a live blob, or a quarantined one when purging)."""
+
+    @abstractmethod
+    def list_objects(self, prefix: str = "") -> Iterator[BlobInfo]:
+        """Objects whose key starts with ``prefix``, in key order.
+
+        Objects whose names this store never creates are left out (and never touched).
+
+        Args:
+            prefix: Key prefix: ``""`` for everything, ``quarantine/`` for the quarantine.
+
+        Yields:
+            One :class:`BlobInfo` per object.
+        """
+
+    @abstractmethod
+    def move(self, source: str, target: str) -> None:
+        """Give an object a new key.
+
+        Args:
+            source: Existing key.
+            target: New key; must not exist.
+
+        Raises:
+            FileExistsError: ``target`` already exists.
+            FileNotFoundError: ``source`` does not exist.
+        """
+
+    def live(self) -> Iterator[BlobInfo]:
+        """Objects outside the quarantine: blobs in use or waiting for the sweep."""
+        return (info for info in self.list_objects() if "/" not in info.key)
+
+    def discard(self, name: str) -> None:
+        """Remove the blob of a save that did not commit, leaving it to the sweep on failure.
+
+        Called while another error is on its way to the user: that error must not be replaced
+        by a second one, and an object left behind is only an orphan (quarantined later).
+        """
+        try:
+            self.delete(name)
+        except (OSError, BlobStoreUnavailable):
+            _LOG.warning("Could not remove blob %s of a failed save; the sweep will.", name)
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The store ``settings.blob_url`` names, checked to be reachable.
+
+    Args:
+        settings: ``blob_url`` (``file:///path`` or ``s3://bucket[/prefix]``) and, for a
+            bucket, the ``s3_*`` endpoint, region and credentials.
+
+    Raises:
+        BlobStoreUnavailable: The bucket cannot be reached with these settings.
+    """
+    if settings.blob_dir is not None:
+        return LocalBlobStore(settings.blob_dir)
+    parts = urlsplit(settings.blob_url)
+    return S3BlobStore.connect(settings, parts.netloc, parts.path.strip("/"))
+
+
+class LocalBlobStore(BlobStore):
+    """A directory of blob files, written atomically and durably (the embedded default)."""
 
     def __init__(self, root: Path) -> None:
         """Create the store, making the directory (0700) if needed.
@@ -63,12 +187,8 @@ class BlobStore:
             root: Directory holding the blobs.
         """
         self.root = root
+        self.location = str(root)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-    @staticmethod
-    def new_name() -> str:
-        """A fresh random blob name."""
-        return secrets.token_hex(16)
 
     def _path(self, key: str) -> Path:
         # Keys are checked against the only shapes this store creates, so no key can name a
@@ -83,12 +203,7 @@ class BlobStore:
         return self.root / name
 
     def write(self, name: str, data: bytes) -> None:
-        """Write a blob so that it is either absent or complete after a crash.
-
-        Args:
-            name: Name from :meth:`new_name`.
-            data: Ciphertext.
-        """
+        """See :meth:`BlobStore.write`: a temporary file, fsync, rename, directory fsync."""
         path = self._live_path(name)
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -103,37 +218,24 @@ class BlobStore:
         _sync_dir(self.root)
 
     def read(self, name: str) -> bytes:
-        """The bytes of a live blob.
-
-        Raises:
-            FileNotFoundError: The blob is missing.
-        """
+        """See :meth:`BlobStore.read`."""
         return self._live_path(name).read_bytes()
 
     def size(self, name: str) -> int:
-        """The size in bytes of a live blob, 0 when it is missing."""
+        """See :meth:`BlobStore.size`."""
         try:
             return self._live_path(name).stat().st_size
         except FileNotFoundError:
             return 0
 
     def delete(self, key: str) -> None:
-        """Remove an object if present (a live blob, or a quarantined one when purging)."""
+        """See :meth:`BlobStore.delete`."""
         path = self._path(key)
         path.unlink(missing_ok=True)
         _sync_dir(path.parent)
 
     def list_objects(self, prefix: str = "") -> Iterator[BlobInfo]:
-        """Objects whose key starts with ``prefix``, in key order.
-
-        Files whose names this store never creates are left out (and never touched).
-
-        Args:
-            prefix: Key prefix: ``""`` for everything, :data:`QUARANTINE` for the quarantine.
-
-        Yields:
-            One :class:`BlobInfo` per object.
-        """
+        """See :meth:`BlobStore.list_objects`."""
         found = []
         for path in self.root.rglob("*"):
             key = path.relative_to(self.root).as_posix()
@@ -146,21 +248,8 @@ class BlobStore:
             found.append(BlobInfo(key, stat.st_size, stat.st_mtime))
         yield from sorted(found, key=lambda info: info.key)
 
-    def live(self) -> Iterator[BlobInfo]:
-        """Objects outside the quarantine: blobs in use or waiting for the sweep."""
-        return (info for info in self.list_objects() if "/" not in info.key)
-
     def move(self, source: str, target: str) -> None:
-        """Rename an object, keeping its modification time.
-
-        Args:
-            source: Existing key.
-            target: New key; must not exist.
-
-        Raises:
-            FileExistsError: ``target`` already exists.
-            FileNotFoundError: ``source`` does not exist.
-        """
+        """See :meth:`BlobStore.move`; a rename, so the modification time is kept."""
         src, dst = self._path(source), self._path(target)
         if dst.exists():
             raise FileExistsError(target)
@@ -169,6 +258,168 @@ class BlobStore:
         _sync_dir(dst.parent)
         if dst.parent != src.parent:
             _sync_dir(src.parent)
+
+
+class S3BlobStore(BlobStore):
+    """Blobs as objects in an S3 bucket (any S3 server: AWS, SeaweedFS, MinIO, Ceph).
+
+    Several app servers share one bucket. A PUT is atomic (the object appears whole or not
+    at all), so no temporary object is needed. A move is a conditional copy (refused when
+    the target exists) followed by a delete; a crash between them leaves both copies, never
+    neither.
+    """
+
+    #: Every request is retried (with backoff) over a short outage of the store before the
+    #: user is told; a refused connection fails fast, so this bounds the wait to seconds.
+    _RETRIES = {"mode": "standard", "max_attempts": 5}
+
+    def __init__(self, client: BaseClient, bucket: str, prefix: str = "") -> None:
+        """Use ``bucket`` through ``client``; keys are stored under ``prefix/`` if given.
+
+        Args:
+            client: A boto3 S3 client.
+            bucket: Bucket name.
+            prefix: Folder inside the bucket (lets several deployments share one bucket).
+        """
+        self._client = client
+        self._bucket = bucket
+        self._prefix = f"{prefix}/" if prefix else ""
+        self.location = f"s3://{bucket}/{self._prefix}"
+        # Blobs never change once written, so a size once seen stays true; this keeps the
+        # per-upload quota check from asking the store about every earlier scan each time.
+        self._sizes: dict[str, int] = {}
+
+    @classmethod
+    def connect(cls, settings: Settings, bucket: str, prefix: str = "") -> S3BlobStore:
+        """A store on ``bucket`` with the endpoint, region and credentials of ``settings``.
+
+        Raises:
+            BlobStoreUnavailable: The bucket is missing or refuses these credentials.
+        """
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            aws_access_key_id=settings.s3_access_key_id,
+            aws_secret_access_key=settings.s3_secret_access_key,
+            config=Config(
+                retries=cls._RETRIES,
+                connect_timeout=5,
+                read_timeout=30,
+                s3={"addressing_style": "path"},
+            ),
+        )
+        store = cls(client, bucket, prefix)
+        try:
+            client.head_bucket(Bucket=bucket)
+        except Exception as exc:
+            raise BlobStoreUnavailable(
+                f"The image bucket {store.location} cannot be used ({_describe(exc)}): check "
+                "BLOB_URL, S3_ENDPOINT_URL and the AWS_* credentials."
+            ) from exc
+        return store
+
+    def _key(self, key: str) -> str:
+        if not _KEY.match(key):
+            raise ValueError("Invalid blob name.")
+        return self._prefix + key
+
+    def _live_key(self, name: str) -> str:
+        if not _NAME.match(name):
+            raise ValueError("Invalid blob name.")
+        return self._prefix + name
+
+    def write(self, name: str, data: bytes) -> None:
+        """See :meth:`BlobStore.write`: one PUT."""
+        key = self._live_key(name)
+        with _unavailable_on_failure():
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=data)
+        self._sizes[name] = len(data)
+
+    def read(self, name: str) -> bytes:
+        """See :meth:`BlobStore.read`."""
+        key = self._live_key(name)
+        with _unavailable_on_failure():
+            response = self._client.get_object(Bucket=self._bucket, Key=key)
+            return response["Body"].read()
+
+    def size(self, name: str) -> int:
+        """See :meth:`BlobStore.size`."""
+        key = self._live_key(name)
+        if name in self._sizes:
+            return self._sizes[name]
+        try:
+            with _unavailable_on_failure():
+                head = self._client.head_object(Bucket=self._bucket, Key=key)
+        except FileNotFoundError:
+            return 0
+        size = int(head["ContentLength"])
+        self._sizes[name] = size
+        return size
+
+    def delete(self, key: str) -> None:
+        """See :meth:`BlobStore.delete`."""
+        full = self._key(key)
+        with _unavailable_on_failure():
+            self._client.delete_object(Bucket=self._bucket, Key=full)
+        self._sizes.pop(key, None)
+
+    def list_objects(self, prefix: str = "") -> Iterator[BlobInfo]:
+        """See :meth:`BlobStore.list_objects`; S3 lists keys in order already."""
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket, Prefix=self._prefix + prefix
+        )
+        with _unavailable_on_failure():
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(self._prefix) :]
+                    if _KEY.match(key):
+                        yield BlobInfo(key, int(item["Size"]), item["LastModified"].timestamp())
+
+    def move(self, source: str, target: str) -> None:
+        """See :meth:`BlobStore.move`; the copy is refused by the server if ``target`` exists.
+
+        The moved object's modification time is the time of the move: a restored blob thus
+        counts as young, and the sweep leaves it alone for another full waiting period.
+        """
+        src, dst = self._key(source), self._key(target)
+        with _unavailable_on_failure():
+            self._client.copy_object(
+                Bucket=self._bucket,
+                Key=dst,
+                CopySource={"Bucket": self._bucket, "Key": src},
+                IfNoneMatch="*",
+            )
+            self._client.delete_object(Bucket=self._bucket, Key=src)
+        self._sizes.pop(source, None)
+
+
+@contextmanager
+def _unavailable_on_failure() -> Iterator[None]:
+    """Turn the S3 client's errors into the store's: missing, existing, or unavailable."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in {"NoSuchKey", "404", "NotFound"}:
+            raise FileNotFoundError(code) from exc
+        if code in {"PreconditionFailed", "412"}:
+            raise FileExistsError(code) from exc
+        _LOG.warning("Image store request failed: %s", _describe(exc))
+        raise BlobStoreUnavailable() from exc
+    except BotoCoreError as exc:
+        _LOG.warning("Image store request failed: %s", _describe(exc))
+        raise BlobStoreUnavailable() from exc
+
+
+def _describe(exc: BaseException) -> str:
+    # botocore's own text names the endpoint and the error code, never the credentials.
+    return f"{type(exc).__name__}: {exc}"
 
 
 def quarantine_key(batch: str, name: str) -> str:

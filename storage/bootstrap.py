@@ -6,17 +6,18 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, text
 from sqlmodel import Session, select
 
 from core.errors import UserError
 from core.settings import Settings
-from storage import accounts, audit, crypto, quarantine, schema
-from storage.blobs import BlobStore
+from storage import accounts, audit, crypto, quarantine, schema, versions
+from storage.blobs import open_blob_store
 from storage.db import Database, make_engine
+from storage.evidence import IntegrityFailure
 from storage.keyring import Keyring
 from storage.migrations import apply_migrations
 
@@ -60,15 +61,18 @@ def open_database(
         crypto.MasterKeyError: The master key is malformed.
         WrongMasterKey: The master key does not belong to this database.
         StorageMismatch: The database has no scans but the image folder has images.
+        BlobStoreUnavailable: ``BLOB_URL`` names a bucket that cannot be used.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.database_url)
     try:
         apply_migrations(engine)
         keyring = Keyring(_open_master_key(engine, settings), lambda: _key_files(settings))
-        db = Database(engine, BlobStore(settings.blob_dir), keyring, settings)
+        db = Database(engine, open_blob_store(settings), keyring, settings)
         _owner_only_files(settings)
         audit.ensure_head(db)
+        db.on_integrity_failure = lambda failure: _record_integrity_failure(db, failure)
+        ensure_version_root(db)
         if bootstrap_admin:
             accounts.bootstrap_admin(db)
         if not maintenance:
@@ -78,6 +82,47 @@ def open_database(
         engine.dispose()
         raise
     return db
+
+
+def ensure_version_root(db: Database) -> None:
+    """Give a database without one its record-version root (see :mod:`storage.versions`).
+
+    Done once: the audit trail records it, and a root missing after that (deleted by
+    someone with write access to the database) is not made again, so every sealed read
+    keeps refusing until an operator looks.
+    """
+    with db.transaction() as session:
+        if versions.has_root(session):
+            return
+        started = session.exec(
+            select(schema.AuditEvent.id)
+            .where(schema.AuditEvent.action == versions.STARTED_ACTION)
+            .limit(1)
+        ).first()
+        if started is not None:
+            _LOG.error("The record-version root is missing: sealed records will not open.")
+            return
+        owners = versions.create_root(session, db.keyring.subkey(session, versions.ROOT_PURPOSE))
+        audit.append(session, db, versions.STARTED_ACTION, details={"owners": owners})
+
+
+def _record_integrity_failure(db: Database, failure: IntegrityFailure) -> None:
+    # Runs after the refused transaction rolled back; a broken audit trail must not replace
+    # the error the user is about to see, so it is logged instead.
+    _LOG.error("Sealed records of user %s failed their check: %s", failure.owner_id, failure.reason)
+    try:
+        with db.transaction() as session:
+            audit.append(
+                session,
+                db,
+                "integrity_failure",
+                patient_id=failure.owner_id or None,
+                record_type=failure.table,
+                record_id=failure.row_id,
+                details={"reason": failure.reason},
+            )
+    except Exception:
+        _LOG.exception("Could not record the failed check in the audit trail.")
 
 
 def pending_key_file(settings: Settings) -> Path:
@@ -117,7 +162,8 @@ def rotate_master_key(db: Database, new_master: bytes) -> int:
 def _owner_only_files(settings: Settings) -> None:
     # mkdir's mode applies only to folders it creates, so a DATA_DIR or image folder that
     # already existed (or a key file copied in by hand) keeps whatever mode it had.
-    os.chmod(settings.blob_dir, 0o700)
+    if settings.blob_dir is not None:
+        os.chmod(settings.blob_dir, 0o700)
     for path in (settings.key_file, pending_key_file(settings)):
         with contextlib.suppress(FileNotFoundError):
             os.chmod(path, 0o600)
@@ -195,10 +241,10 @@ def check_images_match(db: Database) -> None:
     images = sum(1 for info in db.blobs.live() if not info.is_temporary)
     if images:
         raise StorageMismatch(
-            f"The database has no scans but the image folder {db.blobs.root} holds {images} "
-            "image(s), so DATABASE_URL probably points at a new or wrong database (or a "
-            "restored backup from before these images): check DATABASE_URL and DATA_DIR, "
-            "and if the database is right, run the quarantine-orphans command."
+            f"The database has no scans but the image store {db.blobs.location} holds "
+            f"{images} image(s), so DATABASE_URL probably points at a new or wrong database "
+            "(or a restored backup from before these images): check DATABASE_URL, DATA_DIR "
+            "and BLOB_URL, and if the database is right, run the quarantine-orphans command."
         )
 
 
@@ -219,4 +265,18 @@ def sweep_orphans(
         with db.transaction() as session:
             return list(session.exec(select(schema.Scan.blob_name)).all())
 
-    return quarantine.sweep(db.blobs, referenced, min_age=min_age)
+    def oldest_open() -> datetime | None:
+        # Another app server may hold a transaction that wrote its blob and has not yet
+        # committed; PostgreSQL can say when the oldest open one began, SQLite cannot.
+        if db.engine.dialect.name != "postgresql":
+            return None
+        with db.transaction() as session:
+            return session.execute(_OLDEST_OPEN_TRANSACTION).scalar()
+
+    return quarantine.sweep(db.blobs, referenced, min_age=min_age, oldest_open=oldest_open)
+
+
+_OLDEST_OPEN_TRANSACTION = text(
+    "SELECT min(xact_start) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+)

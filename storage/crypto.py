@@ -1,8 +1,9 @@
 """Envelope encryption: a master key wraps one random data key per user; data keys seal records.
 
 Every ciphertext is ``nonce (12 bytes) || AES-GCM ciphertext+tag``. The associated data names
-the table, row id, owner and key version, so a ciphertext copied to another row, another
-table or another user's record fails authentication instead of decrypting.
+the table, row id, owner, key version and row version, so a ciphertext copied to another
+row, another table or another user's record, or an older copy of the same row, fails
+authentication instead of decrypting.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ class MasterKeyError(UserError, ValueError):
     default_message = "The master key is missing or not valid."
 
 
-def associated_data(table: str, row_id: int, owner_id: int, key_version: int) -> bytes:
+def associated_data(
+    table: str, row_id: int, owner_id: int, key_version: int, row_version: int = 0
+) -> bytes:
     """The bytes every ciphertext is bound to.
 
     Args:
@@ -48,11 +51,14 @@ def associated_data(table: str, row_id: int, owner_id: int, key_version: int) ->
         row_id: Primary key of the row the ciphertext belongs to.
         owner_id: The user whose data key sealed it.
         key_version: Version of that data key.
+        row_version: The row's seal counter (see :mod:`storage.versions`); 0 for values
+            sealed before rows had one, and for blobs, whose binding keeps that form.
 
     Returns:
         Canonical associated data for AES-GCM.
     """
-    return f"cxr|{table}|{row_id}|{owner_id}|{key_version}".encode()
+    base = f"cxr|{table}|{row_id}|{owner_id}|{key_version}"
+    return (base if row_version == 0 else f"{base}|r{row_version}").encode()
 
 
 class Cipher:

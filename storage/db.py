@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 from sqlalchemy import Engine, create_engine, event
@@ -12,15 +12,9 @@ from sqlmodel import Session
 
 from core.settings import Settings
 from storage.blobs import BlobStore
+from storage.evidence import IntegrityFailure
+from storage.evidence import RecordAfterRollback as RecordAfterRollback
 from storage.keyring import Keyring
-
-
-class RecordAfterRollback(Exception):
-    """An error whose evidence must outlive the rollback of the transaction that raised it."""
-
-    def record(self, db: Database) -> None:
-        """Write the evidence in a transaction of its own (called after the rollback)."""
-        raise NotImplementedError
 
 
 class Database:
@@ -41,6 +35,9 @@ class Database:
         self.blobs = blobs
         self.keyring = keyring
         self.settings = settings
+        #: Records a sealed record's failed check once its transaction rolled back (the
+        #: audit trail; set by :func:`storage.bootstrap.open_database`).
+        self.on_integrity_failure: Callable[[IntegrityFailure], None] | None = None
 
     def close(self) -> None:
         """Release every pooled connection."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from core.views import View
 from storage import audit, policy, schema
 from storage.actor import Actor
 from storage.db import Database
@@ -18,8 +19,8 @@ from storage.scans import open_scan_payload
 def export_user(db: Database, actor: Actor) -> dict[str, Any]:
     """Everything the app holds about the actor, decrypted, as JSON-safe data.
 
-    Patients get their scans (metadata, enhancement, results, notes; image size instead of
-    pixels) and grants; other roles get their account only.
+    Patients get their scans (view, metadata, enhancement, results, notes; image size instead
+    of pixels) and grants; other roles get their account only.
 
     Returns:
         ``{"user": ..., "scans": [...], "grants": [...]}``.
@@ -88,10 +89,13 @@ def _export_scans(session: Session, db: Database, patient_id: int) -> list[dict[
     out = []
     for scan in scans:
         scan_id = schema.stored_id(scan.id)
+        payload = open_scan_payload(sealer, scan)
         out.append(
             {
                 "id": scan_id,
-                **open_scan_payload(sealer, scan),
+                **payload,
+                # Scans stored before views were recorded have no view of their own.
+                "view": payload.get("view") or View.UNKNOWN.value,
                 "created_at": scan.created_at.isoformat(),
                 "results": [
                     {**asdict(r), "created_at": r.created_at.isoformat()}

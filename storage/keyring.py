@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from sqlmodel import Session, select
 
 from core.errors import UserError
-from storage import crypto, schema
+from storage import crypto, schema, versions
 from storage.sealing import RowSealer
 
 _LOG = logging.getLogger(__name__)
@@ -93,8 +93,43 @@ class Keyring:
         session.add(schema.UserKey(user_id=user_id, version=1, wrapped_key=wrapped))
         session.flush()
 
+    def add_data_key_version(self, session: Session, user_id: int) -> int:
+        """Give a user a new random data key, one version above their newest.
+
+        From the commit on, every value of theirs is sealed with it; older values keep
+        opening with the older versions, which stay (wrapped) until nothing needs them.
+
+        Args:
+            session: The caller's open session.
+            user_id: Whose key.
+
+        Returns:
+            The new version.
+
+        Raises:
+            LookupError: The user has no data key.
+            MasterKeyRotated: See :meth:`current`.
+        """
+        master = self.current(session)
+        # Locked, so that two rotations of one user cannot both take the same number.
+        known = session.exec(
+            select(schema.UserKey.version)
+            .where(schema.UserKey.user_id == user_id)
+            .with_for_update()
+        ).all()
+        if not known:
+            raise LookupError(f"User {user_id} has no data key.")
+        version = max(known) + 1
+        wrapped = crypto.wrap_key(master, crypto.new_data_key(), user_id, version)
+        session.add(schema.UserKey(user_id=user_id, version=version, wrapped_key=wrapped))
+        session.flush()
+        return version
+
     def sealer(self, session: Session, owner_id: int) -> RowSealer:
         """Every version of a user's data key, unwrapped, to seal and open that user's rows.
+
+        The owner's rows are first checked against their committed row versions
+        (:mod:`storage.versions`), so a record rolled back to an older copy never opens.
 
         Args:
             session: Open session.
@@ -105,6 +140,8 @@ class Keyring:
 
         Raises:
             crypto.DecryptionError: The master key is wrong or a wrapped key was altered.
+            IntegrityFailure: The owner's records are not the committed versions (see
+                :func:`storage.versions.checked`).
             LookupError: The user has no data key.
             MasterKeyRotated: See :meth:`current`.
         """
@@ -112,16 +149,32 @@ class Keyring:
         rows = session.exec(select(schema.UserKey).where(schema.UserKey.user_id == owner_id)).all()
         if not rows:
             raise LookupError(f"User {owner_id} has no data key.")
+        root_key = crypto.derive_subkey(master, versions.ROOT_PURPOSE)
         return RowSealer(
             owner_id,
             {
                 row.version: crypto.unwrap_key(master, row.wrapped_key, owner_id, row.version)
                 for row in rows
             },
+            versions.checked(session, root_key, owner_id),
         )
 
+    def records_deleted(self, session: Session, owner_id: int) -> None:
+        """Check the owner's records, then let this transaction delete some of them.
+
+        Deletion changes the owner's committed row versions, which the commit records.
+
+        Raises:
+            IntegrityFailure: See :func:`storage.versions.checked`.
+            MasterKeyRotated: See :meth:`current`.
+        """
+        root_key = crypto.derive_subkey(self.current(session), versions.ROOT_PURPOSE)
+        versions.mark_changed(session, root_key, owner_id)
+
     def rewrap(self, session: Session, new_master: bytes) -> int:
-        """Re-wrap every data key under ``new_master`` and record its fingerprint.
+        """Re-wrap every data key under ``new_master`` and re-sign the record-version root.
+
+        The new key's fingerprint is recorded too.
 
         Runs inside the caller's transaction, which holds the ``key_check`` row exclusively
         from the start, so every data key another process wraps is either committed before
@@ -136,10 +189,16 @@ class Keyring:
             Number of data keys re-wrapped.
 
         Raises:
-            crypto.DecryptionError: A wrapped key does not open with the current master key.
+            crypto.DecryptionError: A wrapped key does not open with the current master key,
+                or the record-version root does not verify (re-signing would launder it).
             MasterKeyRotated: See :meth:`current`.
         """
         master = self.current(session, for_rotation=True)
+        versions.rekey_root(
+            session,
+            crypto.derive_subkey(master, versions.ROOT_PURPOSE),
+            crypto.derive_subkey(new_master, versions.ROOT_PURPOSE),
+        )
         rows = session.exec(select(schema.UserKey).with_for_update()).all()
         for row in rows:
             raw = crypto.unwrap_key(master, row.wrapped_key, row.user_id, row.version)

@@ -60,6 +60,43 @@ def _rate_events(conn: Connection) -> None:
     schema.table_of(schema.RateEvent).create(conn, checkfirst=True)
 
 
+def _user_sessions(conn: Connection) -> None:
+    schema.table_of(schema.UserSession).create(conn, checkfirst=True)
+    # Account-wide lockouts are gone: their rows would only keep an owner locked out.
+    conn.execute(text("DELETE FROM login_throttle WHERE key LIKE 'user:%'"))
+
+
+def _profiles_contents(conn: Connection) -> None:
+    for model in (schema.Profile, schema.ScanContent):
+        schema.table_of(model).create(conn, checkfirst=True)
+
+
+def _emergency_approval(conn: Connection) -> None:
+    # Requests made before this step had no second person: they stay unapproved, so they
+    # no longer open records (fail closed) but remain listed to their patients.
+    present = {c["name"] for c in inspect(conn).get_columns("emergency_accesses")}
+    table = schema.table_of(schema.EmergencyAccess)
+    for name, extra in (
+        ("minutes", " NOT NULL DEFAULT 60"),
+        ("approver_id", " REFERENCES users (id)"),
+        ("approved_at", ""),
+    ):
+        if name in present:
+            continue
+        kind = table.c[name].type.compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE emergency_accesses ADD COLUMN {name} {kind}{extra}"))
+
+
+def _row_versions(conn: Connection) -> None:
+    # The root is made by bootstrap, which holds the master key that signs it.
+    for model in (schema.SealVersion, schema.SealHead, schema.SealRoot):
+        schema.table_of(model).create(conn, checkfirst=True)
+
+
+def _note_reads(conn: Connection) -> None:
+    schema.table_of(schema.NoteRead).create(conn, checkfirst=True)
+
+
 def _sqlite_autoincrement_scans(conn: Connection) -> None:
     sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'scans'")).scalar_one()
     if "AUTOINCREMENT" in sql.upper():
@@ -89,6 +126,23 @@ MIGRATIONS: tuple[Step, ...] = (
         _scan_ids_never_reused,
     ),
     (4, "rate_events: uploads and registrations counted for hourly limits", _rate_events),
+    (
+        5,
+        "user_sessions: server-side login sessions; no account-wide login lockouts",
+        _user_sessions,
+    ),
+    (
+        6,
+        "emergency_accesses: a second person approves; approver and lifetime columns",
+        _emergency_approval,
+    ),
+    (
+        7,
+        "seal_versions, seal_heads, seal_root: a row rolled back to an older copy is detected",
+        _row_versions,
+    ),
+    (9, "profiles (sealed birth year) and scan_contents (keyed file hashes)", _profiles_contents),
+    (10, "note_reads: which clinicians' notes the patient has seen", _note_reads),
 )
 
 

@@ -6,11 +6,12 @@ and appends an audit event in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from core.annotations import validate_annotation
 from storage import audit, policy, schema
@@ -34,6 +35,8 @@ class NoteRecord:
     text: str
     annotation: dict[str, Any] | None
     created_at: datetime
+    #: For the scan's patient: someone else wrote it and the patient had not seen it before.
+    new: bool = False
 
 
 def add_note(
@@ -96,7 +99,11 @@ def add_note(
 
 
 def list_notes(db: Database, actor: Actor, scan_id: int) -> list[NoteRecord]:
-    """Notes on a scan, oldest first.
+    """Notes on a scan, oldest first; when the scan's patient reads them, they count as seen.
+
+    Returns:
+        The notes; for the patient, those by others not seen before have ``new`` set (and are
+        recorded as seen now, so the next listing and :func:`unread_note_counts` drop them).
 
     Raises:
         RecordNotFound: No such scan.
@@ -109,20 +116,25 @@ def list_notes(db: Database, actor: Actor, scan_id: int) -> list[NoteRecord]:
         rows = session.exec(
             select(schema.Note).where(schema.Note.scan_id == scan.id).order_by(col(schema.Note.id))
         ).all()
+        unseen = _unseen(session, actor, [row for row in rows if row.owner_id == actor.user_id])
         notes = []
         for row in rows:
             body = open_note(sealer, row)
+            note_id = schema.stored_id(row.id)
             notes.append(
                 NoteRecord(
-                    schema.stored_id(row.id),
+                    note_id,
                     row.scan_id,
                     row.author_id,
                     body["author"],
                     body["text"],
                     body["annotation"],
                     row.created_at,
+                    new=note_id in unseen,
                 )
             )
+        for note_id in unseen:
+            session.add(schema.NoteRead(note_id=note_id, patient_id=actor.user_id))
         audit.append(
             session,
             db,
@@ -132,9 +144,63 @@ def list_notes(db: Database, actor: Actor, scan_id: int) -> list[NoteRecord]:
             record_type="scans",
             record_id=scan.id,
             emergency=access.emergency,
-            details={**access.audit_details(), "count": len(notes)},
+            details={**access.audit_details(), "count": len(notes), "new": len(unseen)},
         )
     return notes
+
+
+def _unseen(session: Session, actor: Actor, rows: Sequence[schema.Note]) -> set[int]:
+    """Ids of the notes in ``rows`` (the actor's own records) by others the actor has not seen."""
+    by_others = {schema.stored_id(row.id) for row in rows if row.author_id != actor.user_id}
+    if not by_others:
+        return set()
+    seen = session.exec(
+        select(schema.NoteRead.note_id)
+        .where(col(schema.NoteRead.patient_id) == actor.user_id)
+        .where(col(schema.NoteRead.note_id).in_(by_others))
+    ).all()
+    return by_others - set(seen)
+
+
+def unread_note_counts(db: Database, actor: Actor) -> dict[int, int]:
+    """How many notes by others on each of the patient's own scans the patient has not seen.
+
+    Args:
+        db: Database handle.
+        actor: The patient.
+
+    Returns:
+        Scan id -> number of unseen notes, for scans that have any.
+
+    Raises:
+        policy.AccessDenied: The actor is not an active patient.
+    """
+    with db.transaction() as session:
+        policy.check_write(session, actor, actor.user_id)
+        rows = session.exec(
+            select(schema.Note.id, schema.Note.scan_id)
+            .outerjoin(
+                schema.NoteRead,
+                (col(schema.NoteRead.note_id) == schema.Note.id)
+                & (col(schema.NoteRead.patient_id) == actor.user_id),
+            )
+            .where(schema.Note.owner_id == actor.user_id)
+            .where(schema.Note.author_id != actor.user_id)
+            .where(col(schema.NoteRead.note_id).is_(None))
+        ).all()
+        counts: dict[int, int] = {}
+        for _, scan_id in rows:
+            counts[scan_id] = counts.get(scan_id, 0) + 1
+        audit.append(
+            session,
+            db,
+            "count_unread_notes",
+            actor=actor,
+            patient_id=actor.user_id,
+            record_type="notes",
+            details={"scans": len(counts)},
+        )
+    return counts
 
 
 def open_note(sealer: RowSealer, note: schema.Note) -> dict[str, Any]:

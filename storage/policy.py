@@ -3,12 +3,18 @@
 - patient: reads and writes only their own records.
 - clinician: reads a patient's records only while a grant from that patient is active,
   unexpired and (when it lists scans) covers the scan, or during an emergency access they
-  declared with a reason; may add notes to scans they can read. Never writes results.
+  requested with a reason and another person approved; may add notes to scans they can
+  read. Never writes results.
 - analyst: only de-identified aggregates (``storage.cohort``).
 - admin: manages accounts and the audit trail; reads no medical data.
 
 Every check also confirms the account is still active, so disabling a user ends access at
-their next storage call even if a page forgot to re-check.
+their next storage call even if a page forgot to re-check; and that no password change is
+pending, so the temporary password of a reset (which the resetting admin saw) opens nothing
+but the password change itself.
+
+Emergency access needs two people: the clinician's request opens records only once someone
+else has approved it (see :mod:`storage.sharing`), and only until it expires.
 """
 
 from __future__ import annotations
@@ -86,15 +92,40 @@ def require_own_records(actor: Actor, patient_id: int) -> None:
         raise AccessDenied("You can only do this with your own records.")
 
 
-def ensure_active(session: Session, actor: Actor) -> None:
-    """Refuse disabled or deleted accounts, and actors whose role changed.
+class PasswordChangeRequired(AccessDenied):
+    """The account's password was reset (or is a one-time password) and not yet changed."""
+
+    code = "password_change_required"
+    default_message = (
+        "Choose a new password on the Account page first: until you do, your account can do "
+        "nothing else."
+    )
+
+
+def ensure_active(
+    session: Session, actor: Actor, *, password_change_allowed: bool = False
+) -> None:
+    """Refuse disabled or deleted accounts, actors whose role changed, and pending changes.
+
+    Every storage entry point that acts for a user calls this (directly or through the
+    checks below), so it is the one place where a pending password change blocks them all.
+
+    Args:
+        session: Open session.
+        actor: Who asks.
+        password_change_allowed: The caller is the password change itself, or opens the
+            login session in which it is made: the only actions allowed while a change is
+            pending.
 
     Raises:
         AccessDenied: The account is disabled, missing or its role differs.
+        PasswordChangeRequired: The password must be changed first.
     """
     user = session.get(schema.User, actor.user_id)
     if user is None or not user.is_active or user.role != actor.role:
         raise AccessDenied("Your account is disabled; please contact an administrator.")
+    if user.must_change_password and not password_change_allowed:
+        raise PasswordChangeRequired()
 
 
 def require_admin(session: Session, actor: Actor) -> None:
@@ -189,6 +220,9 @@ def _emergency_access(
         select(schema.EmergencyAccess)
         .where(schema.EmergencyAccess.clinician_id == clinician_id)
         .where(schema.EmergencyAccess.patient_id == patient_id)
+        # Only an approved request opens records; until then ``expires_at`` is the deadline
+        # for the approval, after it the end of the access.
+        .where(col(schema.EmergencyAccess.approved_at).is_not(None))
         .where(schema.EmergencyAccess.expires_at > now)
         .order_by(col(schema.EmergencyAccess.expires_at).desc())
     ).first()

@@ -1,7 +1,7 @@
 """The orphan sweep and its quarantine: image files without a record are set aside, never deleted.
 
 A crash between writing a blob and committing its scan (or between deleting a scan and its
-blob) leaves a file no record refers to. The sweep moves such files to
+blob) leaves a file (or an object in the bucket) no record refers to. The sweep moves such files to
 ``quarantine/<batch>/`` in the blob store, where an operator can list them, move them back,
 or purge them with an explicit, audited command; nothing here deletes a blob.
 """
@@ -55,16 +55,23 @@ def sweep(
     referenced: Callable[[], Iterable[str]],
     *,
     min_age: timedelta = ORPHAN_MIN_AGE,
+    oldest_open: Callable[[], datetime | None] = lambda: None,
 ) -> list[QuarantinedBlob]:
     """Move blobs (and left-over temporary files) that no record refers to into a new batch.
 
-    The store is listed before ``referenced`` is asked, so a record committed in between is
-    respected; files younger than ``min_age`` are never candidates.
+    The store is listed first, then ``oldest_open``, then ``referenced`` is asked: a blob
+    listed is either referenced by then, or its transaction was still open when
+    ``oldest_open`` answered (so it is no older than that answer), or it never committed.
+    Files younger than ``min_age``, or modified after the oldest open transaction began,
+    are never candidates.
 
     Args:
         blobs: The blob store.
         referenced: Returns the blob names that records refer to.
         min_age: Minimum age (since last modification) of a moved file.
+        oldest_open: Returns when the oldest transaction still open on the database began
+            (another app server may be about to commit a blob it wrote), ``None`` when
+            the database cannot tell.
 
     Returns:
         The files moved, empty when there were none.
@@ -74,6 +81,9 @@ def sweep(
     candidates = [info for info in blobs.live() if info.modified < cutoff]
     if not candidates:
         return []
+    open_since = oldest_open()
+    if open_since is not None:
+        candidates = [info for info in candidates if info.modified < open_since.timestamp()]
     known = set(referenced())
     batch = f"{now.strftime(_BATCH_FORMAT)}-{secrets.token_hex(3)}"
     moved = []
@@ -91,7 +101,7 @@ def sweep(
             "see the list-quarantine command.",
             len(moved),
             min_age,
-            blobs.root / QUARANTINE / batch,
+            f"{blobs.location.rstrip('/')}/{QUARANTINE}/{batch}",
         )
     return moved
 

@@ -13,10 +13,12 @@ from datetime import date, datetime
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from core.errors import UserError
-from storage import audit, crypto, policy, rate, schema
+from core.views import View
+from storage import audit, contents, crypto, policy, rate, schema
 from storage.actor import Actor
 from storage.db import Database
 from storage.pixels import decode_pixels, encode_pixels, quantise, to_working_resolution
@@ -43,6 +45,26 @@ class UploadRateExceeded(UserError):
     default_message = "You have uploaded as many scans as allowed for now; try again in an hour."
 
 
+class DatabaseUnavailable(UserError):
+    """The database dropped or refused the connection before the scan was stored."""
+
+    code = "database_unavailable"
+    default_message = (
+        "The database cannot be reached right now, so nothing was saved; "
+        "please try again in a minute."
+    )
+
+
+class SaveUnconfirmed(UserError):
+    """The connection failed while the scan was being committed: it may or may not be stored."""
+
+    code = "save_unconfirmed"
+    default_message = (
+        "The connection failed just as your scan was being saved; look for it in your scans "
+        "before uploading it again."
+    )
+
+
 class RecordNotFound(UserError, LookupError):
     """The scan or record does not exist (one plain sentence)."""
 
@@ -51,8 +73,46 @@ class RecordNotFound(UserError, LookupError):
 
 
 @dataclass(frozen=True)
+class SavedCopy:
+    """A scan already saved from a given file.
+
+    Attributes:
+        scan_id: The stored scan.
+        scan_date: The date of its X-ray.
+        saved_at: When it was saved (UTC).
+    """
+
+    scan_id: int
+    scan_date: date
+    saved_at: datetime
+
+    @property
+    def sentence(self) -> str:
+        """E.g. ``"Already in your record: the X-ray of 2026-01-05, saved on 2026-11-22."``."""
+        return (
+            f"Already in your record: the X-ray of {self.scan_date.isoformat()}, saved on "
+            f"{self.saved_at:%Y-%m-%d}."
+        )
+
+
+class AlreadySaved(UserError):
+    """The patient saved a scan from the very same file before; nothing was stored again."""
+
+    code = "already_saved"
+    default_message = "This file is already in your record."
+
+    def __init__(self, copy: SavedCopy) -> None:
+        super().__init__(copy.sentence)
+        self.copy = copy
+
+
+@dataclass(frozen=True)
 class ScanSummary:
-    """A scan without its pixels, with its results oldest first."""
+    """A scan without its pixels, with its results oldest first.
+
+    ``view`` is the film's projection; scans stored before views were recorded read as
+    ``View.UNKNOWN`` until their owner sets it.
+    """
 
     id: int
     owner_id: int
@@ -61,6 +121,7 @@ class ScanSummary:
     modality: str | None
     results: list[ResultRecord]
     created_at: datetime
+    view: View = View.UNKNOWN
 
     @property
     def latest_result(self) -> ResultRecord | None:
@@ -86,7 +147,9 @@ def save_scan(
     enhancement: dict[str, Any],
     scan_date: date,
     filename: str,
+    view: View = View.UNKNOWN,
     result: ResultIn | None = None,
+    content: bytes | None = None,
 ) -> int:
     """Store a patient's own scan (pixels in an encrypted blob) and optionally its result.
 
@@ -102,13 +165,19 @@ def save_scan(
         enhancement: JSON-safe enhancement settings used.
         scan_date: When the radiograph was taken.
         filename: Original file name (kept encrypted).
+        view: The film's projection (kept encrypted with the date and file name). Unknown
+            unless given: such a scan is never scored nor compared. Uploads always give it
+            (``services.imports.save_decoded_scan`` requires it).
         result: Classification to store with it.
+        content: The bytes of the file the scan was decoded from: a keyed hash of them is
+            kept, so the same file is recognised when it is saved again (None: not kept).
 
     Returns:
         The new scan id.
 
     Raises:
         policy.AccessDenied: The actor is not an active patient.
+        AlreadySaved: The patient already saved a scan from the same file; nothing is stored.
         UploadRateExceeded: The patient stored ``Settings.uploads_per_hour`` scans in the
             last hour (deleted ones included).
         StorageQuotaExceeded: The new image would take the patient's stored images past
@@ -123,13 +192,16 @@ def save_scan(
     image = quantise(image)
     encoded = encode_pixels(image)
     blob_name = db.blobs.new_name()
-    written = False
+    written = committing = False
     try:
         with db.transaction() as session:
             policy.check_write(session, actor, actor.user_id)
             _lock_user(session, actor.user_id)
-            _check_upload_rate(session, db, actor.user_id)
             sealer = db.keyring.sealer(session, actor.user_id)
+            # Checked under the user's lock, so a double click cannot store the file twice.
+            if content is not None and (copy := contents.find_copy(session, sealer, content)):
+                raise AlreadySaved(_saved_copy(session, sealer, *copy))
+            _check_upload_rate(session, db, actor.user_id)
             scan = schema.Scan(
                 owner_id=actor.user_id, key_version=sealer.version, blob_name=blob_name
             )
@@ -142,6 +214,7 @@ def save_scan(
                 {
                     "scan_date": scan_date.isoformat(),
                     "filename": filename,
+                    "view": View(view).value,
                     "modality": metadata.get("modality"),
                     "metadata": metadata,
                     "enhancement": enhancement,
@@ -154,6 +227,8 @@ def save_scan(
             db.blobs.write(blob_name, sealed)
             written = True
             rate.record(session, _UPLOAD, str(actor.user_id))
+            if content is not None:
+                contents.record(session, sealer, scan_id, content)
             if result is not None:
                 insert_result(session, sealer, scan, result)
             audit.append(
@@ -166,9 +241,16 @@ def save_scan(
                 record_id=scan_id,
                 details={"with_result": result is not None},
             )
+            # Past this line the commit may have happened whatever is raised, so the blob
+            # stays (at worst an orphan the sweep sets aside, never a scan without image).
+            committing = True
+    except OperationalError as exc:
+        if written and not committing:
+            db.blobs.discard(blob_name)
+        raise (SaveUnconfirmed() if committing else DatabaseUnavailable()) from exc
     except BaseException:
-        if written:
-            db.blobs.delete(blob_name)
+        if written and not committing:
+            db.blobs.discard(blob_name)
         raise
     return scan_id
 
@@ -306,6 +388,33 @@ def update_scan_date(db: Database, actor: Actor, scan_id: int, scan_date: date) 
         )
 
 
+def update_scan_view(db: Database, actor: Actor, scan_id: int, view: View) -> None:
+    """Correct the view (projection) of one's own scan; its results are kept as they are.
+
+    Raises:
+        RecordNotFound: No such scan.
+        policy.AccessDenied: The actor is not the owning patient.
+        ValueError: ``view`` names no view.
+    """
+    chosen = View(view)
+    with db.transaction() as session:
+        scan = _own_scan(session, actor, scan_id)
+        sealer = db.keyring.sealer(session, scan.owner_id)
+        payload = open_scan_payload(sealer, scan)
+        payload["view"] = chosen.value
+        _seal_payload(sealer, scan, payload)
+        session.add(scan)
+        audit.append(
+            session,
+            db,
+            "update_scan_view",
+            actor=actor,
+            patient_id=scan.owner_id,
+            record_type="scans",
+            record_id=scan.id,
+        )
+
+
 def add_results(db: Database, actor: Actor, results: list[tuple[int, ResultIn]]) -> list[int]:
     """Store new classifications of one's own scans in one transaction (e.g. re-scoring).
 
@@ -353,6 +462,7 @@ def delete_scan(db: Database, actor: Actor, scan_id: int) -> None:
     """
     with db.transaction() as session:
         scan = _own_scan(session, actor, scan_id)
+        db.keyring.records_deleted(session, scan.owner_id)
         for model in (schema.Note, schema.Result):
             for row in session.exec(select(model).where(model.scan_id == scan.id)).all():
                 session.delete(row)
@@ -393,7 +503,8 @@ def open_scan_payload(sealer: RowSealer, scan: schema.Scan) -> dict[str, Any]:
         scan: The scan row.
 
     Returns:
-        ``scan_date``, ``filename``, ``modality``, ``metadata``, ``enhancement`` and, for
+        ``scan_date``, ``filename``, ``view`` (absent before views were recorded),
+        ``modality``, ``metadata``, ``enhancement`` and, for
         scans stored since they were added, ``intensity_mean`` and ``intensity_std``.
 
     Raises:
@@ -503,4 +614,43 @@ def _summary_fields(
         "modality": payload.get("modality"),
         "results": results,
         "created_at": scan.created_at,
+        "view": View(payload.get("view") or View.UNKNOWN),
     }
+
+
+def find_saved_files(db: Database, actor: Actor, files: list[bytes]) -> dict[int, SavedCopy]:
+    """Which of these files the patient has already saved (checked before offering to save).
+
+    Args:
+        db: Database handle.
+        actor: The patient.
+        files: The files' bytes.
+
+    Returns:
+        ``{position in files: the saved copy}`` for the files already in the record.
+
+    Raises:
+        policy.AccessDenied: The actor is not an active patient.
+    """
+    found: dict[int, SavedCopy] = {}
+    with db.transaction() as session:
+        policy.check_write(session, actor, actor.user_id)
+        sealer = db.keyring.sealer(session, actor.user_id)
+        for position, content in enumerate(files):
+            if (copy := contents.find_copy(session, sealer, content)) is not None:
+                found[position] = _saved_copy(session, sealer, *copy)
+        audit.append(
+            session,
+            db,
+            "find_saved_files",
+            actor=actor,
+            patient_id=actor.user_id,
+            record_type="scans",
+            details={"checked": len(files), "found": len(found)},
+        )
+    return found
+
+
+def _saved_copy(session: Session, sealer: RowSealer, scan_id: int, saved_at: datetime) -> SavedCopy:
+    payload = open_scan_payload(sealer, get_scan(session, scan_id))
+    return SavedCopy(scan_id, date.fromisoformat(payload["scan_date"]), saved_at)

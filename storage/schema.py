@@ -102,6 +102,23 @@ class Note(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class NoteRead(SQLModel, table=True):
+    """That the scan's patient has seen a note (notes without a row are shown as new).
+
+    Deleting the note (with its scan) deletes the row.
+    """
+
+    __tablename__ = "note_reads"
+
+    note_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("notes.id", ondelete="CASCADE"), primary_key=True)
+    )
+    patient_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("users.id"), primary_key=True, index=True)
+    )
+    read_at: datetime = Field(default_factory=utcnow)
+
+
 class ShareGrant(SQLModel, table=True):
     """A patient's permission for one clinician to read all or selected scans until expiry."""
 
@@ -135,7 +152,11 @@ class ShareGrantScan(SQLModel, table=True):
 
 
 class EmergencyAccess(SQLModel, table=True):
-    """A clinician's time-limited break-glass access; the reason is sealed for the patient."""
+    """A clinician's break-glass request; it opens records only once someone else approved it.
+
+    The reason is sealed for the patient. Until approval ``expires_at`` is the deadline for
+    approving; the approval sets it to the end of the access (``minutes`` later).
+    """
 
     __tablename__ = "emergency_accesses"
 
@@ -146,6 +167,10 @@ class EmergencyAccess(SQLModel, table=True):
     payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
+    #: How long the access lasts once approved.
+    minutes: int = 60
+    approver_id: int | None = Field(default=None, foreign_key="users.id")
+    approved_at: datetime | None = None
 
 
 class AuditEvent(SQLModel, table=True):
@@ -201,8 +226,38 @@ class AuditBreak(SQLModel, table=True):
     repair_seq: int | None = None
 
 
+class UserSession(SQLModel, table=True):
+    """One login of one browser; the browser holds the token, the row only its SHA-256.
+
+    Checked on every page run (:mod:`storage.sessions`), so ending the row (logout, password
+    change or reset, disabling, idle or absolute timeout) logs that browser out at its next
+    action, whichever app process serves it.
+    """
+
+    __tablename__ = "user_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    #: The role at login: a role change ends the session like disabling does.
+    role: str = Field(max_length=16)
+    #: The client address at login, for the account owner's and the admin's information.
+    client: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    end_reason: str | None = Field(default=None, max_length=32)
+    #: SHA-256 of a one-time code the browser trades for its session cookie, and its expiry.
+    cookie_code_hash: str | None = Field(default=None, index=True, unique=True, max_length=64)
+    cookie_code_expires_at: datetime | None = None
+
+
 class LoginThrottle(SQLModel, table=True):
-    """Failure counter and lockout per account name or per client."""
+    """Failed logins of one (account, client) pair or of one client, and their delay.
+
+    ``locked_until`` is the earliest time the next attempt from that pair or client is
+    heard; there is no account-wide lock, so nobody can lock an owner out of their account.
+    """
 
     __tablename__ = "login_throttle"
 
@@ -225,6 +280,74 @@ class RateEvent(SQLModel, table=True):
     #: Who acted: a user id for uploads, the client address for registrations (or none).
     subject: str | None = Field(default=None, index=True, max_length=200)
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Profile(SQLModel, table=True):
+    """A patient's own facts about themselves (birth year), sealed with their data key."""
+
+    __tablename__ = "profiles"
+
+    user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    key_version: int = 1
+    payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ScanContent(SQLModel, table=True):
+    """The keyed hash of the file a scan was saved from, to recognise the same file again.
+
+    ``mac`` is an HMAC of the file's bytes under a key derived from the owner's data key, so
+    someone reading the database cannot confirm that a known image is in a record (a bare
+    SHA-256 would let them). Kept beside ``scans`` rather than as its column so that older
+    migration steps, which copy the ``scans`` table by its current columns, stay valid.
+    Deleting the scan deletes the row, so a deleted file can be saved again.
+    """
+
+    __tablename__ = "scan_contents"
+    __table_args__ = (UniqueConstraint("owner_id", "mac"),)
+
+    scan_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("scans.id", ondelete="CASCADE"), primary_key=True)
+    )
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    mac: str = Field(max_length=64)
+
+
+class SealVersion(SQLModel, table=True):
+    """The version of a sealed row's current value, bound into its ciphertext.
+
+    Kept beside the sealed tables rather than as their column so that older migration
+    steps, which copy ``scans`` by its current columns, stay valid. See
+    :mod:`storage.versions`.
+    """
+
+    __tablename__ = "seal_versions"
+
+    table_name: str = Field(primary_key=True, max_length=32)
+    row_id: int = Field(primary_key=True)
+    owner_id: int = Field(index=True)
+    row_version: int
+
+
+class SealHead(SQLModel, table=True):
+    """One owner's last row version given and the digest of their rows' versions."""
+
+    __tablename__ = "seal_heads"
+
+    user_id: int = Field(primary_key=True)
+    counter: int = 0
+    digest: str = Field(default="", max_length=64)
+
+
+class SealRoot(SQLModel, table=True):
+    """The single row whose HMAC (keyed from the master key) covers every owner's head."""
+
+    __tablename__ = "seal_root"
+
+    id: int = Field(default=1, primary_key=True)
+    mac: str = Field(max_length=64)
 
 
 class KeyCheck(SQLModel, table=True):

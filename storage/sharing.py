@@ -1,4 +1,13 @@
-"""Patients share scans with clinicians; clinicians may declare emergency access."""
+"""Patients share scans with clinicians; clinicians may request emergency access.
+
+Emergency (break-glass) access needs two people: a clinician requests it with a reason, and a
+different clinician or an administrator approves it within
+``Settings.emergency_approval_minutes``; only then, and only for the requested minutes, does
+it open the patient's records (:func:`storage.policy.check_read`). Nobody approves their own
+request, nor one concerning an account they created or whose password they reset in the last
+:data:`APPROVER_COOLING_HOURS` hours (an admin who just created a clinician holds that
+clinician's password). The patient sees the request, the approval and every read under it.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +24,11 @@ from storage.db import Database
 MAX_GRANT_HOURS = 24 * 365
 MIN_REASON_CHARS = 10
 MAX_EMERGENCY_MINUTES = 24 * 60
+#: An approver must not have created or reset the patient's or the requester's account within
+#: this many hours.
+APPROVER_COOLING_HOURS = 24
 _EMERGENCY_TABLE = "emergency_accesses"
+_ACCOUNT_CONTROL = ("register", "admin_reset_password")
 
 
 @dataclass(frozen=True)
@@ -50,13 +63,41 @@ class SharedPatient:
 
 @dataclass(frozen=True)
 class EmergencyInfo:
-    """An emergency access as shown to the patient concerned."""
+    """An emergency access request as shown to the patient concerned.
+
+    Attributes:
+        expires_at: The approval deadline while unapproved, then the end of the access.
+    """
 
     id: int
     clinician_username: str
     reason: str
     created_at: datetime
     expires_at: datetime
+    approver_username: str | None
+    approved_at: datetime | None
+
+    @property
+    def state(self) -> str:
+        """``waiting for approval``, ``not approved in time``, ``open`` or ``ended``."""
+        live = self.expires_at > schema.utcnow()
+        if self.approved_at is None:
+            return "waiting for approval" if live else "not approved in time"
+        return "open" if live else "ended"
+
+
+@dataclass(frozen=True)
+class EmergencyRequest:
+    """A pending emergency request as shown to those who may approve it."""
+
+    id: int
+    clinician_username: str
+    patient_username: str
+    reason: str
+    minutes: int
+    created_at: datetime
+    approve_before: datetime
+    own: bool
 
 
 def grant_access(
@@ -194,7 +235,7 @@ def list_grants(db: Database, actor: Actor) -> list[GrantInfo]:
 
 
 def shared_patients(db: Database, actor: Actor) -> list[SharedPatient]:
-    """Patients a clinician can open now (grants and own emergency accesses).
+    """Patients a clinician can open now (grants and own approved emergency accesses).
 
     Raises:
         policy.AccessDenied: The actor is not an active clinician.
@@ -213,6 +254,7 @@ def shared_patients(db: Database, actor: Actor) -> list[SharedPatient]:
         emergencies = session.exec(
             select(schema.EmergencyAccess)
             .where(schema.EmergencyAccess.clinician_id == actor.user_id)
+            .where(col(schema.EmergencyAccess.approved_at).is_not(None))
             .where(schema.EmergencyAccess.expires_at > now)
         ).all()
         entries = [(g.patient_id, g.expires_at, False) for g in grants]
@@ -230,23 +272,25 @@ def shared_patients(db: Database, actor: Actor) -> list[SharedPatient]:
     return sorted(latest.values(), key=lambda p: p.username)
 
 
-def emergency_access(
+def request_emergency_access(
     db: Database, actor: Actor, patient_username: str, reason: str, minutes: int = 60
 ) -> int:
-    """Open a patient's records without a grant, stating why (break-glass).
+    """Ask to open a patient's records without a grant, stating why (break-glass).
 
-    The access is time-limited, flagged ``emergency`` in the audit trail and shown to the
-    patient with the stated reason (sealed with the patient's key).
+    The request opens nothing until someone else approves it
+    (:func:`approve_emergency_access`) within ``Settings.emergency_approval_minutes``. It is
+    flagged ``emergency`` in the audit trail and shown to the patient with the stated reason
+    (sealed with the patient's key).
 
     Args:
         db: Database handle.
         actor: The clinician.
         patient_username: Whose records.
         reason: Why (at least 10 characters).
-        minutes: Lifetime (1 minute to 24 hours).
+        minutes: How long the access lasts once approved (1 minute to 24 hours).
 
     Returns:
-        The emergency access id.
+        The request id.
 
     Raises:
         ValueError: Reason too short or ``minutes`` out of range.
@@ -259,16 +303,20 @@ def emergency_access(
     if not 1 <= minutes <= MAX_EMERGENCY_MINUTES:
         raise ValueError(f"Emergency access lasts between 1 and {MAX_EMERGENCY_MINUTES} minutes.")
     policy.require_role(actor, schema.Role.CLINICIAN)
+    approval_minutes = db.settings.emergency_approval_minutes
     with db.transaction() as session:
         policy.ensure_active(session, actor)
         patient = _find_user(session, patient_username, schema.Role.PATIENT)
         patient_id = schema.stored_id(patient.id)
         sealer = db.keyring.sealer(session, patient_id)
+        now = schema.utcnow()
         row = schema.EmergencyAccess(
             clinician_id=actor.user_id,
             patient_id=patient_id,
             key_version=sealer.version,
-            expires_at=schema.utcnow() + timedelta(minutes=minutes),
+            minutes=minutes,
+            created_at=now,
+            expires_at=now + timedelta(minutes=approval_minutes),
         )
         session.add(row)
         session.flush()
@@ -280,19 +328,161 @@ def emergency_access(
         audit.append(
             session,
             db,
-            "emergency_access",
+            "emergency_request",
             actor=actor,
             patient_id=patient_id,
-            record_type="emergency_accesses",
+            record_type=_EMERGENCY_TABLE,
             record_id=row_id,
             emergency=True,
-            details={"minutes": minutes},
+            details={"minutes": minutes, "approve_within_minutes": approval_minutes},
         )
         return row_id
 
 
+def pending_emergency_requests(db: Database, actor: Actor) -> list[EmergencyRequest]:
+    """Unexpired, unapproved emergency requests, oldest first, for clinicians and admins.
+
+    Approvers need the stated reason to judge a request, so it is shown; each listing is
+    audited once per patient concerned, so the patient sees who was shown their request.
+
+    Raises:
+        policy.AccessDenied: The actor is not an active clinician or admin.
+        crypto.DecryptionError: A reason fails its integrity check.
+    """
+    policy.require_role(actor, schema.Role.CLINICIAN, schema.Role.ADMIN)
+    with db.transaction() as session:
+        policy.ensure_active(session, actor)
+        rows = session.exec(
+            select(schema.EmergencyAccess)
+            .where(col(schema.EmergencyAccess.approved_at).is_(None))
+            .where(schema.EmergencyAccess.expires_at > schema.utcnow())
+            .order_by(col(schema.EmergencyAccess.id))
+        ).all()
+        names = _usernames(session, {r.clinician_id for r in rows} | {r.patient_id for r in rows})
+        out = [
+            EmergencyRequest(
+                schema.stored_id(row.id),
+                names[row.clinician_id],
+                names[row.patient_id],
+                _reason(session, db, row),
+                row.minutes,
+                row.created_at,
+                row.expires_at,
+                row.clinician_id == actor.user_id,
+            )
+            for row in rows
+        ]
+        for patient_id in sorted({r.patient_id for r in rows}):
+            audit.append(
+                session,
+                db,
+                "view_emergency_requests",
+                actor=actor,
+                patient_id=patient_id,
+                record_type=_EMERGENCY_TABLE,
+                details={"count": sum(r.patient_id == patient_id for r in rows)},
+            )
+    return out
+
+
+def approve_emergency_access(db: Database, actor: Actor, request_id: int) -> None:
+    """Approve another clinician's emergency request: it opens the records for its minutes.
+
+    Args:
+        db: Database handle.
+        actor: A clinician or an admin who is not the requester.
+        request_id: The request.
+
+    Raises:
+        policy.AccessDenied: The actor is not an active clinician or admin, is the requester,
+            created or reset the patient's or the requester's account in the last
+            :data:`APPROVER_COOLING_HOURS` hours; or the request does not exist, is already
+            approved or expired unapproved, or its requester is no longer an active clinician.
+    """
+    policy.require_role(actor, schema.Role.CLINICIAN, schema.Role.ADMIN)
+    with db.transaction() as session:
+        policy.ensure_active(session, actor)
+        row = session.exec(
+            select(schema.EmergencyAccess)
+            .where(schema.EmergencyAccess.id == request_id)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise policy.AccessDenied("This emergency request does not exist.")
+        now = schema.utcnow()
+        if row.approved_at is not None:
+            raise policy.AccessDenied("This emergency request is already approved.")
+        if row.expires_at <= now:
+            raise policy.AccessDenied(
+                "This emergency request was not approved in time and has expired; the "
+                "clinician must make a new request."
+            )
+        if row.clinician_id == actor.user_id:
+            raise policy.AccessDenied(
+                "You cannot approve your own emergency request; another clinician or an "
+                "administrator must approve it."
+            )
+        requester = session.get(schema.User, row.clinician_id)
+        if (
+            requester is None
+            or not requester.is_active
+            or requester.role != schema.Role.CLINICIAN.value
+        ):
+            raise policy.AccessDenied("The clinician who made this request is no longer active.")
+        if _controlled_recently(session, actor.user_id, {row.patient_id, row.clinician_id}, now):
+            raise policy.AccessDenied(
+                f"You created or reset one of the accounts concerned in the last "
+                f"{APPROVER_COOLING_HOURS} hours, so someone else must approve this request."
+            )
+        row.approver_id = actor.user_id
+        row.approved_at = now
+        row.expires_at = now + timedelta(minutes=row.minutes)
+        session.add(row)
+        audit.append(
+            session,
+            db,
+            "emergency_approve",
+            actor=actor,
+            patient_id=row.patient_id,
+            record_type=_EMERGENCY_TABLE,
+            record_id=request_id,
+            emergency=True,
+            details={"requester": requester.username, "minutes": row.minutes},
+        )
+
+
+def _controlled_recently(
+    session: Session, approver_id: int, account_ids: set[int], now: datetime
+) -> bool:
+    """Whether the approver created or reset one of the accounts within the cooling period.
+
+    The audit trail is the record of who created and reset accounts (``register`` and
+    ``admin_reset_password`` events name the account in ``record_id``).
+    """
+    event = schema.AuditEvent
+    stamps = session.exec(
+        select(event.ts)
+        .where(event.actor_id == approver_id)
+        .where(col(event.action).in_(_ACCOUNT_CONTROL))
+        .where(event.record_type == "users")
+        .where(col(event.record_id).in_(sorted(account_ids)))
+    ).all()
+    cutoff = now - timedelta(hours=APPROVER_COOLING_HOURS)
+    return any(datetime.fromisoformat(ts) >= cutoff for ts in stamps)
+
+
+def _reason(session: Session, db: Database, row: schema.EmergencyAccess) -> str:
+    sealer = db.keyring.sealer(session, row.patient_id)
+    body = sealer.open_json(
+        _EMERGENCY_TABLE, schema.stored_id(row.id), row.key_version, row.payload
+    )
+    return str(body["reason"])
+
+
 def list_emergency_accesses(db: Database, actor: Actor) -> list[EmergencyInfo]:
-    """Emergency accesses to the patient's own records, newest first, with the reasons.
+    """Emergency access requests for the patient's own records, newest first.
+
+    Each comes with its reason, its approver and its state (see :class:`EmergencyInfo`).
 
     Raises:
         policy.AccessDenied: The actor is not an active patient.
@@ -306,17 +496,22 @@ def list_emergency_accesses(db: Database, actor: Actor) -> list[EmergencyInfo]:
             .where(schema.EmergencyAccess.patient_id == actor.user_id)
             .order_by(col(schema.EmergencyAccess.id).desc())
         ).all()
-        sealer = db.keyring.sealer(session, actor.user_id)
-        names = _usernames(session, {r.clinician_id for r in rows})
-        out = []
-        for row in rows:
-            row_id = schema.stored_id(row.id)
-            body = sealer.open_json(_EMERGENCY_TABLE, row_id, row.key_version, row.payload)
-            out.append(
-                EmergencyInfo(
-                    row_id, names[row.clinician_id], body["reason"], row.created_at, row.expires_at
-                )
+        names = _usernames(
+            session,
+            {r.clinician_id for r in rows} | {r.approver_id for r in rows if r.approver_id},
+        )
+        out = [
+            EmergencyInfo(
+                schema.stored_id(row.id),
+                names[row.clinician_id],
+                _reason(session, db, row),
+                row.created_at,
+                row.expires_at,
+                names[row.approver_id] if row.approver_id else None,
+                row.approved_at,
             )
+            for row in rows
+        ]
         audit.append(
             session,
             db,

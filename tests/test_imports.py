@@ -15,9 +15,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("core", "storage", "models", "services", "pages", "benchmarks")
-ENTRY_POINTS = ("streamlit_app.py",)
-#: The user interface: the pages and the router that lists them.
-UI = ("pages", "streamlit_app")
+ENTRY_POINTS = ("streamlit_app.py", "server.py")
+#: The user interface: the pages, the router that lists them and the web server around them.
+UI = ("pages", "streamlit_app", "server")
 #: Layers that must work without Streamlit (command line, benchmarks, tests).
 NO_STREAMLIT = ("core", "storage", "models", "services")
 #: Imports allowed despite the rules above, each with its reason.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from core.findings import FINDINGS
+from core.views import View
 from storage.results import ResultRecord
 from storage.scans import ScanSummary
 
@@ -43,9 +44,10 @@ def make_scan(
     filename: str = "scan.png",
     *,
     results: list[ResultRecord] | None = None,
+    view: View = View.PA,
 ) -> ScanSummary:
-    """A scan summary of patient 1."""
-    return ScanSummary(id, 1, scan_date, filename, None, list(results or []), _CREATED)
+    """A scan summary of patient 1, a PA film unless told otherwise."""
+    return ScanSummary(id, 1, scan_date, filename, None, list(results or []), _CREATED, view)
 
 
 def probs(

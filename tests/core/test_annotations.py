@@ -10,6 +10,7 @@ import pytest
 from core.annotations import (
     AnnotationError,
     make_annotation,
+    mark_from_selection,
     mark_label,
     mark_labels,
     validate_annotation,
@@ -82,3 +83,36 @@ def test_marks_are_numbered_from_one_counting_only_notes_with_a_mark() -> None:
     notes = [None, {"x": 1.0, "y": 1.0}, {}, {"x0": 0.0, "y0": 0.0, "x1": 1.0, "y1": 1.0}]
     assert mark_labels(notes) == [None, "Mark 1", None, "Mark 2"]
     assert mark_labels([]) == []
+
+
+def test_a_dragged_box_becomes_a_box_in_image_pixels_whatever_the_drag_direction() -> None:
+    selection = {"box": [{"xref": "x", "yref": "y", "x": [300.4, 100.0], "y": [250.0, 50.0]}]}
+    assert mark_from_selection(selection, (1024, 1024)) == {
+        "x0": 100.0,
+        "y0": 50.0,
+        "x1": 300.4,
+        "y1": 250.0,
+    }
+
+
+def test_a_box_dragged_past_the_edge_is_clipped_to_the_image() -> None:
+    selection = {"box": [{"x": [-40.0, 120.0], "y": [900.0, 1300.0]}], "points": [{"x": 1, "y": 1}]}
+    assert mark_from_selection(selection, (1000, 1000)) == {
+        "x0": 0.0,
+        "y0": 900.0,
+        "x1": 120.0,
+        "y1": 1000.0,
+    }
+
+
+def test_a_clicked_point_becomes_a_point_and_nothing_selected_is_no_mark() -> None:
+    assert mark_from_selection({"points": [{"x": 512.0, "y": 200.5}]}, (1024, 1024)) == {
+        "x": 512.0,
+        "y": 200.5,
+    }
+    assert mark_from_selection({"points": [], "box": [], "lasso": []}, (10, 10)) is None
+
+
+def test_a_box_entirely_outside_the_image_is_refused() -> None:
+    with pytest.raises(AnnotationError):
+        mark_from_selection({"box": [{"x": [1100.0, 1200.0], "y": [0.0, 10.0]}]}, (1024, 1024))

@@ -6,7 +6,17 @@ from datetime import date
 
 import pytest
 
-from core.compare import HIGHER, LOWER, NO_CHANGE, compare_results, compare_scans, verdict
+from core.compare import (
+    HIGHER,
+    LOWER,
+    NO_CHANGE,
+    compare_results,
+    compare_scans,
+    default_pair,
+    verdict,
+)
+from core.views import View
+from storage.scans import ScanSummary
 from tests.core._records import make_result, make_scan, probs
 
 
@@ -105,3 +115,46 @@ def test_rejects_a_margin_out_of_range() -> None:
     a = make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.1))])
     with pytest.raises(ValueError):
         compare_scans(a, a, margin=1.5)
+
+
+# --------------------------------------------------------------------------- like with like
+
+
+def _film(id: int, day: int, view: View) -> ScanSummary:
+    result = make_result(id, probs(0.1 * id))
+    return make_scan(id, date(2026, 1, day), results=[result], view=view)
+
+
+def test_default_pair_is_the_latest_two_films_of_one_projection() -> None:
+    scans = [
+        _film(1, 1, View.PA),
+        _film(2, 1, View.LATERAL),
+        _film(3, 2, View.AP),
+        _film(4, 3, View.PA),
+        _film(5, 3, View.LATERAL),
+    ]
+    assert default_pair(scans) == (1, 4)
+    # An earlier day's film is preferred to a same-day repeat of the projection.
+    assert default_pair([*scans, _film(6, 3, View.PA)]) == (1, 6)
+    assert default_pair([_film(1, 1, View.PA), _film(2, 1, View.PA)]) == (1, 2)
+    assert default_pair([_film(1, 1, View.PA), _film(2, 2, View.AP)]) is None
+    assert default_pair([_film(1, 1, View.UNKNOWN), _film(2, 2, View.UNKNOWN)]) is None
+
+
+def test_comparing_different_projections_warns_in_words() -> None:
+    pa, ap, side, unknown = (
+        _film(1, 1, View.PA),
+        _film(2, 2, View.AP),
+        _film(3, 2, View.LATERAL),
+        _film(4, 3, View.UNKNOWN),
+    )
+    assert compare_scans(pa, _film(5, 4, View.PA)).view_warning is None
+    mixed = compare_scans(ap, pa)
+    assert mixed.comparable
+    assert mixed.view_warning == (
+        "These films are of different projections (Frontal (PA, standing) and Frontal (AP)): "
+        "projections differ systematically (heart size, shoulder blades, lying down), so a "
+        "change in the numbers may come from the projection rather than from the lungs."
+    )
+    assert "not scored" in compare_scans(pa, side).view_warning
+    assert "not known" in compare_scans(pa, unknown).view_warning

@@ -19,8 +19,8 @@ from core.report import (
     ReportNote,
     build_report,
     report_to_json,
-    report_to_pdf,
 )
+from core.report_pdf import report_to_pdf
 from storage.scans import ScanSummary
 from tests.core._records import make_result, make_scan, probs
 
@@ -51,8 +51,8 @@ def test_summary_says_what_was_checked_found_and_cannot_tell() -> None:
     previous, current = _rising_pair()
     report = build_report(current, previous=previous, current_version="1", generated_at=_WHEN)
     text = " ".join(report.summary)
-    assert "2026-04-01" in text and "april.png" in text
-    assert "version v1" in text
+    assert "1 Apr 2026, frontal (PA, standing)" in text and "april.png" not in text
+    assert "cxr-densenet" not in text and report.model_words == "cxr-densenet v1"
     assert all(label.lower() in text for label in FINDING_LABELS.values())
     assert "bacterial pneumonia 62%" in text
     assert "not a diagnosis" in text
@@ -66,12 +66,12 @@ def test_questions_are_triggered_by_a_rising_finding_and_a_high_score() -> None:
     previous, current = _rising_pair()
     report = build_report(current, previous=previous, generated_at=_WHEN)
     assert any(
-        "pneumonia score rose from 12% to 41% since 2026-03-02" in q for q in report.questions
+        "pneumonia score rose from 12% to 41% since 2 Mar 2026" in q for q in report.questions
     )
     assert any(
         q.startswith("The model scored bacterial pneumonia at 62%") for q in report.questions
     )
-    assert "Pneumonia: higher (12% to 41%) since the scan of 2026-03-02." in report.changes
+    assert "Pneumonia: higher (12% to 41%) since the scan of 2 Mar 2026." in report.changes
     assert report.questions[-2:] == GENERAL_QUESTIONS
 
 
@@ -83,7 +83,7 @@ def test_without_a_previous_scan_there_is_no_change_and_a_fall_asks_about_recove
     later = make_scan(3, date(2026, 5, 1), results=[make_result(3, probs(0.12))])
     falling = build_report(later, previous=current, generated_at=_WHEN)
     assert any(
-        "pneumonia score fell from 41% to 12% since 2026-04-01" in q for q in falling.questions
+        "pneumonia score fell from 41% to 12% since 1 Apr 2026" in q for q in falling.questions
     )
 
 
@@ -148,7 +148,7 @@ def test_pdf_is_valid_and_contains_the_text_and_image() -> None:
         "Glossary",
         "COVID-19 pneumonia",
         "Left lower zone looks hazy - repeat",
-        "(Mark 1)",
+        "(Mark 1 on the image)",
     ):
         assert expected in text, expected
     assert len(re.findall(rb"/Type\s*/Page\b", pdf)) >= 1
@@ -159,7 +159,7 @@ def test_json_round_trips_the_content_without_the_image() -> None:
     report = build_report(
         current,
         previous=previous,
-        red_flag_reasons=["Pneumonia rose from 12% to 41% since 2026-03-02."],
+        red_flag_reasons=["Pneumonia rose from 12% to 41% since the PA film of 2026-03-02."],
         image=np.zeros((64, 64), dtype=np.float32),
         generated_at=_WHEN,
     )
@@ -175,7 +175,7 @@ def test_json_round_trips_the_content_without_the_image() -> None:
         "threshold": 0.5,
         "above_threshold": False,
     }
-    assert data["red_flags"] == ["Pneumonia rose from 12% to 41% since 2026-03-02."]
+    assert data["red_flags"] == ["Pneumonia rose from 12% to 41% since the PA film of 2026-03-02."]
 
 
 def test_a_score_at_its_threshold_counts_as_reached_and_missing_thresholds_fall_back() -> None:
@@ -199,7 +199,7 @@ def test_pdf_numbers_only_marked_notes_and_prints_the_image_note() -> None:
     image = np.zeros((64, 64), dtype=np.float32)
     report = build_report(current, image=image, image_note=note, notes=notes, generated_at=_WHEN)
     text = _pdf_text(report_to_pdf(report))
-    assert "dr_lee: No mark on this one." in text
-    assert "dr_kim (Mark 1): Hazy here." in text
+    assert "2 Apr 2026 09:30 UTC, dr_lee: No mark on this one." in text
+    assert "dr_kim (Mark 1 on the image): Hazy here." in text
     assert "could not be reproduced" in text
     assert json.loads(report_to_json(report))["image_note"] == note

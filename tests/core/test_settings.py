@@ -123,7 +123,11 @@ def test_production_refuses_placeholder_admin_password() -> None:
 
 def test_production_accepts_a_real_key() -> None:
     settings = load_settings(
-        {"APP_ENV": " Production ", "MASTER_KEY": "c29tZSByZWFsIGtleSBtYXRlcmlhbA=="}
+        {
+            "APP_ENV": " Production ",
+            "MASTER_KEY": "c29tZSByZWFsIGtleSBtYXRlcmlhbA==",
+            "COOKIE_SECRET": "x" * 32,
+        }
     )
     assert settings.environment == "production" and not settings.is_local
     assert settings.master_key == "c29tZSByZWFsIGtleSBtYXRlcmlhbA=="
@@ -137,3 +141,28 @@ def test_local_tolerates_placeholders() -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         load_settings({}).max_upload_bytes = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("secret", [None, "", "changeme", "short-but-not-a-placeholder"])
+def test_production_refuses_missing_or_short_cookie_secret(secret: str | None) -> None:
+    env = {"APP_ENV": "production", "MASTER_KEY": "c29tZSByZWFsIGtleSBtYXRlcmlhbA=="}
+    if secret is not None:
+        env["COOKIE_SECRET"] = secret
+    with pytest.raises(SettingsError, match="COOKIE_SECRET"):
+        load_settings(env)
+
+
+def test_trusted_proxies_are_a_comma_separated_list_empty_by_default() -> None:
+    assert load_settings({}).trusted_proxies == frozenset()
+    proxies = load_settings({"TRUSTED_PROXIES": " 10.0.0.2, ,::1"}).trusted_proxies
+    assert proxies == frozenset({"10.0.0.2", "::1"})
+
+
+def test_session_lifetime_defaults_to_twelve_hours() -> None:
+    assert load_settings({}).session_max_hours == 12
+    assert load_settings({"SESSION_MAX_HOURS": "2"}).session_max_hours == 2
+
+
+def test_malformed_trusted_proxy_is_refused() -> None:
+    with pytest.raises(SettingsError, match="TRUSTED_PROXIES"):
+        load_settings({"TRUSTED_PROXIES": "10.0.0.1, proxy.example"})

@@ -10,8 +10,11 @@ import pytest
 from core.findings import FINDINGS
 from core.timeline import (
     format_version,
+    previous_comparable,
     red_flags,
     result_threshold,
+    same_day_note,
+    same_day_partners,
     scans_needing_rescore,
     select_result,
     timeline_figure,
@@ -19,6 +22,7 @@ from core.timeline import (
     timeline_table,
     version_changes,
 )
+from core.views import View
 from storage.scans import ScanSummary
 from tests.core._records import make_result, make_scan, probs
 
@@ -84,7 +88,7 @@ def test_all_results_keeps_older_scores_after_rescore() -> None:
 
 def test_red_flag_for_rise_names_finding_values_and_previous_date() -> None:
     flags = red_flags(_three_scans(), margin=0.15)
-    assert flags == {3: ["Pneumonia rose from 12% to 41% since 2026-03-02."]}
+    assert flags == {3: ["Pneumonia rose from 12% to 41% since the PA film of 2026-03-02."]}
 
 
 def test_rise_equal_to_margin_is_not_flagged_and_margin_is_configurable() -> None:
@@ -148,7 +152,7 @@ def test_no_rise_flag_across_model_versions_or_from_abstained_results() -> None:
     ]
     flags = red_flags(abstained)
     assert 2 not in flags
-    assert flags[3] == ["Pneumonia rose from 5% to 45% since 2026-01-01."]
+    assert flags[3] == ["Pneumonia rose from 5% to 45% since the PA film of 2026-01-01."]
 
 
 def test_red_flags_rejects_a_margin_outside_zero_one() -> None:
@@ -238,3 +242,92 @@ def test_figure_plots_log_odds_so_changes_near_certainty_stay_visible() -> None:
     assert fig.layout.yaxis.tickvals[3] == 0.0
     threshold_lines = [s for s in fig.layout.shapes if s.line.dash == "dot"]
     assert threshold_lines[0].y0 == pytest.approx(0.0)  # the 50% threshold
+
+
+# --------------------------------------------------------------------------- like with like
+
+
+def _film(id: int, day: int, pneumonia: float, view: View, version: str = "1") -> ScanSummary:
+    result = make_result(id * 10, probs(pneumonia), model_version=version)
+    return make_scan(id, date(2026, 1, day), f"{view.value}-{id}.png", results=[result], view=view)
+
+
+def test_no_rise_against_a_film_of_the_same_day() -> None:
+    # Two PA films on 2026-01-05: the second must not "rise since 2026-01-05".
+    scans = [_film(1, 5, 0.10, View.PA), _film(2, 5, 0.45, View.PA)]
+    assert not any("rose" in r for reasons in red_flags(scans).values() for r in reasons)
+    later = [*scans, _film(3, 9, 0.45, View.PA)]
+    # The baseline of the later film is the latest film of an earlier day (the second).
+    assert red_flags(later).get(3) is None
+
+
+def test_rises_are_measured_only_within_one_projection() -> None:
+    scans = [
+        _film(1, 1, 0.10, View.PA),
+        _film(2, 2, 0.45, View.AP),  # higher, but another projection
+        _film(3, 3, 0.12, View.AP_SUPINE),
+        _film(4, 4, 0.40, View.PA),
+        _film(5, 5, 0.44, View.UNKNOWN),  # never compared
+    ]
+    flags = red_flags(scans, thresholds=None, margin=0.15)
+    rises = {scan_id: [r for r in reasons if "rose" in r] for scan_id, reasons in flags.items()}
+    assert rises.get(2, []) == [] and rises.get(5, []) == []
+    assert rises[4] == ["Pneumonia rose from 10% to 40% since the PA film of 2026-01-01."]
+
+
+def test_no_rise_across_model_versions_within_one_projection() -> None:
+    scans = [_film(1, 1, 0.10, View.PA, "1"), _film(2, 2, 0.45, View.PA, "2")]
+    assert red_flags(scans, margin=0.15) == {}
+
+
+def test_side_views_are_neither_plotted_flagged_nor_rescored() -> None:
+    # A side view scored before views were recorded keeps its old result in the record.
+    scans = [
+        _film(1, 1, 0.10, View.PA),
+        _film(2, 1, 0.99, View.LATERAL),
+        _film(3, 2, 0.12, View.PA),
+    ]
+    assert 2 not in set(timeline_frame(scans)["scan_id"])
+    assert 2 not in red_flags(scans)
+    unscored = make_scan(4, date(2026, 1, 3), view=View.LATERAL)
+    unknown = make_scan(5, date(2026, 1, 3), view=View.UNKNOWN)
+    assert scans_needing_rescore([*scans, unscored, unknown], "2") == [1, 3]
+
+
+def test_each_projection_is_its_own_line_and_unknown_views_are_lone_points() -> None:
+    scans = [
+        _film(1, 1, 0.10, View.PA),
+        _film(2, 1, 0.20, View.AP),
+        _film(3, 2, 0.12, View.PA),
+        _film(4, 3, 0.30, View.UNKNOWN),
+    ]
+    partners = same_day_partners(scans)
+    same_day = {scan_id: same_day_note(others) for scan_id, others in partners.items()}
+    fig = timeline_figure(timeline_frame(scans, "1"), same_day=same_day)
+    pneumonia = [t for t in fig.data if t.legendgroup == "pneumonia"]
+    assert [t.name for t in pneumonia] == [
+        "Pneumonia (PA)",
+        "Pneumonia (AP)",
+        "Pneumonia (unknown)",
+    ]
+    assert [len(t.x) for t in pneumonia] == [2, 1, 1]
+    assert [t.mode for t in pneumonia] == ["lines+markers", "lines+markers", "markers"]
+    assert set(partners) == {1, 2}
+    assert same_day[1] == "Taken the same day as 1 other film(s): Frontal (AP)."
+    assert any(a.text == "same-day films" for a in fig.layout.annotations)
+    table = timeline_table(timeline_frame(scans, "1"), same_day=same_day)
+    assert list(table["View"])[-2:] == ["Frontal (AP)", "Frontal (PA, standing)"]
+    assert "same day" in table["Note"].iloc[-1]
+
+
+def test_previous_comparable_is_the_latest_earlier_day_of_the_same_projection() -> None:
+    scans = [
+        _film(1, 1, 0.1, View.PA),
+        _film(2, 2, 0.1, View.AP),
+        _film(3, 3, 0.1, View.PA),
+        _film(4, 3, 0.1, View.PA),
+    ]
+    by_id = {scan.id: scan for scan in scans}
+    assert previous_comparable(scans, by_id[4]).id == 1
+    assert previous_comparable(scans, by_id[2]) is None
+    assert previous_comparable(scans, make_scan(9, date(2026, 1, 9), view=View.UNKNOWN)) is None

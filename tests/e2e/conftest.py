@@ -1,7 +1,7 @@
 """End-to-end harness: a real Streamlit server and the system Chromium driven by Playwright.
 
-The server runs ``streamlit_app.py`` on a free port with a throw-away data
-folder, master key and first admin; the browser is ``/usr/bin/chromium``
+The server runs ``server.py`` (``streamlit_app.py`` and the session-cookie routes) on a free
+port with a throw-away data folder, master key and first admin; the browser is ``/usr/bin/chromium``
 (install it with ``.ci/install_browser.sh``; ``playwright install`` is never
 used). Tests skip with the reason when Chromium is missing. Every step's screenshot goes to
 ``test-artifacts/e2e/`` (gitignored).
@@ -89,7 +89,7 @@ def artifacts() -> Path:
 
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[AppServer]:
-    """Start ``streamlit run streamlit_app.py`` on a free port and wait for its health check."""
+    """Start ``streamlit run server.py`` on a free port and wait for its health check."""
     data_dir = tmp_path_factory.mktemp("e2e-data")
     port = _free_port()
     env = {
@@ -108,7 +108,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Ite
         "-m",
         "streamlit",
         "run",
-        "streamlit_app.py",
+        "server.py",
         "--server.port",
         str(port),
         "--server.address",

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 import models.inference  # noqa: F401
 from core.findings import FINDINGS
 from core.settings import load_settings
+from core.views import View
 from pages import ui
 from storage import accounts, bootstrap
 from storage.actor import Actor
@@ -79,7 +80,7 @@ def open_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     alice = accounts.register(db, "alice", PASSWORD)
     carol = accounts.register(db, "carol", PASSWORD)
     admin = accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
-    dr_bob = accounts.register(db, "dr_bob", PASSWORD, role="clinician", by=admin)
+    dr_bob = accounts.operator_create_user(db, "dr_bob", PASSWORD, "clinician")
     rng = np.random.default_rng(0)
     scan_ids = [
         save_scan(
@@ -90,6 +91,7 @@ def open_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
             enhancement={},
             scan_date=when,
             filename=name,
+            view=View.PA,
             result=ResultIn(
                 probabilities={**dict.fromkeys(FINDINGS, 0.05), "pneumonia": pneumonia},
                 model_name="cxr-test",

@@ -193,15 +193,15 @@ def test_history_lists_opens_and_deletes_with_confirmation(db) -> None:
     assert table["model version"].tolist() == ["1.2.0"]
     assert "Pneumonia (70%)" in table["top finding"].tolist()[0]
 
-    app.button(key="history_open").click().run()
+    # The only scan is the selected one, so it is open.
     assert not app.exception
     opened = app.dataframe[1].value
     assert opened.set_index("finding").loc["Pneumonia", "probability"] == "70%"
     assert "Decision support only" in _texts(app)
 
-    assert app.button(key="history_delete").disabled
-    app.checkbox(key="history_confirm_delete").check().run()
-    app.button(key="history_delete").click().run()
+    assert app.button(key=f"history_delete_{scan_id}").disabled
+    app.checkbox(key=f"history_confirm_delete_{scan_id}").check().run()
+    app.button(key=f"history_delete_{scan_id}").click().run()
     assert list_scans(db, alice, alice.user_id) == []
     assert not any(db.blobs.root.iterdir())
     with pytest.raises(RecordNotFound):
@@ -211,14 +211,14 @@ def test_history_lists_opens_and_deletes_with_confirmation(db) -> None:
 def test_patient_shares_and_sees_emergency_access(db) -> None:
     alice = accounts.register(db, "alice", PASSWORD)
     admin = accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
-    doc = accounts.register(db, "doc", PASSWORD, "clinician", by=admin)
+    doc = accounts.operator_create_user(db, "doc", PASSWORD, "clinician")
     app = _page("sharing", alice)
     app.text_input(key="grant_clinician").input("doc")
     app.button[0].click().run()
     assert "Shared with doc" in _texts(app)
     assert [p.username for p in sharing.shared_patients(db, doc)] == ["alice"]
 
-    sharing.emergency_access(db, doc, "alice", "unresponsive at the clinic door")
+    sharing.request_emergency_access(db, doc, "alice", "unresponsive at the clinic door")
     app = _page("sharing", alice)
     assert "EMERGENCY ACCESS" in _texts(app)
     assert "EMERGENCY ACCESS: doc" in _texts(app)

@@ -37,7 +37,7 @@ def test_timeline_plots_three_scans_by_date_with_the_red_flag(world: World) -> N
     table = at.dataframe[0].value
     assert list(table["Scan date"]) == ["2026-04-01", "2026-03-02", "2026-02-01"]
     assert list(table["Pneumonia"]) == ["41%", "12%", "10%"]
-    assert "Pneumonia rose from 12% to 41% since 2026-03-02." in text
+    assert "Pneumonia rose from 12% to 41% since the PA film of 2026-03-02." in text
 
 
 def test_correcting_a_scan_date_moves_the_scan_on_the_timeline(world: World) -> None:
@@ -146,7 +146,7 @@ def test_history_list_flags_the_rising_scan_with_its_reason(world: World) -> Non
     assert not at.exception
     table = at.dataframe[0].value
     flagged = dict(zip(table["file"], table["needs attention"], strict=True))
-    assert flagged["april.png"] == "Pneumonia rose from 12% to 41% since 2026-03-02."
+    assert flagged["april.png"] == "Pneumonia rose from 12% to 41% since the PA film of 2026-03-02."
     assert flagged["feb.png"] == "" and flagged["march.png"] == ""
     assert any("1 scan(s) need attention" in w.value for w in at.warning)
 
@@ -160,10 +160,9 @@ def test_notes_and_emergency_reasons_are_shown_as_plain_text(world: World) -> No
     """A clinician's Markdown (links, remote images) reaches the patient as literal text."""
     sharing.grant_access(world.db, world.alice, "dr_bob", hours=1)
     add_note(world.db, world.dr_bob, world.scan_ids[-1], HOSTILE_TEXT, None)
-    sharing.emergency_access(world.db, world.dr_bob, "alice", HOSTILE_TEXT, minutes=30)
+    sharing.request_emergency_access(world.db, world.dr_bob, "alice", HOSTILE_TEXT, minutes=30)
 
-    history = page("history.py", world.alice).run()
-    history.button(key="history_open").click().run()
+    history = page("history.py", world.alice).run()  # opens the newest scan
     report = page("report.py", world.alice).run()
     shared = page("sharing.py", world.alice).run()
 

@@ -68,14 +68,53 @@ def test_import_scan_stores_each_file_and_reports_failures(
     assert result.returncode == 2, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 3
-    assert lines[0].startswith("stored") and "without a result" in lines[0]
-    assert lines[1].startswith("stored")
+    # A PNG says nothing about its view: refused without --view, nothing stored.
+    assert lines[0].startswith("FAILED") and "Give --view" in lines[0]
+    # The real CR DICOM's View Position (0018,5101) is PA.
+    assert lines[1].startswith("stored") and "(view PA)" in lines[1]
+    assert "without a result" in lines[1]
     assert lines[2].startswith("FAILED") and "notes.txt" in lines[2]
     data = json.loads(_cli(settings_env, "export", "--user", "alice").stdout)
-    assert [s["filename"] for s in data["scans"]] == ["00000001_000.png", "Fake_MONOHR1.dcm"]
-    assert {s["scan_date"] for s in data["scans"]} == {"2024-05-06"}
-    assert data["scans"][1]["metadata"]["source_format"] == "dicom"
-    assert all(s["results"] == [] for s in data["scans"])
+    assert [s["filename"] for s in data["scans"]] == ["Fake_MONOHR1.dcm"]
+    assert data["scans"][0]["scan_date"] == "2024-05-06"
+    assert data["scans"][0]["view"] == "PA"
+    assert data["scans"][0]["metadata"]["source_format"] == "dicom"
+    assert data["scans"][0]["results"] == []
+
+
+def test_import_scan_view_option_unknown_lateral_and_header_override(
+    settings_env, samples_dir
+) -> None:
+    _cli(settings_env, "create-user", "alice", stdin=PASSWORD + "\n")
+    png, dicom = samples_dir / "00000001_000.png", samples_dir / "Fake_MONOHR1.dcm"
+    base = ["import-scan", "--user", "alice", "--date", "2024-05-06"]
+
+    unknown = _cli(settings_env, *base, "--view", "unknown", str(png))
+    lateral = _cli(settings_env, *base, "--view", "lateral", str(dicom))
+    frontal = _cli(settings_env, *base, "--view", "pa", str(png))
+    bad = _cli(settings_env, *base, "--view", "sideways", str(png))
+
+    assert unknown.returncode == 0, unknown.stderr
+    assert "(view unknown)" in unknown.stdout and "not scored" in unknown.stdout
+    assert lateral.returncode == 0, lateral.stderr
+    assert "(view lateral)" in lateral.stdout
+    assert 'The file says its view is "Frontal (PA, standing)"' in lateral.stdout
+    assert "Side (lateral) views are kept in your record but not scored" in lateral.stdout
+    assert frontal.returncode == 0, frontal.stderr
+    assert "(view PA)" in frontal.stdout and "without a result" not in frontal.stdout
+    assert bad.returncode == 2 and "Unknown view 'sideways'" in bad.stderr
+    data = json.loads(_cli(settings_env, "export", "--user", "alice").stdout)
+    assert [(s["view"], len(s["results"])) for s in data["scans"]] == [
+        ("unknown", 0),
+        ("lateral", 0),
+        ("PA", 1),
+    ]
+    [result] = data["scans"][2]["results"]
+    assert set(result["validity"]) == set(result["probabilities"])
+    assert all(
+        set(v) == {"population", "valid", "reason"} and v["reason"]
+        for v in result["validity"].values()
+    )
 
 
 def test_verify_audit_detects_tampering(settings_env) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.imaging import UnsupportedFormat, decode_scan
+from core.views import View
 from services.imports import (
     EARLIEST_PLAUSIBLE_YEAR,
     ImportedScan,
@@ -32,7 +33,7 @@ NEGATIVE = "Fake_MONOHR1.dcm"
 
 
 def _file(samples_dir: Path, name: str) -> ScanFile:
-    return ScanFile(name, (samples_dir / name).read_bytes)
+    return ScanFile(name, (samples_dir / name).read_bytes, View.PA)
 
 
 def test_a_batch_stores_each_usable_file_and_reports_the_rest(
@@ -41,7 +42,7 @@ def test_a_batch_stores_each_usable_file_and_reports_the_rest(
     alice = make_user("alice")
     files = [
         _file(samples_dir, PNG),
-        ScanFile("notes.png", lambda: b"not an image"),
+        ScanFile("notes.png", lambda: b"not an image", View.PA),
         _file(samples_dir, DICOM),
         _file(samples_dir, NEGATIVE),
     ]
@@ -135,7 +136,7 @@ def test_an_unreadable_file_fails_alone(database, make_user, samples_dir: Path, 
     report = import_scans(
         database,
         alice,
-        [ScanFile("gone.png", missing.read_bytes), _file(samples_dir, PNG)],
+        [ScanFile("gone.png", missing.read_bytes, View.PA), _file(samples_dir, PNG)],
         None,
         scan_date=date(2024, 5, 6),
     )
@@ -150,7 +151,13 @@ def test_only_patients_store_scans_and_each_file_says_so(
     scan = decode_scan((samples_dir / PNG).read_bytes(), PNG)
     with pytest.raises(AccessDenied) as denied:
         save_decoded_scan(
-            database, dr_bob, scan, scan_date=date(2024, 5, 6), filename=PNG, result=None
+            database,
+            dr_bob,
+            scan,
+            scan_date=date(2024, 5, 6),
+            filename=PNG,
+            view=View.PA,
+            result=None,
         )
     report = import_scans(
         database, dr_bob, [_file(samples_dir, PNG)] * 2, None, scan_date=date(2024, 5, 6)

@@ -15,6 +15,10 @@ from storage.bootstrap import open_database, sweep_orphans
 from storage.scans import delete_scan, load_scan
 from tests.storage._factories import save_sample_scan
 
+# These tests age and plant files in the image folder; the quarantine commands on a bucket
+# are covered by tests/storage/test_blob_stores.py.
+pytestmark = pytest.mark.local_blobs
+
 
 def _age_all(root, seconds: float) -> None:
     then = time.time() - seconds

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from core.imaging import decode_scan
+from core.views import View
 from services.imports import classify, save_decoded_scan
 from services.report import build_scan_report
 from storage.notes import add_note
@@ -36,6 +37,7 @@ def test_report_of_a_real_scan_with_its_previous_scan_heatmap_and_note(
         scan,
         scan_date=date(2025, 1, 1),
         filename="earlier.jpg",
+        view=View.PA,
         result=sample_result(0.1, classifier.info.version),
     )
     later = save_decoded_scan(
@@ -44,6 +46,7 @@ def test_report_of_a_real_scan_with_its_previous_scan_heatmap_and_note(
         scan,
         scan_date=date(2025, 2, 1),
         filename=JPEG,
+        view=View.PA,
         result=classify(classifier, scan),
     )
     grant_access(database, alice, "dr_bob", hours=1)
@@ -74,7 +77,13 @@ def test_a_clinician_with_access_gets_the_same_report(database, make_user, sampl
     dr_bob = make_user("dr_bob", role="clinician")
     scan = decode_scan((samples_dir / JPEG).read_bytes(), JPEG)
     scan_id = save_decoded_scan(
-        database, alice, scan, scan_date=date(2025, 2, 1), filename=JPEG, result=sample_result()
+        database,
+        alice,
+        scan,
+        scan_date=date(2025, 2, 1),
+        filename=JPEG,
+        view=View.PA,
+        result=sample_result(),
     )
     grant_access(database, alice, "dr_bob", hours=1)
     mine = build_scan_report(

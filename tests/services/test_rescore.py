@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.imaging import decode_scan
+from core.views import View
 from services.imports import classify, save_decoded_scan
 from services.rescore import rescore_scans
 from storage.policy import AccessDenied
@@ -29,6 +30,7 @@ def _seed(database, patient, samples_dir: Path) -> dict[int, str]:
             scan,
             scan_date=date(2025, 1, day),
             filename=name,
+            view=View.PA,
             result=sample_result(version="0.9.0"),
         )
         ids[scan_id] = name

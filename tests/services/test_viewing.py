@@ -10,6 +10,7 @@ import pytest
 
 from core.enhance import EnhanceSettings
 from core.imaging import decode_scan
+from core.views import View
 from services.imports import save_decoded_scan
 from services.viewing import open_scan, side_by_side
 from storage.notes import add_note
@@ -26,6 +27,7 @@ def _store(database, patient, samples_dir: Path) -> list[int]:
             decode_scan((samples_dir / name).read_bytes(), name),
             scan_date=date(2025, 1, day),
             filename=name,
+            view=View.PA,
             result=None,
         )
         for day, name in enumerate(FILES, start=1)

@@ -17,6 +17,7 @@ from storage import accounts
 from storage.actor import Actor
 from storage.bootstrap import open_database
 from storage.db import Database
+from tests.s3_server import s3_prefix
 
 ADMIN_PASSWORD = "first-admin-pass"
 PASSWORD = "a long enough pass"
@@ -82,9 +83,26 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
 
 
 @pytest.fixture
-def settings_env(backend_url: str, tmp_path: Path) -> dict[str, str]:
-    """Environment for :func:`load_settings` pointing at the test database and a tmp DATA_DIR."""
-    return env_for(backend_url, tmp_path / "data")
+def settings_env(
+    request: pytest.FixtureRequest, backend_url: str, tmp_path: Path
+) -> Iterator[dict[str, str]]:
+    """Environment for :func:`load_settings` pointing at the test database and a tmp DATA_DIR.
+
+    On PostgreSQL the images go to a fresh prefix of the test bucket on SeaweedFS when
+    ``TEST_S3_URL`` is set, as in a deployment of several app servers; on SQLite, and for
+    tests marked ``local_blobs`` (they handle image files directly), to files in DATA_DIR.
+    """
+    env = env_for(backend_url, tmp_path / "data")
+    uses_bucket = (
+        backend_url.startswith("postgresql")
+        and os.environ.get("TEST_S3_URL")
+        and request.node.get_closest_marker("local_blobs") is None
+    )
+    if not uses_bucket:
+        yield env
+        return
+    with s3_prefix() as s3:
+        yield {**env, **s3}
 
 
 @pytest.fixture
@@ -112,7 +130,9 @@ def make_user(database: Database, admin: Actor) -> Callable[..., Actor]:
     """Create a user of any role (password :data:`PASSWORD`)."""
 
     def _make(username: str, role: str = "patient") -> Actor:
-        by = None if role == "patient" else admin
-        return accounts.register(database, username, PASSWORD, role=role, by=by)
+        if role == "patient":
+            return accounts.register(database, username, PASSWORD)
+        # An admin-created account must change its password first; the operator's is ready.
+        return accounts.operator_create_user(database, username, PASSWORD, role)
 
     return _make

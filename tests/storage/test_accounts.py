@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from sqlmodel import select
 
 from core.settings import load_settings
-from storage import accounts, audit, schema
+from storage import accounts, audit, login_delay, schema
 from storage.accounts import AccountError, AuthError, PasswordPolicyError
 from storage.bootstrap import open_database
 from storage.db import Database
@@ -76,39 +76,115 @@ def test_wrong_password_and_unknown_user_get_the_same_message(database, make_use
     assert _actions(database)[-2:] == ["login_failed", "login_failed"]
 
 
-def test_account_locks_after_five_failures_even_with_right_password(database, make_user) -> None:
+def _fail(db: Database, username: str, client: str | None, times: int) -> None:
+    for attempt in range(times):
+        with pytest.raises(AuthError):
+            accounts.authenticate(db, username, f"wrong guess {attempt}", client)
+
+
+def _delay_over(db: Database) -> None:
+    """Move every pending delay into the past (the test does not wait)."""
+    with db.transaction() as session:
+        for row in session.exec(select(schema.LoginThrottle)).all():
+            row.locked_until = schema.utcnow() - timedelta(seconds=1)
+            session.add(row)
+
+
+@pytest.mark.parametrize(
+    ("failures", "seconds"),
+    [(1, 0), (2, 0), (3, 1), (4, 2), (6, 8), (11, 256), (12, 300), (99, 300)],
+)
+def test_pair_delay_doubles_after_three_failures_up_to_five_minutes(failures, seconds) -> None:
+    delay = login_delay.delay_after(failures, login_delay.PAIR_ALLOWANCE)
+    assert delay == timedelta(seconds=seconds)
+
+
+def test_hammering_an_account_does_not_lock_out_its_owner(database, make_user) -> None:
+    """Reported: anyone could lock any account, the admin's included, by failing on purpose."""
     make_user("alice")
-    for attempt in range(accounts.MAX_FAILURES):
-        with pytest.raises(AuthError):
-            accounts.authenticate(database, "alice", f"wrong guess {attempt}", f"client-{attempt}")
-    with pytest.raises(AuthError):
-        accounts.authenticate(database, "alice", PASSWORD, "fresh-client")
-    with database.transaction() as session:
-        first_lock = session.get(schema.LoginThrottle, "user:alice")
-        assert first_lock.failures == accounts.MAX_FAILURES + 1
-        # The lockout doubles with each further failure.
-        assert first_lock.locked_until - schema.utcnow() > timedelta(seconds=45)
-        first_lock.locked_until = schema.utcnow() - timedelta(seconds=1)
-        session.add(first_lock)
-    assert accounts.authenticate(database, "alice", PASSWORD, "fresh-client").username == "alice"
+    _fail(database, "alice", "203.0.113.66", 3)
+    # The attacker keeps going (refused at once while the delay lasts).
+    _fail(database, "alice", "203.0.113.66", 20)
+    # The owner, from their own client, logs in at once with the right password.
+    assert accounts.authenticate(database, "alice", PASSWORD, "198.51.100.1").username == "alice"
+    # The admin account cannot be locked either.
+    _fail(database, "admin", "203.0.113.66", 10)
+    assert accounts.authenticate(database, "admin", ADMIN_PASSWORD, "192.0.2.10").role == "admin"
 
 
-def test_unknown_usernames_are_throttled_like_real_ones(database) -> None:
-    for attempt in range(accounts.MAX_FAILURES):
-        with pytest.raises(AuthError):
-            accounts.authenticate(database, "ghost", f"guess {attempt}", None)
-    with database.transaction() as session:
-        assert session.get(schema.LoginThrottle, "user:ghost").locked_until is not None
-
-
-def test_client_is_throttled_across_accounts(database, make_user) -> None:
+def test_delayed_pair_is_refused_even_with_the_right_password_and_told_when(
+    database, make_user
+) -> None:
     make_user("alice")
-    for attempt in range(accounts.MAX_FAILURES):
-        with pytest.raises(AuthError):
-            accounts.authenticate(database, f"victim{attempt}", "guess guess", "203.0.113.9")
-    with pytest.raises(AuthError):
+    _fail(database, "alice", "c1", 3)
+    with pytest.raises(AuthError, match=r"try again in \d+ seconds?\.$"):
+        accounts.authenticate(database, "alice", PASSWORD, "c1")
+    # Refused without checking the password, audited as throttled.
+    with database.transaction() as session:
+        last = session.exec(
+            select(schema.AuditEvent).order_by(schema.AuditEvent.seq.desc())
+        ).first()
+    assert last.action == "login_failed" and '"throttled"' in last.details
+    _delay_over(database)
+    assert accounts.authenticate(database, "alice", PASSWORD, "c1").username == "alice"
+    # A good login forgets the pair's failures.
+    with database.transaction() as session:
+        assert session.get(schema.LoginThrottle, "pair:alice|c1") is None
+
+
+def test_unknown_usernames_are_delayed_like_real_ones(database, make_user) -> None:
+    make_user("alice")
+    with pytest.raises(AuthError) as real:
+        _fail(database, "alice", "c1", 3)
+        accounts.authenticate(database, "alice", "wrong again", "c1")
+    with pytest.raises(AuthError) as ghost:
+        _fail(database, "ghost", "c2", 3)
+        accounts.authenticate(database, "ghost", "wrong again", "c2")
+    assert re.sub(r"\d+", "N", str(real.value)) == re.sub(r"\d+", "N", str(ghost.value))
+
+
+def test_password_spraying_from_one_client_is_slowed(database, make_user) -> None:
+    make_user("alice")
+    for index in range(login_delay.CLIENT_ALLOWANCE):
+        _fail(database, f"victim{index}", "203.0.113.9", 1)
+    with pytest.raises(AuthError, match="try again in"):
         accounts.authenticate(database, "alice", PASSWORD, "203.0.113.9")
     assert accounts.authenticate(database, "alice", PASSWORD, "198.51.100.1").username == "alice"
+
+
+def test_counts_are_forgotten_after_an_hour_without_failures(database, make_user) -> None:
+    make_user("alice")
+    _fail(database, "alice", "c1", 2)
+    with database.transaction() as session:
+        row = session.get(schema.LoginThrottle, "pair:alice|c1")
+        row.locked_until = schema.utcnow() - login_delay.FORGET_AFTER - timedelta(minutes=1)
+        session.add(row)
+    _fail(database, "alice", "c1", 1)
+    with database.transaction() as session:
+        assert session.get(schema.LoginThrottle, "pair:alice|c1").failures == 1
+
+
+def test_admin_lifts_an_accounts_delays_audited(database, admin, make_user) -> None:
+    alice = make_user("alice")
+    _fail(database, "alice", "c1", 5)
+    _fail(database, "alice", "c2", 5)
+    _fail(database, "alice_b", "c1", 5)  # another account whose name starts alike
+    with pytest.raises(AccessDenied):
+        accounts.admin_clear_throttle(database, alice, "alice")
+    assert accounts.admin_clear_throttle(database, admin, "Alice") == 2
+    assert _actions(database)[-1] == "clear_login_delay"
+    assert accounts.authenticate(database, "alice", PASSWORD, "c1").username == "alice"
+    with database.transaction() as session:
+        assert session.get(schema.LoginThrottle, "pair:alice_b|c1") is not None
+    with pytest.raises(AccountError):
+        accounts.admin_clear_throttle(database, admin, "nobody")
+
+
+def test_admin_created_accounts_must_change_their_password(database, admin) -> None:
+    doc = accounts.register(database, "doc", PASSWORD, role="clinician", by=admin)
+    assert accounts.must_change_password(database, doc)
+    patient = accounts.register(database, "pat", PASSWORD)
+    assert not accounts.must_change_password(database, patient)
 
 
 def test_old_hash_parameters_are_upgraded_at_login(database, make_user) -> None:
@@ -180,7 +256,7 @@ def test_oidc_login_maps_to_one_local_patient(database) -> None:
 
 def test_logout_is_audited(database, make_user) -> None:
     alice = make_user("alice")
-    accounts.logout(database, alice)
+    accounts.logout(database, alice, None)
     assert _actions(database)[-1] == "logout"
     assert audit.verify_chain(database).ok
 
@@ -190,7 +266,7 @@ def test_first_admin_gets_a_one_time_password(settings_env, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="storage.accounts"):
         db = open_database(load_settings(env))
     try:
-        match = re.search(r"one-time password (\S+)", caplog.text)
+        match = re.search(r"one-time password: (\S+)", caplog.text)
         assert match, caplog.text
         admin = accounts.authenticate(db, "admin", match.group(1), None)
         assert admin.role == "admin"

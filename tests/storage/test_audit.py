@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from core.errors import UserError
 from storage import accounts, audit, policy, schema, sharing
+from storage.access_log import access_log
 from storage.notes import add_note
 from storage.scans import load_scan
 from tests.storage._factories import save_sample_scan
@@ -34,7 +35,7 @@ def busy(database, make_user):
     scan_id = save_sample_scan(database, alice)
     load_scan(database, alice, scan_id)
     add_note(database, alice, scan_id, "feeling better")
-    accounts.logout(database, alice)
+    accounts.logout(database, alice, None)
     assert audit.verify_chain(database).ok
     return database
 
@@ -103,11 +104,11 @@ def test_inserted_event_is_detected(busy) -> None:
 
 def test_access_log_lists_other_users_reads(database, admin, make_user) -> None:
     alice = make_user("alice")
-    doc = accounts.register(database, "doc", "a long enough pass", "clinician", by=admin)
+    doc = accounts.operator_create_user(database, "doc", "a long enough pass", "clinician")
     scan_id = save_sample_scan(database, alice)
     sharing.grant_access(database, alice, "doc")
     load_scan(database, doc, scan_id)
-    log = audit.access_log(database, alice, alice.user_id)
+    log = access_log(database, alice, alice.user_id)
     assert [(e.actor_username, e.action) for e in log] == [("doc", "read_scan")]
     assert log[0].record_id == scan_id and not log[0].emergency
 
@@ -125,7 +126,7 @@ def test_concurrent_appends_form_one_chain(database, make_user) -> None:
     def worker(actor) -> None:
         try:
             for _ in range(10):
-                accounts.logout(database, actor)
+                accounts.logout(database, actor, None)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 

@@ -59,6 +59,7 @@ def _age(path, seconds: float) -> None:
     os.utime(path, (then, then))
 
 
+@pytest.mark.local_blobs  # ages files; tests/storage/test_blob_stores.py covers the bucket
 def test_open_quarantines_old_orphaned_blobs_and_deletes_nothing(
     settings, database, make_user, caplog
 ) -> None:
@@ -91,6 +92,7 @@ def test_open_quarantines_old_orphaned_blobs_and_deletes_nothing(
         again.close()
 
 
+@pytest.mark.local_blobs  # ages files; tests/storage/test_blob_stores.py covers the bucket
 def test_open_refuses_a_database_without_scans_beside_images(
     settings_env, database, make_user
 ) -> None:

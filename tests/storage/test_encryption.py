@@ -42,7 +42,7 @@ def _dump_database(db) -> bytes:
 
 def test_no_plaintext_in_database_or_blobs(database, admin, make_user, settings) -> None:
     alice = make_user("alice")
-    doc = accounts.register(database, "doc", "a long enough pass", "clinician", by=admin)
+    doc = accounts.operator_create_user(database, "doc", "a long enough pass", "clinician")
     pixels = sample_pixels(7, size=64)
     scan_id = save_scan(
         database,
@@ -61,7 +61,7 @@ def test_no_plaintext_in_database_or_blobs(database, admin, make_user, settings)
     )
     sharing.grant_access(database, alice, "doc")
     add_note(database, doc, scan_id, NOTE, {"x": 3, "y": 4})
-    sharing.emergency_access(database, doc, "alice", "collapsed in clinic, unresponsive")
+    sharing.request_emergency_access(database, doc, "alice", "collapsed in clinic, unresponsive")
     load_scan(database, doc, scan_id)
     database.close()  # checkpoint the SQLite WAL into the main file
 
@@ -96,10 +96,10 @@ def test_tampered_ciphertext_fails_loudly(database, make_user) -> None:
 def test_tampered_blob_fails_loudly(database, make_user) -> None:
     alice = make_user("alice")
     scan_id = save_sample_scan(database, alice)
-    [blob] = list(database.blobs.root.iterdir())
-    data = bytearray(blob.read_bytes())
+    [blob] = list(database.blobs.live())
+    data = bytearray(database.blobs.read(blob.name))
     data[100] ^= 0xFF
-    blob.write_bytes(bytes(data))
+    database.blobs.write(blob.name, bytes(data))
     with pytest.raises(DecryptionError):
         load_scan(database, alice, scan_id)
 

@@ -91,6 +91,6 @@ def test_concurrent_sessions_store_every_scan_exactly_once(database, make_user) 
         results = conn.execute(sa.text("SELECT COUNT(*) FROM results")).scalar_one()
     assert sorted(per_owner) == sorted((a.user_id, SCANS) for a in actors)
     assert results == SESSIONS * SCANS
-    assert sum(1 for _ in database.blobs.root.iterdir()) == SESSIONS * SCANS
+    assert sum(1 for _ in database.blobs.list_objects()) == SESSIONS * SCANS
     report = audit.verify_chain(database)
     assert report.ok, report.reason

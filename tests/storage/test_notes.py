@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from sqlmodel import select
 
-from storage.notes import add_note, list_notes
+from storage.notes import add_note, list_notes, unread_note_counts
+from storage.policy import AccessDenied
+from storage.scans import delete_scan
+from storage.schema import NoteRead
+from storage.sharing import grant_access
 from tests.storage._factories import save_sample_scan
 
 
@@ -40,3 +45,51 @@ def test_invalid_notes_are_refused(database, make_user, text, annotation) -> Non
     scan_id = save_sample_scan(database, alice)
     with pytest.raises(ValueError):
         add_note(database, alice, scan_id, text, annotation)
+
+
+def test_a_clinicians_note_is_new_to_the_patient_until_they_list_it(database, make_user) -> None:
+    alice = make_user("alice")
+    doctor = make_user("doctor", role="clinician")
+    scan_id = save_sample_scan(database, alice)
+    grant_access(database, alice, "doctor", hours=1)
+    add_note(database, alice, scan_id, "my own note")
+    add_note(database, doctor, scan_id, "look here", {"x": 5, "y": 5})
+
+    assert unread_note_counts(database, alice) == {scan_id: 1}
+    first = list_notes(database, alice, scan_id)
+    assert [n.new for n in first] == [False, True]
+    assert unread_note_counts(database, alice) == {}
+    assert [n.new for n in list_notes(database, alice, scan_id)] == [False, False]
+
+
+def test_the_clinician_reading_the_notes_does_not_mark_them_seen(database, make_user) -> None:
+    alice = make_user("alice")
+    doctor = make_user("doctor", role="clinician")
+    scan_id = save_sample_scan(database, alice)
+    grant_access(database, alice, "doctor", hours=1)
+    add_note(database, doctor, scan_id, "look here")
+
+    assert [n.new for n in list_notes(database, doctor, scan_id)] == [False]
+    assert unread_note_counts(database, alice) == {scan_id: 1}
+
+
+def test_unread_counts_are_only_for_the_patient_themselves(database, make_user) -> None:
+    """Attack: a clinician (even with a grant) or another patient asks for the unread counts."""
+    alice, bob = make_user("alice"), make_user("bob")
+    doctor = make_user("doctor", role="clinician")
+    grant_access(database, alice, "doctor", hours=1)
+    for intruder in (bob, doctor):
+        with pytest.raises(AccessDenied):
+            unread_note_counts(database, intruder)
+
+
+def test_deleting_the_scan_deletes_its_seen_markers(database, make_user) -> None:
+    alice = make_user("alice")
+    doctor = make_user("doctor", role="clinician")
+    scan_id = save_sample_scan(database, alice)
+    grant_access(database, alice, "doctor", hours=1)
+    add_note(database, doctor, scan_id, "look here")
+    list_notes(database, alice, scan_id)
+    delete_scan(database, alice, scan_id)
+    with database.transaction() as session:
+        assert session.exec(select(NoteRead)).all() == []

@@ -16,6 +16,7 @@ from sqlmodel import select
 
 from core.settings import load_settings
 from storage import accounts, audit, cohort, schema, sharing
+from storage.access_log import access_log
 from storage.actor import Actor
 from storage.bootstrap import open_database
 from storage.db import Database
@@ -48,9 +49,9 @@ def world(
         admin = accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
 
         def make(name: str, role: str = "patient") -> Actor:
-            return accounts.register(
-                db, name, PASSWORD, role, by=None if role == "patient" else admin
-            )
+            if role == "patient":
+                return accounts.register(db, name, PASSWORD)
+            return accounts.operator_create_user(db, name, PASSWORD, role)
 
         owner, other, carol = make("alice"), make("bob"), make("carol")
         clin = {
@@ -77,9 +78,10 @@ def world(
             grant = session.get(schema.ShareGrant, expired)
             grant.expires_at = schema.utcnow() - timedelta(minutes=1)
             session.add(grant)
-        sharing.emergency_access(
+        request = sharing.request_emergency_access(
             db, clin["clin_emergency"], "alice", "unconscious in the ER, no consent possible"
         )
+        sharing.approve_emergency_access(db, clin["clin_none"], request)
         actors = {
             "owner": owner,
             "other_patient": other,
@@ -158,13 +160,13 @@ ACTIONS: dict[str, tuple[Callable[[World, Actor], object], set[str]]] = {
         {"owner"},
     ),
     "revoke_owner_grant": (_grant_then_revoke, {"owner"}),
-    "access_log": (lambda w, a: audit.access_log(w.db, a, w.owner.user_id), {"owner"}),
+    "access_log": (lambda w, a: access_log(w.db, a, w.owner.user_id), {"owner"}),
     "list_emergency_accesses": (
         lambda w, a: sharing.list_emergency_accesses(w.db, a),
         {"owner", "other_patient"},
     ),
-    "emergency_access": (
-        lambda w, a: sharing.emergency_access(
+    "request_emergency_access": (
+        lambda w, a: sharing.request_emergency_access(
             w.db, a, "carol", "patient collapsed in the waiting room", minutes=5
         ),
         CLINICIANS,
@@ -217,7 +219,7 @@ def test_emergency_reads_are_flagged_in_audit_and_shown_to_patient(world: World)
             .order_by(schema.AuditEvent.seq.desc())
         ).first()
     assert event.emergency is True
-    log = audit.access_log(world.db, world.owner, world.owner.user_id)
+    log = access_log(world.db, world.owner, world.owner.user_id)
     assert any(e.emergency and e.actor_username == "clin_emergency" for e in log)
     reasons = [e.reason for e in sharing.list_emergency_accesses(world.db, world.owner)]
     assert "unconscious in the ER, no consent possible" in reasons
@@ -225,7 +227,7 @@ def test_emergency_reads_are_flagged_in_audit_and_shown_to_patient(world: World)
 
 def test_grant_reads_are_not_flagged_emergency(world: World) -> None:
     load_scan(world.db, world.actors["clin_full"], world.shared_scan)
-    log = audit.access_log(world.db, world.owner, world.owner.user_id)
+    log = access_log(world.db, world.owner, world.owner.user_id)
     latest = next(e for e in log if e.actor_username == "clin_full" and e.action == "read_scan")
     assert latest.emergency is False
     assert latest.details["via"] == "grant"
@@ -234,16 +236,15 @@ def test_grant_reads_are_not_flagged_emergency(world: World) -> None:
 @pytest.mark.parametrize("reason", ["", "   ", "too short"])
 def test_emergency_access_needs_a_reason(world: World, reason: str) -> None:
     with pytest.raises(ValueError):
-        sharing.emergency_access(world.db, world.actors["clin_none"], "alice", reason)
+        sharing.request_emergency_access(world.db, world.actors["clin_none"], "alice", reason)
 
 
 def test_expired_emergency_access_ends_access(world: World) -> None:
-    clinician = accounts.register(
-        world.db, next(_names), PASSWORD, "clinician", by=world.actors["admin"]
-    )
-    emergency_id = sharing.emergency_access(
+    clinician = accounts.operator_create_user(world.db, next(_names), PASSWORD, "clinician")
+    emergency_id = sharing.request_emergency_access(
         world.db, clinician, "carol", "respiratory distress, urgent"
     )
+    sharing.approve_emergency_access(world.db, world.actors["clin_none"], emergency_id)
     scan_id = save_sample_scan(world.db, world.carol)
     load_scan(world.db, clinician, scan_id)
     with world.db.transaction() as session:

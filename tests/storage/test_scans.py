@@ -80,13 +80,13 @@ def test_delete_scan_removes_rows_blob_and_notes(database, make_user) -> None:
     alice = make_user("alice")
     scan_id = save_sample_scan(database, alice)
     add_note(database, alice, scan_id, "follow up in two weeks")
-    blobs_before = list(database.blobs.root.iterdir())
+    blobs_before = list(database.blobs.list_objects())
     assert len(blobs_before) == 1
 
     delete_scan(database, alice, scan_id)
 
     assert list_scans(database, alice, alice.user_id) == []
-    assert list(database.blobs.root.iterdir()) == []
+    assert list(database.blobs.list_objects()) == []
     with pytest.raises(RecordNotFound):
         load_scan(database, alice, scan_id)
 
@@ -252,10 +252,10 @@ def limited(settings_env) -> Iterator[Database]:
 
 
 def _stored(db: Database) -> tuple[int, int]:
-    """(scan rows, blob files) in the whole database."""
+    """(scan rows, stored blobs) in the whole database."""
     with db.transaction() as session:
         rows = session.exec(select(func.count()).select_from(Scan)).one()
-    return rows, len([p for p in db.blobs.root.iterdir() if p.is_file()])
+    return rows, len(list(db.blobs.list_objects()))
 
 
 def test_upload_rate_is_refused_and_stores_nothing(limited) -> None:

@@ -81,7 +81,7 @@ def test_a_row_naming_an_unknown_key_version_is_a_decryption_error(
     }
     scan_id = save_sample_scan(database, users["alice"])
     add_note(database, users["alice"], scan_id, "feeling better")
-    sharing.emergency_access(database, users["doc"], "alice", "collapsed in the clinic")
+    sharing.request_emergency_access(database, users["doc"], "alice", "collapsed in the clinic")
     table, read = _READERS[reader]
     read(database, users, scan_id)  # readable before the change
     with database.engine.begin() as conn:

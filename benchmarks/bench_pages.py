@@ -1,0 +1,370 @@
+"""Benchmark: cold start and every page's render time in a real browser, for each role.
+
+Starts the app as ``make run`` does (``streamlit run server.py``, here on a free port with a
+throw-away data folder and master key) and drives the system Chromium (``/usr/bin/chromium``,
+the flags of ``tests/e2e``) with Playwright. Before the server starts, the command line
+(``python -m storage.cli``) creates a patient, a clinician, an analyst and an admin, and
+imports the patient's scans from ``SHARED_DATA_DIR/samples``; the patient shares them with the
+clinician. So the server process starts cold, and no set-up work competes with the timings.
+
+Figures (targets, read and not asserted: first page <= 5 s and first analysis <= 2 s after
+the server is ready, each page warm <= 1 s):
+
+* server ready: launch to the first ``/_stcore/health`` answer (the server warms up, see
+  ``pages.ui.warm_up``, before it answers);
+* first page: the home page's first render in a fresh browser tab (HTML, scripts, websocket
+  and the script run), right after the server is ready;
+* first analysis: the patient's first upload of the 1024x1024 CR DICOM sample on Upload &
+  analyze, from handing over the file to the results, heatmap included, being on the page;
+* each page of each role: the first visit in the session and the median of the next
+  ``--repeats`` visits, from the click on the sidebar link to the end of the script run.
+
+A render ends when Streamlit's script-state attribute turns ``notRunning`` and stays so for
+:data:`QUIET_MS` (the quiet wait is not counted); a ``MutationObserver`` in the page records
+the moment, so the polling interval does not count either.
+
+Run: ``.venv/bin/python benchmarks/bench_pages.py [--repeats N]`` (a few minutes on two
+cores). The CPU is shared with whatever else runs, so repeat a run before comparing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:
+    # Run as a script: make the project importable.
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from core.settings import load_settings  # noqa: E402
+from storage.crypto import encode_master_key, new_master_key  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
+#: Quiet time after a run before it counts as finished (not included in the figures).
+QUIET_MS = 600
+TIMEOUT_S = 180
+REPEATS = 3
+DICOM = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
+#: (file, date, view) imported for the patient before the server starts.
+PATIENT_SCANS = (
+    ("00000001_000.png", "2024-01-15", "PA"),
+    (DICOM, "2024-03-01", None),
+    ("00027426_000.png", "2024-06-20", "PA"),
+)
+PASSWORD = "bench-Passw0rd-long-enough"
+USERS = {
+    "patient": "bench-patient",
+    "clinician": "bench-clinician",
+    "analyst": "bench-analyst",
+    "admin": "bench-admin",
+}
+
+#: Records when Streamlit's script starts and stops running, in the page's own clock.
+_RUN_OBSERVER = """
+window.__benchRuns = {running: -1, idle: -1};
+new MutationObserver((records) => {
+  for (const record of records) {
+    const state = record.target.getAttribute('data-test-script-state');
+    if (state === 'running') window.__benchRuns.running = performance.now();
+    else if (state === 'notRunning') window.__benchRuns.idle = performance.now();
+  }
+}).observe(document, {attributes: true, subtree: true,
+                      attributeFilter: ['data-test-script-state']});
+"""
+
+
+@dataclass
+class PageTiming:
+    """One page's render times for one role."""
+
+    role: str
+    page: str
+    first_ms: float
+    warm_ms: list[float]
+    error: bool
+
+
+def _environment(data_dir: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "MASTER_KEY": encode_master_key(new_master_key()),
+        "ADMIN_USERNAME": "bench-first-admin",
+        "ADMIN_PASSWORD": PASSWORD,
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("DATABASE_URL", None)  # the throw-away SQLite database, never a shared server
+    return env
+
+
+def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "storage.cli", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        input=stdin,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+
+
+def _prepare(env: dict[str, str], samples: Path) -> None:
+    """Users and the patient's scans through the command line; the patient shares them."""
+    for role, name in USERS.items():
+        _cli(env, "create-user", name, "--role", role, stdin=PASSWORD + "\n")
+    for name, when, view in PATIENT_SCANS:
+        extra = ["--view", view] if view else []
+        _cli(env, "import-scan", "--user", USERS["patient"], "--date", when, *extra,
+             str(samples / name))  # fmt: skip
+    share = (
+        "from core.settings import load_settings\n"
+        "from storage import accounts, sharing\n"
+        "from storage.bootstrap import open_database\n"
+        "db = open_database(load_settings())\n"
+        f"patient = accounts.find_actor(db, {USERS['patient']!r})\n"
+        f"sharing.grant_access(db, patient, {USERS['clinician']!r})\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", share], cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
+    )
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextmanager
+def _server(env: dict[str, str], log: Path) -> Iterator[tuple[str, float]]:
+    """Start ``streamlit run server.py``; yield its URL and the seconds until it was ready."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [
+        sys.executable, "-m", "streamlit", "run", "server.py",
+        "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--server.headless", "true", "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    with open(log, "w") as handle:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
+        )
+    try:
+        while not _healthy(url):
+            if process.poll() is not None or time.perf_counter() - started > TIMEOUT_S:
+                raise RuntimeError(f"the server did not start; see {log}")
+            time.sleep(0.1)
+        yield url, time.perf_counter() - started
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _settled(page: Any, start_ms: float) -> float:
+    """Milliseconds from ``start_ms`` (page clock) to the end of the last script run."""
+    app = page.locator('[data-testid="stApp"]')
+    app.and_(page.locator('[data-test-connection-state="CONNECTED"]')).wait_for(
+        state="attached", timeout=TIMEOUT_S * 1000
+    )
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        runs = page.evaluate("() => ({...window.__benchRuns, now: performance.now()})")
+        idle = app.get_attribute("data-test-script-state") == "notRunning"
+        finished = runs["idle"] > start_ms and runs["idle"] >= runs["running"]
+        if idle and finished and runs["now"] - runs["idle"] >= QUIET_MS:
+            return float(runs["idle"] - start_ms)
+        page.wait_for_timeout(50)
+    raise TimeoutError("the app kept running past the benchmark's timeout")
+
+
+def _now(page: Any) -> float:
+    return float(page.evaluate("() => performance.now()"))
+
+
+def _has_exception(page: Any) -> bool:
+    return page.locator('[data-testid="stException"]').count() > 0
+
+
+def _log_in(page: Any, username: str) -> None:
+    page.goto("/")
+    _settled(page, 0.0)
+    _click_nav(page, "Log in or register")
+    page.get_by_label("Username", exact=True).fill(username)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in", exact=True).click()
+    page.get_by_text(f"Logged in as {username}").wait_for(timeout=TIMEOUT_S * 1000)
+    _settled(page, 0.0)
+
+
+def _click_nav(page: Any, name: str) -> float:
+    """Open a page from the sidebar; milliseconds until its script run ended."""
+    link = page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=name).first
+    start = _now(page)
+    link.click()
+    return _settled(page, start)
+
+
+def _nav_names(page: Any) -> list[str]:
+    links = page.locator('[data-testid="stSidebarNav"] a')
+    names = [links.nth(i).inner_text().strip() for i in range(links.count())]
+    return [name for name in names if name]
+
+
+def _first_analysis(page: Any, samples: Path) -> float:
+    """Milliseconds from handing the DICOM to the uploader to the results on the page."""
+    _click_nav(page, "Upload & analyze")
+    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+    start = _now(page)
+    uploader.set_input_files(str(samples / DICOM))
+    elapsed = _settled(page, start)
+    page.get_by_role("heading", name="Where the model looked").wait_for(timeout=5000)
+    if _has_exception(page):
+        raise RuntimeError("the upload page showed an exception")
+    return elapsed
+
+
+def _role_pages(browser: Any, url: str, role: str, repeats: int) -> list[PageTiming]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=url)
+    context.add_init_script(_RUN_OBSERVER)
+    context.set_default_timeout(TIMEOUT_S * 1000)
+    try:
+        page = context.new_page()
+        _log_in(page, USERS[role])
+        names = _nav_names(page)
+        timings = {name: PageTiming(role, name, 0.0, [], False) for name in names}
+        for visit in range(repeats + 1):
+            for name in names:
+                elapsed = _click_nav(page, name)
+                timing = timings[name]
+                timing.error = timing.error or _has_exception(page)
+                if visit == 0:
+                    timing.first_ms = elapsed
+                else:
+                    timing.warm_ms.append(elapsed)
+        return list(timings.values())
+    finally:
+        context.close()
+
+
+def measure(repeats: int = REPEATS) -> tuple[dict[str, float], list[PageTiming]]:
+    """Run the whole benchmark.
+
+    Args:
+        repeats: Warm visits per page after the first.
+
+    Returns:
+        The cold-start figures in seconds, and each role's page timings.
+
+    Raises:
+        FileNotFoundError: Chromium or the shared samples are missing.
+        RuntimeError: The server did not start, or the first analysis failed.
+    """
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.is_file():
+        raise FileNotFoundError(f"{CHROMIUM} is missing; run .ci/install_browser.sh")
+    samples = load_settings().shared_data_dir / "samples"
+    if not (samples / DICOM).is_file():
+        raise FileNotFoundError(f"the shared samples are missing in {samples}")
+    work = Path(tempfile.mkdtemp(prefix="bench_pages_"))
+    env = _environment(work / "data")
+    _prepare(env, samples)
+    cold: dict[str, float] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            with _server(env, work / "server.log") as (url, ready_s):
+                cold["server ready after launch"] = ready_s
+                context = browser.new_context(
+                    viewport={"width": 1400, "height": 1000}, base_url=url
+                )
+                context.add_init_script(_RUN_OBSERVER)
+                context.set_default_timeout(TIMEOUT_S * 1000)
+                page = context.new_page()
+                page.goto("/")
+                cold["first page (home) rendered"] = _settled(page, 0.0) / 1000
+                start = time.perf_counter()
+                _log_in(page, USERS["patient"])
+                cold["first log-in"] = time.perf_counter() - start
+                cold["first analysis (1024x1024 DICOM)"] = _first_analysis(page, samples) / 1000
+                context.close()
+                pages = [
+                    timing for role in USERS for timing in _role_pages(browser, url, role, repeats)
+                ]
+        finally:
+            browser.close()
+    return cold, pages
+
+
+def run() -> list[dict]:
+    """Rows ``{"benchmark", "value", "unit"}`` for ``benchmarks/run_all.py``."""
+    cold, pages = measure()
+    rows = [
+        {"benchmark": f"pages: cold start, {name}", "value": round(seconds, 2), "unit": "s"}
+        for name, seconds in cold.items()
+    ]
+    for timing in pages:
+        rows.append(
+            {
+                "benchmark": f"pages: {timing.role} {timing.page}, warm median",
+                "value": round(statistics.median(timing.warm_ms)),
+                "unit": "ms",
+            }
+        )
+    return rows
+
+
+def _print(cold: dict[str, float], pages: list[PageTiming], repeats: int) -> None:
+    load = os.getloadavg()
+    print(
+        f"CPU: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+        "(shared with other work)\n"
+    )
+    print(f"{'cold start':<40} {'seconds':>8}")
+    for name, seconds in cold.items():
+        print(f"{name:<40} {seconds:>8.2f}")
+    print(
+        f"\n{'role':<10} {'page':<24} {'first ms':>9} {f'warm median of {repeats}':>19} "
+        f"{'warm max':>9}"
+    )
+    for timing in pages:
+        flag = "  (exception shown)" if timing.error else ""
+        print(
+            f"{timing.role:<10} {timing.page:<24} {timing.first_ms:>9.0f} "
+            f"{statistics.median(timing.warm_ms):>19.0f} {max(timing.warm_ms):>9.0f}{flag}"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="warm visits per page")
+    arguments = parser.parse_args()
+    _print(*measure(arguments.repeats), arguments.repeats)

@@ -1,0 +1,184 @@
+"""A patient's profile: the birth year and the display name, sealed with the patient's data key.
+
+Both are personal data, so it is stored like a record: sealed, readable only by the
+patient and clinicians with access, and every read and change is audited.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from core.age import check_birth_year
+from core.errors import UserError
+from storage import audit, policy, schema
+from storage.actor import Actor
+from storage.db import Database
+from storage.sealing import RowSealer
+
+_TABLE = "profiles"
+
+#: Longest display name, in characters.
+MAX_DISPLAY_NAME = 80
+
+
+class InvalidDisplayName(UserError, ValueError):
+    """A display name that is too long or contains control characters."""
+
+    code = "invalid_display_name"
+    default_message = f"A display name has at most {MAX_DISPLAY_NAME} printable characters."
+
+
+def _opened(sealer: RowSealer, profile: schema.Profile) -> dict[str, Any]:
+    # Every fact shares one sealed payload: changing one keeps the others.
+    if profile.payload is None:
+        return {}
+    return dict(sealer.open_json(_TABLE, profile.user_id, profile.key_version, profile.payload))
+
+
+def set_birth_year(db: Database, actor: Actor, birth_year: int | None) -> None:
+    """Store (or clear, with None) the patient's own birth year.
+
+    Args:
+        db: Database handle.
+        actor: The patient.
+        birth_year: The year, or None to forget it.
+
+    Raises:
+        core.age.InvalidBirthYear: The year cannot be a living patient's; nothing is stored.
+        policy.AccessDenied: The actor is not an active patient.
+    """
+    if birth_year is not None:
+        check_birth_year(birth_year, date.today())
+    with db.transaction() as session:
+        policy.check_write(session, actor, actor.user_id)
+        sealer = db.keyring.sealer(session, actor.user_id)
+        profile = session.get(schema.Profile, actor.user_id)
+        if profile is None:
+            profile = schema.Profile(user_id=actor.user_id)
+        values = _opened(sealer, profile)
+        profile.key_version = sealer.version
+        profile.payload = sealer.seal_json(
+            _TABLE, actor.user_id, profile.key_version, {**values, "birth_year": birth_year}
+        )
+        profile.updated_at = schema.utcnow()
+        session.add(profile)
+        audit.append(
+            session,
+            db,
+            "set_birth_year",
+            actor=actor,
+            patient_id=actor.user_id,
+            record_type=_TABLE,
+            record_id=actor.user_id,
+            details={"cleared": birth_year is None},
+        )
+
+
+def get_birth_year(db: Database, actor: Actor, patient_id: int) -> int | None:
+    """A patient's birth year, for the patient or a clinician with access.
+
+    Args:
+        db: Database handle.
+        actor: Who asks.
+        patient_id: Whose birth year.
+
+    Returns:
+        The year, or None when the patient has not given it.
+
+    Raises:
+        policy.AccessDenied: The actor may not read this patient's records.
+        crypto.DecryptionError: The stored value fails its integrity check.
+    """
+    with db.transaction() as session:
+        access = policy.check_read(session, actor, patient_id)
+        profile = session.get(schema.Profile, patient_id)
+        year = None
+        if profile is not None:
+            sealer = db.keyring.sealer(session, patient_id)
+            value = sealer.open_json(_TABLE, patient_id, profile.key_version, profile.payload)
+            year = value.get("birth_year")
+        audit.append(
+            session,
+            db,
+            "read_birth_year",
+            actor=actor,
+            patient_id=patient_id,
+            record_type=_TABLE,
+            record_id=patient_id,
+            emergency=access.emergency,
+            details=access.audit_details(),
+        )
+    return None if year is None else int(year)
+
+
+def set_display_name(db: Database, actor: Actor, name: str | None) -> None:
+    """Store (or clear, with None or blank) the name the patient wants on reports.
+
+    Args:
+        db: Database handle.
+        actor: The patient.
+        name: How the patient wants to be named, e.g. "Ana Ruiz"; surrounding spaces dropped.
+
+    Raises:
+        InvalidDisplayName: Too long, or with control characters; nothing is stored.
+        policy.AccessDenied: The actor is not an active patient.
+    """
+    cleaned = (name or "").strip() or None
+    if cleaned is not None and (
+        len(cleaned) > MAX_DISPLAY_NAME or not all(ch.isprintable() for ch in cleaned)
+    ):
+        raise InvalidDisplayName()
+    with db.transaction() as session:
+        policy.check_write(session, actor, actor.user_id)
+        sealer = db.keyring.sealer(session, actor.user_id)
+        profile = session.get(schema.Profile, actor.user_id)
+        if profile is None:
+            profile = schema.Profile(user_id=actor.user_id)
+        values = _opened(sealer, profile)
+        profile.key_version = sealer.version
+        profile.payload = sealer.seal_json(
+            _TABLE, actor.user_id, profile.key_version, {**values, "display_name": cleaned}
+        )
+        profile.updated_at = schema.utcnow()
+        session.add(profile)
+        audit.append(
+            session,
+            db,
+            "set_display_name",
+            actor=actor,
+            patient_id=actor.user_id,
+            record_type=_TABLE,
+            record_id=actor.user_id,
+            details={"cleared": cleaned is None},
+        )
+
+
+def get_display_name(db: Database, actor: Actor, patient_id: int) -> str | None:
+    """The name a patient chose for reports, for the patient or a clinician with access.
+
+    Returns:
+        The name, or None when the patient has not chosen one.
+
+    Raises:
+        policy.AccessDenied: The actor may not read this patient's records.
+        crypto.DecryptionError: The stored value fails its integrity check.
+    """
+    with db.transaction() as session:
+        access = policy.check_read(session, actor, patient_id)
+        profile = session.get(schema.Profile, patient_id)
+        name = None
+        if profile is not None:
+            name = _opened(db.keyring.sealer(session, patient_id), profile).get("display_name")
+        audit.append(
+            session,
+            db,
+            "read_display_name",
+            actor=actor,
+            patient_id=patient_id,
+            record_type=_TABLE,
+            record_id=patient_id,
+            emergency=access.emergency,
+            details=access.audit_details(),
+        )
+    return None if name is None else str(name)

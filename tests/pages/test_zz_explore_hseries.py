@@ -1,0 +1,17 @@
+from tests.pages.test_upload_series import *
+def test_explore(world, shipped_model, samples_dir):
+    at = page("upload.py", world.alice).run()
+    at = _upload(at, ("chest_2026-01-05.png", (samples_dir / "00000001_000.png").read_bytes()), ("bad.png", b"nope"), ("real.dcm", (samples_dir / REAL_DICOM).read_bytes()))
+    print("EXC", at.exception)
+    print(_table(at).to_string())
+    print(texts(at))
+    print("save disabled", at.button(key="upload_save").disabled, at.button(key="upload_save").label)
+    at = _edit(at, {0: {"view": VIEW_LABELS[View.PA]}, 2: {"date": "2026-01-07"}})
+    print("EXC", at.exception)
+    print(_table(at)[["file","date","view","status"]].to_string())
+    print("save disabled", at.button(key="upload_save").disabled, at.button(key="upload_save").label)
+    at = at.button(key="upload_save").click().run()
+    print("EXC", at.exception)
+    print(texts(at))
+    print([ (s.filename, s.scan_date, s.view) for s in _saved(world)])
+    print(_table(at)[["file","status"]].to_string())
