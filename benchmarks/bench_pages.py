@@ -188,14 +188,21 @@ def _server(env: dict[str, str], log: Path) -> Iterator[tuple[str, float]]:
 
 def _settled(page: Any, start_ms: float) -> float:
     """Milliseconds from ``start_ms`` (page clock) to the end of the last script run."""
+    from playwright.sync_api import Error as PlaywrightError
+
     app = page.locator('[data-testid="stApp"]')
     app.and_(page.locator('[data-test-connection-state="CONNECTED"]')).wait_for(
         state="attached", timeout=TIMEOUT_S * 1000
     )
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
-        runs = page.evaluate("() => ({...window.__benchRuns, now: performance.now()})")
-        idle = app.get_attribute("data-test-script-state") == "notRunning"
+        try:
+            runs = page.evaluate("() => ({...window.__benchRuns, now: performance.now()})")
+            idle = app.get_attribute("data-test-script-state") == "notRunning"
+        except PlaywrightError:
+            # The page navigated (the log-in's cookie round trip): read the new document.
+            page.wait_for_load_state()
+            continue
         finished = runs["idle"] > start_ms and runs["idle"] >= runs["running"]
         if idle and finished and runs["now"] - runs["idle"] >= QUIET_MS:
             return float(runs["idle"] - start_ms)
@@ -232,8 +239,9 @@ def _click_nav(page: Any, name: str) -> float:
 
 def _nav_names(page: Any) -> list[str]:
     links = page.locator('[data-testid="stSidebarNav"] a')
-    names = [links.nth(i).inner_text().strip() for i in range(links.count())]
-    return [name for name in names if name]
+    # Each link's text is its icon's ligature name, then its title on the last line.
+    names = [links.nth(i).inner_text().strip().splitlines()[-1] for i in range(links.count())]
+    return [name.strip() for name in names if name.strip()]
 
 
 def _first_analysis(page: Any, samples: Path) -> float:
@@ -247,6 +255,12 @@ def _first_analysis(page: Any, samples: Path) -> float:
     if _has_exception(page):
         raise RuntimeError("the upload page showed an exception")
     return elapsed
+
+
+def _progress(figures: dict[str, float]) -> None:
+    """The figure just measured, on stderr, so that a long run shows where it is."""
+    name, value = list(figures.items())[-1]
+    print(f"{name}: {value:.2f} s", file=sys.stderr, flush=True)
 
 
 def _role_pages(browser: Any, url: str, role: str, repeats: int) -> list[PageTiming]:
@@ -263,6 +277,7 @@ def _role_pages(browser: Any, url: str, role: str, repeats: int) -> list[PageTim
                 elapsed = _click_nav(page, name)
                 timing = timings[name]
                 timing.error = timing.error or _has_exception(page)
+                print(f"{role} {name}: {elapsed:.0f} ms", file=sys.stderr, flush=True)
                 if visit == 0:
                     timing.first_ms = elapsed
                 else:
@@ -303,6 +318,7 @@ def measure(repeats: int = REPEATS) -> tuple[dict[str, float], list[PageTiming]]
         try:
             with _server(env, work / "server.log") as (url, ready_s):
                 cold["server ready after launch"] = ready_s
+                _progress(cold)
                 context = browser.new_context(
                     viewport={"width": 1400, "height": 1000}, base_url=url
                 )
@@ -311,10 +327,13 @@ def measure(repeats: int = REPEATS) -> tuple[dict[str, float], list[PageTiming]]
                 page = context.new_page()
                 page.goto("/")
                 cold["first page (home) rendered"] = _settled(page, 0.0) / 1000
+                _progress(cold)
                 start = time.perf_counter()
                 _log_in(page, USERS["patient"])
                 cold["first log-in"] = time.perf_counter() - start
+                _progress(cold)
                 cold["first analysis (1024x1024 DICOM)"] = _first_analysis(page, samples) / 1000
+                _progress(cold)
                 context.close()
                 pages = [
                     timing for role in USERS for timing in _role_pages(browser, url, role, repeats)

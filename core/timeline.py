@@ -27,6 +27,7 @@ import plotly.graph_objects as go
 
 from core.findings import FINDING_LABELS, FINDINGS, is_flagged, log_odds, threshold_for
 from core.views import FRONTAL_VIEWS, VIEW_LABELS, View, is_frontal
+from core.words import plural
 
 #: Default rise, in absolute probability, since the previous scan that raises a red flag.
 DEFAULT_RISE_MARGIN = 0.15
@@ -153,7 +154,7 @@ def same_day_partners(summaries: Iterable[ScanLike]) -> dict[int, list[ScanLike]
 def same_day_note(partners: Sequence[ScanLike]) -> str:
     """One sentence naming the other films of the same day, e.g. for a hover or a table."""
     views = "; ".join(VIEW_LABELS[partner.view] for partner in partners)
-    return f"Taken the same day as {len(partners)} other film(s): {views}."
+    return f"Taken the same day as {plural(len(partners), 'other film')}: {views}."
 
 
 def previous_comparable(summaries: Iterable[ScanLike], scan: ScanLike) -> ScanLike | None:

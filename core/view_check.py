@@ -24,7 +24,7 @@ from core.views import View, is_frontal
 _SIZE = 64
 
 #: Below this contrast a film chosen as frontal is said not to look frontal. Chosen on the
-#: validation splits so that about 1 frontal film in 100 draws the warning.
+#: validation splits, where about 2 frontal films in 100 draw the warning (it only warns).
 FRONTAL_FLOOR = 0.0
 
 #: At or above this contrast a film chosen as a side view is said to look frontal: the

@@ -6,11 +6,40 @@ import json
 
 import streamlit as st
 
+from pages.readings import render_birth_year_form
 from pages.ui import end_session, get_database, require_actor, session_token, show_error
-from storage import accounts
+from storage import accounts, profile
+from storage.actor import Actor
+from storage.db import Database
 from storage.export import export_user
 
 _CHANGED_KEY = "password_changed_notice"
+
+
+def _render_display_name_form(db: Database, actor: Actor) -> None:
+    """The name printed on the patient's reports (sealed like their records)."""
+    try:
+        current = profile.get_display_name(db, actor, actor.user_id)
+    except Exception as err:  # shown as one sentence
+        show_error(err)
+        return
+    with st.form("display_name_form"):
+        st.subheader("Your name on reports")
+        name = st.text_input(
+            f"Display name (up to {profile.MAX_DISPLAY_NAME} characters; empty to use your "
+            "username)",
+            value=current or "",
+            key="display_name",
+        )
+        saved = st.form_submit_button("Save name")
+    if saved:
+        try:
+            profile.set_display_name(db, actor, name)
+        except Exception as err:  # shown as one sentence
+            show_error(err)
+        else:
+            st.success("Your reports will show this name." if name.strip() else "Name cleared.")
+
 
 actor = require_actor(allow_password_change=True)
 db = get_database()
@@ -47,6 +76,8 @@ if changed:
             st.rerun()
 
 if actor.role == "patient" and not must_change:
+    render_birth_year_form(db, actor)
+    _render_display_name_form(db, actor)
     st.subheader("Your data")
     if st.button("Prepare a download of all my records", key="prepare_export"):
         try:

@@ -1,4 +1,4 @@
-"""Showing a result as it holds for its patient (shared by Upload and My scans; not a page).
+"""A result as it holds for its patient, and the birth year it depends on (not a page).
 
 Which findings hold, the greying and the sentences come from ``services.validity`` /
 ``core.reading``; this module only lays them out.
@@ -6,14 +6,17 @@ Which findings hold, the greying and the sentences come from ``services.validity
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 import streamlit as st
 
+from core.age import EARLIEST_BIRTH_YEAR
 from core.reading import ResultReading
 from pages.ui import show_error
 from storage.actor import Actor
 from storage.db import Database
-from storage.profile import get_birth_year
+from storage.profile import get_birth_year, set_birth_year
 
 #: Text colour of a greyed row (a finding outside the patient's population).
 _GREY = "color: #9e9e9e"
@@ -66,3 +69,37 @@ def _standing(valid: bool | None) -> str:
     if valid is None:
         return "age not known"
     return "holds" if valid else "says little (greyed)"
+
+
+def render_birth_year_form(db: Database, actor: Actor) -> None:
+    """The patient's birth year: shown, changed or removed (Account page)."""
+    st.subheader("About you")
+    st.caption(
+        "Your birth year tells the app whether to read your X-rays as a child's or an "
+        "adult's: some findings were learned from children aged 1-5 only, others from adults "
+        "only. It is stored encrypted, like your scans."
+    )
+    current = birth_year_of(db, actor, actor.user_id)
+    with st.form("birth_year_form"):
+        year = st.number_input(
+            "Year you were born (optional)",
+            min_value=EARLIEST_BIRTH_YEAR,
+            max_value=date.today().year,
+            value=current,
+            step=1,
+            placeholder="for example 1984",
+            key="birth_year",
+        )
+        save, forget = st.columns(2)
+        saved = save.form_submit_button("Save birth year")
+        cleared = forget.form_submit_button("Remove birth year")
+    if not (saved or cleared):
+        return
+    try:
+        set_birth_year(db, actor, None if cleared or year is None else int(year))
+    except Exception as err:  # shown as one sentence
+        show_error(err)
+        return
+    st.success(
+        "Your birth year was removed." if cleared else f"Your birth year {int(year)} was saved."
+    )

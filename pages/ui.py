@@ -83,10 +83,17 @@ def warm_up() -> None:
             importlib.import_module(name)
         except Exception:
             _LOG.exception("warm-up: importing %s failed", name)
+    # Outside a page run, the cached loader's spinner has no page and Streamlit warns "missing
+    # ScriptRunContext"; expected here, and it would clutter the server's start-up lines.
+    context_log = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
+    level = context_log.level
+    context_log.setLevel(logging.ERROR)
     try:
         _warm_upload_steps()
     except Exception:
         _LOG.exception("warm-up: the first analysis will pay the start-up costs instead")
+    finally:
+        context_log.setLevel(level)
     _LOG.info("warm-up done in %.1f s", time.perf_counter() - started)
 
 
@@ -154,7 +161,12 @@ def client_id() -> str | None:
         forwarded = st.context.headers.get("X-Forwarded-For")
     except Exception:  # no request context (tests, bare mode)
         return None
-    return client_address(peer, forwarded, get_database().settings.trusted_proxies)
+    # Without a real request (AppTest) these are stand-ins, not addresses.
+    return client_address(
+        peer if isinstance(peer, str) else None,
+        forwarded if isinstance(forwarded, str) else None,
+        get_database().settings.trusted_proxies,
+    )
 
 
 def start_session(actor: Actor) -> None:
@@ -250,7 +262,9 @@ def session_token() -> str | None:
             cookie = st.context.cookies.get(session_cookie.COOKIE_NAME)
         except Exception:  # no request context (tests, bare mode)
             cookie = None
-        token = session_cookie.unsign(get_database().settings, cookie)
+        token = session_cookie.unsign(
+            get_database().settings, cookie if isinstance(cookie, str) else None
+        )
     if token is not None and token == st.session_state.get(_DEAD_TOKEN_KEY):
         return None
     return token
@@ -261,7 +275,7 @@ def _current_path() -> str:
         url = st.context.url
     except Exception:  # no request context (tests, bare mode)
         url = None
-    return urlsplit(url).path or "/" if url else "/"
+    return (urlsplit(url).path or "/") if isinstance(url, str) else "/"
 
 
 def _go_to(target: str) -> None:

@@ -23,6 +23,7 @@ from core.overlay import overlay_heatmap
 from core.results import probability_figure
 from core.view_pictures import frontal_picture, lateral_picture
 from core.views import VIEW_LABELS, View
+from core.words import plural
 from models.inference import Classifier
 from pages.readings import birth_year_of, render_reading
 from pages.ui import current_classifier, get_database, require_actor, show_disclaimer, show_error
@@ -160,7 +161,15 @@ def _status(file: SeriesFile, problem: str | None, view: View | None) -> str:
         return f"Cannot be used: {file.error}"
     if file.saved is not None:
         return file.saved.sentence
+    if file.same_as is not None:
+        return f"The same file as {file.same_as} above: it is saved once."
     if problem is not None:
+        study = file.scan.metadata.study_date if file.scan is not None else None
+        if study is not None and file.suggested is None:
+            return (
+                f"The file's date {study.isoformat()} looks like a placeholder from an "
+                f"anonymised file. {problem}"
+            )
         return problem
     words = ["Ready to save."]
     if file.suggested is not None:
@@ -463,24 +472,28 @@ if not uploads:
 checked = _checked(uploads, actor)
 dates, views = _current_rows(checked)
 problems = series_problems(checked, dates, views, date.today())
-_render_view_guide(open_guide=any(views[i] is None for i, f in enumerate(checked) if f.to_save))
+if any(f.to_save for f in checked):
+    _render_view_guide(open_guide=any(views[i] is None for i, f in enumerate(checked) if f.to_save))
 st.subheader("Your files")
 _render_table(checked, dates, views, problems)
+for unusable in (f for f in checked if f.error is not None):
+    st.error(f"{unusable.name} cannot be used: {unusable.error}")
 to_save = sum(f.to_save for f in checked)
 birth_year = birth_year_of(get_database(), actor, actor.user_id)
 if birth_year is None:
     _render_birth_year_offer(actor, checked, dates)
 if problems:
     st.warning(
-        f"{len(problems)} file(s) still need a date or a view before the series can be saved."
+        f"{plural(len(problems), 'file')} still {'needs' if len(problems) == 1 else 'need'} "
+        "a date or a view before the series can be saved."
     )
 elif to_save == 0:
     st.info("There is nothing new to save: every usable file is already in your record.")
 settings = _render_closer_look(uploads, checked, dates, views, birth_year)
 st.divider()
-noun = "scan" if to_save == 1 else "scans"
+label = f"Save {to_save} scan{'' if to_save == 1 else 's'} to my record" if to_save else "Save"
 if st.button(
-    f"Save {to_save} {noun} to my record",
+    label,
     type="primary",
     disabled=bool(problems) or to_save == 0,
     key="upload_save",

@@ -15,7 +15,7 @@ import streamlit as st
 from core.compare import DEFAULT_CHANGE_MARGIN, Comparison, compare_scans, default_pair
 from core.enhance import PARAMETER_RANGES, EnhanceSettings
 from core.findings import FINDING_LABELS, FINDINGS
-from core.labels import scan_label
+from core.labels import scan_labels
 from core.timeline import (
     DEFAULT_RISE_MARGIN,
     format_percent,
@@ -37,6 +37,7 @@ from core.views import (
     View,
     is_frontal,
 )
+from core.words import plural
 from models.inference import Classifier
 from pages.ui import show_error
 from services.rescore import rescore_scans
@@ -95,10 +96,8 @@ def scan_picker(
     Returns:
         The chosen scan's id.
     """
-    by_id = {scan.id: scan for scan in scans}
-    return st.selectbox(
-        label, list(by_id), index=index, format_func=lambda i: scan_label(by_id[i]), key=key
-    )
+    names = scan_labels(scans)
+    return st.selectbox(label, list(names), index=index, format_func=names.__getitem__, key=key)
 
 
 def render_timeline(
@@ -170,9 +169,9 @@ def render_timeline(
             )
         if flags:
             st.subheader("Points to raise with a clinician")
-            by_id = {scan.id: scan for scan in scans}
+            names = scan_labels(scans)
             for scan_id, reasons in flags.items():
-                st.warning(f"Scan of {by_id[scan_id].scan_date.isoformat()}: " + " ".join(reasons))
+                st.warning(f"Scan of {names[scan_id]}: " + " ".join(reasons))
         st.dataframe(timeline_table(frame, flags, same_day), hide_index=True, key=f"{key}_table")
         with st.expander("Every stored result, older model versions included"):
             st.dataframe(
@@ -191,11 +190,17 @@ def _render_unplotted(scans: list[ScanSummary]) -> None:
     unknown = [scan for scan in scans if scan.view is View.UNKNOWN and not scan.results]
     unscored = [scan for scan in scans if is_frontal(scan.view) and not scan.results]
     if laterals:
-        st.caption(f"{len(laterals)} side (lateral) view(s) in your record. {NOT_SCORED_SENTENCE}")
+        st.caption(
+            f"{plural(len(laterals), 'side (lateral) view')} in your record. {NOT_SCORED_SENTENCE}"
+        )
     if unknown:
-        st.caption(f"{len(unknown)} scan(s) of unknown view. {UNKNOWN_NOT_SCORED_SENTENCE}")
+        st.caption(f"{plural(len(unknown), 'scan')} of unknown view. {UNKNOWN_NOT_SCORED_SENTENCE}")
     if unscored:
-        st.caption(f"{len(unscored)} frontal scan(s) have no model result yet and are not plotted.")
+        has = "has" if len(unscored) == 1 else "have"
+        st.caption(
+            f"{plural(len(unscored), 'frontal scan')} {has} no model result yet and "
+            f"{'is' if len(unscored) == 1 else 'are'} not plotted."
+        )
 
 
 def _render_view_editor(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
@@ -238,7 +243,8 @@ def _offer_rescore(
         "the older results are kept and stay listed below."
     )
     if not st.button(
-        f"Re-score {len(pending)} scan(s) with model {format_version(version)}", key="rescore"
+        f"Re-score {plural(len(pending), 'scan')} with model {format_version(version)}",
+        key="rescore",
     ):
         return False
     bar = st.progress(0.0, text="Re-scoring...")
@@ -256,7 +262,8 @@ def _offer_rescore(
         show_error(err)
         return False
     st.success(
-        f"Re-scored {outcome.rescored} scan(s) with model {format_version(outcome.model_version)}."
+        f"Re-scored {plural(outcome.rescored, 'scan')} with model "
+        f"{format_version(outcome.model_version)}."
     )
     return True
 
@@ -307,6 +314,7 @@ def render_compare(
         st.info("Comparing needs at least two scans.")
         return
     by_id = {scan.id: scan for scan in scans}
+    names = scan_labels(scans)
     positions = {scan.id: position for position, scan in enumerate(scans)}
     pair = default_pair(scans)
     if pair is None:
@@ -360,7 +368,7 @@ def render_compare(
         show_error(err)
         return
     for column, scan_id, image in zip(st.columns(2), pair, images, strict=True):
-        column.image(image, caption=scan_label(by_id[scan_id]), width="stretch")
+        column.image(image, caption=names[scan_id], width="stretch")
     if finding is not None:
         st.caption(
             "Coloured areas show where the image most drove the model's score; they are "

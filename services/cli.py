@@ -159,6 +159,8 @@ def _outcome_line(path: Path, outcome: ImportedScan, why_not: str | None) -> str
         hint = " Give --view (PA, AP, 'AP supine', lateral or unknown)."
         missing_view = outcome.error_code == MissingScanView.code
         return f"FAILED {path}: {outcome.error}" + (hint if missing_view else "")
+    if outcome.already_saved:
+        return " ".join([f"kept {path}: scan {outcome.scan_id}", *outcome.notes])
     line = _stored_line(path, outcome, why_not)
     return " ".join([line, *outcome.notes])
 

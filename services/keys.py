@@ -114,9 +114,7 @@ def rotate_user_key(
     if on_progress is not None:
         on_progress(0, total)
     while True:
-        batch = rekey.reseal_batch(
-            db, account.user_id, by=by, operator=operator, limit=batch_size
-        )
+        batch = rekey.reseal_batch(db, account.user_id, by=by, operator=operator, limit=batch_size)
         if batch.records == 0:
             break
         done, images = done + batch.records, images + batch.images

@@ -12,6 +12,7 @@ import argparse
 from datetime import UTC, datetime, timedelta
 
 from core.errors import UserError
+from core.words import plural
 from storage import audit, bootstrap, quarantine
 from storage.blobs import QUARANTINE
 from storage.db import Database
@@ -164,13 +165,13 @@ def _print_entries(entries: list[QuarantinedBlob]) -> None:
 def _list_command(db: Database, args: argparse.Namespace) -> int:
     entries = list_quarantine(db)
     _print_entries(entries)
-    print(f"{len(entries)} file(s) in {db.blobs.location.rstrip('/')}/{QUARANTINE}")
+    print(f"{plural(len(entries), 'file')} in {db.blobs.location.rstrip('/')}/{QUARANTINE}")
     return 0
 
 
 def _restore_command(db: Database, args: argparse.Namespace) -> int:
     restored = restore_quarantine(db, None if args.all else args.name, operator=args.operator)
-    print(f"restored {len(restored)} file(s)")
+    print(f"restored {plural(len(restored), 'file')}")
     return 0
 
 
@@ -179,10 +180,10 @@ def _purge_command(db: Database, args: argparse.Namespace) -> int:
         cutoff = datetime.now(UTC) - timedelta(days=args.older_than_days)
         chosen = [e for e in list_quarantine(db) if e.quarantined_at <= cutoff]
         _print_entries(chosen)
-        print(f"{len(chosen)} file(s) would be deleted for good; add --yes to delete them")
+        print(f"{plural(len(chosen), 'file')} would be deleted for good; add --yes to delete them")
         return 1
     purged = purge_quarantine(db, args.older_than_days, operator=args.operator)
-    print(f"deleted {len(purged)} file(s) for good")
+    print(f"deleted {plural(len(purged), 'file')} for good")
     return 0
 
 
@@ -196,7 +197,7 @@ def _sweep_command(db: Database, args: argparse.Namespace) -> int:
     moved = quarantine_orphans(
         db, operator=args.operator, min_age=timedelta(hours=args.min_age_hours)
     )
-    print(f"moved {len(moved)} file(s) to the quarantine")
+    print(f"moved {plural(len(moved), 'file')} to the quarantine")
     return 0
 
 

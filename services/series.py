@@ -7,11 +7,11 @@ may be saved. Saving itself goes through :func:`services.imports.import_scans`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from core.age import suggested_birth_year
 from core.errors import UserError
 from core.imaging import DecodedScan, decode_scan
 from core.scan_dates import EARLIEST_PLAUSIBLE_YEAR, FileDate, suggested_date
@@ -34,7 +34,8 @@ class SeriesFile:
         header_view: The view its DICOM header states, or None.
         thumbnail: A small PNG as a ``data:`` URL, or None.
         saved: The scan already saved from this very file, or None.
-        birth_year: The birth year the file suggests (DICOM), or None.
+        same_as: The name of an earlier file in the same selection with the same content
+            (it is saved once, from that row), or None.
     """
 
     name: str
@@ -44,12 +45,12 @@ class SeriesFile:
     header_view: View | None = None
     thumbnail: str | None = None
     saved: SavedCopy | None = None
-    birth_year: int | None = None
+    same_as: str | None = None
 
     @property
     def to_save(self) -> bool:
-        """Usable and not yet in the record."""
-        return self.scan is not None and self.saved is None
+        """Usable, not yet in the record, and not a repeat of an earlier row."""
+        return self.scan is not None and self.saved is None and self.same_as is None
 
 
 def check_files(
@@ -71,8 +72,15 @@ def check_files(
         storage.policy.AccessDenied: The actor is not an active patient.
     """
     saved = find_saved_files(db, actor, [data for _, data in files])
+    first_named: dict[bytes, str] = {}
     checked = []
     for position, (name, data) in enumerate(files):
+        # Held in memory for this check only, never stored.
+        digest = hashlib.sha256(data).digest()
+        if digest in first_named:
+            checked.append(SeriesFile(name, same_as=first_named[digest]))
+            continue
+        first_named[digest] = name
         try:
             scan = decode_scan(data, name, max_bytes=db.settings.max_upload_bytes)
         except UserError as err:
@@ -87,11 +95,6 @@ def check_files(
                 header_view=scan.metadata.view,
                 thumbnail=thumbnail_url(scan.pixels),
                 saved=saved.get(position),
-                birth_year=suggested_birth_year(
-                    scan.metadata.patient_age,
-                    scan.metadata.patient_birth_year,
-                    suggested.day if suggested else None,
-                ),
             )
         )
     return checked

@@ -15,6 +15,7 @@ quarantine (:mod:`storage.quarantine`); no image is ever without a blob.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
@@ -73,9 +74,7 @@ def accounts(db: Database, username: str | None = None) -> list[Account]:
         query = select(schema.User.id, schema.User.username).order_by(col(schema.User.id))
         if username is not None:
             query = query.where(schema.User.username == username)
-        query = query.where(
-            col(schema.User.id).in_(select(schema.UserKey.user_id).distinct())
-        )
+        query = query.where(col(schema.User.id).in_(select(schema.UserKey.user_id).distinct()))
         found = [Account(schema.stored_id(uid), name) for uid, name in session.exec(query)]
     if username is not None and not found:
         raise UnknownUser(f"No account is named {username!r}.")
@@ -120,12 +119,12 @@ def pending(db: Database, user_id: int, version: int) -> int:
     """
     with db.transaction() as session:
         return sum(
-            session.exec(
+            session.execute(
                 sa.select(sa.func.count())
                 .select_from(table)
                 .where(table.c[owner_column] == user_id)
                 .where(table.c.key_version < version)
-            ).one()[0]
+            ).scalar_one()
             for table, owner_column in _tables()
         )
 
@@ -213,7 +212,8 @@ def _older_rows(
     user_id: int,
     version: int,
     limit: int,
-) -> list[SQLModel]:
+) -> list[Any]:
+    # Rows of any sealed table: each has ``key_version`` and ``payload`` (schema.py).
     if limit <= 0:
         return []
     table = schema.table_of(model)
@@ -233,20 +233,20 @@ def _reseal_row(
     db: Database,
     sealer: RowSealer,
     model: type[SQLModel],
-    row: SQLModel,
+    row: Any,
     written: list[str],
     retired: list[str],
 ) -> None:
     table = schema.table_of(model)
     (key,) = table.primary_key.columns
     row_id: int = getattr(row, key.name)
-    old: int = getattr(row, "key_version")
+    old: int = row.key_version
     new = sealer.version
     name = str(table.name)
-    payload: bytes | None = getattr(row, "payload")
+    payload: bytes | None = row.payload
     if payload is not None:
         plain = sealer.open(name, row_id, old, payload)
-        setattr(row, "payload", sealer.seal(name, row_id, new, plain))
+        row.payload = sealer.seal(name, row_id, new, plain)
     if isinstance(row, schema.Scan):
         try:
             stored = db.blobs.read(row.blob_name)
@@ -262,4 +262,4 @@ def _reseal_row(
         written.append(fresh)
         retired.append(row.blob_name)
         row.blob_name = fresh
-    setattr(row, "key_version", new)
+    row.key_version = new

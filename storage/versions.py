@@ -174,9 +174,7 @@ def live_versions(session: Session, owner_id: int) -> dict[RowKey, int]:
         (key,) = table.primary_key.columns
         joined = table.outerjoin(
             seal,
-            sa.and_(
-                seal.c.table_name == name, seal.c.row_id == key, seal.c.owner_id == owner_id
-            ),
+            sa.and_(seal.c.table_name == name, seal.c.row_id == key, seal.c.owner_id == owner_id),
         )
         query = sa.select(key, seal.c.row_version).select_from(joined)
         for row_id, version in session.execute(query.where(table.c[owner_column] == owner_id)):
@@ -308,18 +306,22 @@ def _forget(session: Session) -> None:
 
 def _write_versions(session: Session, versions: RowVersions) -> None:
     for table, row_id in sorted(versions.sealed):
+        version = versions.current[(table, row_id)]
         row = session.get(schema.SealVersion, (table, row_id))
         if row is None:
-            row = schema.SealVersion(table_name=table, row_id=row_id)
-        row.owner_id = versions.owner_id
-        row.row_version = versions.current[(table, row_id)]
+            row = schema.SealVersion(
+                table_name=table, row_id=row_id, owner_id=versions.owner_id, row_version=version
+            )
+        row.owner_id, row.row_version = versions.owner_id, version
         session.add(row)
     session.flush()
 
 
 def _drop_stale(session: Session, owner_id: int, current: Mapping[RowKey, int]) -> None:
     # Version rows of deleted records (and of values sealed for rows never inserted).
-    rows = session.exec(select(schema.SealVersion).where(col(schema.SealVersion.owner_id) == owner_id))
+    rows = session.exec(
+        select(schema.SealVersion).where(col(schema.SealVersion.owner_id) == owner_id)
+    )
     for row in rows.all():
         if (row.table_name, row.row_id) not in current:
             session.delete(row)

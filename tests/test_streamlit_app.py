@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.pages._flows import PROJECT_ROOT, TIMEOUT_S, open_world, page
+from tests.pages._flows import PROJECT_ROOT, TIMEOUT_S, log_in, open_world, page
 
 #: Every page and a role allowed on it.
 PAGES_BY_ROLE = {
@@ -35,9 +33,7 @@ def actors(tmp_path, monkeypatch):
 
     world = open_world(tmp_path, monkeypatch)
     admin = accounts.authenticate(world.db, "admin", "first-admin-pass-123", None)
-    analyst = accounts.register(
-        world.db, "ana", "a long enough pass phrase", role="analyst", by=admin
-    )
+    analyst = accounts.operator_create_user(world.db, "ana", "a long enough pass phrase", "analyst")
     return {"patient": world.alice, "clinician": world.dr_bob, "analyst": analyst, "admin": admin}
 
 
@@ -46,6 +42,7 @@ def test_every_page_is_listed():
         "__init__.py",
         "ui.py",
         "widgets.py",
+        "emergency.py",  # the approvals block of the sharing and admin pages
     }
     assert on_disk == set(PAGES_BY_ROLE)
 
@@ -73,8 +70,7 @@ def test_page_loads_without_exception(name, actors):
 )
 def test_router_serves_each_role_its_pages(role, page_path, title, actors):
     at = AppTest.from_file(str(PROJECT_ROOT / "streamlit_app.py"), default_timeout=TIMEOUT_S)
-    at.session_state["actor"] = actors[role]
-    at.session_state["last_activity"] = time.time()
+    log_in(at, actors[role])
     at.run()
     assert not at.exception
     assert [t.value for t in at.title] == ["Chest X-ray tracker"], "home page is the default"

@@ -313,7 +313,7 @@ def test_each_projection_is_its_own_line_and_unknown_views_are_lone_points() -> 
     assert [len(t.x) for t in pneumonia] == [2, 1, 1]
     assert [t.mode for t in pneumonia] == ["lines+markers", "lines+markers", "markers"]
     assert set(partners) == {1, 2}
-    assert same_day[1] == "Taken the same day as 1 other film(s): Frontal (AP)."
+    assert same_day[1] == "Taken the same day as 1 other film: Frontal (AP)."
     assert any(a.text == "same-day films" for a in fig.layout.annotations)
     table = timeline_table(timeline_frame(scans, "1"), same_day=same_day)
     assert list(table["View"])[-2:] == ["Frontal (AP)", "Frontal (PA, standing)"]

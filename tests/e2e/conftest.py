@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,22 +88,31 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[AppServer]:
-    """Start ``streamlit run server.py`` on a free port and wait for its health check."""
-    data_dir = tmp_path_factory.mktemp("e2e-data")
+@contextmanager
+def serve(data_dir: Path, log: Path, **settings: str) -> Iterator[AppServer]:
+    """Run ``streamlit run server.py`` on a free port until the block ends.
+
+    Args:
+        data_dir: The server's ``DATA_DIR``.
+        log: File receiving the server's stdout and stderr.
+        **settings: Environment variables for the app (a ``None``-free mapping); ``DATA_DIR``,
+            a fresh ``MASTER_KEY`` and unbuffered output are added.
+
+    Yields:
+        The healthy server.
+    """
     port = _free_port()
     env = {
         **os.environ,
         "DATA_DIR": str(data_dir),
         "MASTER_KEY": encode_master_key(new_master_key()),
-        "ADMIN_USERNAME": ADMIN_USERNAME,
-        "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PYTHONUNBUFFERED": "1",
+        **settings,
     }
     # The app's own database must not be a shared server's: force the SQLite default.
     env.pop("DATABASE_URL", None)
-    log = artifacts / "server.log"
+    if "ADMIN_PASSWORD" not in settings:
+        env.pop("ADMIN_PASSWORD", None)
     command = [
         sys.executable,
         "-m",
@@ -141,6 +151,18 @@ def app_server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Ite
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[AppServer]:
+    """The shared server, with a first admin of known password."""
+    with serve(
+        tmp_path_factory.mktemp("e2e-data"),
+        artifacts / "server.log",
+        ADMIN_USERNAME=ADMIN_USERNAME,
+        ADMIN_PASSWORD=ADMIN_PASSWORD,
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -20,7 +19,7 @@ from core.findings import FINDINGS
 from core.settings import load_settings
 from core.views import View
 from pages import ui
-from storage import accounts, bootstrap
+from storage import accounts, bootstrap, sessions
 from storage.actor import Actor
 from storage.db import Database
 from storage.results import ResultIn
@@ -79,7 +78,6 @@ def open_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     db = open_database(tmp_path, monkeypatch)
     alice = accounts.register(db, "alice", PASSWORD)
     carol = accounts.register(db, "carol", PASSWORD)
-    admin = accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
     dr_bob = accounts.operator_create_user(db, "dr_bob", PASSWORD, "clinician")
     rng = np.random.default_rng(0)
     scan_ids = [
@@ -115,11 +113,31 @@ def open_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     return World(db, alice, carol, dr_bob, scan_ids)
 
 
+def log_in(at: AppTest, actor: Actor) -> str:
+    """Give the AppTest's browser session a real server-side session of ``actor``.
+
+    Returns:
+        The session token (what the session cookie would carry).
+    """
+    token = sessions.start_session(ui.get_database(), actor, None)
+    at.session_state["session_token"] = token
+    return token
+
+
+def session_user(at: AppTest) -> str | None:
+    """Who the AppTest's browser session is logged in as, per the database, or ``None``."""
+    if "session_token" not in at.session_state:
+        return None
+    try:
+        return sessions.check_session(ui.get_database(), at.session_state["session_token"]).username
+    except sessions.SessionEnded:
+        return None
+
+
 def page(name: str, actor: Actor) -> AppTest:
     """An AppTest of ``pages/<name>`` with ``actor`` logged in (not yet run)."""
     at = AppTest.from_file(str(PROJECT_ROOT / "pages" / name), default_timeout=TIMEOUT_S)
-    at.session_state["actor"] = actor
-    at.session_state["last_activity"] = time.time()
+    log_in(at, actor)
     return at
 
 

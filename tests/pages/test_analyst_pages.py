@@ -90,7 +90,7 @@ def patient(db: Database) -> Actor:
 def _run(page: str, actor: Actor | None) -> AppTest:
     at = AppTest.from_file(str(PAGES_DIR / page), default_timeout=_TIMEOUT_S)
     if actor is not None:
-        at.session_state["actor"] = actor
+        _flows.log_in(at, actor)
     return at.run()
 
 
@@ -265,7 +265,6 @@ def test_cohort_page_leaves_out_a_small_group_and_its_complement(
     # since the module's database holds other tests' people.
     db = _flows.open_database(tmp_path, monkeypatch)
     try:
-        admin = accounts.authenticate(db, "admin", _flows.ADMIN_PASSWORD, "tests")
         analyst = accounts.operator_create_user(db, "analyst_two", PASSWORD, "analyst")
         for index in range(11):
             _store_result(db, accounts.register(db, f"pneumonia_{index}", PASSWORD), 0.9)

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import time
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
 from core.settings import PROJECT_ROOT
 from pages import ui
-from storage import accounts, sharing
+from storage import accounts, schema, sessions, sharing
 from storage.actor import Actor
 from storage.results import ResultIn
 from storage.scans import RecordNotFound, list_scans, load_scan, save_scan
-from tests.pages._flows import ADMIN_PASSWORD, open_database
+from tests.pages._flows import ADMIN_PASSWORD, log_in, open_database, session_user
 
 PASSWORD = "a long enough pass"
 
@@ -24,9 +24,20 @@ PASSWORD = "a long enough pass"
 def _page(name: str, actor: Actor | None = None) -> AppTest:
     app = AppTest.from_file(str(PROJECT_ROOT / "pages" / f"{name}.py"), default_timeout=30)
     if actor is not None:
-        app.session_state["actor"] = actor
-        app.session_state["last_activity"] = time.time()
+        log_in(app, actor)
     return app.run()
+
+
+def _idle(db, token: str, minutes: int) -> None:
+    """Make a session look unused for ``minutes`` (the test does not wait)."""
+    with db.transaction() as session:
+        row = session.exec(
+            select(schema.UserSession).where(
+                schema.UserSession.token_hash == sessions.hash_token(token)
+            )
+        ).one()
+        row.last_seen_at = schema.utcnow() - timedelta(minutes=minutes)
+        session.add(row)
 
 
 def _texts(app: AppTest) -> str:
@@ -43,8 +54,7 @@ def test_register_logs_the_new_patient_in(db) -> None:
     app.text_input(key="register_repeat").input(PASSWORD)
     app.button[1].click().run()
     assert not app.exception
-    assert app.session_state["actor"].username == "newpatient"
-    assert app.session_state["actor"].role == "patient"
+    assert session_user(app) == "newpatient"
 
 
 def test_registration_over_the_hourly_limit_is_refused_in_a_sentence(
@@ -60,7 +70,7 @@ def test_registration_over_the_hourly_limit_is_refused_in_a_sentence(
         app.text_input(key="register_repeat").input(PASSWORD)
         app.button[1].click().run()
         assert not app.exception
-        assert "actor" not in app.session_state
+        assert session_user(app) is None
         [error] = app.error
         assert error.value == str(accounts.RegistrationRateExceeded())
         assert [
@@ -81,11 +91,11 @@ def test_login_success_and_generic_failure(db) -> None:
     app.text_input(key="login_password").input("wrong password!")
     app.button[0].click().run()
     assert accounts.GENERIC_LOGIN_ERROR in _texts(app)
-    assert "actor" not in app.session_state
+    assert session_user(app) is None
 
     app.text_input(key="login_password").input(PASSWORD)
     app.button[0].click().run()
-    assert app.session_state["actor"].username == "alice"
+    assert session_user(app) == "alice"
 
 
 def test_weak_password_registration_shows_one_sentence(db) -> None:
@@ -113,19 +123,21 @@ def test_change_password_and_logout(db) -> None:
     app.button[0].click().run()
     assert "password was changed" in _texts(app)
     assert accounts.authenticate(db, "alice", "another good secret", None) == alice
+    # The browser that changed the password stays logged in.
+    assert session_user(app) == "alice"
 
     app.button(key="logout").click().run()
-    assert "actor" not in app.session_state
+    assert session_user(app) is None
 
 
 def test_idle_session_is_ended(db) -> None:
     alice = accounts.register(db, "alice", PASSWORD)
     app = AppTest.from_file(str(PROJECT_ROOT / "pages" / "history.py"), default_timeout=30)
-    app.session_state["actor"] = alice
-    app.session_state["last_activity"] = time.time() - 16 * 60
+    token = log_in(app, alice)
+    _idle(db, token, minutes=16)
     app.run()
     assert "without activity" in _texts(app)
-    assert "actor" not in app.session_state
+    assert session_user(app) is None
 
 
 def test_disabled_user_is_stopped_on_next_run(db) -> None:
@@ -136,7 +148,7 @@ def test_disabled_user_is_stopped_on_next_run(db) -> None:
     accounts.set_disabled(db, admin, "alice", True)
     app.run()
     assert "disabled" in _texts(app)
-    assert "actor" not in app.session_state
+    assert session_user(app) is None
 
 
 def test_pending_password_change_blocks_other_pages(db) -> None:
@@ -160,11 +172,14 @@ def test_admin_page_is_for_admins_only(db) -> None:
 def test_admin_page_shows_a_cut_audit_trail_instead_of_failing(db) -> None:
     admin = accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
     accounts.register(db, "alice", PASSWORD)
+    # Logged in before the cut: a broken trail refuses new logins (they are audited).
+    app = AppTest.from_file(str(PROJECT_ROOT / "pages" / "admin.py"), default_timeout=30)
+    log_in(app, admin)
     with db.engine.begin() as conn:
         last = conn.execute(sa.text("SELECT MAX(seq) FROM audit_events")).scalar_one()
         conn.execute(sa.text("DELETE FROM audit_events WHERE seq = :seq"), {"seq": last})
 
-    app = _page("admin", admin)
+    app.run()
     assert not app.exception
     assert "audit" in " ".join(e.value for e in app.error).lower()
     app.button(key="verify_audit").click().run()
@@ -210,7 +225,6 @@ def test_history_lists_opens_and_deletes_with_confirmation(db) -> None:
 
 def test_patient_shares_and_sees_emergency_access(db) -> None:
     alice = accounts.register(db, "alice", PASSWORD)
-    admin = accounts.authenticate(db, "admin", ADMIN_PASSWORD, None)
     doc = accounts.operator_create_user(db, "doc", PASSWORD, "clinician")
     app = _page("sharing", alice)
     app.text_input(key="grant_clinician").input("doc")

@@ -54,12 +54,10 @@ def test_session_shows_only_the_granted_patient_and_saves_a_marked_note(world: W
     assert "Session with alice" in texts(at)
     assert "Pneumonia rose from 12% to 41% since the PA film of 2026-03-02." in texts(at)
 
-    at.radio(key="note_kind").set_value("Box")
-    at = at.run()
-    at.number_input(key="note_x").set_value(10)
-    at.number_input(key="note_y").set_value(20)
-    at.number_input(key="note_w").set_value(30)
-    at.number_input(key="note_h").set_value(40)
+    # A mark is drawn by dragging on the chart, which AppTest cannot do: the drawn box is
+    # covered in the browser (tests/e2e/test_marks_and_report.py) and the conversion of the
+    # chart's selection in tests/core/test_annotations.py.
+    assert "No mark yet: the note will be saved without one." in texts(at)
     at.text_area(key="note_text").set_value(
         "Hazy area in the left lower zone; repeat in two weeks."
     )
@@ -74,7 +72,7 @@ def test_session_shows_only_the_granted_patient_and_saves_a_marked_note(world: W
         (
             "dr_bob",
             "Hazy area in the left lower zone; repeat in two weeks.",
-            {"x0": 10.0, "y0": 20.0, "x1": 40.0, "y1": 60.0},
+            None,
         )
     ]
     report = page("report.py", world.alice).run()

@@ -10,7 +10,6 @@ from streamlit.testing.v1 import AppTest
 
 from pages.ui import GENERIC_ERROR
 from services import viewing
-from services.imports import MissingScanDate
 from tests.pages._flows import TIMEOUT_S, World, open_world, page, texts
 
 #: What a library might raise deep inside a use case; none of it is for a patient's eyes.
@@ -58,8 +57,10 @@ def test_a_batch_file_without_any_date_says_what_to_do(world: World, samples_dir
     png = (samples_dir / "00000001_000.png").read_bytes()
     at.file_uploader[0].set_value([("a.png", png, "image/png"), ("b.png", png, "image/png")])
     at = at.run()
-    at = at.button[0].click().run()
     assert not at.exception
-    table = at.dataframe[0].value
-    assert table["Saved"].tolist() == [False, False]
-    assert table["Result"].tolist() == [MissingScanDate.default_message] * 2
+    (editor,) = at.data_editor
+    assert editor.value["status"].tolist() == [
+        "Enter the date the X-ray was taken and its view.",
+        "The same file as a.png above: it is saved once.",
+    ]
+    assert at.button(key="upload_save").disabled

@@ -82,9 +82,9 @@ def test_report_page_shows_summary_questions_and_downloads(world: World) -> None
     at = page("report.py", world.alice).run()
     assert not at.exception
     text = texts(at)
-    assert "2026-04-01" in text and "april.png" in text
-    assert "pneumonia score rose from 12% to 41% since 2026-03-02" in text
-    assert DISCLAIMER in text
+    assert "1 Apr 2026, frontal (PA, standing)" in text and "april.png" not in text
+    assert "pneumonia score rose from 12% to 41% since 2 Mar 2026" in text
+    assert text.count(DISCLAIMER) == 1, "the disclaimer once, not twice in a row"
     labels = [button.proto.label for button in at.get("download_button")]
     assert labels == ["Download PDF", "Download JSON"]
 
@@ -120,7 +120,7 @@ def test_rescore_with_a_new_model_keeps_old_results_and_heatmaps_work(
     at.button(key="rescore").click()
     at = at.run()
     assert not at.exception
-    assert "Re-scored 3 scan(s) with model v2." in texts(at)
+    assert "Re-scored 3 scans with model v2." in texts(at)
     assert list(at.dataframe[0].value["Model"]) == ["v2", "v2", "v2"]
     every = at.dataframe[1].value
     assert sorted(every["Model"]) == ["v1", "v1", "v1", "v2", "v2", "v2"], (
@@ -138,17 +138,20 @@ def test_rescore_with_a_new_model_keeps_old_results_and_heatmaps_work(
 
     report = page("report.py", world.alice).run()
     assert not report.exception
-    assert "version v2" in texts(report)
+    assert "model cxr" in texts(report) and "v2." in texts(report), "in the Details expander"
 
 
 def test_history_list_flags_the_rising_scan_with_its_reason(world: World) -> None:
     at = page("history.py", world.alice).run()
     assert not at.exception
     table = at.dataframe[0].value
-    flagged = dict(zip(table["file"], table["needs attention"], strict=True))
-    assert flagged["april.png"] == "Pneumonia rose from 12% to 41% since the PA film of 2026-03-02."
-    assert flagged["feb.png"] == "" and flagged["march.png"] == ""
-    assert any("1 scan(s) need attention" in w.value for w in at.warning)
+    flagged = dict(zip(table["scan"], table["needs attention"], strict=True))
+    april, march = "1 Apr 2026, frontal (PA, standing)", "2 Mar 2026, frontal (PA, standing)"
+    assert flagged[april] == "yes, see below" and flagged[march] == ""
+    assert "model version" not in table.columns and "file" not in table.columns
+    assert any("1 scan needs attention" in w.value for w in at.warning)
+    # The whole sentence, below the table rather than cut in a cell.
+    assert "- Pneumonia rose from 12% to 41% since the PA film of 2026-03-02." in texts(at)
 
 
 HOSTILE_TEXT = (

@@ -7,19 +7,21 @@ after a grant expires or is revoked (``test_clinician_flow.py``).
 
 from __future__ import annotations
 
-import time
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pytest
+from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
 from core.settings import PROJECT_ROOT
-from storage import accounts
+from pages import ui
+from storage import accounts, schema, sessions
 from storage.actor import Actor
 from storage.db import Database
 from storage.results import ResultIn
 from storage.scans import save_scan
+from tests.pages._flows import log_in, session_user
 
 PASSWORD = "a long enough pass"
 SECRET_FILENAME = "night_sweats_front.png"
@@ -42,12 +44,24 @@ def alice(db: Database) -> Actor:
     return actor
 
 
-def _app(name: str, actor: Actor | None = None, idle_seconds: float = 0.0) -> AppTest:
+def _app(name: str, actor: Actor | None = None, idle_minutes: float = 0.0) -> AppTest:
     app = AppTest.from_file(str(PROJECT_ROOT / "pages" / f"{name}.py"), default_timeout=60)
     if actor is not None:
-        app.session_state["actor"] = actor
-        app.session_state["last_activity"] = time.time() - idle_seconds
+        token = log_in(app, actor)
+        if idle_minutes:
+            _set_last_seen(token, timedelta(minutes=idle_minutes))
     return app
+
+
+def _set_last_seen(token: str, ago: timedelta) -> None:
+    with ui.get_database().transaction() as session:
+        row = session.exec(
+            select(schema.UserSession).where(
+                schema.UserSession.token_hash == sessions.hash_token(token)
+            )
+        ).one()
+        row.last_seen_at = schema.utcnow() - ago
+        session.add(row)
 
 
 def _shown(app: AppTest) -> str:
@@ -75,43 +89,59 @@ def test_after_logout_the_page_shows_the_login_prompt_and_no_data(db, alice) -> 
     assert SECRET_FILENAME in _shown(history), "the data is shown while logged in"
 
     account = _app("account", alice).run()
+    token = account.session_state["session_token"]
     account.button(key="logout").click().run()
-    assert "actor" not in account.session_state
+    assert session_user(account) is None
     assert "Please log in to use this page." in _shown(account)
     assert "alice" not in _shown(account)
 
-    # The browser's next page load carries the (now empty) session.
-    after = _app("history").run()
-    assert "Please log in to use this page." in _shown(after)
-    assert SECRET_FILENAME not in _shown(after) and not after.dataframe
+    # Another tab of the same browser carries the same (now ended) session cookie.
+    other_tab = AppTest.from_file(str(PROJECT_ROOT / "pages" / "history.py"), default_timeout=60)
+    other_tab.session_state["session_token"] = token
+    other_tab.run()
+    assert "You logged out." in _shown(other_tab)
+    assert SECRET_FILENAME not in _shown(other_tab) and not other_tab.dataframe
 
 
 def test_idle_timeout_logs_out_and_shows_no_data(db, alice) -> None:
-    app = _app("history", alice, idle_seconds=16 * 60).run()
+    app = _app("history", alice, idle_minutes=16).run()
     assert not app.exception
     assert "You were logged out after 15 minutes without activity." in _shown(app)
-    assert "actor" not in app.session_state
+    assert session_user(app) is None
     assert SECRET_FILENAME not in _shown(app) and not app.dataframe
 
     app.run()
     assert "Please log in to use this page." in _shown(app)
 
 
-def test_login_page_locks_out_brute_force_with_the_generic_message(db, alice) -> None:
+def test_password_change_elsewhere_ends_this_browser_session(db, alice) -> None:
+    """Reported: a password change or reset did not end the user's other sessions."""
+    stolen = _app("history", alice).run()
+    assert SECRET_FILENAME in _shown(stolen)
+    owner = _app("account", alice).run()
+    owner.text_input(key="old_password").input(PASSWORD)
+    owner.text_input(key="new_password").input("a fresh pass phrase")
+    owner.text_input(key="repeat_password").input("a fresh pass phrase")
+    owner.button[0].click().run()
+    assert session_user(owner) == "alice"
+
+    stolen.run()
+    assert "Your password was changed" in _shown(stolen)
+    assert SECRET_FILENAME not in _shown(stolen) and not stolen.dataframe
+
+
+def test_login_page_slows_brute_force_with_the_generic_message(db, alice) -> None:
     app = _app("login").run()
-    for attempt in range(10):
+    for attempt in range(3):
         app.text_input(key="login_username").input("alice")
         app.text_input(key="login_password").input(f"wrong guess {attempt}")
         app.button[0].click().run()
-        assert accounts.GENERIC_LOGIN_ERROR in _shown(app)
+        assert "Login failed: wrong username or password" in _shown(app)
 
+    # This client now waits, even with the right password, and is told for how long.
     app.text_input(key="login_password").input(PASSWORD)
     app.button[0].click().run()
-    locked_out = [e.value for e in app.error]
-    assert "actor" not in app.session_state
-
-    app.text_input(key="login_username").input("nobody-at-all")
-    app.button[0].click().run()
-    unknown = [e.value for e in app.error]
-    assert locked_out == unknown == [accounts.GENERIC_LOGIN_ERROR]
-    assert "actor" not in app.session_state
+    [refused] = [e.value for e in app.error]
+    assert refused.startswith(accounts.GENERIC_LOGIN_ERROR.removesuffix("later."))
+    assert "try again in" in refused
+    assert session_user(app) is None

@@ -5,7 +5,6 @@ Run headless through Streamlit's AppTest with a real database.
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -62,7 +61,7 @@ def test_upload_page_without_a_file_invites_an_upload(world) -> None:
     at = page("upload.py", world.alice).run()
     assert not at.exception
     assert at.file_uploader[0].allowed_type == []  # type is read from content, any name accepted
-    assert "Choose a PNG, JPEG or DICOM file" in texts(at)
+    assert "Choose one or more PNG, JPEG or DICOM files" in texts(at)
 
 
 def test_dicom_upload_without_model_shows_image_and_says_so(world, samples_dir: Path) -> None:
@@ -70,7 +69,8 @@ def test_dicom_upload_without_model_shows_image_and_says_so(world, samples_dir: 
         page("upload.py", world.alice).run(), ("scan", (samples_dir / REAL_DICOM).read_bytes())
     )
     assert not at.exception
-    assert len(at.get("image")) == 2, "before and after images side by side"
+    # The view guide's two pictures, then the file before and after enhancement.
+    assert len(at.get("image")) == 4
     assert any("The analysis model is not available" in e.value for e in at.error)
     assert "CR" in at.table[0].value.to_string()
 
@@ -83,19 +83,25 @@ def test_dicom_upload_shows_probabilities_heatmap_and_saves(
     )
     assert not at.exception and not at.error
     assert DISCLAIMER in texts(at)
-    # The file states Patient's Age 062Y: the adult levels were used, and the page says so.
-    assert "model's levels for adults were used" in texts(at)
+    # The file states Patient's Age 062Y: it is read as an adult's film.
+    assert "Each number was learned from different patients" in texts(at)
     assert len(at.get("plotly_chart")) == 1, "probability bars"
-    assert len(at.get("image")) == 3, "before, after and heatmap overlay"
+    assert len(at.get("image")) == 5, "guide (2), before, after and heatmap overlay"
     at.slider(key="heatmap_opacity").set_value(0.9)
     at = at.run()
     assert not at.exception
-    # The sample's anonymised Study Date (1901) is flagged and not pre-filled: the patient
-    # enters it.
-    assert any("placeholder" in w.value for w in at.warning)
-    assert at.date_input[0].value is None
-    at.date_input[0].set_value(date(2026, 5, 1))
-    at = at.button[-1].click().run()
+    # The sample's anonymised Study Date (1901) is named as such and not pre-filled: the
+    # patient enters it, and Save waits for it.
+    (editor,) = at.data_editor
+    assert "looks like a placeholder" in editor.value["status"][0]
+    assert at.button(key="upload_save").disabled
+    at.session_state["upload_table"] = {
+        "edited_rows": {0: {"date": "2026-05-01"}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at = at.run()
+    at = at.button(key="upload_save").click().run()
     assert not at.exception and not at.error
     (summary,) = list_scans(world.db, world.alice, world.alice.user_id)[-1:]
     assert summary.scan_date.isoformat() == "2026-05-01"
@@ -109,29 +115,17 @@ def test_two_reruns_load_the_model_once(world, shipped_model, samples_dir: Path)
         page("upload.py", world.alice).run(),
         ("a.png", (samples_dir / "00000001_000.png").read_bytes()),
     )
-    at.slider(key="enhance_gamma").set_value(0.5)
+    at.session_state["upload_table"] = {
+        "edited_rows": {0: {"view": "Frontal (PA, standing)"}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at = at.run()
+    (gamma,) = [s for s in at.slider if s.key and s.key.endswith("_gamma")]
+    gamma.set_value(0.5)
     at = at.run()
     assert not at.exception
     assert inference.load_count() - before == 1
-
-
-def test_batch_upload_reports_each_file_and_continues_after_a_bad_one(
-    world, shipped_model, samples_dir: Path
-) -> None:
-    at = page("upload.py", world.alice).run()
-    at = _upload(
-        at,
-        ("good.png", (samples_dir / "00000001_000.png").read_bytes()),
-        ("bad.png", b"not an image at all"),
-        ("real.dcm", (samples_dir / REAL_DICOM).read_bytes()),
-    )
-    at.date_input[0].set_value(date(2026, 6, 1))
-    at = at.button[0].click().run()
-    assert not at.exception
-    table = at.dataframe[0].value
-    assert table["Saved"].tolist() == [True, False, True]
-    assert table["Result"][1] == UnsupportedFormat.default_message
-    assert len(list_scans(world.db, world.alice, world.alice.user_id)) == 5  # 3 seeded + 2
 
 
 @pytest.mark.parametrize(
@@ -147,6 +141,7 @@ def test_bad_upload_shows_one_sentence_and_keeps_nothing(
     before = len(list_scans(world.db, world.alice, world.alice.user_id))
     at = _upload(page("upload.py", world.alice).run(), (name, data))
     assert not at.exception
-    assert [error.value for error in at.error] == [message]
+    assert [error.value for error in at.error] == [f"{name} cannot be used: {message}"]
     assert not at.get("image")
+    assert at.button(key="upload_save").disabled
     assert len(list_scans(world.db, world.alice, world.alice.user_id)) == before

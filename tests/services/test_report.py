@@ -14,6 +14,7 @@ from core.views import View
 from services.imports import classify, save_decoded_scan
 from services.report import build_scan_report
 from storage.notes import add_note
+from storage.profile import set_display_name
 from storage.scans import list_scans, save_scan
 from storage.sharing import grant_access
 from tests.storage._factories import sample_result
@@ -62,7 +63,7 @@ def test_report_of_a_real_scan_with_its_previous_scan_heatmap_and_note(
     assert plain.model_version == classifier.info.version
     flagged = {line.finding for line in plain.findings if line.above_threshold}
     assert flagged == {"pneumonia", "covid19"}
-    assert all(line.endswith("since the scan of 2025-01-01.") for line in plain.changes)
+    assert all(line.endswith("since the scan of 1 Jan 2025.") for line in plain.changes)
     assert plain.changes
     assert plain.red_flags
     assert [(n.author, n.text) for n in plain.notes] == [("dr_bob", "Compare with the next scan.")]
@@ -70,6 +71,37 @@ def test_report_of_a_real_scan_with_its_previous_scan_heatmap_and_note(
     assert not np.array_equal(_png_pixels(plain.image_png), _png_pixels(with_heat.image_png))
     first = build_scan_report(database, alice, scans, earlier, classifier)
     assert first.changes == (), "the first scan has nothing to compare with"
+    assert plain.view is View.PA and plain.patient_name == "alice", "no display name: username"
+    assert {point.scan_id for point in plain.timeline} == {earlier, later}
+    assert {point.scan_id for point in first.timeline} == {earlier}, "only up to this scan"
+
+
+def test_the_report_carries_the_display_name_and_the_readers_time_zone(
+    database, make_user, classifier, samples_dir: Path
+) -> None:
+    alice = make_user("alice")
+    dr_bob = make_user("dr_bob", role="clinician")
+    scan = decode_scan((samples_dir / JPEG).read_bytes(), JPEG)
+    scan_id = save_decoded_scan(
+        database,
+        alice,
+        scan,
+        scan_date=date(2025, 2, 1),
+        filename=JPEG,
+        view=View.AP,
+        result=None,
+    )
+    grant_access(database, alice, "dr_bob", hours=1)
+    scans = list_scans(database, alice, alice.user_id)
+    assert build_scan_report(database, dr_bob, scans, scan_id, None).patient_name is None
+    set_display_name(database, alice, "Alice Moreau")
+    report = build_scan_report(database, alice, scans, scan_id, None, zone="Asia/Tokyo")
+    assert (report.patient_name, report.zone, report.view) == (
+        "Alice Moreau",
+        "Asia/Tokyo",
+        View.AP,
+    )
+    assert build_scan_report(database, dr_bob, scans, scan_id, None).patient_name == "Alice Moreau"
 
 
 def test_a_clinician_with_access_gets_the_same_report(database, make_user, samples_dir) -> None:

@@ -74,13 +74,16 @@ def test_the_clinician_reading_the_notes_does_not_mark_them_seen(database, make_
 
 
 def test_unread_counts_are_only_for_the_patient_themselves(database, make_user) -> None:
-    """Attack: a clinician (even with a grant) or another patient asks for the unread counts."""
+    """Attack: a clinician with a grant, and another patient, ask for Alice's unread notes."""
     alice, bob = make_user("alice"), make_user("bob")
     doctor = make_user("doctor", role="clinician")
+    scan_id = save_sample_scan(database, alice)
     grant_access(database, alice, "doctor", hours=1)
-    for intruder in (bob, doctor):
-        with pytest.raises(AccessDenied):
-            unread_note_counts(database, intruder)
+    add_note(database, doctor, scan_id, "look here")
+    with pytest.raises(AccessDenied):
+        unread_note_counts(database, doctor)
+    assert unread_note_counts(database, bob) == {}
+    assert unread_note_counts(database, alice) == {scan_id: 1}
 
 
 def test_deleting_the_scan_deletes_its_seen_markers(database, make_user) -> None:

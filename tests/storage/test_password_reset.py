@@ -19,7 +19,18 @@ import pytest
 
 import storage
 from core.views import View
-from storage import accounts, audit, cohort, export, notes, profile, scans, sessions, sharing
+from storage import (
+    accounts,
+    audit,
+    cohort,
+    export,
+    notes,
+    profile,
+    rekey,
+    scans,
+    sessions,
+    sharing,
+)
 from storage.access_log import ResetNotice, access_log, reset_notices
 from storage.actor import Actor
 from storage.db import Database
@@ -88,6 +99,10 @@ CALLS: dict[str, Call] = {
     ),
     "profile.set_birth_year": lambda r: profile.set_birth_year(r.db, r.patient, 1970),
     "profile.set_display_name": lambda r: profile.set_display_name(r.db, r.patient, "Al"),
+    "rekey.reseal_batch": lambda r: rekey.reseal_batch(
+        r.db, r.patient.user_id, by=r.patient, operator=None
+    ),
+    "rekey.start": lambda r: rekey.start(r.db, r.patient.user_id, by=r.patient, operator=None),
     "scans.add_results": lambda r: scans.add_results(
         r.db, r.patient, [(r.scan_id, sample_result())]
     ),

@@ -1,4 +1,4 @@
-"""Server-side sessions: checked on every run, ended by logout, password change, reset, disabling."""
+"""Server-side sessions: checked on every run; ended by logout, password change, reset, disable."""
 
 from __future__ import annotations
 

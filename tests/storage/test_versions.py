@@ -53,8 +53,7 @@ def _put_back(db: Database, scan_id: int, old: dict[str, Any], *parts: str) -> N
     if "version" in parts:
         _run(
             db,
-            "UPDATE seal_versions SET row_version = :v "
-            "WHERE table_name = 'scans' AND row_id = :id",
+            "UPDATE seal_versions SET row_version = :v WHERE table_name = 'scans' AND row_id = :id",
             v=old["version"],
             id=scan_id,
         )
@@ -105,9 +104,10 @@ def test_a_scan_date_put_back_to_before_an_edit_is_refused_and_recorded(
 ) -> None:
     scan_id, before = _edited_scan(database, alice)
     _put_back(database, scan_id, before, *parts)
-    for read in (lambda: list_scans(database, alice, alice.user_id), lambda: load_scan(
-        database, alice, scan_id
-    )):
+    for read in (
+        lambda: list_scans(database, alice, alice.user_id),
+        lambda: load_scan(database, alice, scan_id),
+    ):
         with pytest.raises(DecryptionError) as refused:
             read()
         assert isinstance(refused.value, IntegrityFailure)
@@ -115,19 +115,25 @@ def test_a_scan_date_put_back_to_before_an_edit_is_refused_and_recorded(
     assert _failures(database, alice.user_id)
 
 
-def test_putting_back_the_root_too_is_refused_once_anyone_else_changed_anything(
+def test_putting_back_every_head_and_the_root_is_caught_where_anything_changed_since(
     database: Database, alice: Actor, make_user
 ) -> None:
+    """The widest rollback short of a restored backup: rows, all heads and the root.
+
+    It is consistent for Alice, whose edit was undone, but not for Bob, who saved a scan
+    since: his next read is refused and recorded, so the rollback does not go unseen. (If
+    nothing at all changed since, nothing can tell; see SECURITY.md.)
+    """
     scan_id, before = _edited_scan(database, alice)
     bob = make_user("bob")
     save_sample_scan(database, bob, seed=3)
     _put_back(database, scan_id, before, "payload", "version", "heads", "root")
     with pytest.raises(IntegrityFailure):
-        list_scans(database, alice, alice.user_id)
-    # Bob's records are refused too: the root no longer covers his head, so nobody's
-    # records can be trusted until an operator looks.
-    with pytest.raises(IntegrityFailure):
         list_scans(database, bob, bob.user_id)
+    assert _failures(database, bob.user_id)
+    # And the rollback cannot be laundered by the next write of anyone's records.
+    with pytest.raises(IntegrityFailure):
+        save_sample_scan(database, bob, seed=4)
 
 
 def test_a_result_removed_to_hide_a_rescoring_is_refused(database: Database, alice: Actor) -> None:
@@ -163,4 +169,6 @@ def test_edits_and_deletions_by_the_owner_keep_every_record_readable(
     assert summary.scan_date == date(2023, 1, 9) and len(summary.results) == 2
     assert not _failures(database, alice.user_id)
     # The deleted scan's version row went with it.
-    assert not _rows(database, "SELECT 1 FROM seal_versions WHERE row_id = :id AND table_name = 'scans'", id=gone)
+    assert not _rows(
+        database, "SELECT 1 FROM seal_versions WHERE table_name = 'scans' AND row_id = :id", id=gone
+    )

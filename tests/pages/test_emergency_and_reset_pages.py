@@ -1,0 +1,77 @@
+"""Pages of the two-person emergency access and of the password-reset notice (AppTest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from storage import accounts, sharing
+from storage.scans import list_scans
+from tests.pages._flows import ADMIN_PASSWORD, PASSWORD, World, open_world, page, texts
+
+REASON = "unresponsive at the clinic door, no consent possible"
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    return open_world(tmp_path, monkeypatch)
+
+
+def test_clinician_requests_and_a_colleague_approves_on_the_sharing_page(world: World) -> None:
+    dr_eve = accounts.operator_create_user(world.db, "dr_eve", PASSWORD, "clinician")
+    at = page("sharing.py", world.dr_bob).run()
+    at.text_input(key="emergency_patient").input("alice")
+    at.text_area(key="emergency_reason").input(REASON)
+    at.button[0].click().run()
+    assert not at.exception
+    assert "Emergency access requested" in texts(at)
+    assert "Your own request" in texts(at)
+    assert not [b for b in at.button if b.key and b.key.startswith("approve_emergency_")]
+    assert sharing.shared_patients(world.db, world.dr_bob) == []
+
+    colleague = page("sharing.py", dr_eve).run()
+    assert any(REASON in t.value for t in colleague.text)
+    [approve] = [b for b in colleague.button if b.key and b.key.startswith("approve_emergency_")]
+    approve.click().run()
+    assert not colleague.exception
+    assert "Approved: dr_bob can open the records now." in texts(colleague)
+    assert len(list_scans(world.db, world.dr_bob, world.alice.user_id)) == 3
+
+    patient = page("sharing.py", world.alice).run()
+    assert not patient.exception
+    assert "EMERGENCY ACCESS: dr_bob asked on" in texts(patient)
+    assert "approved by dr_eve" in texts(patient)
+
+
+def test_admin_sees_pending_requests_but_cannot_approve_one_for_a_clinician_just_created(
+    world: World,
+) -> None:
+    admin = accounts.authenticate(world.db, "admin", ADMIN_PASSWORD, None)
+    accounts.register(world.db, "dr_new", PASSWORD, "clinician", by=admin)
+    dr_new = accounts.authenticate(world.db, "dr_new", PASSWORD, None)
+    accounts.change_password(world.db, dr_new, PASSWORD, "the admin knows this one")
+    sharing.request_emergency_access(world.db, dr_new, "alice", REASON)
+
+    at = page("admin.py", admin).run()
+    assert any(REASON in t.value for t in at.text)
+    [approve] = [b for b in at.button if b.key and b.key.startswith("approve_emergency_")]
+    approve.click().run()
+    assert not at.exception
+    assert "created or reset one of the accounts concerned" in texts(at)
+    assert sharing.shared_patients(world.db, dr_new) == []
+
+
+def test_patient_sees_the_reset_sentence_at_next_login(world: World) -> None:
+    admin = accounts.authenticate(world.db, "admin", ADMIN_PASSWORD, None)
+    temporary = accounts.admin_reset_password(world.db, admin, "alice")
+    alice = accounts.authenticate(world.db, "alice", temporary, "203.0.113.9")
+    accounts.change_password(world.db, alice, temporary, "alice's new passphrase")
+
+    home = page("home.py", alice).run()
+    assert not home.exception
+    [sentence] = [w.value for w in home.warning if "reset your password" in w.value]
+    assert "from 203.0.113.9; 0 records were read in that session." in sentence
+    assert "If this was not you" in sentence
+    shared = page("sharing.py", alice).run()
+    assert "alice (after a password reset) logged in" in texts(shared)
