@@ -21,6 +21,8 @@ st.set_page_config(
 
 _HOME = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
 _ACCOUNT = st.Page("pages/account.py", title="Account", icon=":material/person:")
+#: Home without being the default page (for the forced password change).
+_HOME_PAGE = st.Page("pages/home.py", title="Home", icon=":material/home:")
 _CHANGE_PASSWORD = st.Page(
     "pages/account.py", title="Choose a new password", icon=":material/key:", default=True
 )
@@ -84,8 +86,8 @@ if actor is None:
         "": [_HOME, st.Page("pages/login.py", title="Log in or register", icon=":material/login:")]
     }
 elif accounts.must_change_password(get_database(), actor):
-    # Asked at login: until the password is changed, the Account page is the only page.
-    navigation = {"You": [_CHANGE_PASSWORD]}
+    # Asked at login: until the password is changed, only the Account page (and Home) is open.
+    navigation = {"": [_HOME_PAGE], "You": [_CHANGE_PASSWORD]}
     st.sidebar.caption(f"Logged in as **{actor.username}** ({actor.role})")
 else:
     navigation = {"": [_HOME], **_PAGES_BY_ROLE.get(actor.role, {}), "You": [_ACCOUNT]}

@@ -44,6 +44,7 @@ from core.timeline import sort_scans
 from core.views import View
 from services.imports import ScanFile, import_scans
 from storage import accounts, audit, schema
+from storage.blobs import open_blob_store
 from storage.bootstrap import open_database
 from storage.scans import list_scans
 from tests.s3_server import s3_prefix
@@ -249,16 +250,60 @@ def _print(reports: list[RunReport]) -> None:
             print(f"error ({r.workers} workers): {error}")
 
 
+def measure_stores(objects: int = 200, size: int = 400_000) -> None:
+    """The stores alone, 4 threads: S3 PUT and GET of ``size``-byte objects, PostgreSQL commits."""
+    payload = secrets.token_bytes(size)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        empty_backend("postgres", Path(tmp)) as url,
+        s3_prefix() as s3,
+    ):
+        settings = load_settings({**s3, "DATA_DIR": tmp, "DATABASE_URL": url})
+        store = open_blob_store(settings)
+        names = [store.new_name() for _ in range(objects)]
+        with ThreadPoolExecutor(THREADS_PER_WORKER) as pool:
+            start = time.perf_counter()
+            list(pool.map(lambda name: store.write(name, payload), names))
+            put = time.perf_counter() - start
+            start = time.perf_counter()
+            list(pool.map(store.read, names))
+            get = time.perf_counter() - start
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE bench (id serial PRIMARY KEY, v bytea)"))
+
+        def commit(_: int) -> None:
+            with engine.begin() as conn:
+                conn.execute(sa.text("INSERT INTO bench (v) VALUES (:v)"), {"v": payload[:2000]})
+
+        with ThreadPoolExecutor(THREADS_PER_WORKER) as pool:
+            start = time.perf_counter()
+            list(pool.map(commit, range(objects * 5)))
+            commits = time.perf_counter() - start
+        engine.dispose()
+    megabytes = objects * size / 1e6
+    print(
+        f"stores alone ({THREADS_PER_WORKER} threads): SeaweedFS PUT {objects / put:.0f} objects/s "
+        f"({megabytes / put:.0f} MB/s), GET {objects / get:.0f} objects/s "
+        f"({megabytes / get:.0f} MB/s) of {size // 1000} kB; PostgreSQL "
+        f"{objects * 5 / commits:.0f} commits/s (one 2 kB row each)"
+    )
+
+
 def main() -> int:
     """Run the cluster benchmark and print its table; non-zero when a check failed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=60)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--stores-only", action="store_true", help="only measure the stores")
     args = parser.parse_args()
     for name in ("TEST_POSTGRES_URL", "TEST_S3_URL"):
         if not os.environ.get(name):
             print(f"{name} is unset: run storage/POSTGRES_SETUP.sh and storage/SEAWEEDFS_SETUP.sh")
             return 2
+    measure_stores()
+    if args.stores_only:
+        return 0
     files = _files(load_settings().shared_data_dir)
     print(
         f"{args.sessions} sessions x {len(files)} scans, {THREADS_PER_WORKER} threads per worker, "

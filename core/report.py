@@ -24,6 +24,7 @@ from core.compare import HIGHER, LOWER, Comparison, compare_scans
 from core.findings import DISCLAIMER, FINDING_LABELS, FINDINGS, is_flagged
 from core.labels import format_day, view_words
 from core.overlay import draw_annotations, overlay_heatmap
+from core.reading import ResultReading
 from core.timeline import (
     ResultLike,
     ScanLike,
@@ -87,6 +88,9 @@ class ReportFinding:
         probability: The model's score in [0, 1].
         threshold: Decision threshold of the model version that scored it.
         above_threshold: Whether the score reaches the threshold.
+        note: Set when the finding was learned from other patients than this one (children
+            or adults, ``core.reading``): one plain sentence; the score is then shown greyed
+            and counts for no summary line or question.
     """
 
     finding: str
@@ -94,6 +98,7 @@ class ReportFinding:
     probability: float
     threshold: float
     above_threshold: bool
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,15 +223,20 @@ def _png_bytes(rgb: np.ndarray) -> bytes:
 
 
 def _findings_of(
-    result: ResultLike, thresholds: Mapping[str, float] | None
+    result: ResultLike, thresholds: Mapping[str, float] | None, reading: ResultReading | None
 ) -> tuple[ReportFinding, ...]:
+    notes = {item.finding: item.note for item in reading.findings} if reading else {}
     lines = []
     for finding in FINDINGS:
         if finding in result.probabilities:
             value = float(result.probabilities[finding])
             level = result_threshold(result, finding, thresholds)
             flagged = is_flagged(value, level)
-            lines.append(ReportFinding(finding, FINDING_LABELS[finding], value, level, flagged))
+            lines.append(
+                ReportFinding(
+                    finding, FINDING_LABELS[finding], value, level, flagged, notes.get(finding)
+                )
+            )
     return tuple(lines)
 
 
@@ -250,7 +260,7 @@ def _summary(
             f"The model was not confident that this image suits it{reason}, "
             "so its scores should not be relied on."
         )
-    above = [f for f in findings if f.above_threshold]
+    above = [f for f in findings if f.above_threshold and f.note is None]
     if above:
         listed = "; ".join(
             f"{f.label.lower()} {format_percent(f.probability)} "
@@ -292,7 +302,7 @@ def _questions(
             "The model could not read this image reliably. Should the X-ray be repeated?"
         )
     for line in findings:
-        if line.above_threshold:
+        if line.above_threshold and line.note is None:
             questions.append(
                 f"The model scored {line.label.lower()} at {format_percent(line.probability)}. "
                 f"Do you see signs of {line.label.lower()} on my X-ray, "
@@ -339,6 +349,7 @@ def build_report(
     patient_name: str | None = None,
     zone: str | None = None,
     history: Sequence[ScanLike] = (),
+    reading: ResultReading | None = None,
 ) -> Report:
     """Assemble the report of one scan.
 
@@ -359,12 +370,15 @@ def build_report(
         zone: The reader's IANA time zone, for printed times.
         history: The patient's scans, for the timeline chart (scans after this one are left
             out: the report describes the patient's record as of this scan).
+        reading: The shown result read for its patient (``services.validity.reading_for``):
+            findings learned from other patients get their sentence, and the summary says
+            why the numbers differ; ``None`` when not known.
 
     Returns:
         The :class:`Report`.
     """
     result = select_result(scan.results, current_version)
-    findings = _findings_of(result, thresholds) if result is not None else ()
+    findings = _findings_of(result, thresholds, reading) if result is not None else ()
     comparison = (
         compare_scans(previous, scan, margin=margin, current_version=current_version)
         if previous is not None
@@ -389,7 +403,8 @@ def build_report(
         abstained=bool(result.abstained) if result is not None else False,
         abstain_reason=result.abstain_reason if result is not None else None,
         findings=findings,
-        summary=_summary(scan, result, findings),
+        summary=_summary(scan, result, findings)
+        + ((reading.explanation,) if reading is not None else ()),
         limitations=LIMITATIONS,
         changes=_change_lines(comparison, previous),
         red_flags=tuple(red_flag_reasons),

@@ -314,7 +314,7 @@ def _render(report: Report, layout: _Layout) -> _ReportPDF:
         [
             f"{line.label}: {format_percent(line.probability)} "
             f"({'at or above' if line.above_threshold else 'below'} its level of "
-            f"{format_percent(line.threshold)})"
+            f"{format_percent(line.threshold)})" + (f". {line.note}" if line.note else "")
             for line in report.findings
         ],
     )

@@ -72,7 +72,9 @@ def central_band_contrast(pixels: np.ndarray) -> float:
         image.
     """
     image = np.nan_to_num(np.asarray(pixels, dtype=np.float32), nan=0.0)
-    small = Image.fromarray(np.clip(image, 0.0, 1.0)).resize((_SIZE, _SIZE), Image.Resampling.BILINEAR)
+    small = Image.fromarray(np.clip(image, 0.0, 1.0)).resize(
+        (_SIZE, _SIZE), Image.Resampling.BILINEAR
+    )
     band = np.asarray(small, dtype=np.float64)[_SIZE // 4 : 3 * _SIZE // 4]
     profile = band.mean(axis=0)
     # Columns as fractions of the width: centre 42-58%, lung fields 16-34% and 66-84%.

@@ -8,7 +8,8 @@ import streamlit as st
 
 from pages.readings import render_birth_year_form
 from pages.ui import end_session, get_database, require_actor, session_token, show_error
-from storage import accounts, profile
+from services.keys import rotate_user_key
+from storage import accounts, profile, rekey
 from storage.actor import Actor
 from storage.db import Database
 from storage.export import export_user
@@ -39,6 +40,33 @@ def _render_display_name_form(db: Database, actor: Actor) -> None:
             show_error(err)
         else:
             st.success("Your reports will show this name." if name.strip() else "Name cleared.")
+
+
+def _render_key_rotation(db: Database, actor: Actor) -> None:
+    """Renew the patient's own data key: every record and image re-sealed under a new one."""
+    st.subheader("Your encryption key")
+    st.caption(
+        "Your records and images are encrypted with a key of your own. Renewing it "
+        "re-encrypts all of them with a new key; they stay readable while it runs."
+    )
+    if not st.button("Renew my encryption key", key="rotate_key"):
+        return
+    bar = st.progress(0.0, text="Re-encrypting your records...")
+
+    def report(done: int, total: int) -> None:
+        bar.progress(done / total if total else 1.0, text=f"Re-encrypted {done} of {total}")
+
+    try:
+        rotation = rotate_user_key(
+            db, rekey.Account(actor.user_id, actor.username), by=actor, on_progress=report
+        )
+    except Exception as err:  # shown as one sentence
+        show_error(err)
+    else:
+        st.success(
+            f"Done: your {rotation.records} records ({rotation.images} images) are now "
+            f"encrypted with your new key (version {rotation.key_version})."
+        )
 
 
 actor = require_actor(allow_password_change=True)
@@ -93,6 +121,7 @@ if actor.role == "patient" and not must_change:
             file_name="my-records.json",
             mime="application/json",
         )
+    _render_key_rotation(db, actor)
 
 st.divider()
 left, right = st.columns(2)

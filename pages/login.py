@@ -10,6 +10,7 @@ from core.age import EARLIEST_BIRTH_YEAR
 from core.errors import UserError
 from pages.ui import (
     client_id,
+    cookie_requests,
     current_actor,
     get_database,
     oidc_available,
@@ -18,6 +19,19 @@ from pages.ui import (
 )
 from storage import accounts
 from storage.profile import set_birth_year
+
+
+
+def _enter_app() -> None:
+    """Leave the login page for the app, by way of the route that sets the session cookie.
+
+    A full page load rather than a rerun: the router then draws the pages of the new user
+    from the start, at the page asked for before logging in (or the first page).
+    """
+    st.success("You are logged in; opening the app...")
+    cookie_requests()
+    st.stop()
+
 
 st.title("Log in")
 actor = current_actor()
@@ -39,7 +53,7 @@ with login_tab:
         except accounts.AuthError as err:
             show_error(err)
         else:
-            st.rerun()
+            _enter_app()
     if oidc_available():
         st.button("Log in with single sign-on", on_click=st.login, key="sso_login")
 
@@ -79,4 +93,4 @@ with register_tab:
             except UserError as err:  # taken name, weak password, too many sign-ups
                 show_error(err)
             else:
-                st.rerun()
+                _enter_app()

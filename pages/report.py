@@ -42,6 +42,7 @@ def _render(report: Report, scans: list[ScanSummary], version: str | None) -> No
                         "Model score": format_percent(line.probability),
                         "Level for a closer look": format_percent(line.threshold),
                         "Reached": "yes" if line.above_threshold else "no",
+                        "For this patient": line.note or "",
                     }
                     for line in report.findings
                 ]

@@ -99,7 +99,9 @@ def warm_up() -> None:
 
 def _page_imports() -> set[str]:
     """The modules the pages import (read from their source), outside ``pages`` itself."""
-    names: set[str] = {"pyarrow"}  # Streamlit imports it on the first table shown.
+    # Imported on first use: by Streamlit for the first table, by pandas for the first
+    # styled one (with jinja2).
+    names: set[str] = {"pyarrow", "pandas.io.formats.style"}
     for path in Path(__file__).resolve().parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
@@ -116,6 +118,7 @@ def _warm_upload_steps() -> None:
     from core.overlay import overlay_heatmap
     from core.results import probability_figure
 
+    Image.init()  # Pillow loads its rarer format plugins on the first file it cannot place.
     # A 1024x1024 PNG ramp: the size of a typical upload, not flat (CLAHE skips flat images).
     ramp = np.tile(np.linspace(0, 255, 1024, dtype=np.uint8), (1024, 1))
     buffer = io.BytesIO()

@@ -39,8 +39,10 @@ from core.views import (
 )
 from core.words import plural
 from models.inference import Classifier
+from pages.readings import birth_year_of
 from pages.ui import show_error
 from services.rescore import rescore_scans
+from services.validity import excluded_by_scan
 from services.viewing import side_by_side
 from storage.actor import Actor
 from storage.db import Database
@@ -133,7 +135,16 @@ def render_timeline(
     if can_edit and classifier is not None and _offer_rescore(db, actor, scans, classifier):
         scans = sort_scans(list_scans(db, actor, patient_id))
     version = classifier.info.version if classifier is not None else None
+    # Findings learned from other patients than this one: never flagged, hidden unless asked.
+    excluded = excluded_by_scan(scans, birth_year_of(db, actor, patient_id))
     with st.expander("Settings"):
+        show_greyed = st.toggle(
+            "Also plot findings learned from other patients (children or adults)",
+            value=False,
+            key=f"{key}_show_greyed",
+            help="Some findings were learned from children aged 1-5 only, others from adults "
+            "only; for a patient outside that group their numbers say little.",
+        )
         margin = (
             st.slider(
                 "Flag a finding that rose by more than (percentage points) since the previous scan",
@@ -145,12 +156,21 @@ def render_timeline(
             )
             / 100
         )
-    frame = timeline_frame(scans, version)
+    frame = timeline_frame(scans, version, excluded=None if show_greyed else excluded)
+    if excluded and not show_greyed:
+        st.caption(
+            "Findings learned from other patients than this one are left off the chart and "
+            "raise no flag; switch them on under Settings to see them."
+        )
     if frame.empty:
         st.info("None of these scans has a model result yet.")
     else:
         flags = red_flags(
-            scans, classifier.info.thresholds if classifier else None, margin, version
+            scans,
+            classifier.info.thresholds if classifier else None,
+            margin,
+            version,
+            excluded=excluded,
         )
         changes = version_changes(scans, version)
         same_day = {
@@ -238,9 +258,11 @@ def _offer_rescore(
     if not pending:
         return False
     st.info(
-        f"{len(pending)} of your scans were scored by an older model version. Re-scoring them "
-        f"with the current model ({format_version(version)}) puts all points on the same scale; "
-        "the older results are kept and stay listed below."
+        f"{plural(len(pending), 'frontal scan')} of yours "
+        f"{'has' if len(pending) == 1 else 'have'} no result of the current model "
+        f"({format_version(version)}): scored by an older version, or not yet scored. Scoring "
+        "them puts all points on the same scale; older results are kept and stay listed below. "
+        "Side views and scans of unknown view are not scored."
     )
     if not st.button(
         f"Re-score {plural(len(pending), 'scan')} with model {format_version(version)}",

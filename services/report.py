@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING
 
 from core.enhance import enhance_as_saved
 from core.report import Report, ReportNote, build_report
-from core.timeline import previous_comparable, red_flags, sort_scans
+from core.timeline import previous_comparable, red_flags, select_result, sort_scans
+from services.validity import excluded_by_scan, reading_for
 from services.viewing import heatmap_of, open_scan
 from storage.actor import Actor
 from storage.db import Database
-from storage.profile import get_display_name
+from storage.profile import get_birth_year, get_display_name
 from storage.scans import ScanSummary
 
 if TYPE_CHECKING:  # importing the model layer loads torch; callers hand in a loaded classifier
@@ -64,6 +65,15 @@ def build_scan_report(
     ]
     view = enhance_as_saved(opened.record.pixels, opened.record.enhancement)
     owner_id = opened.record.owner_id
+    birth_year = get_birth_year(db, actor, owner_id)
+    summary = next(scan for scan in scans if scan.id == scan_id)
+    shown = select_result(summary.results, version)  # the result the report shows
+    reading = reading_for(
+        next((r for r in summary.results if shown is not None and r.id == shown.id), None),
+        scan_date=summary.scan_date,
+        birth_year=birth_year,
+    )
+    excluded = excluded_by_scan(scans, birth_year)
     name = get_display_name(db, actor, owner_id)
     if name is None and actor.user_id == owner_id:
         name = actor.username
@@ -72,7 +82,9 @@ def build_scan_report(
         current_version=version,
         thresholds=thresholds,
         previous=previous_comparable(ordered, ordered[position]),
-        red_flag_reasons=red_flags(ordered, thresholds, current_version=version).get(scan_id, []),
+        red_flag_reasons=red_flags(
+            ordered, thresholds, current_version=version, excluded=excluded
+        ).get(scan_id, []),
         image=view.pixels,
         image_note=None if view.as_saved else view.caption,
         heatmap=heatmap,
@@ -80,4 +92,5 @@ def build_scan_report(
         patient_name=name,
         zone=zone,
         history=ordered,
+        reading=reading,
     )

@@ -96,7 +96,13 @@ def access_log(db: Database, actor: Actor, patient_id: int) -> list[audit.AuditE
         others = session.exec(
             select(schema.AuditEvent)
             .where(schema.AuditEvent.patient_id == patient_id)
-            .where(schema.AuditEvent.actor_id != patient_id)
+            # Events without an actor (an operator at the command line) are someone else too.
+            .where(
+                or_(
+                    col(schema.AuditEvent.actor_id).is_(None),
+                    col(schema.AuditEvent.actor_id) != patient_id,
+                )
+            )
         ).all()
         entries = [audit.to_entry(row) for row in others]
         for window in _reset_windows(session, patient_id):

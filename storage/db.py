@@ -2,19 +2,44 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from core.errors import UserError
 from core.settings import Settings
 from storage.blobs import BlobStore
 from storage.evidence import IntegrityFailure
 from storage.evidence import RecordAfterRollback as RecordAfterRollback
 from storage.keyring import Keyring
+
+_LOG = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(UserError):
+    """The database refused or dropped the connection before the work was committed."""
+
+    code = "database_unavailable"
+    default_message = (
+        "The database cannot be reached right now, so nothing was changed; "
+        "please try again in a minute."
+    )
+
+
+class CommitUnconfirmed(UserError):
+    """The connection failed during the commit itself: the work may or may not be stored."""
+
+    code = "commit_unconfirmed"
+    default_message = (
+        "The connection to the database failed just as this was being saved, so it may or "
+        "may not have been saved; check before doing it again."
+    )
 
 
 class Database:
@@ -48,14 +73,25 @@ class Database:
         """A session whose work commits on normal exit and rolls back on an exception.
 
         A :class:`RecordAfterRollback` error is given the chance to record itself once the
-        rollback has released the locks its own record needs.
+        rollback has released the locks its own record needs. A lost or refused connection
+        (a database restart, a network cut) becomes :class:`DatabaseUnavailable`, or
+        :class:`CommitUnconfirmed` when it happened during the commit.
+
+        Raises:
+            DatabaseUnavailable: The connection failed before the commit.
+            CommitUnconfirmed: The connection failed during the commit.
         """
+        committing = False
         try:
             with Session(self.engine, expire_on_commit=False) as session, session.begin():
                 yield session
+                committing = True
         except RecordAfterRollback as exc:
             exc.record(self)
             raise
+        except OperationalError as exc:
+            _LOG.warning("Database connection failed: %s", exc)
+            raise (CommitUnconfirmed() if committing else DatabaseUnavailable()) from exc
 
 
 def make_engine(url: str) -> Engine:

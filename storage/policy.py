@@ -102,9 +102,7 @@ class PasswordChangeRequired(AccessDenied):
     )
 
 
-def ensure_active(
-    session: Session, actor: Actor, *, password_change_allowed: bool = False
-) -> None:
+def ensure_active(session: Session, actor: Actor, *, password_change_allowed: bool = False) -> None:
     """Refuse disabled or deleted accounts, actors whose role changed, and pending changes.
 
     Every storage entry point that acts for a user calls this (directly or through the

@@ -13,14 +13,13 @@ from datetime import date, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from core.errors import UserError
 from core.views import View
 from storage import audit, contents, crypto, policy, rate, schema
 from storage.actor import Actor
-from storage.db import Database
+from storage.db import CommitUnconfirmed, Database
 from storage.pixels import decode_pixels, encode_pixels, quantise, to_working_resolution
 from storage.results import ResultIn, ResultRecord, insert_result, results_by_scan
 from storage.sealing import RowSealer
@@ -45,17 +44,7 @@ class UploadRateExceeded(UserError):
     default_message = "You have uploaded as many scans as allowed for now; try again in an hour."
 
 
-class DatabaseUnavailable(UserError):
-    """The database dropped or refused the connection before the scan was stored."""
-
-    code = "database_unavailable"
-    default_message = (
-        "The database cannot be reached right now, so nothing was saved; "
-        "please try again in a minute."
-    )
-
-
-class SaveUnconfirmed(UserError):
+class SaveUnconfirmed(CommitUnconfirmed):
     """The connection failed while the scan was being committed: it may or may not be stored."""
 
     code = "save_unconfirmed"
@@ -244,10 +233,8 @@ def save_scan(
             # Past this line the commit may have happened whatever is raised, so the blob
             # stays (at worst an orphan the sweep sets aside, never a scan without image).
             committing = True
-    except OperationalError as exc:
-        if written and not committing:
-            db.blobs.discard(blob_name)
-        raise (SaveUnconfirmed() if committing else DatabaseUnavailable()) from exc
+    except CommitUnconfirmed as exc:
+        raise SaveUnconfirmed() from exc
     except BaseException:
         if written and not committing:
             db.blobs.discard(blob_name)

@@ -44,14 +44,15 @@ EXPIRED = "expired"
 _ENDED_BECAUSE = {
     LOGOUT: "You logged out. Log in again to continue.",
     LOGOUT_EVERYWHERE: "You logged out on every device. Log in again to continue.",
-    PASSWORD_CHANGED: "Your password was changed, so you were logged out here. Please log in again.",
+    PASSWORD_CHANGED: (
+        "Your password was changed, so you were logged out here. Please log in again."
+    ),
     PASSWORD_RESET: (
         "An administrator reset your password, so you were logged out. Log in with the "
         "temporary password they give you."
     ),
     DISABLED: "Your account is disabled; please contact an administrator.",
     ROLE_CHANGED: "Your account was changed, so you were logged out. Please log in again.",
-    EXPIRED: "Your login expired after a full day's use. Please log in again.",
 }
 
 __all__ = [
@@ -337,4 +338,7 @@ def _ended_message(reason: str | None, db: Database) -> str:
     if reason == IDLE:
         minutes = db.settings.idle_timeout_minutes
         return f"You were logged out after {minutes} minutes without activity. Please log in again."
+    if reason == EXPIRED:
+        hours = db.settings.session_max_hours
+        return f"A login lasts at most {hours} hours, so you were logged out. Please log in again."
     return _ENDED_BECAUSE.get(reason or "", SessionEnded.default_message)

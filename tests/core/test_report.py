@@ -6,6 +6,7 @@ import io
 import json
 import re
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -14,6 +15,7 @@ from PIL import Image
 from core.annotations import make_annotation
 from core.enhance import ORIGINAL_CAPTION
 from core.findings import DISCLAIMER, FINDING_LABELS
+from core.reading import read_result
 from core.report import (
     GENERAL_QUESTIONS,
     ReportNote,
@@ -174,6 +176,7 @@ def test_json_round_trips_the_content_without_the_image() -> None:
         "probability": 0.41,
         "threshold": 0.5,
         "above_threshold": False,
+        "note": None,
     }
     assert data["red_flags"] == ["Pneumonia rose from 12% to 41% since the PA film of 2026-03-02."]
 
@@ -203,3 +206,19 @@ def test_pdf_numbers_only_marked_notes_and_prints_the_image_note() -> None:
     assert "dr_kim (Mark 1 on the image): Hazy here." in text
     assert "could not be reproduced" in text
     assert json.loads(report_to_json(report))["image_note"] == note
+
+
+def test_a_finding_learned_from_other_patients_is_noted_and_raises_no_question() -> None:
+    @dataclass(frozen=True)
+    class Verdict:
+        valid: bool
+
+    table = {("pneumonia", "child"): Verdict(True), ("pneumonia", "adult"): Verdict(False)}
+    scan = make_scan(1, date(2026, 4, 1), results=[make_result(1, probs(0.9))])
+    reading = read_result(probs(0.9), {"pneumonia": 0.5}, "adult", table)
+    report = build_report(scan, reading=reading)
+    (line,) = [f for f in report.findings if f.finding == "pneumonia"]
+    assert line.above_threshold and line.note is not None
+    assert "learned from children aged 1-5 only" in line.note
+    assert not any("pneumonia" in question.lower() for question in report.questions)
+    assert report.summary[-1] == reading.explanation

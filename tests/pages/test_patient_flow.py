@@ -115,7 +115,7 @@ def test_rescore_with_a_new_model_keeps_old_results_and_heatmaps_work(
     use_untrained_model(tmp_path, monkeypatch, version="2")
     at = page("timeline.py", world.alice).run()
     assert not at.exception
-    assert "3 of your scans were scored by an older model version" in texts(at)
+    assert "3 frontal scans of yours have no result of the current model (v2)" in texts(at)
     assert list(at.dataframe[0].value["Model"]) == ["v1", "v1", "v1"]
     at.button(key="rescore").click()
     at = at.run()

@@ -30,6 +30,13 @@ def test_warm_up_fills_the_cached_model_that_the_first_analysis_then_uses(
         [("a.png", (samples_dir / "00000001_000.png").read_bytes(), "image/png")]
     )
     at = at.run()
+    # A PNG states no view: the patient picks it in the upload table before it is scored.
+    at.session_state["upload_table"] = {
+        "edited_rows": {0: {"view": "Frontal (PA, standing)"}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at = at.run()
     assert not at.exception
     assert any(h.value == "Where the model looked" for h in at.subheader)
     # The page's analysis found the model already loaded.

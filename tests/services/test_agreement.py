@@ -17,6 +17,7 @@ import streamlit as st
 
 from core.findings import FINDING_LABELS, flagged_findings, top_finding
 from core.labels import scan_label
+from core.views import VIEW_LABELS, View
 from storage import accounts
 from storage.scans import list_scans
 from tests.pages._flows import PASSWORD, PROJECT_ROOT, open_database, page, texts
@@ -52,6 +53,8 @@ def test_cli_and_pages_agree_on_one_scan(tmp_path, monkeypatch, samples_dir: Pat
             "alice",
             "--date",
             "2026-05-01",
+            "--view",
+            "PA",
             str(path),
         ],
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
@@ -73,6 +76,13 @@ def test_cli_and_pages_agree_on_one_scan(tmp_path, monkeypatch, samples_dir: Pat
 
     upload = page("upload.py", alice).run()
     upload.file_uploader[0].set_value([(FILE, path.read_bytes(), "image/jpeg")])
+    upload = upload.run()
+    # A JPEG states no view: the patient picks it in the upload table.
+    upload.session_state["upload_table"] = {
+        "edited_rows": {0: {"view": VIEW_LABELS[View.PA]}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
     upload = upload.run()
     assert not upload.exception
     headline = next(m.value for m in upload.markdown if "strongest signal" in m.value)

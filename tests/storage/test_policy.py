@@ -171,6 +171,10 @@ ACTIONS: dict[str, tuple[Callable[[World, Actor], object], set[str]]] = {
         ),
         CLINICIANS,
     ),
+    "pending_emergency_requests": (
+        lambda w, a: sharing.pending_emergency_requests(w.db, a),
+        CLINICIANS | {"admin"},
+    ),
     "shared_patients": (lambda w, a: sharing.shared_patients(w.db, a), CLINICIANS),
     "list_grants": (
         lambda w, a: sharing.list_grants(w.db, a),
