@@ -1,6 +1,8 @@
 """Benchmark: the classifier on the CPU, against torchvision's DenseNet-121 as a reference.
 
-Measured in one run, with ``torch.set_num_threads(2)``:
+Measured in one run, with the app server's torch thread count
+(``Settings.inference_threads``, ``INFERENCE_THREADS``, 1 by default) unless
+``--threads`` says otherwise:
 
 * model load time (``models.inference.load_classifier``);
 * single-image end-to-end latency for the real CR DICOM sample and an NIH PNG
@@ -33,6 +35,7 @@ batches; ``--latency-only`` (load time and the classifier's latency) takes secon
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from collections.abc import Callable
@@ -58,7 +61,6 @@ from models.checkpoint import load_checkpoint
 from models.inference import Classifier, load_classifier
 from models.preprocess import INPUT_SIZE, preprocess
 
-THREADS = 2
 BATCH = 64
 REFERENCE_SIZE = 224
 #: Runs of each latency measurement (one upload takes about a tenth of a second).
@@ -238,6 +240,7 @@ def run(
     *,
     latency_only: bool = False,
     repeats: int = _LATENCY_REPEATS,
+    threads: int | None = None,
 ) -> list[dict]:
     """Measure load time, latency, throughput and FLOPs of the classifier and the reference.
 
@@ -246,6 +249,7 @@ def run(
         latency_only: Measure only the classifier's load time and single-upload latency
             (seconds instead of minutes).
         repeats: Runs of each latency measurement.
+        threads: Torch CPU threads; defaults to ``Settings.inference_threads``.
 
     Returns:
         Rows ``{"benchmark", "value", "unit"}`` for ``benchmarks/run_all.py``.
@@ -254,14 +258,15 @@ def run(
         ModelUnavailable: The checkpoint is missing or damaged.
         FileNotFoundError: The shared sample images are absent.
     """
-    torch.set_num_threads(THREADS)
     settings = load_settings()
+    threads = settings.inference_threads if threads is None else threads
+    torch.set_num_threads(threads)
     path = settings.checkpoint_path if checkpoint is None else Path(checkpoint)
     samples = settings.shared_data_dir / "samples"
     cases = _sample_scans(samples)
 
     rows = [
-        _row("CPU threads (torch.set_num_threads; CPU shared with other work)", THREADS, "threads")
+        _row("CPU threads (torch.set_num_threads; CPU shared with other work)", threads, "threads")
     ]
     load_s = median_seconds(lambda: load_classifier(path), _LOAD_REPEATS)
     rows.append(_row("load_classifier() time", round(load_s * 1000, 1), "ms"))
@@ -334,9 +339,11 @@ def _print_table(rows: list[dict]) -> None:
     from run_all import format_table
 
     print(format_table([row | {"module": Path(__file__).stem} for row in rows]))
+    load = os.getloadavg()
     print(
-        f"\nNote: {THREADS} torch threads; the CPU is shared with whatever else runs "
-        "(e.g. a training job), so absolute figures vary between runs."
+        f"\nNote: {torch.get_num_threads()} torch threads on {os.cpu_count()} cores, load "
+        f"average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; the CPU is shared with whatever "
+        "else runs, so absolute figures vary between runs."
     )
 
 
@@ -353,7 +360,15 @@ if __name__ == "__main__":
     parser.add_argument(
         "--repeats", type=int, default=_LATENCY_REPEATS, help="runs of each latency measurement"
     )
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: Settings.inference_threads)"
+    )
     arguments = parser.parse_args()
     _print_table(
-        run(arguments.checkpoint, latency_only=arguments.latency_only, repeats=arguments.repeats)
+        run(
+            arguments.checkpoint,
+            latency_only=arguments.latency_only,
+            repeats=arguments.repeats,
+            threads=arguments.threads,
+        )
     )

@@ -22,6 +22,7 @@ from core.timeline import (
     timeline_table,
     version_changes,
 )
+from core.views import View
 from storage.results import ResultRecord
 from storage.scans import ScanSummary
 
@@ -48,7 +49,15 @@ def _scans(count: int) -> list[ScanSummary]:
         )
         scans.append(
             ScanSummary(
-                i, 1, start + timedelta(days=3 * i), f"scan{i}.png", None, [result], created
+                i,
+                1,
+                start + timedelta(days=3 * i),
+                f"scan{i}.png",
+                None,
+                [result],
+                created,
+                # A realistic series: mostly PA, every fifth film AP (two lines per finding).
+                View.AP if i % 5 == 4 else View.PA,
             )
         )
     return scans

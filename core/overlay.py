@@ -166,6 +166,7 @@ def annotation_figure(
             dragmode="select" if drawing == "box" else "pan",
             # Keeps the user's zoom and pan when the page redraws the figure with a new mark.
             uirevision="marking",
+            height=720,
             newselection={"line": {"color": _PENDING_COLOUR, "width": 2, "dash": "dash"}},
             showlegend=False,
         )

@@ -685,7 +685,7 @@ def _mark_same_days(fig: go.Figure, frame: pd.DataFrame, same_day: Mapping[int, 
             yref="paper",
             text="same-day films",
             showarrow=False,
-            yanchor="top",
+            yanchor="bottom",
             font={"size": 10, "color": "#555555"},
         )
 

@@ -331,7 +331,11 @@ class Classifier:
 
 
 def load_classifier(
-    path: Path | None = None, metrics_path: Path = METRICS_PATH, noise_path: Path = NOISE_PATH
+    path: Path | None = None,
+    metrics_path: Path = METRICS_PATH,
+    noise_path: Path = NOISE_PATH,
+    *,
+    threads: int | None = None,
 ) -> Classifier:
     """Build the classifier from its checkpoint on the best available device.
 
@@ -340,6 +344,8 @@ def load_classifier(
         metrics_path: Evaluation report with the validity table; it is used only when it
             measured this exact checkpoint (same SHA-256).
         noise_path: Noise measurement (``models.noise``), used under the same condition.
+        threads: CPU threads for torch's operations, for the whole process (the app server
+            passes ``Settings.inference_threads``); ``None`` keeps torch's default.
 
     Returns:
         The ready :class:`Classifier`.
@@ -354,6 +360,8 @@ def load_classifier(
     except CheckpointError as exc:
         raise ModelUnavailable(f"The analysis model is not available: {exc}") from exc
     device = select_device()
+    if threads is not None:
+        torch.set_num_threads(threads)
     _load_count += 1
     logger.info(
         "loaded %s %s (%s) on %s",

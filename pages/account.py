@@ -7,7 +7,14 @@ import json
 import streamlit as st
 
 from pages.readings import render_birth_year_form
-from pages.ui import end_session, get_database, require_actor, session_token, show_error
+from pages.ui import (
+    cookie_requests,
+    end_session,
+    get_database,
+    require_actor,
+    session_token,
+    show_error,
+)
 from services.keys import rotate_user_key
 from storage import accounts, profile, rekey
 from storage.actor import Actor
@@ -125,9 +132,11 @@ if actor.role == "patient" and not must_change:
 
 st.divider()
 left, right = st.columns(2)
-if left.button("Log out", key="logout", type="primary"):
-    end_session()
-    st.rerun()
-if right.button("Log out on every device", key="logout_everywhere"):
-    end_session(everywhere=True)
-    st.rerun()
+logout = left.button("Log out", key="logout", type="primary")
+everywhere = right.button("Log out on every device", key="logout_everywhere")
+if logout or everywhere:
+    end_session(everywhere=everywhere)
+    st.success("You logged out" + (" on every device." if everywhere else "."))
+    # A full page load by way of the route that drops the session cookie.
+    cookie_requests()
+    st.stop()

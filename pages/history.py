@@ -28,7 +28,7 @@ from services.viewing import OpenedScan, open_scan
 from storage.actor import Actor
 from storage.db import Database
 from storage.notes import unread_note_counts
-from storage.scans import ScanSummary, delete_scan
+from storage.scans import ScanSummary, delete_scan, load_original
 
 #: Session key of the sentence confirming the last deletion (shown once after the rerun).
 _DELETED_KEY = "history_deleted"
@@ -106,6 +106,21 @@ def _render_title(opened: OpenedScan, name: str) -> None:
     thumb.image(thumbnail_png(record.pixels), width="content")
     words.subheader(name)
     words.caption(f"Saved on {format_local(record.created_at, browser_zone())}.")
+
+
+def _render_original(db: Database, actor: Actor, scan_id: int) -> None:
+    """The file as uploaded, when the patient chose to keep it (read only on request)."""
+    key = f"history_original_{scan_id}"
+    if st.button("Get the original file I uploaded", key=f"{key}_prepare"):
+        try:
+            st.session_state[key] = load_original(db, actor, scan_id)
+        except Exception as err:  # shown as one sentence
+            show_error(err)
+    kept = st.session_state.get(key)
+    if kept is not None:
+        st.download_button(
+            f"Download {kept.filename}", kept.data, file_name=kept.filename, key=f"{key}_download"
+        )
 
 
 def _render_delete(db: Database, actor: Actor, scan: ScanSummary, name: str) -> None:
@@ -211,3 +226,4 @@ except Exception as err:  # shown as one sentence
 _render_title(opened, names[scan_id])
 _render_delete(db, actor, chosen, names[scan_id])
 _render_scan(opened, birth_year)
+_render_original(db, actor, scan_id)

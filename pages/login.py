@@ -21,7 +21,6 @@ from storage import accounts
 from storage.profile import set_birth_year
 
 
-
 def _enter_app() -> None:
     """Leave the login page for the app, by way of the route that sets the session cookie.
 

@@ -84,15 +84,17 @@ def _render_notes(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
         st.radio("Mark on the image", list(_DRAW_MODES), horizontal=True, key="note_mode")
     ]
     window = _window_controls()
-    # A new chart key after each saved note clears the selection, i.e. the pending mark.
+    # A new chart key after each saved note clears the selection; the mark itself is kept in
+    # the session, because the chart may report an empty selection when it is redrawn.
     chart_key = f"note_figure_{scan_id}_{st.session_state.get('note_round', 0)}"
-    pending = None
-    selection = st.session_state.get(chart_key, {}).get("selection")
-    if selection:
+    pending_key = f"note_pending_{scan_id}"
+    selection = st.session_state.get(chart_key, {}).get("selection") or {}
+    if selection.get("box") or selection.get("points"):
         try:
-            pending = mark_from_selection(selection, (width, height))
+            st.session_state[pending_key] = mark_from_selection(selection, (width, height))
         except Exception as err:  # shown as one sentence
             show_error(err)
+    pending = st.session_state.get(pending_key)
     display = overlay_heatmap(enhance(enhance(opened.record.pixels, EnhanceSettings()), window))
     marks = [note.annotation for note in notes if note.annotation]
     st.plotly_chart(
@@ -104,12 +106,16 @@ def _render_notes(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
     )
     st.caption(
         "Click on the image to place a point, or choose Box and drag across the image. "
-        "Scroll to zoom; in Point mode, drag to move the image; double-click to start again."
+        "Scroll to zoom and double-click to see the whole image again; in Point mode, drag to "
+        "move the image."
     )
     if pending is None:
         st.caption("No mark yet: the note will be saved without one.")
     else:
         st.caption(f"New mark: {_describe(pending)} (image pixels).")
+        if st.button("Remove the mark", key="note_unmark"):
+            _clear_mark(pending_key)
+            st.rerun()
     text = st.text_area("Note (the patient will see it)", max_chars=MAX_NOTE_CHARS, key="note_text")
     if st.button("Add note", key="note_add"):
         try:
@@ -117,7 +123,8 @@ def _render_notes(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
         except Exception as err:  # shown as one sentence
             show_error(err)
             return
-        st.session_state["note_round"] = st.session_state.get("note_round", 0) + 1
+        _clear_mark(pending_key)
+        st.session_state.pop("note_text", None)
         st.session_state["note_saved"] = True
         st.rerun()
     if st.session_state.pop("note_saved", False):
@@ -128,6 +135,11 @@ def _render_notes(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
         when = format_local(note.created_at, zone)
         st.markdown(f"**{note.author_username}**, {when}{where}:")
         st.text(note.text)  # plain text: a note's links or images must never render
+
+
+def _clear_mark(pending_key: str) -> None:
+    st.session_state.pop(pending_key, None)
+    st.session_state["note_round"] = st.session_state.get("note_round", 0) + 1
 
 
 def _describe(mark: dict[str, float]) -> str:

@@ -64,7 +64,7 @@ def load_classifier() -> Classifier:
     # Imported on first use: the model layer loads torch, which pages without a model never need.
     from models.inference import load_classifier as _load
 
-    return _load()
+    return _load(threads=load_settings().inference_threads)
 
 
 def warm_up() -> None:

@@ -61,6 +61,9 @@ _SLIDERS: dict[str, tuple[str, float, str]] = {
 #: The views offered in the table, by their words.
 _VIEW_BY_LABEL: dict[str, View] = {label: view for view, label in VIEW_LABELS.items()}
 
+#: Width of each picture of the view guide, in pixels.
+_GUIDE_WIDTH = 200
+
 #: What still works when the model cannot be loaded.
 _WITHOUT_MODEL = "Your scans can still be viewed and saved without a result."
 
@@ -105,9 +108,11 @@ def _render_view_guide(open_guide: bool) -> None:
         frontal.image(
             frontal_picture(),
             caption="Frontal: both lungs side by side, the spine down the middle.",
+            width=_GUIDE_WIDTH,
         )
         lateral.image(
             lateral_picture(),
+            width=_GUIDE_WIDTH,
             caption="Side (lateral): the chest seen from the side, the lungs overlapping, "
             "the spine at the back.",
         )
@@ -400,6 +405,7 @@ def _save(
     dates: dict[int, date | None],
     views: dict[int, View | None],
     settings: dict[int, EnhanceSettings],
+    keep_original: bool,
 ) -> None:
     positions = [i for i, f in enumerate(checked) if f.to_save]
     classifier = current_classifier(_WITHOUT_MODEL, as_error=True)
@@ -422,6 +428,7 @@ def _save(
             on_progress=lambda done, total, item: progress.progress(
                 done / total, text=f"{done} of {total}: {item.filename}"
             ),
+            keep_original=keep_original,
         )
     except Exception as err:  # shown as one sentence
         show_error(err)
@@ -491,6 +498,10 @@ elif to_save == 0:
     st.info("There is nothing new to save: every usable file is already in your record.")
 settings = _render_closer_look(uploads, checked, dates, views, birth_year)
 st.divider()
+keep_original = st.checkbox(
+    "Also keep my original files, to download them later (they take more of your storage)",
+    key="upload_keep_original",
+)
 label = f"Save {to_save} scan{'' if to_save == 1 else 's'} to my record" if to_save else "Save"
 if st.button(
     label,
@@ -498,4 +509,4 @@ if st.button(
     disabled=bool(problems) or to_save == 0,
     key="upload_save",
 ):
-    _save(actor, uploads, checked, dates, views, settings)
+    _save(actor, uploads, checked, dates, views, settings, keep_original)

@@ -273,6 +273,7 @@ def save_decoded_scan(
     result: ResultIn | None,
     enhancement: EnhanceSettings | None = None,
     content: bytes | None = None,
+    keep_original: bool = False,
 ) -> int:
     """Store a decoded scan in the patient's own record, with its display settings and result.
 
@@ -287,6 +288,8 @@ def save_decoded_scan(
             the view is not scored.
         enhancement: How the patient chose to display the image (defaults when ``None``).
         content: The file's bytes, so the same file is recognised if saved again.
+        keep_original: Keep ``content`` itself too, encrypted, to download later (only when
+            the patient asks: it takes more of their storage).
 
     Returns:
         The new scan's id.
@@ -306,6 +309,7 @@ def save_decoded_scan(
         view=view,
         result=result,
         content=content,
+        keep_original=keep_original,
     )
 
 
@@ -318,6 +322,7 @@ def import_scans(
     scan_date: date | None = None,
     fallback_date: date | None = None,
     on_progress: ImportProgress | None = None,
+    keep_original: bool = False,
 ) -> ImportReport:
     """Decode, classify (or abstain) and store each file; an unusable file never stops the rest.
 
@@ -332,6 +337,7 @@ def import_scans(
         fallback_date: The date of files without a usable date of their own (see
             :func:`usable_study_date`); ignored when ``scan_date`` is given.
         on_progress: Called after each file with the count done, the total and its outcome.
+        keep_original: Keep each file as uploaded too (see :func:`save_decoded_scan`).
 
     Returns:
         One outcome per file, in order, with its view and notes. A file fails with its
@@ -356,7 +362,14 @@ def import_scans(
         else:
             try:
                 outcome = _import_one(
-                    db, actor, file, data, classifier, (scan_date, fallback_date), birth_year
+                    db,
+                    actor,
+                    file,
+                    data,
+                    classifier,
+                    (scan_date, fallback_date),
+                    birth_year,
+                    keep_original,
                 )
             except AlreadySaved as err:
                 outcome = ImportedScan(
@@ -378,6 +391,7 @@ def _import_one(
     classifier: Classifier | None,
     dates: tuple[date | None, date | None],
     birth_year: int | None,
+    keep_original: bool,
 ) -> ImportedScan:
     name = file.name
     scan_date, fallback_date = dates
@@ -397,5 +411,6 @@ def _import_one(
         result=result,
         enhancement=file.enhancement,
         content=data,
+        keep_original=keep_original,
     )
     return ImportedScan(name, scan_id, result, view=view, notes=view_notes(scan, view))

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from core.errors import UserError
 from core.settings import Settings
-from storage import accounts, audit, crypto, quarantine, schema, versions
+from storage import accounts, audit, crypto, originals, quarantine, schema, versions
 from storage.blobs import open_blob_store
 from storage.db import Database, make_engine
 from storage.evidence import IntegrityFailure
@@ -263,7 +263,8 @@ def sweep_orphans(
 
     def referenced() -> list[str]:
         with db.transaction() as session:
-            return list(session.exec(select(schema.Scan.blob_name)).all())
+            scans = list(session.exec(select(schema.Scan.blob_name)).all())
+            return scans + originals.blob_names(session)
 
     def oldest_open() -> datetime | None:
         # Another app server may hold a transaction that wrote its blob and has not yet

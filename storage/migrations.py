@@ -89,7 +89,7 @@ def _emergency_approval(conn: Connection) -> None:
 
 def _row_versions(conn: Connection) -> None:
     # The root is made by bootstrap, which holds the master key that signs it.
-    for model in (schema.SealVersion, schema.SealHead, schema.SealRoot):
+    for model in (schema.SealVersion, schema.SealHead, schema.SealRoot, schema.ScanOriginal):
         schema.table_of(model).create(conn, checkfirst=True)
 
 
@@ -138,7 +138,7 @@ MIGRATIONS: tuple[Step, ...] = (
     ),
     (
         7,
-        "seal_versions, seal_heads, seal_root: a row rolled back to an older copy is detected",
+        "rollback detection (seal_versions, seal_heads, seal_root); scan_originals",
         _row_versions,
     ),
     (9, "profiles (sealed birth year) and scan_contents (keyed file hashes)", _profiles_contents),

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
 from core.errors import UserError
-from storage import audit, policy, schema, versions
+from storage import audit, originals, policy, schema, versions
 from storage.actor import Actor
 from storage.db import Database
 from storage.sealing import RowSealer
@@ -56,8 +56,9 @@ class Resealed:
     """What one batch re-sealed.
 
     Attributes:
-        records: Sealed rows moved to the new key version (scans, results, notes, ...).
-        images: Image blobs among them rewritten under the new key version.
+        records: Sealed rows moved to the new key version (scans, results, notes, ...,
+            and kept original files).
+        images: Blobs among them rewritten under the new key version (images and originals).
     """
 
     records: int
@@ -113,7 +114,7 @@ def start(db: Database, user_id: int, *, by: Actor | None, operator: str | None)
 
 
 def pending(db: Database, user_id: int, version: int) -> int:
-    """How many of the user's sealed rows are still under a key version below ``version``.
+    """How many of the user's sealed rows and kept originals are under a key version below it.
 
     Reads only key versions, never a value, so it is not a record access.
     """
@@ -169,6 +170,12 @@ def reseal_batch(
                 ):
                     _reseal_row(db, sealer, model, row, written, retired)
                     records += 1
+            kept = _older_rows(
+                session, schema.ScanOriginal, "owner_id", user_id, sealer.version, limit - records
+            )
+            for original in kept:
+                _reseal_original(db, sealer, original, written, retired)
+                records += 1
             if records:
                 audit.append(
                     session,
@@ -193,6 +200,28 @@ def reseal_batch(
     return Resealed(records, len(written))
 
 
+def _reseal_original(
+    db: Database,
+    sealer: RowSealer,
+    row: schema.ScanOriginal,
+    written: list[str],
+    retired: list[str],
+) -> None:
+    try:
+        data = originals.open_kept(db, sealer, row)
+    except FileNotFoundError as exc:
+        raise ImageMissing(
+            f"The original file kept for scan {row.scan_id} is missing, so its key cannot be "
+            "rotated: restore it with restore-quarantine (see list-quarantine), then run the "
+            "rotation again; every record stays readable meanwhile."
+        ) from exc
+    fresh = db.blobs.new_name()
+    db.blobs.write(fresh, sealer.seal(originals.BLOB_TABLE, row.scan_id, sealer.version, data))
+    written.append(fresh)
+    retired.append(row.blob_name)
+    row.blob_name, row.key_version = fresh, sealer.version
+
+
 def _check(session: Session, by: Actor | None, user_id: int) -> None:
     if by is None:
         return
@@ -202,7 +231,8 @@ def _check(session: Session, by: Actor | None, user_id: int) -> None:
 
 
 def _tables() -> list[tuple[sa.Table, str]]:
-    return [(schema.table_of(model), owner) for model, owner in versions.VERSIONED.values()]
+    sealed = [(schema.table_of(model), owner) for model, owner in versions.VERSIONED.values()]
+    return [*sealed, (schema.table_of(schema.ScanOriginal), "owner_id")]
 
 
 def _older_rows(

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from core.errors import UserError
 from core.views import View
-from storage import audit, contents, crypto, policy, rate, schema
+from storage import audit, contents, crypto, originals, policy, rate, schema
 from storage.actor import Actor
 from storage.db import CommitUnconfirmed, Database
 from storage.pixels import decode_pixels, encode_pixels, quantise, to_working_resolution
@@ -52,6 +52,23 @@ class SaveUnconfirmed(CommitUnconfirmed):
         "The connection failed just as your scan was being saved; look for it in your scans "
         "before uploading it again."
     )
+
+
+class NoOriginalKept(UserError, LookupError):
+    """The patient did not ask to keep the uploaded file of this scan."""
+
+    code = "no_original"
+    default_message = (
+        "The original file of this scan was not kept: keeping it is chosen when uploading."
+    )
+
+
+@dataclass(frozen=True)
+class OriginalFile:
+    """An uploaded file kept as it was (see :func:`load_original`)."""
+
+    filename: str
+    data: bytes
 
 
 class RecordNotFound(UserError, LookupError):
@@ -139,6 +156,7 @@ def save_scan(
     view: View = View.UNKNOWN,
     result: ResultIn | None = None,
     content: bytes | None = None,
+    keep_original: bool = False,
 ) -> int:
     """Store a patient's own scan (pixels in an encrypted blob) and optionally its result.
 
@@ -160,6 +178,8 @@ def save_scan(
         result: Classification to store with it.
         content: The bytes of the file the scan was decoded from: a keyed hash of them is
             kept, so the same file is recognised when it is saved again (None: not kept).
+        keep_original: Also keep ``content`` itself, sealed, beside the working-resolution
+            image (:mod:`storage.originals`); it counts to the quota.
 
     Returns:
         The new scan id.
@@ -182,6 +202,7 @@ def save_scan(
     encoded = encode_pixels(image)
     blob_name = db.blobs.new_name()
     written = committing = False
+    kept: list[str] = []
     try:
         with db.transaction() as session:
             policy.check_write(session, actor, actor.user_id)
@@ -212,9 +233,14 @@ def save_scan(
             )
             session.add(scan)
             sealed = sealer.seal(_BLOB, scan_id, scan.key_version, encoded)
-            _check_quota(session, db, actor.user_id, len(sealed))
+            original = None
+            if keep_original and content is not None:
+                original = originals.seal(sealer, scan_id, content)
+            _check_quota(session, db, actor.user_id, len(sealed) + len(original or b""))
             db.blobs.write(blob_name, sealed)
             written = True
+            if original is not None:
+                kept.append(originals.keep(session, db, scan, original))
             rate.record(session, _UPLOAD, str(actor.user_id))
             if content is not None:
                 contents.record(session, sealer, scan_id, content)
@@ -238,6 +264,9 @@ def save_scan(
     except BaseException:
         if written and not committing:
             db.blobs.discard(blob_name)
+        if not committing:
+            for name in kept:
+                db.blobs.discard(name)
         raise
     return scan_id
 
@@ -263,6 +292,7 @@ def _check_quota(session: Session, db: Database, user_id: int, new_bytes: int) -
     names = session.exec(select(schema.Scan.blob_name).where(schema.Scan.owner_id == user_id))
     # The new scan's row is already flushed, but its blob is not written yet (size 0).
     used = sum(db.blobs.size(name) for name in names)
+    used += originals.stored_bytes(session, db, user_id)
     quota = db.settings.user_quota_bytes
     if used + new_bytes > quota:
         raise StorageQuotaExceeded(
@@ -454,7 +484,11 @@ def delete_scan(db: Database, actor: Actor, scan_id: int) -> None:
             for row in session.exec(select(model).where(model.scan_id == scan.id)).all():
                 session.delete(row)
         session.flush()
-        blob_name = scan.blob_name
+        blob_names = [scan.blob_name]
+        if (original := originals.of_scan(session, scan_id)) is not None:
+            blob_names.append(original.blob_name)
+            session.delete(original)
+            session.flush()  # before the scan's row, whose deletion would cascade to it
         session.delete(scan)
         audit.append(
             session,
@@ -467,7 +501,43 @@ def delete_scan(db: Database, actor: Actor, scan_id: int) -> None:
         )
     # Removed only after the rows are committed: a crash in between leaves an unreadable
     # orphan ciphertext rather than a scan whose image is gone.
-    db.blobs.delete(blob_name)
+    for name in blob_names:
+        db.blobs.delete(name)
+
+
+def load_original(db: Database, actor: Actor, scan_id: int) -> OriginalFile:
+    """The file a scan was uploaded from, when the patient asked to keep it.
+
+    Raises:
+        RecordNotFound: No such scan.
+        policy.AccessDenied: The actor may not read it.
+        NoOriginalKept: The patient did not ask to keep the file at upload.
+        crypto.DecryptionError: The file is missing or fails its integrity check.
+    """
+    with db.transaction() as session:
+        scan = get_scan(session, scan_id)
+        access = policy.check_read(session, actor, scan.owner_id, scan_id)
+        row = originals.of_scan(session, scan_id)
+        if row is None:
+            raise NoOriginalKept()
+        sealer = db.keyring.sealer(session, scan.owner_id)
+        filename = open_scan_payload(sealer, scan)["filename"]
+        try:
+            data = originals.open_kept(db, sealer, row)
+        except FileNotFoundError as exc:
+            raise crypto.DecryptionError("The original file of this scan is missing.") from exc
+        audit.append(
+            session,
+            db,
+            "read_original",
+            actor=actor,
+            patient_id=scan.owner_id,
+            record_type="scans",
+            record_id=scan_id,
+            emergency=access.emergency,
+            details=access.audit_details(),
+        )
+    return OriginalFile(filename, data)
 
 
 def get_scan(session: Session, scan_id: int) -> schema.Scan:

@@ -315,6 +315,23 @@ class ScanContent(SQLModel, table=True):
     mac: str = Field(max_length=64)
 
 
+class ScanOriginal(SQLModel, table=True):
+    """The uploaded file of a scan, kept (sealed, as a blob) only when the patient asked.
+
+    A table of its own rather than a ``scans`` column, for the reason given at
+    :class:`ScanContent`; deleting the scan deletes the row (its blob after the commit).
+    """
+
+    __tablename__ = "scan_originals"
+
+    scan_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("scans.id", ondelete="CASCADE"), primary_key=True)
+    )
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    key_version: int
+    blob_name: str = Field(max_length=64)
+
+
 class SealVersion(SQLModel, table=True):
     """The version of a sealed row's current value, bound into its ciphertext.
 

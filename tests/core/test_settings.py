@@ -30,6 +30,11 @@ def test_defaults_work_locally_without_any_environment() -> None:
     assert settings.uploads_per_hour == 120
     assert settings.registrations_per_hour == 60
     assert settings.registrations_per_client_per_hour == 5
+    assert settings.inference_threads == 1
+
+
+def test_inference_threads_are_configurable() -> None:
+    assert load_settings({"INFERENCE_THREADS": "2"}).inference_threads == 2
 
 
 def test_abuse_limits_are_configurable() -> None:
@@ -85,6 +90,7 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
         "UPLOADS_PER_HOUR",
         "REGISTRATIONS_PER_HOUR",
         "REGISTRATIONS_PER_CLIENT_PER_HOUR",
+        "INFERENCE_THREADS",
     ],
 )
 @pytest.mark.parametrize("raw", ["abc", "1.5", "0", "-3"])

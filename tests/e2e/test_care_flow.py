@@ -23,6 +23,7 @@ NIH_PNG = "00000001_000.png"
 DICOM = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
 PATIENT, PATIENT_PASSWORD = "e2e-patient", "patient-Passw0rd-e2e"
 CLINICIAN, CLINICIAN_PASSWORD = "e2e-clinician", "clinician-Passw0rd-e2e"
+CLINICIAN_NEW_PASSWORD = "clinician-own-Passw0rd"
 NOTE = "Lower zones look clear to me; let us repeat the X-ray in six weeks."
 
 
@@ -45,8 +46,9 @@ def _log_in(page, username: str, password: str) -> None:
     page.get_by_label("Username", exact=True).fill(username)
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Log in", exact=True).click()
+    # The login goes through the route that sets the session cookie, then reloads the app.
+    page.locator('[data-testid="stSidebar"]').get_by_text(f"Logged in as {username}").wait_for()
     wait_for_app(page)
-    page.get_by_text(f"Logged in as {username}").wait_for()
 
 
 def _register_patient(page, steps: Steps) -> None:
@@ -58,8 +60,8 @@ def _register_patient(page, steps: Steps) -> None:
     page.get_by_label("Choose a password (at least 8 characters)").fill(PATIENT_PASSWORD)
     page.get_by_label("Repeat the password").fill(PATIENT_PASSWORD)
     page.get_by_role("button", name="Create account").click()
+    page.locator('[data-testid="stSidebar"]').get_by_text(f"Logged in as {PATIENT}").wait_for()
     wait_for_app(page)
-    page.get_by_text(f"Logged in as {PATIENT}").wait_for()
     steps.shot(page, "patient registered")
 
 
@@ -127,6 +129,14 @@ def test_patient_clinician_admin_flow(new_page, steps: Steps, samples_dir: Path)
 
     clinician = new_page()
     _log_in(clinician, CLINICIAN, CLINICIAN_PASSWORD)
+    # Created by the admin, who knows that password: the clinician replaces it at first login.
+    clinician.get_by_role("heading", name="Choose a new password").wait_for()
+    clinician.get_by_label("Current password").fill(CLINICIAN_PASSWORD)
+    clinician.get_by_label("New password (at least 8 characters)").fill(CLINICIAN_NEW_PASSWORD)
+    clinician.get_by_label("Repeat the new password").fill(CLINICIAN_NEW_PASSWORD)
+    clinician.get_by_role("button", name="Change password").click()
+    wait_for_app(clinician)
+    clinician.get_by_text("Your password was changed.").wait_for()
     _go(clinician, "Teleconsult")
     clinician.get_by_role("button", name="Start session").click()
     wait_for_app(clinician)

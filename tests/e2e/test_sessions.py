@@ -48,7 +48,7 @@ def _register(page, username: str, password: str) -> None:
     # Back on the home page with the cookie set (the login page is left behind).
     page.wait_for_url(re.compile(r".*/$"))
     _settle(page)
-    page.get_by_text(f"Logged in as {username}").wait_for()
+    page.locator('[data-testid="stSidebar"]').get_by_text(f"Logged in as {username}").wait_for()
 
 
 def _log_in(page, username: str, password: str) -> None:
@@ -59,7 +59,7 @@ def _log_in(page, username: str, password: str) -> None:
     page.get_by_role("button", name="Log in", exact=True).click()
     page.wait_for_url(re.compile(r".*/$"))
     _settle(page)
-    page.get_by_text(f"Logged in as {username}").wait_for()
+    page.locator('[data-testid="stSidebar"]').get_by_text(f"Logged in as {username}").wait_for()
 
 
 def test_reload_new_tab_and_deep_link_keep_the_login_and_logout_ends_every_tab(

@@ -138,3 +138,14 @@ def _png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_threads_are_set_for_the_process_only_when_asked():
+    before = torch.get_num_threads()
+    try:
+        load_classifier(CHECKPOINT)
+        assert torch.get_num_threads() == before
+        load_classifier(CHECKPOINT, threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

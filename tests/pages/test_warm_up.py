@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+import torch
 
 from models import inference
 from pages import ui
@@ -21,8 +22,13 @@ def test_warm_up_fills_the_cached_model_that_the_first_analysis_then_uses(
     world = open_world(tmp_path, monkeypatch)
     monkeypatch.setenv("MODEL_CHECKPOINT", str(SHIPPED_CHECKPOINT))
     st.cache_resource.clear()
-    before = inference.load_count()
-    ui.warm_up()
+    monkeypatch.setenv("INFERENCE_THREADS", "1")
+    before, threads = inference.load_count(), torch.get_num_threads()
+    try:
+        ui.warm_up()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert inference.load_count() - before == 1
 
     at = page("upload.py", world.alice).run()

@@ -71,7 +71,8 @@ def test_cli_and_pages_agree_on_one_scan(tmp_path, monkeypatch, samples_dir: Pat
     label = scan_label(scan)
     assert top is not None and len(flagged) >= 2, "the file must exercise the rules"
     assert cli.stdout.strip() == (
-        f"stored {path} as scan {scan.id} (top finding {top} {result.probabilities[top]:.2f})"
+        f"stored {path} as scan {scan.id} (view PA) "
+        f"(top finding {top} {result.probabilities[top]:.2f})"
     )
 
     upload = page("upload.py", alice).run()

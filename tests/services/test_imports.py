@@ -22,7 +22,7 @@ from services.imports import (
     usable_study_date,
 )
 from storage.policy import AccessDenied
-from storage.scans import list_scans, load_scan
+from storage.scans import NoOriginalKept, list_scans, load_original, load_scan
 
 PNG = "00000001_000.png"
 JPEG = "16747_3_1.jpg"
@@ -192,3 +192,23 @@ def test_a_placeholder_study_date_is_not_used(samples_dir: Path) -> None:
     assert usable_study_date(decode_scan((samples_dir / PNG).read_bytes(), PNG)) is None
     dated = replace(scan, metadata=replace(scan.metadata, study_date=date(2020, 3, 4)))
     assert usable_study_date(dated) == date(2020, 3, 4)
+
+
+def test_the_original_file_is_kept_only_when_asked(database, make_user, samples_dir: Path) -> None:
+    alice = make_user("alice")
+    kept, plain = (
+        import_scans(
+            database,
+            alice,
+            [_file(samples_dir, name)],
+            None,
+            scan_date=date(2026, 6, 1),
+            keep_original=keep,
+        ).items[0]
+        for name, keep in ((PNG, True), (JPEG, False))
+    )
+    assert kept.scan_id is not None and plain.scan_id is not None
+    original = load_original(database, alice, kept.scan_id)
+    assert (original.filename, original.data) == (PNG, (samples_dir / PNG).read_bytes())
+    with pytest.raises(NoOriginalKept):
+        load_original(database, alice, plain.scan_id)

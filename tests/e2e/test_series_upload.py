@@ -1,0 +1,137 @@
+"""End-to-end: a patient enters a 5-scan series with mixed views in one table, saves it once.
+
+A new patient (born 1961) chooses five real films at once: two NIH PNGs, the sample DICOM and
+two adult NIH JPEGs, named with the date each was taken. The table takes every date from the
+file names and the DICOM's view from its header; the patient picks the other views in the
+table (PA, side, AP, AP lying down), guided by the pictures above it. Save stays disabled
+until every row has a date and a view, stores five scans, and offers nothing more to save
+when the same files are chosen again. The side view is kept but not scored.
+
+No lateral radiograph exists in ../shared/data: the "side" film here is a real frontal NIH
+film that the patient marks as lateral (the app's view check then says it looks frontal).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.browser_steps import Steps, wait_for_app
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+DICOM = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
+PATIENT, PASSWORD = "e2e-series", "series-Passw0rd-e2e"
+#: (copy's name, source under ../shared/data, view to pick in the table or None: from DICOM).
+SERIES = (
+    ("2026-01-05_front.png", "samples/00000001_000.png", "Frontal (PA, standing)"),
+    ("2026-01-05_side.png", "samples/00027426_000.png", "Side (lateral)"),
+    ("2026-01-07.dcm", f"samples/{DICOM}", None),
+    ("2026-01-09_bedside.jpeg", "nih_adult/test/Pneumonia/00000415_001.jpeg", "Frontal (AP)"),
+    (
+        "2026-01-11_in_bed.jpeg",
+        "nih_adult/test/Pneumonia/00000798_025.jpeg",
+        "Frontal (AP, lying down)",
+    ),
+)
+#: Height of the table's header and of each row, in pixels (Streamlit's defaults).
+_ROW_PX = 35
+
+
+def _go(page, link: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).first.click()
+    wait_for_app(page)
+
+
+def _no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def _register(page) -> None:
+    page.goto("/")
+    wait_for_app(page)
+    _go(page, "Log in or register")
+    page.get_by_role("tab", name="Create a patient account").click()
+    page.get_by_label("Choose a username").fill(PATIENT)
+    page.get_by_label("Choose a password (at least 8 characters)").fill(PASSWORD)
+    page.get_by_label("Repeat the password").fill(PASSWORD)
+    page.get_by_role("spinbutton", name="Year you were born (optional)").fill("1961")
+    page.get_by_role("button", name="Create account").click()
+    wait_for_app(page)
+    page.get_by_text(f"Logged in as {PATIENT}").wait_for()
+
+
+def _choose_files(page, paths: list[Path]) -> None:
+    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+    uploader.set_input_files([str(path) for path in paths])
+    wait_for_app(page)
+    page.get_by_role("heading", name="Your files").wait_for()
+
+
+def _pick_view(page, row: int, label: str) -> None:
+    """Open the view cell of ``row`` with the keyboard and choose ``label`` from its list."""
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    # Select the row's first cell, then move right to the View column (the fourth).
+    page.mouse.click(box["x"] + 30, box["y"] + _ROW_PX * (row + 1) + _ROW_PX / 2)
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    # The cell's list: typing narrows it to the one label, Enter chooses it.
+    page.locator("#portal").get_by_role("option", name=label, exact=True).wait_for(timeout=30_000)
+    page.keyboard.type(label)
+    page.keyboard.press("Enter")
+    wait_for_app(page)
+
+
+def test_a_series_with_mixed_views_is_entered_in_one_table_and_saved_once(
+    new_page, steps: Steps, shared_data: Path, tmp_path: Path
+) -> None:
+    files = []
+    for name, source, _ in SERIES:
+        files.append(tmp_path / name)
+        shutil.copyfile(shared_data / source, files[-1])
+
+    patient = new_page()
+    _register(patient)
+    _go(patient, "Upload & analyze")
+    _choose_files(patient, files)
+    _no_exception(patient)
+    save = patient.get_by_role("button", name="Save 5 scans to my record")
+    assert save.is_disabled(), "four films still need their view"
+    patient.get_by_text("4 files still need a date or a view").wait_for()
+    steps.shot(patient, "series table before views")
+
+    for row, (_, _, view) in enumerate(SERIES):
+        if view is not None:
+            _pick_view(patient, row, view)
+    _no_exception(patient)
+    save.wait_for()
+    assert save.is_enabled()
+    steps.shot(patient, "series table ready")
+
+    save.click()
+    wait_for_app(patient)
+    patient.get_by_text("5 of 5 files were saved.").wait_for()
+    patient.get_by_text("There is nothing new to save").wait_for()
+    steps.shot(patient, "series saved")
+
+    # The same files again: every row is recognised, nothing can be saved twice.
+    _go(patient, "My scans")
+    _go(patient, "Upload & analyze")
+    _choose_files(patient, files)
+    patient.get_by_text("There is nothing new to save").wait_for()
+    assert patient.get_by_role("button", name="Save", exact=True).is_disabled()
+
+    _go(patient, "My scans")
+    _no_exception(patient)
+    patient.get_by_role("heading", name="11 Jan 2026, frontal (AP, lying down)").wait_for()
+    steps.shot(patient, "my scans")
+
+    _go(patient, "Timeline")
+    patient.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+    _no_exception(patient)
+    steps.shot(patient, "timeline of the series")

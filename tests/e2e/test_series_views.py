@@ -1,0 +1,161 @@
+"""End-to-end: a 5-scan series with mixed views, from the upload table to the timeline and Compare.
+
+One real NIH adult (patient 2572, 54-55 years old): four of her real films, three AP and one PA,
+wrapped in DICOM files made here with the Study Date, View Position (0018,5101) and Patient's
+Age of the NIH labels, so the upload table fills each row's date and view from the header. The
+shared data holds no real lateral film, so the side view is the real CR film of the samples
+with its View Position rewritten to LL: a real header path, not a real lateral image.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from tests.e2e.browser_steps import Steps, wait_for_app
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+PATIENT, PASSWORD = "e2e-series", "series-Passw0rd-e2e"
+CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
+CR_SAMPLE = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
+#: (file, NIH film or None for the relabelled CR film, study date, View Position, age).
+SERIES = (
+    ("ap-jan05.dcm", "No_findings/00002572_000.jpeg", "20260105", "AP", "054Y"),
+    ("ap-jan09.dcm", "No_findings/00002572_003.jpeg", "20260109", "AP", "054Y"),
+    ("side-jan09.dcm", None, "20260109", "LL", "054Y"),
+    ("ap-jan14.dcm", "No_findings/00002572_004.jpeg", "20260114", "AP", "055Y"),
+    ("pa-jan20.dcm", "Pneumonia/00002572_006.jpeg", "20260120", "PA", "055Y"),
+)
+
+
+def _nih_dicom(film: Path, study_date: str, view: str, age: str) -> Dataset:
+    """A CR DICOM holding a real NIH film's pixels, with the given header facts."""
+    pixels = np.asarray(Image.open(film).convert("L"), dtype=np.uint8)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CR_IMAGE_STORAGE
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = Dataset()
+    dataset.file_meta = meta
+    dataset.SOPClassUID = CR_IMAGE_STORAGE
+    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    dataset.Modality = "CR"
+    dataset.BodyPartExamined = "CHEST"
+    dataset.StudyDate, dataset.ViewPosition, dataset.PatientAge = study_date, view, age
+    dataset.Rows, dataset.Columns = pixels.shape
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 8, 8, 7
+    dataset.PixelRepresentation = 0
+    dataset.PixelData = pixels.tobytes()
+    return dataset
+
+
+def _series_files(shared_data: Path, folder: Path) -> list[Path]:
+    paths = []
+    for name, film, study_date, view, age in SERIES:
+        if film is None:
+            dataset = pydicom.dcmread(shared_data / "samples" / CR_SAMPLE)
+            dataset.StudyDate, dataset.ViewPosition, dataset.PatientAge = study_date, view, age
+        else:
+            dataset = _nih_dicom(shared_data / "nih_adult" / "test" / film, study_date, view, age)
+        path = folder / name
+        dataset.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def _go(page, link: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).first.click()
+    wait_for_app(page)
+
+
+def _no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+        '[data-testid="stException"]'
+    ).first.inner_text()
+
+
+def _register(page) -> None:
+    page.goto("/")
+    wait_for_app(page)
+    _go(page, "Log in or register")
+    page.get_by_role("tab", name="Create a patient account").click()
+    page.get_by_label("Choose a username").fill(PATIENT)
+    page.get_by_label("Choose a password (at least 8 characters)").fill(PASSWORD)
+    page.get_by_label("Repeat the password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    page.locator('[data-testid="stSidebar"]').get_by_text(f"Logged in as {PATIENT}").wait_for()
+    wait_for_app(page)
+
+
+def _trace_names(page) -> set[str]:
+    """The legend names of the first chart's traces, read from its plotly spec."""
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart.wait_for()
+    spec = page.evaluate(
+        "el => JSON.stringify(el.querySelector('.js-plotly-plot').data.map(t => t.name))",
+        chart.element_handle(),
+    )
+    return set(json.loads(spec))
+
+
+def test_a_mixed_view_series_is_compared_like_with_like(
+    new_page, steps: Steps, shared_data: Path, tmp_path: Path
+) -> None:
+    files = _series_files(shared_data, tmp_path)
+    page = new_page()
+    _register(page)
+
+    _go(page, "Upload & analyze")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        [str(path) for path in files]
+    )
+    wait_for_app(page)
+    _no_exception(page)
+    save = page.get_by_role("button", name="Save 5 scans to my record")
+    save.wait_for()
+    # Dates and views came from the headers: nothing to fill in, Save is enabled.
+    assert save.is_enabled()
+    steps.shot(page, "series table filled from the headers")
+    save.click()
+    wait_for_app(page)
+    page.get_by_text("5 of 5 files were saved").wait_for()
+    _no_exception(page)
+    steps.shot(page, "series saved")
+
+    _go(page, "Timeline")
+    page.get_by_role("heading", name="Your timeline").wait_for()
+    _no_exception(page)
+    names = _trace_names(page)
+    assert {"Pneumonia (AP)", "Pneumonia (PA)"} <= names
+    assert not any("lateral" in name for name in names)
+    page.get_by_text("Side (lateral) views are kept in your record but not scored").wait_for()
+    body = page.locator('[data-testid="stMain"]').inner_text()
+    # A rise is only ever measured against an earlier day's film of the same projection.
+    rises = [line for line in body.splitlines() if " rose from " in line]
+    assert all("since the AP film of" in line or "since the PA film of" in line for line in rises)
+    steps.shot(page, "timeline one line per projection")
+
+    _go(page, "Compare")
+    _no_exception(page)
+    # The latest two films of one projection: the AP films of 9 and 14 January.
+    pickers = page.locator('[data-testid="stSelectbox"]')
+    assert "2026-01-09" in pickers.nth(0).inner_text()
+    assert "2026-01-14" in pickers.nth(1).inner_text()
+    assert page.get_by_text("different projections").count() == 0
+    steps.shot(page, "compare opens on two AP films")
+    pickers.nth(1).click()
+    page.get_by_role("option", name="2026-01-20").first.click()
+    wait_for_app(page)
+    page.get_by_text("These films are of different projections").wait_for()
+    _no_exception(page)
+    steps.shot(page, "compare warns on AP against PA")
