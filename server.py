@@ -29,7 +29,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from core.clients import is_trusted_proxy
-from pages.ui import get_database, warm_up
+from pages.ui import get_database, serve_cookie_routes, warm_up
 from storage import session_cookie, sessions
 
 _LOG = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ async def _open_storage() -> None:
         _LOG.exception("storage could not be opened")
 
 
+serve_cookie_routes()
 app = st.App(
     "streamlit_app.py",
     lifespan=_lifespan,

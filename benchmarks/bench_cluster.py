@@ -3,8 +3,8 @@
 Each worker process is one replica: it opens storage itself (as ``streamlit run`` does) and
 serves its share of the sessions from a few threads (Streamlit serves each browser session
 on its own thread). A session logs in, imports 5 real radiographs through
-``services.imports.import_scans`` (the two NIH PNGs of ``samples/`` and three NIH films of
-``nih_adult/``, all with view PA, no model: inference is measured by bench_model.py) and
+``services.imports.import_scans`` (the two NIH PNGs of ``samples/`` and three NIH JPEGs of
+``nih_adult/``, all 512x512 with view PA, no model: inference is measured by bench_model.py) and
 reads its timeline after each import (``storage.scans.list_scans`` + ``core.timeline``, as
 the timeline page does). The same 60 sessions run with 1, 2 and 3 workers, each run on a
 fresh PostgreSQL schema and a fresh bucket prefix, and each run is then checked: errors,

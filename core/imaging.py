@@ -718,6 +718,7 @@ def _check_file(path: Path, save_dir: Path | None, max_bytes: int) -> dict[str, 
         "modality": None,
         "photometric": None,
         "study_date": None,
+        "view": None,
         "error": None,
     }
     try:
@@ -744,6 +745,7 @@ def _check_file(path: Path, save_dir: Path | None, max_bytes: int) -> dict[str, 
         modality=meta.modality,
         photometric=meta.photometric,
         study_date=meta.study_date.isoformat() if meta.study_date else None,
+        view=meta.view.value if meta.view is not None else None,
     )
     if save_dir is not None:
         Image.fromarray(to_uint8(scan.pixels)).save(_png_target(save_dir, path))

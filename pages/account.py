@@ -136,7 +136,8 @@ logout = left.button("Log out", key="logout", type="primary")
 everywhere = right.button("Log out on every device", key="logout_everywhere")
 if logout or everywhere:
     end_session(everywhere=everywhere)
-    st.success("You logged out" + (" on every device." if everywhere else "."))
     # A full page load by way of the route that drops the session cookie.
-    cookie_requests()
+    if not cookie_requests():
+        st.rerun()
+    st.success("You logged out" + (" on every device." if everywhere else "."))
     st.stop()

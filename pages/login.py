@@ -27,8 +27,9 @@ def _enter_app() -> None:
     A full page load rather than a rerun: the router then draws the pages of the new user
     from the start, at the page asked for before logging in (or the first page).
     """
+    if not cookie_requests():
+        st.rerun()
     st.success("You are logged in; opening the app...")
-    cookie_requests()
     st.stop()
 
 

@@ -42,6 +42,8 @@ _DEAD_TOKEN_KEY = "session_dead_token"
 _NOTICE_KEY = "session_notice"
 #: The page asked for before logging in, to return to afterwards.
 _WANTED_PATH_KEY = "wanted_path"
+#: Whether this process serves the cookie routes (see :func:`serve_cookie_routes`).
+_cookie_routes = False
 
 #: Shown for any failure that is not one of the project's own errors (whose text is written
 #: for users); the details go to the log, never to the page.
@@ -239,22 +241,38 @@ def remember_wanted_page() -> None:
         st.session_state.setdefault(_WANTED_PATH_KEY, path)
 
 
-def cookie_requests() -> None:
+def serve_cookie_routes() -> None:
+    """Declare that this process serves the session-cookie routes (called by ``server.py``)."""
+    global _cookie_routes
+    _cookie_routes = True
+
+
+def cookie_requests() -> bool:
     """Send the browser to the cookie route when its session cookie must be set or dropped.
 
     A page script cannot set an HttpOnly cookie, so the browser goes to the server's
     ``/session/cookie`` route (``server.py``) with a one-time code, and comes back to the page
     with the cookie; after a logout, ``/session/end`` drops it. The code is useless once
-    traded, and expires within a minute.
+    traded, and expires within a minute. Without the routes (``streamlit run
+    streamlit_app.py``) nothing is sent and a login lasts as long as its tab.
+
+    Returns:
+        Whether the browser is being sent away (the page need not draw more).
     """
     code = st.session_state.pop(_COOKIE_CODE_KEY, None)
+    ending = st.session_state.pop(_COOKIE_END_KEY, False)
+    if not _cookie_routes:
+        return False
     if code is not None:
         wanted = st.session_state.pop(_WANTED_PATH_KEY, None) or _current_path()
         if wanted == "/login":
             wanted = "/"  # the login page has done its work: land on the first page
         _go_to(f"/session/cookie?{urlencode({'code': code, 'next': wanted})}")
-    elif st.session_state.pop(_COOKIE_END_KEY, False):
+        return True
+    if ending:
         _go_to("/session/end?next=/")
+        return True
+    return False
 
 
 def session_token() -> str | None:

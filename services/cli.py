@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     db = open_database(load_settings(), maintenance=getattr(args, "maintenance", False))
     try:
         return int(args.handler(db, args))
-    except (UserError, crypto.MasterKeyError) as exc:
+    except (UserError, crypto.MasterKeyError, crypto.DecryptionError) as exc:
+        # A failed integrity check is a sentence for the operator too (and is audited).
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:

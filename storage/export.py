@@ -12,6 +12,7 @@ from storage import audit, policy, schema
 from storage.actor import Actor
 from storage.db import Database
 from storage.notes import open_note
+from storage.profile import profile_values
 from storage.results import results_by_scan
 from storage.scans import open_scan_payload
 
@@ -20,10 +21,11 @@ def export_user(db: Database, actor: Actor) -> dict[str, Any]:
     """Everything the app holds about the actor, decrypted, as JSON-safe data.
 
     Patients get their scans (view, metadata, enhancement, results, notes; image size instead
-    of pixels) and grants; other roles get their account only.
+    of pixels), grants and profile (birth year, display name); other roles get their account
+    only.
 
     Returns:
-        ``{"user": ..., "scans": [...], "grants": [...]}``.
+        ``{"user": ..., "scans": [...], "grants": [...]}``, plus ``"profile"`` for patients.
 
     Raises:
         policy.AccessDenied: The account is disabled.
@@ -44,6 +46,7 @@ def export_user(db: Database, actor: Actor) -> dict[str, Any]:
         }
         if actor.role == schema.Role.PATIENT.value:
             exported["scans"] = _export_scans(session, db, actor.user_id)
+            exported["profile"] = profile_values(session, db, actor.user_id)
             grants = session.exec(
                 select(schema.ShareGrant).where(schema.ShareGrant.patient_id == actor.user_id)
             ).all()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from sqlmodel import Session
+
 from core.age import check_birth_year
 from core.errors import UserError
 from storage import audit, policy, schema
@@ -182,3 +184,23 @@ def get_display_name(db: Database, actor: Actor, patient_id: int) -> str | None:
             details=access.audit_details(),
         )
     return None if name is None else str(name)
+
+
+def profile_values(session: Session, db: Database, user_id: int) -> dict[str, Any]:
+    """Every fact of a user's profile, decrypted (for storage modules only: no policy, no audit).
+
+    Args:
+        session: The caller's open session.
+        db: Database handle.
+        user_id: Whose profile.
+
+    Returns:
+        ``{"birth_year": ..., "display_name": ...}`` as stored; empty when none was given.
+
+    Raises:
+        crypto.DecryptionError: The stored value fails its integrity check.
+    """
+    profile = session.get(schema.Profile, user_id)
+    if profile is None:
+        return {}
+    return _opened(db.keyring.sealer(session, user_id), profile)

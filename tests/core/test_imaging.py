@@ -569,9 +569,12 @@ def test_cli_reports_each_file_and_saves_png(samples_dir: Path, tmp_path: Path) 
         "modality",
         "photometric",
         "study_date",
+        "view",
         "error",
     }
     assert rows[1]["modality"] == "CR" and rows[1]["study_date"] == "1901-01-01"
+    # A PNG states no view; the real CR file's View Position is PA.
+    assert rows[0]["view"] is None and rows[1]["view"] == "PA"
     saved = Image.open(tmp_path / "out" / f"{REAL_DICOM}.png")
     assert saved.mode == "L" and saved.size == (rows[1]["width"], rows[1]["height"])
 

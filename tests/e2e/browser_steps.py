@@ -73,3 +73,32 @@ class Steps:
         page.screenshot(path=str(path), full_page=True)
         page.set_viewport_size(viewport)
         return path
+
+
+#: Height of a data editor's header and of each of its rows, in pixels (Streamlit's default).
+TABLE_ROW_PX = 35
+
+
+def pick_view(page: object, row: int, label: str) -> None:
+    """Choose ``label`` in the View column of the upload table's ``row`` (counted from 0).
+
+    The table is a canvas grid: select the row's first cell, move right to the View column
+    (the fourth), open its list with Enter, type the label to narrow the list to it, and
+    choose it with Enter.
+
+    Args:
+        page: A Playwright page showing the Upload page's table.
+        row: The file's row.
+        label: The view's words, e.g. ``"Side (lateral)"``.
+    """
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 30, box["y"] + TABLE_ROW_PX * (row + 1) + TABLE_ROW_PX / 2)
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    page.locator("#portal").get_by_role("option", name=label, exact=True).wait_for(timeout=30_000)
+    page.keyboard.type(label)
+    page.keyboard.press("Enter")
+    wait_for_app(page)

@@ -10,11 +10,12 @@ navigation uses the sidebar so that the Streamlit session (the login) is kept.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser_steps import Steps, wait_for_app
+from tests.e2e.browser_steps import Steps, pick_view, wait_for_app
 from tests.e2e.conftest import ADMIN_PASSWORD, ADMIN_USERNAME
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -65,38 +66,45 @@ def _register_patient(page, steps: Steps) -> None:
     steps.shot(page, "patient registered")
 
 
-def _upload_and_save(page, steps: Steps, path: Path, scan_date: str | None) -> None:
-    """Upload one file, check results and heatmap are shown, and save it to the record."""
+def _upload_and_save(
+    page, steps: Steps, path: Path, scan_date: str, view: str | None, folder: Path
+) -> None:
+    """Upload one file, pick its view if it states none, check results and save it.
+
+    The copy is named after the date the X-ray was taken, so the upload table takes the
+    date from the file name.
+    """
+    named = folder / f"{scan_date}_{path.name}"
+    shutil.copyfile(path, named)
     _go(page, "Upload & analyze")
     uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
-    uploader.set_input_files(str(path))
+    uploader.set_input_files(str(named))
     wait_for_app(page)
+    page.get_by_role("heading", name="Your files").wait_for()
+    if view is not None:
+        pick_view(page, 0, view)
     page.get_by_role("heading", name="Where the model looked").wait_for()
     _no_exception(page)
     # Charts and images render after their heading arrives; wait rather than count at once.
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
-    # Original, enhanced and heatmap overlay.
+    # The view guide's two pictures (when shown), original, enhanced and heatmap overlay.
     page.locator('[data-testid="stImage"]').nth(2).wait_for()
     page.get_by_text("Decision support only").first.wait_for()
     steps.shot(page, f"results {path.suffix.lstrip('.')}")
-    if scan_date is not None:
-        # Streamlit's date field is one spin button per part (year, month, day).
-        for part, value in zip(("year", "month", "day"), scan_date.split("-"), strict=True):
-            segment = page.get_by_role("spinbutton", name=f"{part}, Date the X-ray was taken")
-            segment.click()
-            page.keyboard.type(value)
-    page.get_by_role("button", name="Save scan and result").click()
+    page.get_by_role("button", name="Save 1 scan to my record").click()
     wait_for_app(page)
-    page.get_by_text("This scan is saved in your record").wait_for()
+    page.get_by_text("1 of 1 file was saved.").wait_for()
     steps.shot(page, f"saved {path.suffix.lstrip('.')}")
-    # Clear the uploader so that the next file is analysed on its own, not as a batch.
+    # Clear the uploader, so that the next file is entered on its own.
     page.locator(
         '[data-testid="stFileChipDeleteBtn"] button, button[data-testid="stFileChipDeleteBtn"]'
     ).first.click()
     wait_for_app(page)
 
 
-def test_patient_clinician_admin_flow(new_page, steps: Steps, samples_dir: Path) -> None:
+def test_patient_clinician_admin_flow(
+    new_page, steps: Steps, samples_dir: Path, tmp_path: Path
+) -> None:
     admin = new_page()
     _log_in(admin, ADMIN_USERNAME, ADMIN_PASSWORD)
     _go(admin, "Accounts & audit")
@@ -111,8 +119,11 @@ def test_patient_clinician_admin_flow(new_page, steps: Steps, samples_dir: Path)
 
     patient = new_page()
     _register_patient(patient, steps)
-    _upload_and_save(patient, steps, samples_dir / NIH_PNG, scan_date="2024-01-15")
-    _upload_and_save(patient, steps, samples_dir / DICOM, scan_date="2024-03-01")
+    _upload_and_save(
+        patient, steps, samples_dir / NIH_PNG, "2024-01-15", "Frontal (PA, standing)", tmp_path
+    )
+    # The DICOM states its view (PA) in its header.
+    _upload_and_save(patient, steps, samples_dir / DICOM, "2024-03-01", None, tmp_path)
 
     _go(patient, "Timeline")
     patient.get_by_role("heading", name="Your timeline").wait_for()
@@ -149,10 +160,7 @@ def test_patient_clinician_admin_flow(new_page, steps: Steps, samples_dir: Path)
     _no_exception(clinician)
     steps.shot(clinician, "clinician added note")
 
-    _go(patient, "My scans")
-    # Not the select box's own "Open" toggle: the app's button.
-    patient.locator('button[data-testid^="stBaseButton"]', has_text="Open").click()
-    wait_for_app(patient)
+    _go(patient, "My scans")  # shows the newest scan, the one the note is on
     patient.get_by_text(NOTE).wait_for()
     steps.shot(patient, "patient sees note")
     _go(patient, "Sharing & access")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser_steps import Steps, wait_for_app
+from tests.e2e.browser_steps import Steps, pick_view, wait_for_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -36,8 +36,6 @@ SERIES = (
         "Frontal (AP, lying down)",
     ),
 )
-#: Height of the table's header and of each row, in pixels (Streamlit's defaults).
-_ROW_PX = 35
 
 
 def _go(page, link: str) -> None:
@@ -70,23 +68,6 @@ def _choose_files(page, paths: list[Path]) -> None:
     page.get_by_role("heading", name="Your files").wait_for()
 
 
-def _pick_view(page, row: int, label: str) -> None:
-    """Open the view cell of ``row`` with the keyboard and choose ``label`` from its list."""
-    grid = page.locator('[data-testid="stDataFrame"]').first
-    grid.scroll_into_view_if_needed()
-    box = grid.bounding_box()
-    # Select the row's first cell, then move right to the View column (the fourth).
-    page.mouse.click(box["x"] + 30, box["y"] + _ROW_PX * (row + 1) + _ROW_PX / 2)
-    for _ in range(3):
-        page.keyboard.press("ArrowRight")
-    page.keyboard.press("Enter")
-    # The cell's list: typing narrows it to the one label, Enter chooses it.
-    page.locator("#portal").get_by_role("option", name=label, exact=True).wait_for(timeout=30_000)
-    page.keyboard.type(label)
-    page.keyboard.press("Enter")
-    wait_for_app(page)
-
-
 def test_a_series_with_mixed_views_is_entered_in_one_table_and_saved_once(
     new_page, steps: Steps, shared_data: Path, tmp_path: Path
 ) -> None:
@@ -107,7 +88,7 @@ def test_a_series_with_mixed_views_is_entered_in_one_table_and_saved_once(
 
     for row, (_, _, view) in enumerate(SERIES):
         if view is not None:
-            _pick_view(patient, row, view)
+            pick_view(patient, row, view)
     _no_exception(patient)
     save.wait_for()
     assert save.is_enabled()

@@ -92,7 +92,8 @@ def test_after_logout_the_page_shows_the_login_prompt_and_no_data(db, alice) -> 
     token = account.session_state["session_token"]
     account.button(key="logout").click().run()
     assert session_user(account) is None
-    assert "You logged out." in _shown(account)
+    assert "Please log in to use this page." in _shown(account)
+    assert "alice" not in _shown(account)
 
     # Another tab of the same browser carries the same (now ended) session cookie.
     other_tab = AppTest.from_file(str(PROJECT_ROOT / "pages" / "history.py"), default_timeout=60)

@@ -206,6 +206,13 @@ def test_rotate_user_key_for_one_user_then_all(settings_env) -> None:
     assert unknown.returncode == 1 and "No account is named 'nobody'" in unknown.stderr
     exported = json.loads(_cli(settings_env, "export", "--user", "alice").stdout)
     assert [scan["filename"] for scan in exported["scans"]] == ["chest_front.png"]
+    engine = sa.create_engine(settings_env["DATABASE_URL"])
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE seal_versions SET row_version = row_version - 1"))
+    engine.dispose()
+    refused = _cli(settings_env, "rotate-user-key", "--user", "alice")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "not the versions the database last committed" in refused.stderr
 
 
 def test_both_module_names_run_the_same_command_line(settings_env) -> None:

@@ -36,14 +36,24 @@ def _orphan_alice_scan(database, make_user):
     """Alice's scan whose row was lost (e.g. a database restored from before it)."""
     alice = make_user("alice")
     kept = save_sample_scan(database, alice, seed=1)
+    with database.engine.begin() as conn:
+        heads = conn.exec_driver_sql("SELECT user_id, counter, digest FROM seal_heads").all()
+        root = conn.exec_driver_sql("SELECT mac FROM seal_root").scalar_one()
     lost = save_sample_scan(database, alice, seed=2)
     with database.transaction() as session:
         row = session.get(schema.Scan, lost)
         blob_name = row.blob_name
-    # The row vanishes but the image stays, as when the row's database is rolled back.
+    # The row vanishes but the image stays, as when the row's database is rolled back (with
+    # the record versions of that moment: storage.versions).
     with database.engine.begin() as conn:
         conn.exec_driver_sql(f"DELETE FROM results WHERE scan_id = {lost}")
         conn.exec_driver_sql(f"DELETE FROM scans WHERE id = {lost}")
+        conn.exec_driver_sql("DELETE FROM seal_heads")
+        for user_id, counter, digest in heads:
+            conn.exec_driver_sql(
+                f"INSERT INTO seal_heads VALUES ({user_id}, {counter}, '{digest}')"
+            )
+        conn.exec_driver_sql(f"UPDATE seal_root SET mac = '{root}'")
     _age_all(database.blobs.root, 2 * 24 * 3600)
     return alice, kept, blob_name
 

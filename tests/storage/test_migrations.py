@@ -87,3 +87,21 @@ def test_step_3_on_a_legacy_sqlite_database(tmp_path) -> None:
         assert run("SELECT id FROM scans ORDER BY id").scalars().all() == [1, 3]
         assert run("SELECT * FROM share_grant_scans").all() == []
     engine.dispose()
+
+
+def test_step_5_adds_sessions_and_drops_account_wide_lockouts(tmp_path) -> None:
+    """Before step 5 a lockout row per account name let anyone lock an owner out."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'legacy.db'}")
+    migrations.apply_migrations(engine)
+    with engine.begin() as conn:
+        run = conn.exec_driver_sql
+        run("DROP TABLE user_sessions")
+        run(
+            "INSERT INTO login_throttle (key, failures, locked_until) VALUES "
+            "('user:alice', 9, '2099-01-01'), ('client:203.0.113.9', 4, NULL)"
+        )
+        step = next(fn for number, _, fn in migrations.MIGRATIONS if number == 5)
+        step(conn)
+        assert sa.inspect(conn).has_table("user_sessions")
+        assert run("SELECT key FROM login_throttle").scalars().all() == ["client:203.0.113.9"]
+    engine.dispose()

@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from core.age import InvalidBirthYear
 from storage import crypto
+from storage.export import export_user
 from storage.policy import AccessDenied
 from storage.profile import (
     InvalidDisplayName,
@@ -124,3 +125,10 @@ def test_another_user_cannot_set_or_read_a_display_name(database, make_user) -> 
     with pytest.raises(AccessDenied):
         set_display_name(database, doctor, "Mallory")
     assert get_display_name(database, alice, alice.user_id) == "Ana Ruiz"
+
+
+def test_the_patients_export_carries_the_birth_year(database, make_user) -> None:
+    alice = make_user("alice")
+    assert export_user(database, alice)["profile"] == {}
+    set_birth_year(database, alice, 1961)
+    assert export_user(database, alice)["profile"]["birth_year"] == 1961
