@@ -99,11 +99,11 @@ def add_note(
 
 
 def list_notes(db: Database, actor: Actor, scan_id: int) -> list[NoteRecord]:
-    """Notes on a scan, oldest first; when the scan's patient reads them, they count as seen.
+    """Notes on a scan, oldest first.
 
     Returns:
-        The notes; for the patient, those by others not seen before have ``new`` set (and are
-        recorded as seen now, so the next listing and :func:`unread_note_counts` drop them).
+        The notes; for the scan's patient, those by others they have not marked as read
+        (:func:`mark_notes_read`) have ``new`` set.
 
     Raises:
         RecordNotFound: No such scan.
@@ -133,8 +133,6 @@ def list_notes(db: Database, actor: Actor, scan_id: int) -> list[NoteRecord]:
                     new=note_id in unseen,
                 )
             )
-        for note_id in unseen:
-            session.add(schema.NoteRead(note_id=note_id, patient_id=actor.user_id))
         audit.append(
             session,
             db,
@@ -160,6 +158,41 @@ def _unseen(session: Session, actor: Actor, rows: Sequence[schema.Note]) -> set[
         .where(col(schema.NoteRead.note_id).in_(by_others))
     ).all()
     return by_others - set(seen)
+
+
+def mark_notes_read(db: Database, actor: Actor, scan_id: int) -> int:
+    """Record that the patient has read every note by others on one of their scans.
+
+    Args:
+        db: Database handle.
+        actor: The patient.
+        scan_id: One of the patient's scans.
+
+    Returns:
+        How many notes were new.
+
+    Raises:
+        RecordNotFound: No such scan.
+        policy.AccessDenied: The actor is not the scan's patient.
+    """
+    with db.transaction() as session:
+        scan = get_scan(session, scan_id)
+        policy.check_write(session, actor, scan.owner_id)
+        rows = session.exec(select(schema.Note).where(schema.Note.scan_id == scan.id)).all()
+        unseen = _unseen(session, actor, rows)
+        for note_id in sorted(unseen):
+            session.add(schema.NoteRead(note_id=note_id, patient_id=actor.user_id))
+        audit.append(
+            session,
+            db,
+            "mark_notes_read",
+            actor=actor,
+            patient_id=actor.user_id,
+            record_type="scans",
+            record_id=scan.id,
+            details={"count": len(unseen)},
+        )
+    return len(unseen)
 
 
 def unread_note_counts(db: Database, actor: Actor) -> dict[int, int]:

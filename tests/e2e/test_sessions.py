@@ -105,7 +105,16 @@ def test_reload_new_tab_and_deep_link_keep_the_login_and_logout_ends_every_tab(
 def test_logout_everywhere_ends_the_session_on_another_device(new_page) -> None:
     laptop, phone = new_page(), new_page()
     _register(laptop, "e2e-two-devices", PATIENT_PASSWORD)
-    _log_in(phone, "e2e-two-devices", PATIENT_PASSWORD)
+    # A deep link while logged out: after logging in, the phone lands on the page asked for.
+    phone.goto("/timeline")
+    _settle(phone)
+    _go(phone, "Log in or register")
+    phone.get_by_label("Username", exact=True).fill("e2e-two-devices")
+    phone.get_by_label("Password", exact=True).fill(PATIENT_PASSWORD)
+    phone.get_by_role("button", name="Log in", exact=True).click()
+    phone.wait_for_url(re.compile(r".*/timeline$"))
+    _settle(phone)
+    phone.locator('[data-testid="stSidebar"]').get_by_text("Logged in as e2e-two-devices").wait_for()
     _go(laptop, "Account")
     laptop.get_by_role("button", name="Log out on every device").click()
     laptop.wait_for_url(re.compile(r".*/$"))

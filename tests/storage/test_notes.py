@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from storage.notes import add_note, list_notes, unread_note_counts
+from storage.notes import add_note, list_notes, mark_notes_read, unread_note_counts
 from storage.policy import AccessDenied
 from storage.scans import delete_scan
 from storage.schema import NoteRead
@@ -47,7 +47,9 @@ def test_invalid_notes_are_refused(database, make_user, text, annotation) -> Non
         add_note(database, alice, scan_id, text, annotation)
 
 
-def test_a_clinicians_note_is_new_to_the_patient_until_they_list_it(database, make_user) -> None:
+def test_a_clinicians_note_is_new_to_the_patient_until_they_mark_it_read(
+    database, make_user
+) -> None:
     alice = make_user("alice")
     doctor = make_user("doctor", role="clinician")
     scan_id = save_sample_scan(database, alice)
@@ -56,10 +58,25 @@ def test_a_clinicians_note_is_new_to_the_patient_until_they_list_it(database, ma
     add_note(database, doctor, scan_id, "look here", {"x": 5, "y": 5})
 
     assert unread_note_counts(database, alice) == {scan_id: 1}
-    first = list_notes(database, alice, scan_id)
-    assert [n.new for n in first] == [False, True]
+    assert [n.new for n in list_notes(database, alice, scan_id)] == [False, True]
+    assert unread_note_counts(database, alice) == {scan_id: 1}, "listing is not reading"
+    assert mark_notes_read(database, alice, scan_id) == 1
     assert unread_note_counts(database, alice) == {}
     assert [n.new for n in list_notes(database, alice, scan_id)] == [False, False]
+    assert mark_notes_read(database, alice, scan_id) == 0
+
+
+def test_only_the_patient_can_mark_their_notes_read(database, make_user) -> None:
+    """Attack: the clinician, or another patient, marks Alice's new note as read."""
+    alice, bob = make_user("alice"), make_user("bob")
+    doctor = make_user("doctor", role="clinician")
+    scan_id = save_sample_scan(database, alice)
+    grant_access(database, alice, "doctor", hours=1)
+    add_note(database, doctor, scan_id, "look here")
+    for intruder in (doctor, bob):
+        with pytest.raises(AccessDenied):
+            mark_notes_read(database, intruder, scan_id)
+    assert unread_note_counts(database, alice) == {scan_id: 1}
 
 
 def test_the_clinician_reading_the_notes_does_not_mark_them_seen(database, make_user) -> None:
@@ -92,7 +109,7 @@ def test_deleting_the_scan_deletes_its_seen_markers(database, make_user) -> None
     scan_id = save_sample_scan(database, alice)
     grant_access(database, alice, "doctor", hours=1)
     add_note(database, doctor, scan_id, "look here")
-    list_notes(database, alice, scan_id)
+    mark_notes_read(database, alice, scan_id)
     delete_scan(database, alice, scan_id)
     with database.transaction() as session:
         assert session.exec(select(NoteRead)).all() == []
