@@ -170,16 +170,17 @@ def apply_migrations(engine: Engine) -> int:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(424242)"))
-        schema.table_of(schema.SchemaVersion).create(conn, checkfirst=True)
-        version = current_version(conn)
+        table = schema.table_of(schema.SchemaVersion)
+        table.create(conn, checkfirst=True)
+        applied = set(conn.execute(select(table.c.version)).scalars())
+        # Every step not yet applied runs, in order, even one numbered below an applied step:
+        # skipping by "<= current version" would silently lose a step merged out of order.
         for number, name, step in MIGRATIONS:
-            if number <= version:
+            if number in applied:
                 continue
             step(conn)
             conn.execute(
-                schema.table_of(schema.SchemaVersion)
-                .insert()
-                .values(version=number, name=name, applied_at=schema.utcnow())
+                table.insert().values(version=number, name=name, applied_at=schema.utcnow())
             )
-            version = number
-    return version
+            applied.add(number)
+    return max(applied, default=0)

@@ -27,6 +27,19 @@ def test_pending_migration_steps_run_in_order_once(database, monkeypatch) -> Non
     assert applied == [last + 1, last + 2]
 
 
+def test_a_step_numbered_below_an_applied_one_still_runs(database, monkeypatch) -> None:
+    """A step merged out of order (its number below one already applied) is not skipped."""
+    ran: list[str] = []
+    last = migrations.MIGRATIONS[-1][0]
+    late = (last + 2, "applied first", lambda conn: ran.append("late"))
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS + (late,))
+    migrations.apply_migrations(database.engine)
+    early = (last + 1, "merged later", lambda conn: ran.append("early"))
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:-1] + (early, late))
+    assert migrations.apply_migrations(database.engine) == last + 2
+    assert ran == ["late", "early"]
+
+
 def test_failing_migration_rolls_back_entirely(database, monkeypatch) -> None:
     def good(conn):
         conn.execute(sa.text("CREATE TABLE extra_good (id INTEGER PRIMARY KEY)"))
