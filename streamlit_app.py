@@ -64,6 +64,14 @@ _PAGES_BY_ROLE: dict[str, dict[str, list[st.Page]]] = {
     },
 }
 
+#: Every page behind the login, by URL path name, with its title.
+_APP_PAGES = {
+    page.url_path: page.title
+    for sections in _PAGES_BY_ROLE.values()
+    for pages in sections.values()
+    for page in pages
+} | {_ACCOUNT.url_path: _ACCOUNT.title}
+
 try:
     # Open storage on first start: creates the schema and the first admin (whose one-time
     # password is printed in the terminal), and fails here, clearly, on a wrong master key.
@@ -78,13 +86,23 @@ except Exception:
 actor = current_actor()
 cookie_requests()
 if actor is None:
-    remember_wanted_page()
+    wanted = remember_wanted_page()
     notice = take_session_notice()
     if notice:
         st.warning(notice)
-    navigation = {
-        "": [_HOME, st.Page("pages/login.py", title="Log in or register", icon=":material/login:")]
-    }
+    public = [_HOME, st.Page("pages/login.py", title="Log in or register", icon=":material/login:")]
+    if wanted in _APP_PAGES:
+        # A deep link (or a reload after being logged out): the login form is shown at that
+        # address, and the login then continues to the page.
+        public.append(
+            st.Page(
+                "pages/login.py",
+                title=f"Log in to open {_APP_PAGES[wanted]}",
+                icon=":material/login:",
+                url_path=wanted,
+            )
+        )
+    navigation = {"": public}
 elif accounts.must_change_password(get_database(), actor):
     # Asked at login: until the password is changed, only the Account page (and Home) is open.
     navigation = {"": [_HOME_PAGE], "You": [_CHANGE_PASSWORD]}

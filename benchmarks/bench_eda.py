@@ -43,16 +43,19 @@ def _analyst():
     from storage.bootstrap import open_database
 
     db = open_database(load_settings())
-    admin = accounts.authenticate(db, "admin", "bench-admin-password", "bench")
-    return accounts.register(db, "bench_analyst", "a long enough pass", "analyst", by=admin)
+    # An operator-made account: one an admin creates must change its password first.
+    return accounts.operator_create_user(db, "bench_analyst", "a long enough pass", "analyst")
 
 
 def _app(analyst):
     from streamlit.testing.v1 import AppTest
 
+    from pages import ui
+    from storage import sessions
+
     at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT_S)
-    # The key pages.ui.start_session uses for the logged-in actor.
-    at.session_state["actor"] = analyst
+    # A real server-side session, under the key pages.ui keeps the browser's token in.
+    at.session_state["session_token"] = sessions.start_session(ui.get_database(), analyst, None)
     return at
 
 

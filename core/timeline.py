@@ -703,13 +703,14 @@ def timeline_table(
         same_day: ``{scan_id: sentence}`` for films taken the same day as others.
 
     Returns:
-        Columns ``Scan date``, ``File``, ``View``, ``Model``, one per finding label (percent
+        Columns ``Scan date``, ``View``, ``Model``, one per finding label (percent
         strings), ``Note`` (abstention, same-day films) and ``Red flags``; newest scan first.
     """
     flags = flags or {}
     same_day = same_day or {}
     labels = [FINDING_LABELS[f] for f in FINDINGS]
-    columns = ["Scan date", "File", "View", "Model", *labels, "Note", "Red flags"]
+    # No file name: patients know a film by its date and view (a DICOM name means nothing).
+    columns = ["Scan date", "View", "Model", *labels, "Note", "Red flags"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
     keys = ["scan_id", "result_id"]
@@ -718,7 +719,6 @@ def timeline_table(
     table = pd.DataFrame(
         {
             "Scan date": pd.to_datetime(meta["scan_date"]).dt.date.map(date.isoformat),
-            "File": meta["filename"],
             "View": meta["view"].map(lambda v: VIEW_LABELS[View(v)]),
             "Model": meta["model_version"].astype(str).map(format_version),
         },

@@ -77,11 +77,13 @@ with users_tab:
             except (accounts.AccountError, PermissionError) as err:
                 show_error(err)
             else:
-                st.success(
+                # Shown after the rerun that refreshes the table (its "must change" column).
+                st.session_state[_DONE_KEY] = (
                     f"Temporary password for {target}: `{temporary}` (hand it over privately). "
                     "Their sessions have ended; the password opens nothing but the password "
                     "change, and the user is shown the reset and the first login after it."
                 )
+                st.rerun()
         label = "Enable account" if not chosen.is_active else "Disable account"
         if right.button(label, key="toggle_user"):
             try:

@@ -27,7 +27,7 @@ from services.validity import excluded_by_scan, reading_for
 from services.viewing import OpenedScan, open_scan
 from storage.actor import Actor
 from storage.db import Database
-from storage.notes import unread_note_counts
+from storage.notes import mark_notes_read, unread_note_counts
 from storage.scans import ScanSummary, delete_scan, load_original
 
 #: Session key of the sentence confirming the last deletion (shown once after the rerun).
@@ -143,7 +143,7 @@ def _render_delete(db: Database, actor: Actor, scan: ScanSummary, name: str) -> 
             st.rerun()
 
 
-def _render_scan(opened: OpenedScan, birth_year: int | None) -> None:
+def _render_scan(db: Database, actor: Actor, opened: OpenedScan, birth_year: int | None) -> None:
     record = opened.record
     view = enhance_as_saved(record.pixels, record.enhancement)
     marks = [note.annotation for note in opened.notes if note.annotation]
@@ -161,7 +161,7 @@ def _render_scan(opened: OpenedScan, birth_year: int | None) -> None:
         reading = reading_for(result, scan_date=record.scan_date, birth_year=birth_year)
         if reading is not None:
             render_reading(reading, key=f"history_result_{number}")
-    _render_notes(opened, zone)
+    _render_notes(db, actor, opened, zone)
     with st.expander("Details"):
         st.write(f"File name: {record.filename}")
         for result in reversed(record.results):
@@ -171,7 +171,7 @@ def _render_scan(opened: OpenedScan, birth_year: int | None) -> None:
             )
 
 
-def _render_notes(opened: OpenedScan, zone: str | None) -> None:
+def _render_notes(db: Database, actor: Actor, opened: OpenedScan, zone: str | None) -> None:
     if not opened.notes:
         return
     st.subheader("Notes")
@@ -183,6 +183,14 @@ def _render_notes(opened: OpenedScan, zone: str | None) -> None:
             f"**{note.author_username}**, {format_local(note.created_at, zone)}{where}{new}"
         )
         st.text(note.text)  # plain text: a note's links or images must never render
+    unread = any(note.new for note in opened.notes)
+    if unread and st.button("Mark these notes as read", key=f"history_read_{opened.record.id}"):
+        try:
+            mark_notes_read(db, actor, opened.record.id)
+        except Exception as err:  # shown as one sentence
+            show_error(err)
+            return
+        st.rerun()
 
 
 actor = require_actor("patient")
@@ -225,5 +233,5 @@ except Exception as err:  # shown as one sentence
     st.stop()
 _render_title(opened, names[scan_id])
 _render_delete(db, actor, chosen, names[scan_id])
-_render_scan(opened, birth_year)
+_render_scan(db, actor, opened, birth_year)
 _render_original(db, actor, scan_id)

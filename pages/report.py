@@ -42,13 +42,17 @@ def _render(report: Report, scans: list[ScanSummary], version: str | None) -> No
                         "Model score": format_percent(line.probability),
                         "Level for a closer look": format_percent(line.threshold),
                         "Reached": "yes" if line.above_threshold else "no",
-                        "For this patient": line.note or "",
+                        "For this patient": "see below" if line.note else "",
                     }
                     for line in report.findings
                 ]
             ),
             hide_index=True,
         )
+        # Whole sentences under the table: a table cell would cut them.
+        for line in report.findings:
+            if line.note:
+                st.caption(f"{line.label}: {line.note}")
     for reason in report.red_flags:
         st.warning(reason)
     if report.changes:
@@ -58,6 +62,7 @@ def _render(report: Report, scans: list[ScanSummary], version: str | None) -> No
     if report.image_png is not None:
         st.image(
             report.image_png,
+            width=640,
             caption="Coloured areas: where the model looked most. Green marks: clinicians' notes.",
         )
     _render_timeline(scans, report.scan_id, version)

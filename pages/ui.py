@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import gc
 import importlib
 import io
 import json
@@ -75,9 +76,10 @@ def warm_up() -> None:
     Imports every module the pages import (torch, scikit-image, pydicom, plotly, pandas and the
     project's layers), fills the cached :func:`load_classifier`, and takes one synthetic image
     through each step of an upload (decode, enhance, classify, Grad-CAM, overlay, chart), which
-    initialises the lazily set-up CPU kernels. Opens no database. Never raises: a failure is
-    logged and only means the first visitor waits; a missing model is left to the pages, which
-    say so.
+    initialises the lazily set-up CPU kernels. Then freezes the garbage collector's view of
+    everything loaded so far, which makes the collection Streamlit runs after each page cheap.
+    Opens no database. Never raises: a failure is logged and only means the first visitor
+    waits; a missing model is left to the pages, which say so.
     """
     started = time.perf_counter()
     for name in sorted(_page_imports()):
@@ -96,6 +98,12 @@ def warm_up() -> None:
         _LOG.exception("warm-up: the first analysis will pay the start-up costs instead")
     finally:
         context_log.setLevel(level)
+    # Streamlit runs a full garbage collection after every script run (runner.postScriptGC),
+    # and with torch, pandas and plotly loaded that alone took 0.2-0.7 s per page. What exists
+    # now lives as long as the process, so it is moved out of the collector's sight; later
+    # objects are collected as before.
+    gc.collect()
+    gc.freeze()
     _LOG.info("warm-up done in %.1f s", time.perf_counter() - started)
 
 
@@ -234,11 +242,17 @@ def take_session_notice() -> str | None:
     return str(notice) if notice else None
 
 
-def remember_wanted_page() -> None:
-    """Note the page a logged-out visitor asked for (a deep link), to return after login."""
+def remember_wanted_page() -> str | None:
+    """Note the page a logged-out visitor asked for (a deep link), to return after login.
+
+    Returns:
+        Its URL path name (``"history"``), or ``None`` at the home or login page.
+    """
     path = _current_path()
-    if path not in {"/", "/login"}:
-        st.session_state.setdefault(_WANTED_PATH_KEY, path)
+    if path in {"/", "/login"}:
+        return None
+    st.session_state.setdefault(_WANTED_PATH_KEY, path)
+    return path.strip("/")
 
 
 def serve_cookie_routes() -> None:

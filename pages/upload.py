@@ -92,8 +92,8 @@ def _checked(files: Sequence[Any], actor: Actor) -> list[SeriesFile]:
     stored = st.session_state.get(_CHECKED_KEY)
     if stored is not None and stored[0] == signature:
         return stored[1]
-    if stored is not None:  # another set of files: the old table's edits do not apply
-        st.session_state.pop(_TABLE_KEY, None)
+    # Other files, or the same ones after a save: earlier edits of the table do not apply.
+    st.session_state.pop(_TABLE_KEY, None)
     with st.spinner("Checking the files..."):
         checked = check_files(
             get_database(), actor, [(f.name, f.getvalue()) for f in files], date.today()
@@ -494,7 +494,7 @@ if problems:
         f"{plural(len(problems), 'file')} still {'needs' if len(problems) == 1 else 'need'} "
         "a date or a view before the series can be saved."
     )
-elif to_save == 0:
+elif to_save == 0 and any(f.saved is not None for f in checked):
     st.info("There is nothing new to save: every usable file is already in your record.")
 settings = _render_closer_look(uploads, checked, dates, views, birth_year)
 st.divider()

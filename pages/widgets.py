@@ -180,6 +180,12 @@ def render_timeline(
         figure = timeline_figure(
             frame, flags=flags, changes=changes, current_version=version, same_day=same_day
         )
+        if show_greyed:
+            greyed = frozenset().union(*excluded.values())
+            figure.for_each_trace(
+                lambda trace: trace.update(opacity=0.35, name=f"{trace.name} (greyed)"),
+                selector=lambda trace: trace.legendgroup in greyed,
+            )
         st.plotly_chart(figure, key=f"{key}_chart")
         st.caption(_LEGEND)
         if changes:

@@ -122,3 +122,33 @@ def test_after_expiry_the_patient_is_gone_and_access_denied(world: World) -> Non
         list_scans(world.db, world.dr_bob, world.alice.user_id)
     with pytest.raises(AccessDenied):
         audit.record_session_start(world.db, world.dr_bob, world.alice.user_id)
+
+
+def test_the_patients_access_log_says_who_did_what_per_day_in_one_sentence(
+    world: World,
+) -> None:
+    sharing.grant_access(world.db, world.alice, "dr_bob", hours=2)
+    for scan_id in world.scan_ids * 5:  # fifteen reads of three scans
+        load_scan(world.db, world.dr_bob, scan_id)
+    at = page("sharing.py", world.alice).run()
+    assert not at.exception
+    sentences = [m.value for m in at.markdown if m.value.startswith("dr_bob ")]
+    assert len(sentences) == 1, sentences
+    assert sentences[0].startswith("dr_bob viewed 3 scans on ")
+    assert "(15 entries)" in " ".join(e.label for e in at.expander)
+
+
+def test_a_clinicians_note_is_badged_as_new_on_my_scans_until_marked_read(world: World) -> None:
+    sharing.grant_access(world.db, world.alice, "dr_bob", hours=2)
+    add_note(world.db, world.dr_bob, world.scan_ids[-1], "Repeat in six weeks.", {"x": 5, "y": 6})
+    at = page("history.py", world.alice).run()
+    assert not at.exception
+    assert "1 new note from your clinicians" in texts(at)
+    assert list(at.dataframe[0].value["new notes"]) == ["1 new note", "", ""]
+    assert "Repeat in six weeks." in texts(at)
+    assert any("(Mark 1 on the image)" in m.value and "New" in m.value for m in at.markdown)
+    at.button(key=f"history_read_{world.scan_ids[-1]}").click()
+    at = at.run()
+    assert not at.exception
+    assert "1 new note from your clinicians" not in texts(at)
+    assert list(at.dataframe[0].value["new notes"]) == ["", "", ""]

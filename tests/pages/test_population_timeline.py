@@ -63,7 +63,8 @@ def test_an_adults_timeline_hides_and_never_flags_the_childrens_findings(db) -> 
 
     at.toggle(key="timeline_show_greyed").set_value(True).run()
     assert not at.exception
-    assert "Bacterial pneumonia" in at.get("plotly_chart")[0].proto.spec
+    assert "Bacterial pneumonia (greyed)" in at.get("plotly_chart")[0].proto.spec
+    assert "COVID-19 pneumonia (greyed)" not in at.get("plotly_chart")[0].proto.spec
     assert "Bacterial pneumonia" not in " ".join(w.value for w in at.warning)
 
 

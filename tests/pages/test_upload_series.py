@@ -185,3 +185,15 @@ def test_real_films_grey_what_was_learned_from_other_patients(
     shown = texts(at)
     assert sentence in shown
     assert "Each number was learned from different patients" in shown
+
+
+def test_edits_of_one_set_of_files_never_apply_to_the_next(world, samples_dir: Path) -> None:
+    at = _upload(
+        page("upload.py", world.alice).run(),
+        ("a.png", (samples_dir / "00000001_000.png").read_bytes()),
+    )
+    at = _edit(at, {0: {"view": VIEW_LABELS[View.LATERAL], "date": "2026-01-05"}})
+    assert not at.button(key="upload_save").disabled
+    at = _upload(at, ("b.png", (samples_dir / "00027426_000.png").read_bytes()))
+    assert _table(at)["status"].tolist() == ["Enter the date the X-ray was taken and its view."]
+    assert at.button(key="upload_save").disabled

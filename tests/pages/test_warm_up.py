@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,13 @@ from pages import ui
 from tests.pages._flows import PROJECT_ROOT, open_world, page
 
 SHIPPED_CHECKPOINT = PROJECT_ROOT / "models" / "checkpoint.pt"
+
+
+@pytest.fixture(autouse=True)
+def _unfreeze() -> Iterator[None]:
+    """warm_up freezes the collector's view of the process; give later tests theirs back."""
+    yield
+    gc.unfreeze()
 
 
 def test_warm_up_fills_the_cached_model_that_the_first_analysis_then_uses(
@@ -69,3 +78,15 @@ def test_warm_up_opens_no_database(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     st.cache_resource.clear()
     ui.warm_up()
     assert not data_dir.exists() or not any(data_dir.iterdir())
+
+
+def test_warm_up_hides_what_it_loaded_from_the_garbage_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streamlit's collection after each page then skips the libraries and the model."""
+    monkeypatch.setenv("MODEL_CHECKPOINT", str(tmp_path / "missing.pt"))
+    st.cache_resource.clear()
+    ui.warm_up()
+    assert gc.get_freeze_count() > 100_000
+    tracked = len(gc.get_objects())
+    assert tracked < gc.get_freeze_count() // 10

@@ -232,14 +232,16 @@ def test_import_scan_with_the_model_names_the_top_finding(settings_env, samples_
     env = {**settings_env, "MODEL_CHECKPOINT": str(SHIPPED_CHECKPOINT)}
 
     result = _cli(
-        env, "import-scan", "--user", "alice", "--date", "2024-05-06", str(flagged), str(negative)
+        env,
+        *("import-scan", "--user", "alice", "--date", "2024-05-06", "--view", "PA"),
+        *(str(flagged), str(negative)),
     )
 
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.strip().splitlines()
     assert re.fullmatch(
-        rf"stored {re.escape(str(flagged))} as scan \d+ "
+        rf"stored {re.escape(str(flagged))} as scan \d+ \(view PA\) "
         r"\(top finding covid19 \d\.\d\d\)",
         first,
     )
-    assert second.endswith("(the model abstained)")
+    assert "(view PA) (the model abstained)" in second

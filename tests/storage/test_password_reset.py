@@ -90,6 +90,7 @@ CALLS: dict[str, Call] = {
     "export.export_user": lambda r: export.export_user(r.db, r.patient),
     "notes.add_note": lambda r: notes.add_note(r.db, r.clinician, r.scan_id, "looks stable"),
     "notes.list_notes": lambda r: notes.list_notes(r.db, r.patient, r.scan_id),
+    "notes.mark_notes_read": lambda r: notes.mark_notes_read(r.db, r.patient, r.scan_id),
     "notes.unread_note_counts": lambda r: notes.unread_note_counts(r.db, r.patient),
     "profile.get_birth_year": lambda r: profile.get_birth_year(
         r.db, r.clinician, r.patient.user_id
