@@ -185,8 +185,8 @@ def client_id() -> str | None:
 def start_session(actor: Actor) -> None:
     """Open a server-side session for a user who just logged in, and have the browser keep it.
 
-    The token is kept in this browser session at once; the router then sends the browser
-    to the cookie route (see :func:`cookie_requests`) so that reloads and new tabs keep it too.
+    The token is kept in this browser session at once; the login page then sends the browser
+    to the cookie route (:func:`cookie_requests`) so that reloads and new tabs keep it too.
     """
     db = get_database()
     token = sessions.start_session(db, actor, client_id())
@@ -231,6 +231,11 @@ def current_actor() -> Actor | None:
             st.session_state[_DEAD_TOKEN_KEY] = token
             if ended.reason is not None:
                 st.session_state[_NOTICE_KEY] = str(ended)
+        except UserError as err:
+            # The session could not be checked or its end recorded (a broken audit trail, say):
+            # fail closed, logged out for this run, and say why.
+            st.session_state[_NOTICE_KEY] = str(err)
+            return None
     if _oidc_configured() and st.user.is_logged_in:
         return _actor_from_oidc()
     return None

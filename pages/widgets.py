@@ -198,7 +198,10 @@ def render_timeline(
             names = scan_labels(scans)
             for scan_id, reasons in flags.items():
                 st.warning(f"Scan of {names[scan_id]}: " + " ".join(reasons))
-        st.dataframe(timeline_table(frame, flags, same_day), hide_index=True, key=f"{key}_table")
+        table = timeline_table(frame, flags, same_day)
+        # The whole sentences are in the warnings above: a table cell would cut them.
+        table["Red flags"] = table["Red flags"].map(lambda text: "yes, see above" if text else "")
+        st.dataframe(table, hide_index=True, key=f"{key}_table")
         with st.expander("Every stored result, older model versions included"):
             st.dataframe(
                 timeline_table(timeline_frame(scans, version, all_results=True)), hide_index=True
@@ -379,7 +382,16 @@ def render_compare(
         st.warning(comparison.view_warning)
     if comparison.comparable:
         st.write(comparison.message)
-        st.dataframe(_changes_frame(comparison), hide_index=True, key=f"{key}_table")
+        excluded = excluded_by_scan(
+            [by_id[first], by_id[second]], birth_year_of(db, actor, by_id[second].owner_id)
+        )
+        greyed = excluded.get(first, frozenset()) | excluded.get(second, frozenset())
+        st.dataframe(_changes_frame(comparison, greyed), hide_index=True, key=f"{key}_table")
+        if greyed:
+            st.caption(
+                "Rows marked as learned from other patients come from findings the model "
+                "learned from children only or adults only; their change says little here."
+            )
     else:
         st.warning(comparison.message)
     settings = _display_settings(key)
@@ -421,7 +433,7 @@ def _display_settings(key: str) -> EnhanceSettings:
     return EnhanceSettings(**values)
 
 
-def _changes_frame(comparison: Comparison) -> pd.DataFrame:
+def _changes_frame(comparison: Comparison, greyed: frozenset[str]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -430,6 +442,7 @@ def _changes_frame(comparison: Comparison) -> pd.DataFrame:
                 "Later": format_percent(change.after),
                 "Change (points)": f"{change.delta * 100:+.0f}",
                 "Verdict": change.verdict,
+                "Learned from other patients": "yes" if change.finding in greyed else "",
             }
             for change in comparison.changes
         ]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from core.annotations import make_annotation
-from core.overlay import annotation_figure, draw_annotations, overlay_heatmap
+from core.overlay import _HEAT_RAMP, annotation_figure, draw_annotations, overlay_heatmap
 
 
 def test_overlay_blends_heat_only_where_the_map_is_warm() -> None:
@@ -18,6 +19,26 @@ def test_overlay_blends_heat_only_where_the_map_is_warm() -> None:
     assert rgb[10, 40, 0] > rgb[10, 40, 2]
     plain = overlay_heatmap(pixels)
     assert (plain == 128).all()
+
+
+def _blend_whole_arrays(pixels: np.ndarray, heat: np.ndarray, alpha: float) -> np.ndarray:
+    """The blend written on whole (H, W, 3) arrays, as before it was made faster."""
+    gray = np.clip(pixels.astype(np.float32), 0, 1)
+    rgb = np.repeat(gray[..., None], 3, axis=2) * 255
+    levels = np.linspace(0, 1, len(_HEAT_RAMP))
+    colours = np.stack([np.interp(heat, levels, _HEAT_RAMP[:, c]) for c in range(3)], axis=2)
+    weight = (alpha * heat)[..., None]
+    return np.clip(np.rint(rgb * (1 - weight) + colours * weight), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("alpha", [0.45, 1.0, np.float64(0.3)])
+def test_overlay_is_exactly_the_whole_array_blend(alpha: float) -> None:
+    rng = np.random.default_rng(5)
+    pixels = rng.random((64, 48), dtype=np.float32) * 1.2 - 0.1
+    heat = rng.random((64, 48), dtype=np.float32)
+    np.testing.assert_array_equal(
+        overlay_heatmap(pixels, heat, alpha), _blend_whole_arrays(pixels, heat, alpha)
+    )
 
 
 def test_annotations_are_drawn_on_a_copy_of_the_image() -> None:

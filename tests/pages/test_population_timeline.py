@@ -76,3 +76,15 @@ def test_without_an_age_nothing_is_hidden(db) -> None:
     assert not at.exception
     assert "Bacterial pneumonia" in at.get("plotly_chart")[0].proto.spec
     assert "left off the chart" not in texts(at)
+
+
+def test_compare_marks_the_findings_learned_from_other_patients(db) -> None:
+    alice = accounts.register(db, "alice", PASSWORD)
+    set_birth_year(db, alice, 1961)
+    _scan(db, alice, date(2026, 1, 5), bacterial=0.10, covid=0.05, seed=1)
+    _scan(db, alice, date(2026, 1, 9), bacterial=0.70, covid=0.30, seed=2)
+    at = page("compare.py", alice).run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("Finding")
+    assert table.loc["Bacterial pneumonia", "Learned from other patients"] == "yes"
+    assert table.loc["COVID-19 pneumonia", "Learned from other patients"] == ""

@@ -146,3 +146,14 @@ def test_login_page_slows_brute_force_with_the_generic_message(db, alice) -> Non
     assert refused.startswith(accounts.GENERIC_LOGIN_ERROR.removesuffix("later."))
     assert "try again in" in refused
     assert session_user(app) is None
+
+
+def test_idle_session_with_a_cut_audit_trail_fails_closed_in_a_sentence(db, alice) -> None:
+    app = _app("history", alice, idle_minutes=16)
+    with db.engine.begin() as conn:
+        last = conn.exec_driver_sql("SELECT MAX(seq) FROM audit_events").scalar_one()
+        conn.exec_driver_sql(f"DELETE FROM audit_events WHERE seq = {int(last)}")
+    app.run()
+    assert not app.exception
+    assert "audit trail failed its integrity check" in _shown(app)
+    assert SECRET_FILENAME not in _shown(app) and not app.dataframe

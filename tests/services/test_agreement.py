@@ -95,7 +95,8 @@ def test_cli_and_pages_agree_on_one_scan(tmp_path, monkeypatch, samples_dir: Pat
     assert not history.exception
     row = history.dataframe[0].value.iloc[0]
     assert row["top finding"].startswith(f"{FINDING_LABELS[top]} (")
-    assert _flagged_in_reasons(row["needs attention"]) == flagged
+    assert row["needs attention"] == "yes, see below"
+    assert _flagged_in_reasons(texts(history)) == flagged
     assert list(history.selectbox(key="history_choice").options) == [label]
 
     report = page("report.py", alice).run()
@@ -103,9 +104,10 @@ def test_cli_and_pages_agree_on_one_scan(tmp_path, monkeypatch, samples_dir: Pat
     table = report.dataframe[0].value
     assert {_BY_LABEL[f.lower()] for f in table[table["Reached"] == "yes"]["Finding"]} == flagged
     assert list(report.selectbox[0].options) == [label]
-    assert f"({FILE})" in texts(report)
+    assert label in texts(report) and FILE not in texts(report), "named by date and view"
 
     timeline = page("timeline.py", alice).run()
     assert not timeline.exception
-    assert _flagged_in_reasons(timeline.dataframe[0].value["Red flags"][0]) == flagged
+    assert timeline.dataframe[0].value["Red flags"][0] == "yes, see above"
+    assert _flagged_in_reasons(" ".join(w.value for w in timeline.warning)) == flagged
     assert list(timeline.selectbox(key="date_scan").options) == [label]
