@@ -78,9 +78,7 @@ def _render_list(
         )
         for scan in reversed(scans):
             if scan.id in flags:
-                st.markdown(f"**{names[scan.id]}**")
-                for reason in flags[scan.id]:
-                    st.write(f"- {reason}")
+                st.warning(f"Scan of {names[scan.id]}: " + " ".join(flags[scan.id]))
     if any(excluded.values()):
         st.caption(
             "Findings learned from other patients than you (children or adults) are left out "

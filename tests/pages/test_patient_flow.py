@@ -151,7 +151,8 @@ def test_history_list_flags_the_rising_scan_with_its_reason(world: World) -> Non
     assert "model version" not in table.columns and "file" not in table.columns
     assert any("1 scan needs attention" in w.value for w in at.warning)
     # The whole sentence, below the table rather than cut in a cell.
-    assert "- Pneumonia rose from 12% to 41% since the PA film of 2026-03-02." in texts(at)
+    reason = "Pneumonia rose from 12% to 41% since the PA film of 2026-03-02."
+    assert f"Scan of {april}: {reason}" in [w.value for w in at.warning]
 
 
 HOSTILE_TEXT = (

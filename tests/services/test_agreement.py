@@ -96,7 +96,7 @@ def test_cli_and_pages_agree_on_one_scan(tmp_path, monkeypatch, samples_dir: Pat
     row = history.dataframe[0].value.iloc[0]
     assert row["top finding"].startswith(f"{FINDING_LABELS[top]} (")
     assert row["needs attention"] == "yes, see below"
-    assert _flagged_in_reasons(texts(history)) == flagged
+    assert _flagged_in_reasons(" ".join(w.value for w in history.warning)) == flagged
     assert list(history.selectbox(key="history_choice").options) == [label]
 
     report = page("report.py", alice).run()
