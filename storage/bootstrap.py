@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 
 from core.errors import UserError
 from core.settings import Settings
+from core.words import plural
 from storage import accounts, audit, crypto, originals, quarantine, schema, versions
 from storage.blobs import open_blob_store
 from storage.db import Database, make_engine
@@ -242,9 +243,10 @@ def check_images_match(db: Database) -> None:
     if images:
         raise StorageMismatch(
             f"The database has no scans but the image store {db.blobs.location} holds "
-            f"{images} image(s), so DATABASE_URL probably points at a new or wrong database "
-            "(or a restored backup from before these images): check DATABASE_URL, DATA_DIR "
-            "and BLOB_URL, and if the database is right, run the quarantine-orphans command."
+            f"{plural(images, 'image')}, so DATABASE_URL probably points at a new or wrong "
+            "database (or a restored backup from before these images): check DATABASE_URL, "
+            "DATA_DIR and BLOB_URL, and if the database is right, run the quarantine-orphans "
+            "command."
         )
 
 

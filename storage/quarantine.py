@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from core.words import plural
 from storage.blobs import QUARANTINE, BlobStore, quarantine_key
 
 _LOG = logging.getLogger(__name__)
@@ -97,9 +98,8 @@ def sweep(
         moved.append(QuarantinedBlob(batch, info.name, info.size, now))
     if moved:
         _LOG.warning(
-            "Moved %d image file(s) with no scan record, older than %s, to %s; "
-            "see the list-quarantine command.",
-            len(moved),
+            "Moved %s with no scan record, older than %s, to %s; see the list-quarantine command.",
+            plural(len(moved), "image file"),
             min_age,
             f"{blobs.location.rstrip('/')}/{QUARANTINE}/{batch}",
         )

@@ -86,7 +86,7 @@ def test_open_quarantines_old_orphaned_blobs_and_deletes_nothing(
         assert {e.name for e in moved} == {old_orphan.name, old_tmp.name}
         for entry in moved:
             assert (again.blobs.root / entry.key).read_bytes() == b"x" * 64
-        assert "Moved 2 image file(s) with no scan record" in caplog.text
+        assert "Moved 2 image files with no scan record" in caplog.text
         assert load_scan(again, alice, scan_id).filename == "chest_front.png"
     finally:
         again.close()
@@ -113,7 +113,7 @@ def test_open_refuses_a_database_without_scans_beside_images(
     ):
         open_database(load_settings(dict(settings_env, DATABASE_URL=wrong_url)))
     assert isinstance(refused.value, UserError)
-    assert "DATABASE_URL" in str(refused.value) and "2 image(s)" in str(refused.value)
+    assert "DATABASE_URL" in str(refused.value) and "2 images," in str(refused.value)
     assert {p.name: p.read_bytes() for p in database.blobs.root.iterdir()} == before
     again = open_database(load_settings(settings_env))
     again.close()
