@@ -204,8 +204,9 @@ def test_history_lists_opens_and_deletes_with_confirmation(db) -> None:
     )
     app = _page("history", alice)
     table = app.dataframe[0].value
-    assert table["file"].tolist() == ["front.png"]
-    assert table["model version"].tolist() == ["1.2.0"]
+    # Labelled by date and view, never by file name; the model's identity stays in Details.
+    assert table["scan"].tolist() == ["3 Feb 2024, view not known"]
+    assert "model version" not in table.columns
     assert "Pneumonia (70%)" in table["top finding"].tolist()[0]
 
     # The only scan is the selected one, so it is open.

@@ -111,6 +111,7 @@ CALLS: dict[str, Call] = {
     "scans.find_saved_files": lambda r: scans.find_saved_files(r.db, r.patient, [b"file"]),
     "scans.list_scans": lambda r: scans.list_scans(r.db, r.clinician, r.patient.user_id),
     "scans.load_scan": lambda r: scans.load_scan(r.db, r.patient, r.scan_id),
+    "scans.load_original": lambda r: scans.load_original(r.db, r.patient, r.scan_id),
     "scans.save_scan": lambda r: save_sample_scan(r.db, r.patient),
     "scans.update_scan_date": lambda r: scans.update_scan_date(
         r.db, r.patient, r.scan_id, date(2024, 1, 2)
