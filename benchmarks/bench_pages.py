@@ -14,6 +14,7 @@ the server is ready, each page warm <= 1 s):
   ``pages.ui.warm_up``, before it answers);
 * first page: the home page's first render in a fresh browser tab (HTML, scripts, websocket
   and the script run), right after the server is ready;
+* first Upload & analyze page: the patient's first visit, right after logging in;
 * first analysis: the patient's first upload of the 1024x1024 CR DICOM sample on Upload &
   analyze, from handing over the file to the results, heatmap included, being on the page;
 * each page of each role: the first visit in the session and the median of the next
@@ -36,10 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,9 +46,9 @@ if str(PROJECT_ROOT) not in sys.path:
     # Run as a script: make the project importable.
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from benchmarks.app_server import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from storage.crypto import encode_master_key, new_master_key  # noqa: E402
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 #: Quiet time after a run before it counts as finished (not included in the figures).
 QUIET_MS = 600
@@ -148,49 +145,6 @@ def _prepare(env: dict[str, str], samples: Path) -> None:
     )
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-@contextmanager
-def _server(env: dict[str, str], log: Path) -> Iterator[tuple[str, float]]:
-    """Start ``streamlit run server.py``; yield its URL and the seconds until it was ready."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [
-        sys.executable, "-m", "streamlit", "run", "server.py",
-        "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--server.headless", "true", "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    started = time.perf_counter()
-    with open(log, "w") as handle:
-        process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
-        )
-    try:
-        while not _healthy(url):
-            if process.poll() is not None or time.perf_counter() - started > TIMEOUT_S:
-                raise RuntimeError(f"the server did not start; see {log}")
-            time.sleep(0.1)
-        yield url, time.perf_counter() - started
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def _settled(page: Any, start_ms: float, timeout_s: float = TIMEOUT_S) -> float:
     """Milliseconds from ``start_ms`` (:data:`_CLOCK`) to the end of the last script run.
 
@@ -268,9 +222,13 @@ def _nav_names(page: Any) -> list[str]:
     return [name.strip() for name in names if name.strip()]
 
 
-def _first_analysis(page: Any, samples: Path) -> float:
-    """Milliseconds from handing the DICOM to the uploader to the results on the page."""
-    _click_nav(page, "Upload & analyze")
+def _first_analysis(page: Any, samples: Path, cold: dict[str, float]) -> None:
+    """The first Upload & analyze page, then its first analysis of the DICOM, into ``cold``.
+
+    The analysis is timed from handing the file to the uploader to the results on the page.
+    """
+    cold["first Upload & analyze page"] = _click_nav(page, "Upload & analyze") / 1000
+    _progress(cold)
     uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
     start = _now(page)
     uploader.set_input_files(str(samples / DICOM))
@@ -278,7 +236,8 @@ def _first_analysis(page: Any, samples: Path) -> float:
     page.get_by_role("heading", name="Where the model looked").wait_for(timeout=5000)
     if _has_exception(page):
         raise RuntimeError("the upload page showed an exception")
-    return elapsed
+    cold["first analysis (1024x1024 DICOM)"] = elapsed / 1000
+    _progress(cold)
 
 
 def _progress(figures: dict[str, float]) -> None:
@@ -340,7 +299,7 @@ def measure(repeats: int = REPEATS) -> tuple[dict[str, float], list[PageTiming]]
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
         try:
-            with _server(env, work / "server.log") as (url, ready_s):
+            with streamlit_server(env, work / "server.log", TIMEOUT_S) as (url, ready_s):
                 cold["server ready after launch"] = ready_s
                 _progress(cold)
                 context = browser.new_context(
@@ -354,8 +313,7 @@ def measure(repeats: int = REPEATS) -> tuple[dict[str, float], list[PageTiming]]
                 _progress(cold)
                 cold["first log-in (click to logged in)"] = _log_in(page, USERS["patient"])
                 _progress(cold)
-                cold["first analysis (1024x1024 DICOM)"] = _first_analysis(page, samples) / 1000
-                _progress(cold)
+                _first_analysis(page, samples, cold)
                 context.close()
                 pages = [
                     timing for role in USERS for timing in _role_pages(browser, url, role, repeats)

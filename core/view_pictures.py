@@ -15,6 +15,12 @@ PICTURE_SIDE = 160
 _BACKGROUND, _BODY, _LUNG, _BONE = 10, 150, 45, 235
 
 
+def _canvas(side: int) -> tuple[Image.Image, ImageDraw.ImageDraw, float]:
+    # Shapes are placed on a 100 x 100 grid and scaled, so every side draws the same picture.
+    image = Image.new("L", (side, side), _BACKGROUND)
+    return image, ImageDraw.Draw(image), side / 100
+
+
 def frontal_picture(side: int = PICTURE_SIDE) -> np.ndarray:
     """A frontal film: two lungs side by side, spine in the middle, heart lower left of it.
 
@@ -24,9 +30,7 @@ def frontal_picture(side: int = PICTURE_SIDE) -> np.ndarray:
     Returns:
         uint8 (side, side) grayscale image.
     """
-    image = Image.new("L", (side, side), _BACKGROUND)
-    draw = ImageDraw.Draw(image)
-    s = side / 100
+    image, draw, s = _canvas(side)
     draw.ellipse([12 * s, 8 * s, 88 * s, 98 * s], fill=_BODY)
     draw.ellipse([20 * s, 18 * s, 46 * s, 84 * s], fill=_LUNG)  # the patient's right lung
     draw.ellipse([54 * s, 18 * s, 80 * s, 84 * s], fill=_LUNG)  # left lung
@@ -45,11 +49,9 @@ def lateral_picture(side: int = PICTURE_SIDE) -> np.ndarray:
         side: Width and height of the picture.
 
     Returns:
-        uint8 (side, side) grayscale image.
+        uint8 (side, side) grayscale image, like `frontal_picture`.
     """
-    image = Image.new("L", (side, side), _BACKGROUND)
-    draw = ImageDraw.Draw(image)
-    s = side / 100
+    image, draw, s = _canvas(side)
     draw.ellipse([22 * s, 8 * s, 82 * s, 98 * s], fill=_BODY)
     draw.ellipse([32 * s, 16 * s, 72 * s, 86 * s], fill=_LUNG)  # both lungs, overlapping
     draw.ellipse([34 * s, 50 * s, 56 * s, 80 * s], fill=_BODY + 30)  # heart, to the front

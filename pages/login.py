@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import streamlit as st
 
-from core.age import EARLIEST_BIRTH_YEAR
 from core.errors import UserError
+from pages.readings import birth_year_input
 from pages.ui import (
     client_id,
     cookie_requests,
@@ -68,17 +66,11 @@ with register_tab:
             "Choose a password (at least 8 characters)", type="password", key="register_password"
         )
         repeat = st.text_input("Repeat the password", type="password", key="register_repeat")
-        birth_year = st.number_input(
-            "Year you were born (optional)",
-            min_value=EARLIEST_BIRTH_YEAR,
-            max_value=date.today().year,
-            value=None,
-            step=1,
-            placeholder="for example 1984",
+        birth_year = birth_year_input(
+            "register_birth_year",
             help="Tells the app whether to read your X-rays as a child's or an adult's: some "
             "findings were learned from children only, others from adults only. Stored "
             "encrypted; you can change it on the Account page.",
-            key="register_birth_year",
         )
         created = st.form_submit_button("Create account")
     if created:
@@ -88,7 +80,7 @@ with register_tab:
             try:
                 new_actor = accounts.register(db, new_name, new_password, client_id=client_id())
                 if birth_year is not None:
-                    set_birth_year(db, new_actor, int(birth_year))
+                    set_birth_year(db, new_actor, birth_year)
                 start_session(new_actor)
             except UserError as err:  # taken name, weak password, too many sign-ups
                 show_error(err)

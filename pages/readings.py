@@ -71,6 +71,30 @@ def _standing(valid: bool | None) -> str:
     return "holds" if valid else "says little (greyed)"
 
 
+def birth_year_input(key: str, value: int | None = None, help: str | None = None) -> int | None:
+    """The optional birth-year field, inside the caller's form.
+
+    Args:
+        key: Streamlit widget key.
+        value: Year shown at first, or None for an empty field.
+        help: Tooltip text, if any.
+
+    Returns:
+        The year entered, or None when the field is empty.
+    """
+    year = st.number_input(
+        "Year you were born (optional)",
+        min_value=EARLIEST_BIRTH_YEAR,
+        max_value=date.today().year,
+        value=value,
+        step=1,
+        placeholder="for example 1984",
+        help=help,
+        key=key,
+    )
+    return None if year is None else int(year)
+
+
 def render_birth_year_form(db: Database, actor: Actor) -> None:
     """The patient's birth year: shown, changed or removed (Account page)."""
     st.subheader("About you")
@@ -81,25 +105,19 @@ def render_birth_year_form(db: Database, actor: Actor) -> None:
     )
     current = birth_year_of(db, actor, actor.user_id)
     with st.form("birth_year_form"):
-        year = st.number_input(
-            "Year you were born (optional)",
-            min_value=EARLIEST_BIRTH_YEAR,
-            max_value=date.today().year,
-            value=current,
-            step=1,
-            placeholder="for example 1984",
-            key="birth_year",
-        )
+        year = birth_year_input("birth_year", current)
         save, forget = st.columns(2)
         saved = save.form_submit_button("Save birth year")
         cleared = forget.form_submit_button("Remove birth year")
     if not (saved or cleared):
         return
     try:
-        set_birth_year(db, actor, None if cleared or year is None else int(year))
+        set_birth_year(db, actor, None if cleared else year)
     except Exception as err:  # shown as one sentence
         show_error(err)
         return
     st.success(
-        "Your birth year was removed." if cleared else f"Your birth year {int(year)} was saved."
+        "Your birth year was removed."
+        if cleared or year is None
+        else f"Your birth year {year} was saved."
     )

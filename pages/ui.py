@@ -99,7 +99,7 @@ def warm_up() -> None:
     finally:
         context_log.setLevel(level)
     # Streamlit runs a full garbage collection after every script run (runner.postScriptGC),
-    # and with torch, pandas and plotly loaded that alone took 0.2-0.7 s per page. What exists
+    # and with torch, pandas and plotly loaded that alone took 0.3-0.7 s per page. What exists
     # now lives as long as the process, so it is moved out of the collector's sight; later
     # objects are collected as before.
     gc.collect()

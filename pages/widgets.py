@@ -6,7 +6,7 @@ so they are written once here; pages import them from this module, never from an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 
 import pandas as pd
@@ -232,6 +232,16 @@ def _render_unplotted(scans: list[ScanSummary]) -> None:
         )
 
 
+def _save_and_rerun(save: Callable[[], object]) -> None:
+    """Run a correction; redraw the page with it, or show why it failed in one sentence."""
+    try:
+        save()
+    except Exception as err:  # shown as one sentence
+        show_error(err)
+        return
+    st.rerun()
+
+
 def _render_view_editor(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
     with st.expander("Correct a scan's view"):
         st.caption(
@@ -250,12 +260,7 @@ def _render_view_editor(db: Database, actor: Actor, scans: list[ScanSummary]) ->
             key=f"view_value_{scan_id}",
         )
         if st.button("Save view", key="view_save", disabled=new_view is current.view):
-            try:
-                update_scan_view(db, actor, scan_id, new_view)
-            except Exception as err:  # shown as one sentence
-                show_error(err)
-                return
-            st.rerun()
+            _save_and_rerun(lambda: update_scan_view(db, actor, scan_id, new_view))
 
 
 def _offer_rescore(
@@ -315,12 +320,7 @@ def _render_date_editor(db: Database, actor: Actor, scans: list[ScanSummary]) ->
             key=f"date_value_{scan_id}",
         )
         if st.button("Save date", key="date_save"):
-            try:
-                update_scan_date(db, actor, scan_id, new_date)
-            except Exception as err:  # shown as one sentence
-                show_error(err)
-                return
-            st.rerun()
+            _save_and_rerun(lambda: update_scan_date(db, actor, scan_id, new_date))
 
 
 def render_compare(

@@ -38,6 +38,55 @@ def _opened(sealer: RowSealer, profile: schema.Profile) -> dict[str, Any]:
     return dict(sealer.open_json(_TABLE, profile.user_id, profile.key_version, profile.payload))
 
 
+def _write_fact(db: Database, actor: Actor, key: str, value: object, action: str) -> None:
+    # The patient's own profile only; None clears the fact and is audited as such.
+    with db.transaction() as session:
+        policy.check_write(session, actor, actor.user_id)
+        sealer = db.keyring.sealer(session, actor.user_id)
+        profile = session.get(schema.Profile, actor.user_id)
+        if profile is None:
+            profile = schema.Profile(user_id=actor.user_id)
+        values = _opened(sealer, profile)
+        profile.key_version = sealer.version
+        profile.payload = sealer.seal_json(
+            _TABLE, actor.user_id, profile.key_version, {**values, key: value}
+        )
+        profile.updated_at = schema.utcnow()
+        session.add(profile)
+        audit.append(
+            session,
+            db,
+            action,
+            actor=actor,
+            patient_id=actor.user_id,
+            record_type=_TABLE,
+            record_id=actor.user_id,
+            details={"cleared": value is None},
+        )
+
+
+def _read_fact(db: Database, actor: Actor, patient_id: int, key: str, action: str) -> Any:
+    # Checked and audited like any record read, even when the patient gave nothing.
+    with db.transaction() as session:
+        access = policy.check_read(session, actor, patient_id)
+        profile = session.get(schema.Profile, patient_id)
+        value = None
+        if profile is not None:
+            value = _opened(db.keyring.sealer(session, patient_id), profile).get(key)
+        audit.append(
+            session,
+            db,
+            action,
+            actor=actor,
+            patient_id=patient_id,
+            record_type=_TABLE,
+            record_id=patient_id,
+            emergency=access.emergency,
+            details=access.audit_details(),
+        )
+    return value
+
+
 def set_birth_year(db: Database, actor: Actor, birth_year: int | None) -> None:
     """Store (or clear, with None) the patient's own birth year.
 
@@ -52,29 +101,7 @@ def set_birth_year(db: Database, actor: Actor, birth_year: int | None) -> None:
     """
     if birth_year is not None:
         check_birth_year(birth_year, date.today())
-    with db.transaction() as session:
-        policy.check_write(session, actor, actor.user_id)
-        sealer = db.keyring.sealer(session, actor.user_id)
-        profile = session.get(schema.Profile, actor.user_id)
-        if profile is None:
-            profile = schema.Profile(user_id=actor.user_id)
-        values = _opened(sealer, profile)
-        profile.key_version = sealer.version
-        profile.payload = sealer.seal_json(
-            _TABLE, actor.user_id, profile.key_version, {**values, "birth_year": birth_year}
-        )
-        profile.updated_at = schema.utcnow()
-        session.add(profile)
-        audit.append(
-            session,
-            db,
-            "set_birth_year",
-            actor=actor,
-            patient_id=actor.user_id,
-            record_type=_TABLE,
-            record_id=actor.user_id,
-            details={"cleared": birth_year is None},
-        )
+    _write_fact(db, actor, "birth_year", birth_year, "set_birth_year")
 
 
 def get_birth_year(db: Database, actor: Actor, patient_id: int) -> int | None:
@@ -92,25 +119,7 @@ def get_birth_year(db: Database, actor: Actor, patient_id: int) -> int | None:
         policy.AccessDenied: The actor may not read this patient's records.
         crypto.DecryptionError: The stored value fails its integrity check.
     """
-    with db.transaction() as session:
-        access = policy.check_read(session, actor, patient_id)
-        profile = session.get(schema.Profile, patient_id)
-        year = None
-        if profile is not None:
-            sealer = db.keyring.sealer(session, patient_id)
-            value = sealer.open_json(_TABLE, patient_id, profile.key_version, profile.payload)
-            year = value.get("birth_year")
-        audit.append(
-            session,
-            db,
-            "read_birth_year",
-            actor=actor,
-            patient_id=patient_id,
-            record_type=_TABLE,
-            record_id=patient_id,
-            emergency=access.emergency,
-            details=access.audit_details(),
-        )
+    year = _read_fact(db, actor, patient_id, "birth_year", "read_birth_year")
     return None if year is None else int(year)
 
 
@@ -131,29 +140,7 @@ def set_display_name(db: Database, actor: Actor, name: str | None) -> None:
         len(cleaned) > MAX_DISPLAY_NAME or not all(ch.isprintable() for ch in cleaned)
     ):
         raise InvalidDisplayName()
-    with db.transaction() as session:
-        policy.check_write(session, actor, actor.user_id)
-        sealer = db.keyring.sealer(session, actor.user_id)
-        profile = session.get(schema.Profile, actor.user_id)
-        if profile is None:
-            profile = schema.Profile(user_id=actor.user_id)
-        values = _opened(sealer, profile)
-        profile.key_version = sealer.version
-        profile.payload = sealer.seal_json(
-            _TABLE, actor.user_id, profile.key_version, {**values, "display_name": cleaned}
-        )
-        profile.updated_at = schema.utcnow()
-        session.add(profile)
-        audit.append(
-            session,
-            db,
-            "set_display_name",
-            actor=actor,
-            patient_id=actor.user_id,
-            record_type=_TABLE,
-            record_id=actor.user_id,
-            details={"cleared": cleaned is None},
-        )
+    _write_fact(db, actor, "display_name", cleaned, "set_display_name")
 
 
 def get_display_name(db: Database, actor: Actor, patient_id: int) -> str | None:
@@ -166,23 +153,7 @@ def get_display_name(db: Database, actor: Actor, patient_id: int) -> str | None:
         policy.AccessDenied: The actor may not read this patient's records.
         crypto.DecryptionError: The stored value fails its integrity check.
     """
-    with db.transaction() as session:
-        access = policy.check_read(session, actor, patient_id)
-        profile = session.get(schema.Profile, patient_id)
-        name = None
-        if profile is not None:
-            name = _opened(db.keyring.sealer(session, patient_id), profile).get("display_name")
-        audit.append(
-            session,
-            db,
-            "read_display_name",
-            actor=actor,
-            patient_id=patient_id,
-            record_type=_TABLE,
-            record_id=patient_id,
-            emergency=access.emergency,
-            details=access.audit_details(),
-        )
+    name = _read_fact(db, actor, patient_id, "display_name", "read_display_name")
     return None if name is None else str(name)
 
 

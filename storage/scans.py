@@ -380,6 +380,28 @@ def _own_scan(session: Session, actor: Actor, scan_id: int) -> schema.Scan:
     return scan
 
 
+def _update_payload(
+    db: Database, actor: Actor, scan_id: int, key: str, value: str, action: str
+) -> None:
+    """Change one fact of one's own scan in its sealed payload, audited as ``action``."""
+    with db.transaction() as session:
+        scan = _own_scan(session, actor, scan_id)
+        sealer = db.keyring.sealer(session, scan.owner_id)
+        payload = open_scan_payload(sealer, scan)
+        payload[key] = value
+        _seal_payload(sealer, scan, payload)
+        session.add(scan)
+        audit.append(
+            session,
+            db,
+            action,
+            actor=actor,
+            patient_id=scan.owner_id,
+            record_type="scans",
+            record_id=scan.id,
+        )
+
+
 def update_scan_date(db: Database, actor: Actor, scan_id: int, scan_date: date) -> None:
     """Correct the date of one's own scan.
 
@@ -387,22 +409,7 @@ def update_scan_date(db: Database, actor: Actor, scan_id: int, scan_date: date) 
         RecordNotFound: No such scan.
         policy.AccessDenied: The actor is not the owning patient.
     """
-    with db.transaction() as session:
-        scan = _own_scan(session, actor, scan_id)
-        sealer = db.keyring.sealer(session, scan.owner_id)
-        payload = open_scan_payload(sealer, scan)
-        payload["scan_date"] = scan_date.isoformat()
-        _seal_payload(sealer, scan, payload)
-        session.add(scan)
-        audit.append(
-            session,
-            db,
-            "update_scan_date",
-            actor=actor,
-            patient_id=scan.owner_id,
-            record_type="scans",
-            record_id=scan.id,
-        )
+    _update_payload(db, actor, scan_id, "scan_date", scan_date.isoformat(), "update_scan_date")
 
 
 def update_scan_view(db: Database, actor: Actor, scan_id: int, view: View) -> None:
@@ -414,22 +421,7 @@ def update_scan_view(db: Database, actor: Actor, scan_id: int, view: View) -> No
         ValueError: ``view`` names no view.
     """
     chosen = View(view)
-    with db.transaction() as session:
-        scan = _own_scan(session, actor, scan_id)
-        sealer = db.keyring.sealer(session, scan.owner_id)
-        payload = open_scan_payload(sealer, scan)
-        payload["view"] = chosen.value
-        _seal_payload(sealer, scan, payload)
-        session.add(scan)
-        audit.append(
-            session,
-            db,
-            "update_scan_view",
-            actor=actor,
-            patient_id=scan.owner_id,
-            record_type="scans",
-            record_id=scan.id,
-        )
+    _update_payload(db, actor, scan_id, "view", chosen.value, "update_scan_view")
 
 
 def add_results(db: Database, actor: Actor, results: list[tuple[int, ResultIn]]) -> list[int]:

@@ -1,4 +1,5 @@
-"""Helpers for driving the Streamlit app in the end-to-end tests: waiting and screenshots."""
+"""Helpers for driving the Streamlit app in the end-to-end tests: waiting, screenshots, and
+the steps many tests share (sidebar navigation, registering, logging in)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,71 @@ def wait_for_app(page: object, quiet_ms: int = QUIET_MS) -> None:
             return
         page.wait_for_timeout(100)
     raise TimeoutError("the app kept running for longer than the end-to-end timeout")
+
+
+def settle(page: object) -> None:
+    """Wait for the app, including the cookie round trip (a page load) after a login or logout."""
+    page.wait_for_load_state()
+    wait_for_app(page)
+
+
+def go(page: object, link: str) -> None:
+    """Open a page through the sidebar navigation, which keeps the Streamlit session."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).first.click()
+    settle(page)
+
+
+def no_exception(page: object) -> None:
+    """Assert that the page shows no Streamlit exception box (its text is the message)."""
+    boxes = page.locator('[data-testid="stException"]')
+    assert boxes.count() == 0, boxes.first.inner_text()
+
+
+def register_patient(
+    page: object, username: str, password: str, birth_year: int | None = None
+) -> None:
+    """Create a patient account on the login page; returns logged in, on the home page.
+
+    Args:
+        page: A Playwright page of a fresh browser context.
+        username: The new account's name.
+        password: Its password.
+        birth_year: Typed into the optional birth-year field, when given.
+    """
+    page.goto("/")
+    settle(page)
+    go(page, "Log in or register")
+    page.get_by_role("tab", name="Create a patient account").click()
+    page.get_by_label("Choose a username").fill(username)
+    page.get_by_label("Choose a password (at least 8 characters)").fill(password)
+    page.get_by_label("Repeat the password").fill(password)
+    if birth_year is not None:
+        page.get_by_role("spinbutton", name="Year you were born (optional)").fill(str(birth_year))
+    page.get_by_role("button", name="Create account").click()
+    # Back on the home page with the cookie set (the login page is left behind).
+    page.wait_for_url(re.compile(r".*/$"))
+    settle(page)
+    page.locator('[data-testid="stSidebar"]').get_by_text(f"Logged in as {username}").wait_for()
+
+
+def log_in(page: object, username: str, password: str) -> None:
+    """Log in on the login page; returns logged in, on the home page with the cookie set."""
+    page.goto("/login")
+    settle(page)
+    page.get_by_label("Username", exact=True).fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in", exact=True).click()
+    page.wait_for_url(re.compile(r".*/$"))
+    settle(page)
+    page.locator('[data-testid="stSidebar"]').get_by_text(f"Logged in as {username}").wait_for()
+
+
+def choose_files(page: object, paths: list[Path]) -> None:
+    """Hand files to the Upload page's uploader and wait for its table of them."""
+    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+    uploader.set_input_files([str(path) for path in paths])
+    wait_for_app(page)
+    page.get_by_role("heading", name="Your files").wait_for()
 
 
 class Steps:

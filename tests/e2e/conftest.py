@@ -12,12 +12,6 @@ Run: ``.venv/bin/python -m pytest tests/e2e -m e2e -q``.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,20 +19,17 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.app_server import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PROJECT_ROOT,
+    ServerNotReady,
+    streamlit_server,
+)
 from storage.crypto import encode_master_key, new_master_key
 from tests.e2e.browser_steps import RUN_TIMEOUT_MS, Steps
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "e2e"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ADMIN_USERNAME = "e2e-admin"
 ADMIN_PASSWORD = "e2e-Admin-passw0rd!"
 _STARTUP_SECONDS = 180
@@ -57,26 +48,6 @@ class AppServer:
     url: str
     data_dir: Path
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    return (
-        "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-    )
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +72,6 @@ def serve(data_dir: Path, log: Path, **settings: str) -> Iterator[AppServer]:
     Yields:
         The healthy server.
     """
-    port = _free_port()
     env = {
         **os.environ,
         "DATA_DIR": str(data_dir),
@@ -113,44 +83,11 @@ def serve(data_dir: Path, log: Path, **settings: str) -> Iterator[AppServer]:
     env.pop("DATABASE_URL", None)
     if "ADMIN_PASSWORD" not in settings:
         env.pop("ADMIN_PASSWORD", None)
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "server.py",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--server.fileWatcherType",
-        "none",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    with open(log, "w") as log_handle:
-        process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=env, stdout=log_handle, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + _STARTUP_SECONDS
     try:
-        while not _healthy(url):
-            if process.poll() is not None:
-                pytest.fail(f"streamlit exited with {process.returncode}:\n{_tail(log)}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit not healthy after {_STARTUP_SECONDS} s:\n{_tail(log)}")
-            time.sleep(0.5)
-        yield AppServer(url=url, data_dir=data_dir, log=log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with streamlit_server(env, log, _STARTUP_SECONDS) as (url, _):
+            yield AppServer(url=url, data_dir=data_dir, log=log)
+    except ServerNotReady as err:
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser_steps import Steps, pick_view, wait_for_app
+from tests.e2e.browser_steps import (
+    Steps,
+    go,
+    log_in,
+    no_exception,
+    pick_view,
+    register_patient,
+    wait_for_app,
+)
 from tests.e2e.conftest import ADMIN_PASSWORD, ADMIN_USERNAME
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -29,41 +37,8 @@ CLINICIAN_NEW_PASSWORD = "clinician-own-Passw0rd"
 NOTE = "Lower zones look clear to me; let us repeat the X-ray in six weeks."
 
 
-def _go(page, link: str) -> None:
-    """Open a page through the sidebar navigation."""
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).first.click()
-    wait_for_app(page)
-
-
-def _no_exception(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
-        '[data-testid="stException"]'
-    ).first.inner_text()
-
-
-def _log_in(page, username: str, password: str) -> None:
-    page.goto("/")
-    wait_for_app(page)
-    _go(page, "Log in or register")
-    page.get_by_label("Username", exact=True).fill(username)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Log in", exact=True).click()
-    # The login goes through the route that sets the session cookie, then reloads the app.
-    page.locator('[data-testid="stSidebar"]').get_by_text(f"Logged in as {username}").wait_for()
-    wait_for_app(page)
-
-
 def _register_patient(page, steps: Steps) -> None:
-    page.goto("/")
-    wait_for_app(page)
-    _go(page, "Log in or register")
-    page.get_by_role("tab", name="Create a patient account").click()
-    page.get_by_label("Choose a username").fill(PATIENT)
-    page.get_by_label("Choose a password (at least 8 characters)").fill(PATIENT_PASSWORD)
-    page.get_by_label("Repeat the password").fill(PATIENT_PASSWORD)
-    page.get_by_role("button", name="Create account").click()
-    page.locator('[data-testid="stSidebar"]').get_by_text(f"Logged in as {PATIENT}").wait_for()
-    wait_for_app(page)
+    register_patient(page, PATIENT, PATIENT_PASSWORD)
     steps.shot(page, "patient registered")
 
 
@@ -77,7 +52,7 @@ def _upload_and_save(
     """
     named = folder / f"{scan_date}_{path.name}"
     shutil.copyfile(path, named)
-    _go(page, "Upload & analyze")
+    go(page, "Upload & analyze")
     uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
     uploader.set_input_files(str(named))
     wait_for_app(page)
@@ -85,7 +60,7 @@ def _upload_and_save(
     if view is not None:
         pick_view(page, 0, view)
     page.get_by_role("heading", name="Where the model looked").wait_for()
-    _no_exception(page)
+    no_exception(page)
     # Charts and images render after their heading arrives; wait rather than count at once.
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
     # The view guide's two pictures (when shown), original, enhanced and heatmap overlay.
@@ -107,8 +82,8 @@ def test_patient_clinician_admin_flow(
     new_page, steps: Steps, samples_dir: Path, tmp_path: Path
 ) -> None:
     admin = new_page()
-    _log_in(admin, ADMIN_USERNAME, ADMIN_PASSWORD)
-    _go(admin, "Accounts & audit")
+    log_in(admin, ADMIN_USERNAME, ADMIN_PASSWORD)
+    go(admin, "Accounts & audit")
     admin.get_by_label("Username", exact=True).fill(CLINICIAN)
     admin.get_by_label("Role").click()
     admin.get_by_role("option", name="clinician").click()
@@ -126,13 +101,13 @@ def test_patient_clinician_admin_flow(
     # The DICOM states its view (PA) in its header.
     _upload_and_save(patient, steps, samples_dir / DICOM, "2024-03-01", None, tmp_path)
 
-    _go(patient, "Timeline")
+    go(patient, "Timeline")
     patient.get_by_role("heading", name="Your timeline").wait_for()
-    _no_exception(patient)
+    no_exception(patient)
     patient.locator('[data-testid="stPlotlyChart"]').first.wait_for()
     steps.shot(patient, "timeline")
 
-    _go(patient, "Sharing & access")
+    go(patient, "Sharing & access")
     patient.get_by_label("Clinician's username").fill(CLINICIAN)
     patient.get_by_role("button", name="Share", exact=True).click()
     wait_for_app(patient)
@@ -140,7 +115,7 @@ def test_patient_clinician_admin_flow(
     steps.shot(patient, "shared with clinician")
 
     clinician = new_page()
-    _log_in(clinician, CLINICIAN, CLINICIAN_PASSWORD)
+    log_in(clinician, CLINICIAN, CLINICIAN_PASSWORD)
     # Created by the admin, who knows that password: the clinician replaces it at first login.
     clinician.get_by_role("heading", name="Choose a new password").wait_for()
     clinician.get_by_label("Current password").fill(CLINICIAN_PASSWORD)
@@ -149,7 +124,7 @@ def test_patient_clinician_admin_flow(
     clinician.get_by_role("button", name="Change password").click()
     wait_for_app(clinician)
     clinician.get_by_text("Your password was changed.").wait_for()
-    _go(clinician, "Teleconsult")
+    go(clinician, "Teleconsult")
     clinician.get_by_role("button", name="Start session").click()
     wait_for_app(clinician)
     clinician.get_by_text(f"Session with {PATIENT}").wait_for()
@@ -158,18 +133,18 @@ def test_patient_clinician_admin_flow(
     clinician.get_by_role("button", name="Add note").click()
     wait_for_app(clinician)
     clinician.get_by_text("Note saved in the patient's record.").wait_for()
-    _no_exception(clinician)
+    no_exception(clinician)
     steps.shot(clinician, "clinician added note")
 
-    _go(patient, "My scans")  # shows the newest scan, the one the note is on
+    go(patient, "My scans")  # shows the newest scan, the one the note is on
     patient.get_by_text(NOTE).wait_for()
     steps.shot(patient, "patient sees note")
-    _go(patient, "Sharing & access")
+    go(patient, "Sharing & access")
     # One sentence per person and day, e.g. "e2e-clinician viewed 2 scans ... on 12 Jan 2026".
     patient.get_by_text(re.compile(rf"^{CLINICIAN} .+ on \d+ \w+ \d{{4}} ")).first.wait_for()
     steps.shot(patient, "who saw my scans")
 
-    _go(admin, "Accounts & audit")
+    go(admin, "Accounts & audit")
     admin.get_by_role("tab", name="Audit trail").click()
     admin.get_by_role("button", name="Verify the audit trail").click()
     wait_for_app(admin)

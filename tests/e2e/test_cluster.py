@@ -16,28 +16,18 @@ import shutil
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from benchmarks.app_server import PROJECT_ROOT, free_port, tail
 from tests.e2e.browser_steps import Steps, wait_for_app
-from tests.e2e.conftest import PROJECT_ROOT, _free_port, _tail
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres]
 
 _READY_SECONDS = 300
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def _missing_tools() -> str | None:
@@ -59,7 +49,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             pytest.fail(missing)
         pytest.skip(missing)
     state = tmp_path / "cluster"
-    port, first_replica = _free_port(), _free_port()
+    port, first_replica = free_port(), free_port()
     database = f"cxr_e2e_{secrets.token_hex(4)}"
     env = {
         **os.environ,
@@ -86,9 +76,9 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         deadline = time.monotonic() + _READY_SECONDS
         while "Cluster ready" not in log.read_text():
             if process.poll() is not None:
-                pytest.fail(f"deploy/cluster.sh exited with {process.returncode}:\n{_tail(log)}")
+                pytest.fail(f"deploy/cluster.sh exited with {process.returncode}:\n{tail(log)}")
             if time.monotonic() > deadline:
-                pytest.fail(f"cluster not ready after {_READY_SECONDS} s:\n{_tail(log)}")
+                pytest.fail(f"cluster not ready after {_READY_SECONDS} s:\n{tail(log)}")
             time.sleep(1)
         yield url, state
     finally:

@@ -29,7 +29,7 @@ from storage.notes import list_notes
 from storage.profile import set_display_name
 from storage.scans import list_scans
 from tests.core._pdf import IMAGE_LINE, page_count, page_lines
-from tests.e2e.browser_steps import Steps, wait_for_app
+from tests.e2e.browser_steps import Steps, go, log_in, settle
 from tests.e2e.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, AppServer, serve
 from tests.storage._factories import sample_result
 
@@ -70,33 +70,12 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, artifacts: Path, samples_di
         yield server, env
 
 
-def _settle(page) -> None:
-    page.wait_for_load_state()
-    wait_for_app(page)
-
-
-def _go(page, link: str) -> None:
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).first.click()
-    _settle(page)
-
-
 def _browser_page(browser, server: AppServer) -> object:
     context = browser.new_context(
         viewport={"width": 1400, "height": 1000}, base_url=server.url, timezone_id=ZONE
     )
     context.set_default_timeout(180_000)
     return context.new_page()
-
-
-def _log_in(page, username: str, password: str) -> None:
-    page.goto("/login")
-    _settle(page)
-    page.get_by_label("Username", exact=True).fill(username)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Log in", exact=True).click()
-    page.wait_for_url(re.compile(r".*/$"))
-    _settle(page)
-    page.locator('[data-testid="stSidebar"]').get_by_text(f"Logged in as {username}").wait_for()
 
 
 def _drag_box(page) -> None:
@@ -111,7 +90,7 @@ def _drag_box(page) -> None:
     page.mouse.move((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, steps=5)
     page.mouse.move(*end, steps=5)
     page.mouse.up()
-    _settle(page)
+    settle(page)
 
 
 def test_a_box_drawn_by_the_clinician_is_stored_in_image_pixels_and_shown_to_the_patient(
@@ -119,19 +98,19 @@ def test_a_box_drawn_by_the_clinician_is_stored_in_image_pixels_and_shown_to_the
 ) -> None:
     server, env = seeded
     clinician = _browser_page(browser, server)
-    _log_in(clinician, CLINICIAN, CLINICIAN_PASSWORD)
-    _go(clinician, "Teleconsult")
+    log_in(clinician, CLINICIAN, CLINICIAN_PASSWORD)
+    go(clinician, "Teleconsult")
     clinician.get_by_role("button", name="Start session").click()
-    _settle(clinician)
+    settle(clinician)
     clinician.get_by_role("tab", name="Notes").click()
     clinician.get_by_text("Box (drag on the image)").click()
-    _settle(clinician)
+    settle(clinician)
     _drag_box(clinician)
     clinician.get_by_text(re.compile(r"New mark: box from")).wait_for()
     steps.shot(clinician, "clinician drew a box")
     clinician.get_by_label("Note (the patient will see it)").fill(NOTE)
     clinician.get_by_role("button", name="Add note").click()
-    _settle(clinician)
+    settle(clinician)
     clinician.get_by_text("Note saved in the patient's record.").wait_for()
     clinician.get_by_text(re.compile(r"\(Mark 1\):")).wait_for()
     steps.shot(clinician, "note with its mark saved")
@@ -154,15 +133,15 @@ def test_a_box_drawn_by_the_clinician_is_stored_in_image_pixels_and_shown_to_the
     assert box["y0"] > 0.4 * height
 
     page = _browser_page(browser, server)
-    _log_in(page, PATIENT, PATIENT_PASSWORD)
-    _go(page, "My scans")
+    log_in(page, PATIENT, PATIENT_PASSWORD)
+    go(page, "My scans")
     page.get_by_text("1 new note from your clinicians").wait_for()
     page.get_by_text(NOTE).wait_for()
     page.get_by_text("(Mark 1 on the image)").wait_for()
     page.get_by_text("Green marks: your clinicians' notes below.").wait_for()
     steps.shot(page, "patient sees the badge, the box and the note")
     page.get_by_role("button", name="Mark these notes as read").click()
-    _settle(page)
+    settle(page)
     page.get_by_text(NOTE).wait_for()
     assert page.get_by_text("1 new note from your clinicians").count() == 0
     steps.shot(page, "notes read: no badge")
@@ -179,8 +158,8 @@ def test_the_report_pdf_names_the_patient_and_scan_and_keeps_headings_with_their
 ) -> None:
     server, _ = seeded
     page = _browser_page(browser, server)
-    _log_in(page, PATIENT, PATIENT_PASSWORD)
-    _go(page, "Report")
+    log_in(page, PATIENT, PATIENT_PASSWORD)
+    go(page, "Report")
     page.get_by_role("heading", name="Summary").wait_for()
     assert page.get_by_text(DISCLAIMER).count() == 1, "the disclaimer once on the page"
     steps.shot(page, "report page")

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser_steps import Steps, pick_view, wait_for_app
+from tests.e2e.browser_steps import (
+    Steps,
+    choose_files,
+    go,
+    no_exception,
+    pick_view,
+    register_patient,
+    wait_for_app,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -38,36 +46,6 @@ SERIES = (
 )
 
 
-def _go(page, link: str) -> None:
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).first.click()
-    wait_for_app(page)
-
-
-def _no_exception(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0
-
-
-def _register(page) -> None:
-    page.goto("/")
-    wait_for_app(page)
-    _go(page, "Log in or register")
-    page.get_by_role("tab", name="Create a patient account").click()
-    page.get_by_label("Choose a username").fill(PATIENT)
-    page.get_by_label("Choose a password (at least 8 characters)").fill(PASSWORD)
-    page.get_by_label("Repeat the password").fill(PASSWORD)
-    page.get_by_role("spinbutton", name="Year you were born (optional)").fill("1961")
-    page.get_by_role("button", name="Create account").click()
-    wait_for_app(page)
-    page.get_by_text(f"Logged in as {PATIENT}").wait_for()
-
-
-def _choose_files(page, paths: list[Path]) -> None:
-    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
-    uploader.set_input_files([str(path) for path in paths])
-    wait_for_app(page)
-    page.get_by_role("heading", name="Your files").wait_for()
-
-
 def test_a_series_with_mixed_views_is_entered_in_one_table_and_saved_once(
     new_page, steps: Steps, shared_data: Path, tmp_path: Path
 ) -> None:
@@ -77,10 +55,10 @@ def test_a_series_with_mixed_views_is_entered_in_one_table_and_saved_once(
         shutil.copyfile(shared_data / source, files[-1])
 
     patient = new_page()
-    _register(patient)
-    _go(patient, "Upload & analyze")
-    _choose_files(patient, files)
-    _no_exception(patient)
+    register_patient(patient, PATIENT, PASSWORD, birth_year=1961)
+    go(patient, "Upload & analyze")
+    choose_files(patient, files)
+    no_exception(patient)
     save = patient.get_by_role("button", name="Save 5 scans to my record")
     assert save.is_disabled(), "four films still need their view"
     patient.get_by_text("4 files still need a date or a view").wait_for()
@@ -89,7 +67,7 @@ def test_a_series_with_mixed_views_is_entered_in_one_table_and_saved_once(
     for row, (_, _, view) in enumerate(SERIES):
         if view is not None:
             pick_view(patient, row, view)
-    _no_exception(patient)
+    no_exception(patient)
     save.wait_for()
     assert save.is_enabled()
     steps.shot(patient, "series table ready")
@@ -101,18 +79,18 @@ def test_a_series_with_mixed_views_is_entered_in_one_table_and_saved_once(
     steps.shot(patient, "series saved")
 
     # The same files again: every row is recognised, nothing can be saved twice.
-    _go(patient, "My scans")
-    _go(patient, "Upload & analyze")
-    _choose_files(patient, files)
+    go(patient, "My scans")
+    go(patient, "Upload & analyze")
+    choose_files(patient, files)
     patient.get_by_text("There is nothing new to save").wait_for()
     assert patient.get_by_role("button", name="Save", exact=True).is_disabled()
 
-    _go(patient, "My scans")
-    _no_exception(patient)
+    go(patient, "My scans")
+    no_exception(patient)
     patient.get_by_role("heading", name="11 Jan 2026, frontal (AP, lying down)").wait_for()
     steps.shot(patient, "my scans")
 
-    _go(patient, "Timeline")
+    go(patient, "Timeline")
     patient.locator('[data-testid="stPlotlyChart"]').first.wait_for()
-    _no_exception(patient)
+    no_exception(patient)
     steps.shot(patient, "timeline of the series")

@@ -19,7 +19,14 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from tests.e2e.browser_steps import Steps, wait_for_app
+from tests.e2e.browser_steps import (
+    Steps,
+    choose_files,
+    go,
+    no_exception,
+    register_patient,
+    wait_for_app,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -73,30 +80,6 @@ def _series_files(shared_data: Path, folder: Path) -> list[Path]:
     return paths
 
 
-def _go(page, link: str) -> None:
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).first.click()
-    wait_for_app(page)
-
-
-def _no_exception(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
-        '[data-testid="stException"]'
-    ).first.inner_text()
-
-
-def _register(page) -> None:
-    page.goto("/")
-    wait_for_app(page)
-    _go(page, "Log in or register")
-    page.get_by_role("tab", name="Create a patient account").click()
-    page.get_by_label("Choose a username").fill(PATIENT)
-    page.get_by_label("Choose a password (at least 8 characters)").fill(PASSWORD)
-    page.get_by_label("Repeat the password").fill(PASSWORD)
-    page.get_by_role("button", name="Create account").click()
-    page.locator('[data-testid="stSidebar"]').get_by_text(f"Logged in as {PATIENT}").wait_for()
-    wait_for_app(page)
-
-
 def _picked(selectbox) -> str:
     """What a select box shows: its label and chosen option (text or its input's value)."""
     shown = [selectbox.inner_text()]
@@ -122,14 +105,11 @@ def test_a_mixed_view_series_is_compared_like_with_like(
 ) -> None:
     files = _series_files(shared_data, tmp_path)
     page = new_page()
-    _register(page)
+    register_patient(page, PATIENT, PASSWORD)
 
-    _go(page, "Upload & analyze")
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
-        [str(path) for path in files]
-    )
-    wait_for_app(page)
-    _no_exception(page)
+    go(page, "Upload & analyze")
+    choose_files(page, files)
+    no_exception(page)
     save = page.get_by_role("button", name="Save 5 scans to my record")
     save.wait_for()
     # Dates and views came from the headers: nothing to fill in, Save is enabled.
@@ -138,12 +118,12 @@ def test_a_mixed_view_series_is_compared_like_with_like(
     save.click()
     wait_for_app(page)
     page.get_by_text("5 of 5 files were saved").wait_for()
-    _no_exception(page)
+    no_exception(page)
     steps.shot(page, "series saved")
 
-    _go(page, "Timeline")
+    go(page, "Timeline")
     page.get_by_role("heading", name="Your timeline").wait_for()
-    _no_exception(page)
+    no_exception(page)
     names = _trace_names(page)
     assert {"Pneumonia (AP)", "Pneumonia (PA)"} <= names
     assert not any("lateral" in name for name in names)
@@ -154,8 +134,8 @@ def test_a_mixed_view_series_is_compared_like_with_like(
     assert all("since the AP film of" in line or "since the PA film of" in line for line in rises)
     steps.shot(page, "timeline one line per projection")
 
-    _go(page, "Compare")
-    _no_exception(page)
+    go(page, "Compare")
+    no_exception(page)
     # The latest two films of one projection: the AP films of 9 and 14 January.
     pickers = page.locator('[data-testid="stSelectbox"]')
     assert "9 Jan 2026, frontal (AP)" in _picked(pickers.nth(0))
@@ -166,5 +146,5 @@ def test_a_mixed_view_series_is_compared_like_with_like(
     page.get_by_role("option", name="20 Jan 2026").first.click()
     wait_for_app(page)
     page.get_by_text("These films are of different projections").wait_for()
-    _no_exception(page)
+    no_exception(page)
     steps.shot(page, "compare warns on AP against PA")

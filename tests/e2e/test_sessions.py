@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser_steps import Steps, wait_for_app
+from tests.e2e.browser_steps import Steps, go, log_in, register_patient, settle
 from tests.e2e.conftest import serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -25,48 +25,11 @@ def _sidebar(page) -> str:
     return page.locator('[data-testid="stSidebar"]').inner_text()
 
 
-def _settle(page) -> None:
-    """Wait for the app, including the cookie round trip that follows a login or logout."""
-    page.wait_for_load_state()
-    wait_for_app(page)
-
-
-def _go(page, link: str) -> None:
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).first.click()
-    _settle(page)
-
-
-def _register(page, username: str, password: str) -> None:
-    page.goto("/")
-    _settle(page)
-    _go(page, "Log in or register")
-    page.get_by_role("tab", name="Create a patient account").click()
-    page.get_by_label("Choose a username").fill(username)
-    page.get_by_label("Choose a password (at least 8 characters)").fill(password)
-    page.get_by_label("Repeat the password").fill(password)
-    page.get_by_role("button", name="Create account").click()
-    # Back on the home page with the cookie set (the login page is left behind).
-    page.wait_for_url(re.compile(r".*/$"))
-    _settle(page)
-    page.locator('[data-testid="stSidebar"]').get_by_text(f"Logged in as {username}").wait_for()
-
-
-def _log_in(page, username: str, password: str) -> None:
-    page.goto("/login")
-    _settle(page)
-    page.get_by_label("Username", exact=True).fill(username)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Log in", exact=True).click()
-    page.wait_for_url(re.compile(r".*/$"))
-    _settle(page)
-    page.locator('[data-testid="stSidebar"]').get_by_text(f"Logged in as {username}").wait_for()
-
-
 def test_reload_new_tab_and_deep_link_keep_the_login_and_logout_ends_every_tab(
     new_page, steps: Steps
 ) -> None:
     first = new_page()
-    _register(first, PATIENT, PATIENT_PASSWORD)
+    register_patient(first, PATIENT, PATIENT_PASSWORD)
     [cookie] = [c for c in first.context.cookies() if c["name"] == "cxr_session"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     # Only a signed id: no username or role in it.
@@ -74,51 +37,51 @@ def test_reload_new_tab_and_deep_link_keep_the_login_and_logout_ends_every_tab(
     assert first.evaluate("document.cookie").find("cxr_session") == -1, "hidden from scripts"
 
     first.reload()
-    _settle(first)
+    settle(first)
     assert f"Logged in as {PATIENT}" in _sidebar(first)
     steps.shot(first, "after reload")
 
     second = first.context.new_page()
     second.goto("/history")  # a deep link, in a new tab
-    _settle(second)
+    settle(second)
     second.get_by_role("heading", name="My scans").wait_for()
     assert f"Logged in as {PATIENT}" in _sidebar(second)
     steps.shot(second, "deep link in a new tab")
 
-    _go(first, "Account")
+    go(first, "Account")
     first.get_by_role("button", name="Log out", exact=True).click()
     first.wait_for_url(re.compile(r".*/$"))
-    _settle(first)
+    settle(first)
     assert "Logged in as" not in _sidebar(first)
     assert not [c for c in first.context.cookies() if c["name"] == "cxr_session"]
 
     # The other tab is logged out at its next action, sidebar included.
-    _go(second, "Timeline")
+    go(second, "Timeline")
     second.get_by_text("You logged out.").wait_for()
     assert "Logged in as" not in _sidebar(second)
     steps.shot(second, "other tab after logout")
     second.reload()
-    _settle(second)
+    settle(second)
     assert "Logged in as" not in _sidebar(second)
 
 
 def test_logout_everywhere_ends_the_session_on_another_device(new_page) -> None:
     laptop, phone = new_page(), new_page()
-    _register(laptop, "e2e-two-devices", PATIENT_PASSWORD)
+    register_patient(laptop, "e2e-two-devices", PATIENT_PASSWORD)
     # A deep link while logged out: after logging in, the phone lands on the page asked for.
     phone.goto("/timeline")
-    _settle(phone)
+    settle(phone)
     phone.get_by_label("Username", exact=True).fill("e2e-two-devices")
     phone.get_by_label("Password", exact=True).fill(PATIENT_PASSWORD)
     phone.get_by_role("button", name="Log in", exact=True).click()
     phone.wait_for_url(re.compile(r".*/timeline$"))
-    _settle(phone)
+    settle(phone)
     assert "Logged in as e2e-two-devices" in _sidebar(phone)
-    _go(laptop, "Account")
+    go(laptop, "Account")
     laptop.get_by_role("button", name="Log out on every device").click()
     laptop.wait_for_url(re.compile(r".*/$"))
-    _settle(laptop)
-    _go(phone, "My scans")
+    settle(laptop)
+    go(phone, "My scans")
     phone.get_by_text("You logged out on every device.").wait_for()
     assert "Logged in as" not in _sidebar(phone)
 
@@ -149,7 +112,7 @@ def test_first_start_admin_changes_the_password_at_login_and_creates_accounts(
     context = browser.new_context(viewport=VIEWPORT, base_url=first_start.url)
     try:
         page = context.new_page()
-        _log_in(page, "admin", password)
+        log_in(page, "admin", password)
         # Asked at login: the only page is the password change.
         page.get_by_role("heading", name="Choose a new password").wait_for()
         assert "Accounts & audit" not in _sidebar(page)
@@ -158,17 +121,17 @@ def test_first_start_admin_changes_the_password_at_login_and_creates_accounts(
         page.get_by_label("New password (at least 8 characters)").fill("first-admin-new-pass")
         page.get_by_label("Repeat the new password").fill("first-admin-new-pass")
         page.get_by_role("button", name="Change password").click()
-        _settle(page)
+        settle(page)
         page.get_by_text("Your password was changed.").wait_for()
         assert page.get_by_text("Please choose a new password").count() == 0
 
-        _go(page, "Accounts & audit")
+        go(page, "Accounts & audit")
         page.get_by_label("Username", exact=True).fill("e2e-new-doc")
         page.get_by_label("Role").click()
         page.get_by_role("option", name="clinician").click()
         page.get_by_label("Initial password").fill("doc-initial-pass-1")
         page.get_by_role("button", name="Create account").click()
-        _settle(page)
+        settle(page)
         page.get_by_text("Created clinician account e2e-new-doc").wait_for()
         # The accounts list (table and chooser, read together) has it at once.
         page.get_by_label("Account", exact=True).click()
@@ -180,7 +143,7 @@ def test_first_start_admin_changes_the_password_at_login_and_creates_accounts(
     doctor = browser.new_context(viewport=VIEWPORT, base_url=first_start.url)
     try:
         page = doctor.new_page()
-        _log_in(page, "e2e-new-doc", "doc-initial-pass-1")
+        log_in(page, "e2e-new-doc", "doc-initial-pass-1")
         page.get_by_role("heading", name="Choose a new password").wait_for()
         assert "Teleconsult" not in _sidebar(page)
     finally:

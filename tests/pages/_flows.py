@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import date
@@ -18,6 +19,7 @@ import models.inference  # noqa: F401
 from core.findings import FINDINGS
 from core.settings import load_settings
 from core.views import View
+from models.inference import METRICS_PATH
 from pages import ui
 from storage import accounts, bootstrap, sessions
 from storage.actor import Actor
@@ -31,6 +33,10 @@ ADMIN_PASSWORD = "first-admin-pass-123"
 
 #: Generous: the machine is shared with model training.
 TIMEOUT_S = 120
+
+#: A real DICOM in ``samples/``.
+REAL_DICOM = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
+SHIPPED_CHECKPOINT = PROJECT_ROOT / "models" / "checkpoint.pt"
 
 #: (scan date, file, pneumonia probability): a rise of 29 points between the last two.
 SCANS = (
@@ -139,6 +145,49 @@ def page(name: str, actor: Actor) -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "pages" / name), default_timeout=TIMEOUT_S)
     log_in(at, actor)
     return at
+
+
+def shipped_result(**probabilities: float) -> ResultIn:
+    """A result recorded as the shipped model's (its checkpoint hash): 0.01 where not given."""
+    return ResultIn(
+        probabilities={**dict.fromkeys(FINDINGS, 0.01), **probabilities},
+        model_name="cxr-test",
+        model_version="1",
+        checkpoint_sha256=json.loads(METRICS_PATH.read_text())["model"]["sha256"],
+        thresholds=dict.fromkeys(FINDINGS, 0.5),
+        population="unknown",
+    )
+
+
+def save_small_scan(
+    db: Database,
+    actor: Actor,
+    when: date,
+    name: str,
+    view: View,
+    result: ResultIn | None,
+    seed: int,
+) -> int:
+    """Store a 96x80 scan of random pixels (from ``seed``) with ``result`` (None: unscored)."""
+    return save_scan(
+        db,
+        actor,
+        pixels=np.random.default_rng(seed).random((96, 80), dtype=np.float32),
+        metadata={"source_format": "png", "width": 80, "height": 96},
+        enhancement={},
+        scan_date=when,
+        filename=name,
+        view=view,
+        result=result,
+    )
+
+
+def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
+    """Hand ``(name, bytes)`` files to the page's first uploader and rerun it."""
+    at.file_uploader[0].set_value(
+        [(name, data, "application/octet-stream") for name, data in files]
+    )
+    return at.run()
 
 
 def texts(at: AppTest) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import streamlit as st
 
 from pages import ui
 from storage.db import Database
-from tests.pages._flows import open_database
+from tests.pages._flows import SHIPPED_CHECKPOINT, open_database
 
 
 @pytest.fixture
@@ -18,3 +19,12 @@ def db(tmp_path, monkeypatch) -> Iterator[Database]:
     yield database
     database.close()
     ui.get_database.clear()
+
+
+@pytest.fixture
+def shipped_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app uses the model shipped in models/checkpoint.pt; fails when it is missing."""
+    if not SHIPPED_CHECKPOINT.is_file():
+        pytest.fail("the shipped checkpoint models/checkpoint.pt is missing")
+    monkeypatch.setenv("MODEL_CHECKPOINT", str(SHIPPED_CHECKPOINT))
+    st.cache_resource.clear()

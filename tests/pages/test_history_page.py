@@ -2,46 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 
-import numpy as np
 import pytest
 
-from core.findings import FINDINGS
 from core.views import View
-from models.inference import METRICS_PATH
 from storage import accounts
 from storage.profile import set_birth_year
-from storage.results import ResultIn
-from storage.scans import list_scans, save_scan
-from tests.pages._flows import PASSWORD, page, texts
-
-SHIPPED_SHA = json.loads(METRICS_PATH.read_text())["model"]["sha256"]
+from storage.scans import list_scans
+from tests.pages._flows import PASSWORD, page, save_small_scan, shipped_result, texts
 
 
 def _save(db, actor, when: date, name: str, view: View, seed: int) -> int:
-    result = None
-    if view is not View.LATERAL:
-        result = ResultIn(
-            probabilities={**dict.fromkeys(FINDINGS, 0.01), "bacterial_pneumonia": 0.9},
-            model_name="cxr-test",
-            model_version="1",
-            checkpoint_sha256=SHIPPED_SHA,
-            thresholds=dict.fromkeys(FINDINGS, 0.5),
-            population="unknown",
-        )
-    return save_scan(
-        db,
-        actor,
-        pixels=np.random.default_rng(seed).random((96, 80), dtype=np.float32),
-        metadata={"source_format": "png", "width": 80, "height": 96},
-        enhancement={},
-        scan_date=when,
-        filename=name,
-        view=view,
-        result=result,
-    )
+    # Side views are not scored, as on the upload page.
+    result = None if view is View.LATERAL else shipped_result(bacterial_pneumonia=0.9)
+    return save_small_scan(db, actor, when, name, view, result, seed)
 
 
 @pytest.fixture

@@ -2,46 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 
-import numpy as np
-
-from core.findings import FINDINGS
 from core.views import View
-from models.inference import METRICS_PATH
 from storage import accounts
 from storage.profile import set_birth_year
-from storage.results import ResultIn
-from storage.scans import save_scan
-from tests.pages._flows import PASSWORD, page, texts
-
-SHIPPED_SHA = json.loads(METRICS_PATH.read_text())["model"]["sha256"]
+from tests.pages._flows import PASSWORD, page, save_small_scan, shipped_result, texts
 
 
 def _scan(db, actor, when: date, bacterial: float, covid: float, seed: int) -> int:
-    return save_scan(
-        db,
-        actor,
-        pixels=np.random.default_rng(seed).random((96, 80), dtype=np.float32),
-        metadata={"source_format": "png", "width": 80, "height": 96},
-        enhancement={},
-        scan_date=when,
-        filename=f"{when}.png",
-        view=View.PA,
-        result=ResultIn(
-            probabilities={
-                **dict.fromkeys(FINDINGS, 0.01),
-                "bacterial_pneumonia": bacterial,
-                "covid19": covid,
-            },
-            model_name="cxr-test",
-            model_version="1",
-            checkpoint_sha256=SHIPPED_SHA,
-            thresholds=dict.fromkeys(FINDINGS, 0.5),
-            population="unknown",
-        ),
-    )
+    result = shipped_result(bacterial_pneumonia=bacterial, covid19=covid)
+    return save_small_scan(db, actor, when, f"{when}.png", View.PA, result, seed)
 
 
 def test_an_adults_timeline_hides_and_never_flags_the_childrens_findings(db) -> None:

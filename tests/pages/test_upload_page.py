@@ -8,37 +8,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.findings import DISCLAIMER
 from core.imaging import UnsupportedFormat
 from models import inference
 from storage.scans import list_scans
-from tests.pages._flows import PROJECT_ROOT, TIMEOUT_S, open_world, page, texts
-
-REAL_DICOM = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
-SHIPPED_CHECKPOINT = PROJECT_ROOT / "models" / "checkpoint.pt"
+from tests.pages._flows import PROJECT_ROOT, REAL_DICOM, TIMEOUT_S, open_world, page, texts, upload
 
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     return open_world(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def shipped_model(monkeypatch):
-    if not SHIPPED_CHECKPOINT.is_file():
-        pytest.fail("the shipped checkpoint models/checkpoint.pt is missing")
-    monkeypatch.setenv("MODEL_CHECKPOINT", str(SHIPPED_CHECKPOINT))
-    st.cache_resource.clear()
-
-
-def _upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
-    at.file_uploader[0].set_value(
-        [(name, data, "application/octet-stream") for name, data in files]
-    )
-    return at.run()
 
 
 def test_home_page_states_scope_and_disclaimer() -> None:
@@ -65,7 +46,7 @@ def test_upload_page_without_a_file_invites_an_upload(world) -> None:
 
 
 def test_dicom_upload_without_model_shows_image_and_says_so(world, samples_dir: Path) -> None:
-    at = _upload(
+    at = upload(
         page("upload.py", world.alice).run(), ("scan", (samples_dir / REAL_DICOM).read_bytes())
     )
     assert not at.exception
@@ -78,7 +59,7 @@ def test_dicom_upload_without_model_shows_image_and_says_so(world, samples_dir: 
 def test_dicom_upload_shows_probabilities_heatmap_and_saves(
     world, shipped_model, samples_dir: Path
 ) -> None:
-    at = _upload(
+    at = upload(
         page("upload.py", world.alice).run(), ("scan.dcm", (samples_dir / REAL_DICOM).read_bytes())
     )
     assert not at.exception and not at.error
@@ -111,7 +92,7 @@ def test_dicom_upload_shows_probabilities_heatmap_and_saves(
 
 def test_two_reruns_load_the_model_once(world, shipped_model, samples_dir: Path) -> None:
     before = inference.load_count()
-    at = _upload(
+    at = upload(
         page("upload.py", world.alice).run(),
         ("a.png", (samples_dir / "00000001_000.png").read_bytes()),
     )
@@ -139,7 +120,7 @@ def test_bad_upload_shows_one_sentence_and_keeps_nothing(
     world, name: str, data: bytes, message: str
 ) -> None:
     before = len(list_scans(world.db, world.alice, world.alice.user_id))
-    at = _upload(page("upload.py", world.alice).run(), (name, data))
+    at = upload(page("upload.py", world.alice).run(), (name, data))
     assert not at.exception
     assert [error.value for error in at.error] == [f"{name} cannot be used: {message}"]
     assert not at.get("image")

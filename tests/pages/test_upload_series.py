@@ -6,16 +6,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.views import VIEW_LABELS, View
 from storage.profile import get_birth_year, set_birth_year
 from storage.scans import list_scans
-from tests.pages._flows import PROJECT_ROOT, open_world, page, texts
+from tests.pages._flows import REAL_DICOM, open_world, page, texts, upload
 
-REAL_DICOM = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
-SHIPPED_CHECKPOINT = PROJECT_ROOT / "models" / "checkpoint.pt"
 #: A real adult film: nih_adult/labels.csv gives age 68, AP view.
 NIH_ADULT = "nih_adult/test/Pneumonia/00000415_001.jpeg"
 #: A real film of a child aged 1-5 (Kermany).
@@ -25,21 +22,6 @@ KERMANY_CHILD = "kermany/test/PNEUMONIA/person100_bacteria_475.jpeg"
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     return open_world(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def shipped_model(monkeypatch):
-    if not SHIPPED_CHECKPOINT.is_file():
-        pytest.fail("the shipped checkpoint models/checkpoint.pt is missing")
-    monkeypatch.setenv("MODEL_CHECKPOINT", str(SHIPPED_CHECKPOINT))
-    st.cache_resource.clear()
-
-
-def _upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
-    at.file_uploader[0].set_value(
-        [(name, data, "application/octet-stream") for name, data in files]
-    )
-    return at.run()
 
 
 def _edit(at: AppTest, rows: dict[int, dict[str, str]]) -> AppTest:
@@ -59,8 +41,8 @@ def _saved(world) -> list:
 
 def test_one_file_and_several_files_take_the_same_table(world, samples_dir: Path) -> None:
     png = (samples_dir / "00000001_000.png").read_bytes()
-    one = _upload(page("upload.py", world.alice).run(), ("a.png", png))
-    several = _upload(
+    one = upload(page("upload.py", world.alice).run(), ("a.png", png))
+    several = upload(
         page("upload.py", world.alice).run(),
         ("a.png", png),
         ("b.png", (samples_dir / "00027426_000.png").read_bytes()),
@@ -75,7 +57,7 @@ def test_one_file_and_several_files_take_the_same_table(world, samples_dir: Path
 def test_save_is_enabled_only_when_every_row_has_a_date_and_a_view(
     world, samples_dir: Path
 ) -> None:
-    at = _upload(
+    at = upload(
         page("upload.py", world.alice).run(),
         ("front.png", (samples_dir / "00000001_000.png").read_bytes()),
         ("chest_2026-01-05.png", (samples_dir / "00027426_000.png").read_bytes()),
@@ -102,7 +84,7 @@ def test_a_series_is_saved_with_each_rows_date_and_view_and_once_only(
     world, samples_dir: Path
 ) -> None:
     before = len(_saved(world))
-    at = _upload(
+    at = upload(
         page("upload.py", world.alice).run(),
         ("chest_2026-01-05.png", (samples_dir / "00000001_000.png").read_bytes()),
         ("notes.png", b"just some text"),
@@ -137,8 +119,8 @@ def test_a_double_click_on_save_stores_each_file_once(world, samples_dir: Path) 
     """Two Save requests for the same table (the second sent before the first re-ran)."""
     files = [("chest_2026-01-05.png", (samples_dir / "00000001_000.png").read_bytes())]
     pa = {0: {"view": VIEW_LABELS[View.PA]}}
-    first = _edit(_upload(page("upload.py", world.alice).run(), *files), pa)
-    second = _edit(_upload(page("upload.py", world.alice).run(), *files), pa)
+    first = _edit(upload(page("upload.py", world.alice).run(), *files), pa)
+    second = _edit(upload(page("upload.py", world.alice).run(), *files), pa)
     before = len(_saved(world))
     first.button(key="upload_save").click().run()
     second.button(key="upload_save").click().run()
@@ -147,7 +129,7 @@ def test_a_double_click_on_save_stores_each_file_once(world, samples_dir: Path) 
 
 
 def test_a_dicom_age_offers_the_birth_year(world, samples_dir: Path) -> None:
-    at = _upload(
+    at = upload(
         page("upload.py", world.alice).run(), ("real.dcm", (samples_dir / REAL_DICOM).read_bytes())
     )
     at = _edit(at, {0: {"date": "2026-01-07"}})
@@ -177,7 +159,7 @@ def test_real_films_grey_what_was_learned_from_other_patients(
     world, shipped_model, shared_data: Path, path: str, birth_year: int, sentence: str
 ) -> None:
     set_birth_year(world.db, world.alice, birth_year)
-    at = _upload(
+    at = upload(
         page("upload.py", world.alice).run(), ("film.jpeg", (shared_data / path).read_bytes())
     )
     at = _edit(at, {0: {"view": VIEW_LABELS[View.AP], "date": "2026-01-05"}})
@@ -188,12 +170,12 @@ def test_real_films_grey_what_was_learned_from_other_patients(
 
 
 def test_edits_of_one_set_of_files_never_apply_to_the_next(world, samples_dir: Path) -> None:
-    at = _upload(
+    at = upload(
         page("upload.py", world.alice).run(),
         ("a.png", (samples_dir / "00000001_000.png").read_bytes()),
     )
     at = _edit(at, {0: {"view": VIEW_LABELS[View.LATERAL], "date": "2026-01-05"}})
     assert not at.button(key="upload_save").disabled
-    at = _upload(at, ("b.png", (samples_dir / "00027426_000.png").read_bytes()))
+    at = upload(at, ("b.png", (samples_dir / "00027426_000.png").read_bytes()))
     assert _table(at)["status"].tolist() == ["Enter the date the X-ray was taken and its view."]
     assert at.button(key="upload_save").disabled

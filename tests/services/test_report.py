@@ -13,6 +13,7 @@ from core.imaging import decode_scan
 from core.views import View
 from services.imports import classify, save_decoded_scan
 from services.report import build_scan_report
+from storage.actor import Actor
 from storage.notes import add_note
 from storage.profile import set_display_name
 from storage.scans import list_scans, save_scan
@@ -26,31 +27,39 @@ def _png_pixels(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
+def _alice_sharing_with_dr_bob(database, make_user) -> tuple[Actor, Actor]:
+    alice = make_user("alice")
+    dr_bob = make_user("dr_bob", role="clinician")
+    grant_access(database, alice, "dr_bob", hours=1)
+    return alice, dr_bob
+
+
+def _save_sample(
+    database, owner: Actor, samples_dir: Path, when: date, view: View, result, filename=JPEG
+) -> int:
+    scan = decode_scan((samples_dir / JPEG).read_bytes(), JPEG)
+    return save_decoded_scan(
+        database, owner, scan, scan_date=when, filename=filename, view=view, result=result
+    )
+
+
 def test_report_of_a_real_scan_with_its_previous_scan_heatmap_and_note(
     database, make_user, classifier, samples_dir: Path
 ) -> None:
-    alice = make_user("alice")
-    dr_bob = make_user("dr_bob", role="clinician")
-    scan = decode_scan((samples_dir / JPEG).read_bytes(), JPEG)
-    earlier = save_decoded_scan(
+    alice, dr_bob = _alice_sharing_with_dr_bob(database, make_user)
+    earlier = _save_sample(
         database,
         alice,
-        scan,
-        scan_date=date(2025, 1, 1),
+        samples_dir,
+        date(2025, 1, 1),
+        View.PA,
+        sample_result(0.1, classifier.info.version),
         filename="earlier.jpg",
-        view=View.PA,
-        result=sample_result(0.1, classifier.info.version),
     )
-    later = save_decoded_scan(
-        database,
-        alice,
-        scan,
-        scan_date=date(2025, 2, 1),
-        filename=JPEG,
-        view=View.PA,
-        result=classify(classifier, scan),
+    scan = decode_scan((samples_dir / JPEG).read_bytes(), JPEG)
+    later = _save_sample(
+        database, alice, samples_dir, date(2025, 2, 1), View.PA, classify(classifier, scan)
     )
-    grant_access(database, alice, "dr_bob", hours=1)
     add_note(database, dr_bob, later, "Compare with the next scan.", {"x": 10, "y": 20})
     scans = list_scans(database, alice, alice.user_id)
 
@@ -79,19 +88,8 @@ def test_report_of_a_real_scan_with_its_previous_scan_heatmap_and_note(
 def test_the_report_carries_the_display_name_and_the_readers_time_zone(
     database, make_user, classifier, samples_dir: Path
 ) -> None:
-    alice = make_user("alice")
-    dr_bob = make_user("dr_bob", role="clinician")
-    scan = decode_scan((samples_dir / JPEG).read_bytes(), JPEG)
-    scan_id = save_decoded_scan(
-        database,
-        alice,
-        scan,
-        scan_date=date(2025, 2, 1),
-        filename=JPEG,
-        view=View.AP,
-        result=None,
-    )
-    grant_access(database, alice, "dr_bob", hours=1)
+    alice, dr_bob = _alice_sharing_with_dr_bob(database, make_user)
+    scan_id = _save_sample(database, alice, samples_dir, date(2025, 2, 1), View.AP, None)
     scans = list_scans(database, alice, alice.user_id)
     assert build_scan_report(database, dr_bob, scans, scan_id, None).patient_name is None
     set_display_name(database, alice, "Alice Moreau")
@@ -105,19 +103,8 @@ def test_the_report_carries_the_display_name_and_the_readers_time_zone(
 
 
 def test_a_clinician_with_access_gets_the_same_report(database, make_user, samples_dir) -> None:
-    alice = make_user("alice")
-    dr_bob = make_user("dr_bob", role="clinician")
-    scan = decode_scan((samples_dir / JPEG).read_bytes(), JPEG)
-    scan_id = save_decoded_scan(
-        database,
-        alice,
-        scan,
-        scan_date=date(2025, 2, 1),
-        filename=JPEG,
-        view=View.PA,
-        result=sample_result(),
-    )
-    grant_access(database, alice, "dr_bob", hours=1)
+    alice, dr_bob = _alice_sharing_with_dr_bob(database, make_user)
+    scan_id = _save_sample(database, alice, samples_dir, date(2025, 2, 1), View.PA, sample_result())
     mine = build_scan_report(
         database, alice, list_scans(database, alice, alice.user_id), scan_id, None
     )

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -75,6 +75,34 @@ def _check_nothing_half_stored(db: Database, actor, acknowledged: set[int]) -> N
     assert {blob for _, blob in rows} <= stored, "a scan row lost its image"
     for scan_id, _ in rows:
         assert load_scan(db, actor, scan_id).pixels.size > 0
+
+
+def _uploads_across(db: Database, actor, fault: Callable[[], object]) -> None:
+    """Eight uploads in a thread with ``fault`` two uploads in: each completes or says so.
+
+    Nothing acknowledged is lost and no scan row is left without its image.
+    """
+    outcomes: list[ImportedScan] = []
+    first_two = threading.Event()
+
+    def uploads() -> None:
+        for seed in range(8):
+            try:
+                outcomes.append(_upload(db, actor, seed))
+            except Exception as exc:  # shown by the assertion below
+                outcomes.append(ImportedScan(f"film-{seed}.png", error=repr(exc)))
+            if len(outcomes) == 2:
+                first_two.set()
+
+    uploader = threading.Thread(target=uploads)
+    uploader.start()
+    assert first_two.wait(60)
+    fault()
+    uploader.join(120)
+
+    assert len(outcomes) == 8
+    assert all(o.ok or o.error in FAULT_SENTENCES for o in outcomes), outcomes
+    _check_nothing_half_stored(db, actor, {o.scan_id for o in outcomes if o.ok})
 
 
 def _free_port(below: int = 50_000) -> int:
@@ -199,35 +227,19 @@ def test_uploads_while_the_object_store_is_down_complete_or_say_so(own_seaweedfs
     db = open_database(settings)
     try:
         alice = accounts.operator_create_user(db, "alice", PASSWORD, "patient")
-        outcomes: list[ImportedScan] = []
-        first_two = threading.Event()
 
-        def uploads() -> None:
-            for seed in range(8):
-                try:
-                    outcomes.append(_upload(db, alice, seed))
-                except Exception as exc:  # shown by the assertion below
-                    outcomes.append(ImportedScan(f"film-{seed}.png", error=repr(exc)))
-                if len(outcomes) == 2:
-                    first_two.set()
+        def outage() -> None:
+            _stop_weed(script_env)
+            threading.Event().wait(3)  # a few seconds without the store, uploads going on
+            subprocess.run(
+                ["bash", "storage/SEAWEEDFS_SETUP.sh"],
+                cwd=PROJECT_ROOT,
+                env={**script_env, "SW_KEEP_DATA": "1"},
+                check=True,
+                capture_output=True,
+            )
 
-        uploader = threading.Thread(target=uploads)
-        uploader.start()
-        assert first_two.wait(60)
-        _stop_weed(script_env)
-        threading.Event().wait(3)  # a few seconds without the store, uploads going on
-        subprocess.run(
-            ["bash", "storage/SEAWEEDFS_SETUP.sh"],
-            cwd=PROJECT_ROOT,
-            env={**script_env, "SW_KEEP_DATA": "1"},
-            check=True,
-            capture_output=True,
-        )
-        uploader.join(120)
-
-        assert len(outcomes) == 8
-        assert all(o.ok or o.error in FAULT_SENTENCES for o in outcomes), outcomes
-        _check_nothing_half_stored(db, alice, {o.scan_id for o in outcomes if o.ok})
+        _uploads_across(db, alice, outage)
         assert _upload(db, alice, 100).ok  # the store is back: uploads work again
     finally:
         db.close()
@@ -270,27 +282,7 @@ def test_uploads_across_a_postgresql_restart_complete_or_say_so(own_postgres, tm
     db = open_database(settings)
     try:
         alice = accounts.operator_create_user(db, "alice", PASSWORD, "patient")
-        outcomes: list[ImportedScan] = []
-        first_two = threading.Event()
-
-        def uploads() -> None:
-            for seed in range(8):
-                try:
-                    outcomes.append(_upload(db, alice, seed))
-                except Exception as exc:  # shown by the assertion below
-                    outcomes.append(ImportedScan(f"film-{seed}.png", error=repr(exc)))
-                if len(outcomes) == 2:
-                    first_two.set()
-
-        uploader = threading.Thread(target=uploads)
-        uploader.start()
-        assert first_two.wait(60)
-        subprocess.run(restart, check=True, capture_output=True)
-        uploader.join(120)
-
-        assert len(outcomes) == 8
-        assert all(o.ok or o.error in FAULT_SENTENCES for o in outcomes), outcomes
-        _check_nothing_half_stored(db, alice, {o.scan_id for o in outcomes if o.ok})
+        _uploads_across(db, alice, lambda: subprocess.run(restart, check=True, capture_output=True))
         assert _upload(db, alice, 100).ok  # the pool reconnects: uploads work again
     finally:
         db.close()
