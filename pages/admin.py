@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -152,7 +154,8 @@ with audit_tab:
                         "patient id": e.patient_id,
                         "record": f"{e.record_type or ''} {e.record_id or ''}".strip(),
                         "EMERGENCY": "YES" if e.emergency else "",
-                        "details": e.details,
+                        # As text: values of mixed types in one column break Arrow.
+                        "details": json.dumps(e.details, sort_keys=True),
                     }
                     for e in events
                 ]

@@ -82,8 +82,12 @@ def _render(report: Report, scans: list[ScanSummary], version: str | None) -> No
             st.write(f"Scores from the model {report.model_words}.")
     stem = f"xray-report-{report.scan_date.isoformat()}-{report.scan_id}"
     left, right = st.columns(2)
+    # Laying out the PDF takes most of a second: build it only when it is asked for.
     left.download_button(
-        "Download PDF", report_to_pdf(report), file_name=f"{stem}.pdf", mime="application/pdf"
+        "Download PDF",
+        lambda: report_to_pdf(report),
+        file_name=f"{stem}.pdf",
+        mime="application/pdf",
     )
     right.download_button(
         "Download JSON", report_to_json(report), file_name=f"{stem}.json", mime="application/json"
