@@ -324,6 +324,8 @@ def _go_to(target: str) -> None:
         f"<script>window.location.replace({json.dumps(target)});</script>",
         unsafe_allow_javascript=True,
     )
+    # A browser that blocks or delays the script still has a way on.
+    st.link_button("Continue", target)
 
 
 def require_actor(*roles: str, allow_password_change: bool = False) -> Actor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 
 import pytest
@@ -47,7 +48,10 @@ def _call(handler, path: str, query: str = "", *, peer: str = "127.0.0.1", **hea
         "client": (peer, 50000),
         "server": ("127.0.0.1", 8501),
     }
-    return asyncio.run(handler(Request(scope)))
+    # A fresh event loop in its own thread: a browser test earlier in the same run may leave
+    # one running in this thread, where asyncio.run refuses to start another.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, handler(Request(scope))).result()
 
 
 def _cookie_header(response: Response) -> str:
