@@ -30,7 +30,7 @@ from tests.e2e.browser_steps import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-PATIENT, PASSWORD = "e2e-series", "series-Passw0rd-e2e"
+PATIENT, PASSWORD = "e2e-views", "views-Passw0rd-e2e"
 CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 CR_SAMPLE = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
 #: (file, NIH film or None for the relabelled CR film, study date, View Position, age).
