@@ -183,7 +183,13 @@ def _opened(page: Any) -> float:
 
 
 def _has_exception(page: Any) -> bool:
-    return page.locator('[data-testid="stException"]').count() > 0
+    """Whether the page shows a traceback box; its first line goes to stderr to be fixed."""
+    boxes = page.locator('[data-testid="stException"]')
+    if boxes.count() == 0:
+        return False
+    first_line = boxes.first.inner_text().strip().splitlines()[:2]
+    print(f"exception on {page.url}: {' '.join(first_line)}", file=sys.stderr, flush=True)
+    return True
 
 
 def _log_in(page: Any, username: str) -> float:

@@ -694,6 +694,8 @@ def timeline_table(
     frame: pd.DataFrame,
     flags: Mapping[int, list[str]] | None = None,
     same_day: Mapping[int, str] | None = None,
+    *,
+    with_model: bool = False,
 ) -> pd.DataFrame:
     """Shape the timeline frame for display: one row per scan and result, one column per finding.
 
@@ -701,16 +703,25 @@ def timeline_table(
         frame: Output of :func:`timeline_frame` (either mode).
         flags: Output of :func:`red_flags`.
         same_day: ``{scan_id: sentence}`` for films taken the same day as others.
+        with_model: Add a ``Model`` column (e.g. ``v1.2.0``), for the details view that
+            lists older models' results too; patients read the main table without it.
 
     Returns:
-        Columns ``Scan date``, ``View``, ``Model``, one per finding label (percent
+        Columns ``Scan date``, ``View``, (``Model``), one per finding label (percent
         strings), ``Note`` (abstention, same-day films) and ``Red flags``; newest scan first.
     """
     flags = flags or {}
     same_day = same_day or {}
     labels = [FINDING_LABELS[f] for f in FINDINGS]
     # No file name: patients know a film by its date and view (a DICOM name means nothing).
-    columns = ["Scan date", "View", "Model", *labels, "Note", "Red flags"]
+    columns = [
+        "Scan date",
+        "View",
+        *(["Model"] if with_model else []),
+        *labels,
+        "Note",
+        "Red flags",
+    ]
     if frame.empty:
         return pd.DataFrame(columns=columns)
     keys = ["scan_id", "result_id"]
@@ -720,10 +731,11 @@ def timeline_table(
         {
             "Scan date": pd.to_datetime(meta["scan_date"]).dt.date.map(date.isoformat),
             "View": meta["view"].map(lambda v: VIEW_LABELS[View(v)]),
-            "Model": meta["model_version"].astype(str).map(format_version),
         },
         index=meta.index,
     )
+    if with_model:
+        table["Model"] = meta["model_version"].astype(str).map(format_version)
     for label in labels:
         values = (
             wide[label].reindex(meta.index)

@@ -1,4 +1,4 @@
-"""Small wording rules shared by every page, report and command line: counts with plurals."""
+"""Small wording rules shared by every page, report and command line: plurals, literal text."""
 
 from __future__ import annotations
 
@@ -17,3 +17,19 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     """
     noun = singular if count == 1 else (plural_form or f"{singular}s")
     return f"{count} {noun}"
+
+
+#: Characters that Markdown (as Streamlit renders it, with LaTeX) would read as formatting.
+_MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()<>#+-.!|~$:")
+
+
+def markdown_literal(text: str) -> str:
+    """``text`` escaped so that Markdown shows it as typed (a file name, a user's words).
+
+    Args:
+        text: Any text, e.g. an uploaded file's name such as ``"*scan*_1.png"``.
+
+    Returns:
+        The text with every Markdown formatting character backslash-escaped.
+    """
+    return "".join(f"\\{char}" if char in _MARKDOWN_SPECIAL else char for char in text)

@@ -58,25 +58,32 @@ else:
         "Each test set comes from one source hospital population; a finding is judged within "
         "its own source so that the model cannot score by telling children from adults."
     )
-    tabs = st.tabs([performance.source_label(s) for s in sources])
-    for tab, source in zip(tabs, sources, strict=True):
-        with tab:
-            rows = table[table["source"] == source].drop(columns="source")
-            st.dataframe(rows, hide_index=True, width="stretch")
-            roc = performance.roc_figure(report, source)
-            if roc is not None:
-                st.markdown("**ROC curves**")
-                st.plotly_chart(roc, key=f"roc_{source}")
-            columns = st.columns(max(len(rows), 1))
-            # Not strict: with no rows there is still one (empty) column.
-            for column, finding in zip(columns, rows["finding"], strict=False):
-                fig = performance.finding_confusion_figure(report, source, finding)
-                if fig is not None:
-                    column.plotly_chart(fig, key=f"confusion_{source}_{finding}")
-            reliability = performance.reliability_figure(report, source)
-            if reliability is not None:
-                st.markdown("**Reliability diagram** (points on the diagonal are well calibrated)")
-                st.plotly_chart(reliability, key=f"reliability_{source}")
+    # One test set at a time: tabs would draw every set's dozen charts on each visit.
+    source = st.segmented_control(
+        "Test set",
+        sources,
+        default=sources[0],
+        format_func=performance.source_label,
+        key="performance_source",
+    )
+    if source is None:  # a second click on the chosen set clears the choice
+        source = sources[0]
+    rows = table[table["source"] == source].drop(columns="source")
+    st.dataframe(rows, hide_index=True, width="stretch")
+    roc = performance.roc_figure(report, source)
+    if roc is not None:
+        st.markdown("**ROC curves**")
+        st.plotly_chart(roc, key=f"roc_{source}")
+    columns = st.columns(max(len(rows), 1))
+    # Not strict: with no rows there is still one (empty) column.
+    for column, finding in zip(columns, rows["finding"], strict=False):
+        fig = performance.finding_confusion_figure(report, source, finding)
+        if fig is not None:
+            column.plotly_chart(fig, key=f"confusion_{source}_{finding}")
+    reliability = performance.reliability_figure(report, source)
+    if reliability is not None:
+        st.markdown("**Reliability diagram** (points on the diagonal are well calibrated)")
+        st.plotly_chart(reliability, key=f"reliability_{source}")
 
 three_way = performance.three_way_figure(report)
 if three_way is not None:

@@ -124,8 +124,8 @@ def _render_original(db: Database, actor: Actor, scan_id: int) -> None:
 def _render_delete(db: Database, actor: Actor, scan: ScanSummary, name: str) -> None:
     with st.popover(f"Delete the scan of {name}"):
         st.write(
-            f"Delete the scan of {name} (file {scan.filename})? This removes its image, "
-            "results and notes for good."
+            f"Delete the scan of {name}, shown above? This removes its image, results and "
+            "notes for good."
         )
         confirmed = st.checkbox(
             f"Yes, delete the scan of {name}", key=f"history_confirm_delete_{scan.id}"

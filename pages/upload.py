@@ -23,7 +23,7 @@ from core.overlay import overlay_heatmap
 from core.results import probability_figure
 from core.view_pictures import frontal_picture, lateral_picture
 from core.views import VIEW_LABELS, View
-from core.words import plural
+from core.words import markdown_literal, plural
 from models.inference import Classifier
 from pages.readings import birth_year_of, render_reading
 from pages.ui import current_classifier, get_database, require_actor, show_disclaimer, show_error
@@ -161,21 +161,22 @@ def _default_view_label(file: SeriesFile) -> str | None:
     return VIEW_LABELS[file.header_view] if file.header_view is not None else None
 
 
-def _status(file: SeriesFile, problem: str | None, view: View | None) -> str:
+def _status(file: SeriesFile, problem: str | None, view: View | None) -> tuple[str, str]:
+    """The row's state in a few words for its table cell, and in whole sentences for below."""
     if file.error is not None:
-        return f"Cannot be used: {file.error}"
+        return "Cannot be used", f"Cannot be used: {file.error}"
     if file.saved is not None:
-        return file.saved.sentence
+        return "Already saved", file.saved.sentence
     if file.same_as is not None:
-        return f"The same file as {file.same_as} above: it is saved once."
+        return "Same file as above", f"The same file as {file.same_as} above: it is saved once."
     if problem is not None:
         study = file.scan.metadata.study_date if file.scan is not None else None
         if study is not None and file.suggested is None:
-            return (
+            problem = (
                 f"The file's date {study.isoformat()} looks like a placeholder from an "
                 f"anonymised file. {problem}"
             )
-        return problem
+        return "Needs your input", problem
     words = ["Ready to save."]
     if file.suggested is not None:
         words.append(f"Date {file.suggested.source}.")
@@ -183,7 +184,7 @@ def _status(file: SeriesFile, problem: str | None, view: View | None) -> str:
         words.append("View from the file.")
     if file.scan is not None and view is not None:
         words.extend(file_view_notes(file.scan, view))
-    return " ".join(words)
+    return "Ready to save", " ".join(words)
 
 
 def _render_table(
@@ -192,6 +193,11 @@ def _render_table(
     views: dict[int, View | None],
     problems: dict[int, str],
 ) -> None:
+    """The editable table (a few words of status per row), then each row's whole sentences.
+
+    A table cell cuts a long sentence, so the cell names the state and the sentences follow.
+    """
+    statuses = [_status(f, problems.get(i), views.get(i)) for i, f in enumerate(checked)]
     frame = pd.DataFrame(
         {
             "preview": [f.thumbnail for f in checked],
@@ -199,7 +205,7 @@ def _render_table(
             # datetime64 with NaT for empty dates, so the date column stays editable.
             "date": pd.to_datetime([f.suggested.day if f.suggested else None for f in checked]),
             "view": [_default_view_label(f) for f in checked],
-            "status": [_status(f, problems.get(i), views.get(i)) for i, f in enumerate(checked)],
+            "status": [short for short, _ in statuses],
         }
     )
     st.data_editor(
@@ -226,9 +232,13 @@ def _render_table(
                 "guide above.",
                 options=list(_VIEW_BY_LABEL),
             ),
-            "status": st.column_config.TextColumn("Status", width="large"),
+            "status": st.column_config.TextColumn("Status"),
         },
     )
+    for file, (_, sentences) in zip(checked, statuses, strict=True):
+        # Unusable files get an error box of their own below.
+        if file.error is None:
+            st.markdown(f"**{markdown_literal(file.name)}**: {markdown_literal(sentences)}")
 
 
 def _render_birth_year_offer(

@@ -199,12 +199,18 @@ def render_timeline(
             for scan_id, reasons in flags.items():
                 st.warning(f"Scan of {names[scan_id]}: " + " ".join(reasons))
         table = timeline_table(frame, flags, same_day)
-        # The whole sentences are in the warnings above: a table cell would cut them.
+        # The whole sentences are in the warnings above: the table only points to them.
         table["Red flags"] = table["Red flags"].map(lambda text: "yes, see above" if text else "")
-        st.dataframe(table, hide_index=True, key=f"{key}_table")
-        with st.expander("Every stored result, older model versions included"):
-            st.dataframe(
-                timeline_table(timeline_frame(scans, version, all_results=True)), hide_index=True
+        # A static table wraps each note; an interactive grid would cut it mid-sentence.
+        st.table(table, hide_index=True)
+        with st.expander("Details: every stored result and the model behind it"):
+            st.table(
+                timeline_table(
+                    timeline_frame(scans, version, all_results=True),
+                    same_day=same_day,
+                    with_model=True,
+                ),
+                hide_index=True,
             )
     _render_unplotted(scans)
     if can_edit:

@@ -1,8 +1,10 @@
-"""Counts with their noun in the right number."""
+"""Counts with their noun in the right number; text shown literally in Markdown."""
 
 from __future__ import annotations
 
-from core.words import plural
+import re
+
+from core.words import markdown_literal, plural
 
 
 def test_one_is_singular_and_every_other_count_plural() -> None:
@@ -13,3 +15,12 @@ def test_one_is_singular_and_every_other_count_plural() -> None:
 def test_an_irregular_plural_is_used_when_given() -> None:
     assert plural(1, "analysis", "analyses") == "1 analysis"
     assert plural(3, "analysis", "analyses") == "3 analyses"
+
+
+def test_markdown_literal_escapes_every_formatting_character_and_nothing_else() -> None:
+    name = "*scan*_2026-01-05 [copy](x).png :material/home: $x$ ~a~ `b` #1 <i>"
+    escaped = markdown_literal(name)
+    assert escaped.startswith(r"\*scan\*\_2026\-01\-05 \[copy\]\(x\)\.png \:material/home\:")
+    assert re.sub(r"\\(.)", r"\1", escaped) == name, "only backslashes were added"
+    assert not re.search(r"(?<!\\)[*_`\[\]()$~#<>:]", escaped), "no bare formatting character"
+    assert markdown_literal("plain name 12") == "plain name 12"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import date
@@ -19,6 +20,7 @@ import models.inference  # noqa: F401
 from core.findings import FINDINGS
 from core.settings import load_settings
 from core.views import View
+from core.words import markdown_literal
 from models.inference import METRICS_PATH
 from pages import ui
 from storage import accounts, bootstrap, sessions
@@ -188,6 +190,19 @@ def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
         [(name, data, "application/octet-stream") for name, data in files]
     )
     return at.run()
+
+
+def upload_statuses(at: AppTest) -> list[str]:
+    """The whole status sentences under the upload table, in row order, unescaped (an
+    unusable file has an error box instead and no sentence here)."""
+    (editor,) = at.data_editor
+    heads = [f"**{markdown_literal(name)}**: " for name in editor.value["file"]]
+    return [
+        re.sub(r"\\(.)", r"\1", md.value.removeprefix(head))
+        for head in heads
+        for md in at.markdown
+        if md.value.startswith(head)
+    ]
 
 
 def texts(at: AppTest) -> str:

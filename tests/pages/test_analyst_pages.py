@@ -189,6 +189,16 @@ def test_performance_page_shows_targets_and_misses(analyst: Actor, env: dict[str
     assert targets.loc["3-way accuracy (normal/bacterial/viral)", "status"] == "not measured"
     assert targets.loc["COVID-19 AUC, COVID test", "status"] == "met"
     assert len(at.get("plotly_chart")) >= 2  # ROC curves and confusion matrices
+    # One test set is drawn at a time; choosing the other shows its findings only.
+    assert list(at.dataframe[1].value["finding"]) == ["pneumonia"]
+    at.segmented_control(key="performance_source").set_value("covid_test")
+    path.write_text(json.dumps(report))
+    try:
+        at = at.run()
+    finally:
+        path.unlink()
+    assert not at.exception
+    assert list(at.dataframe[1].value["finding"]) == ["covid19"]
 
 
 def test_performance_page_shows_the_shipped_validity_table(analyst: Actor, env) -> None:

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from pages.ui import GENERIC_ERROR
 from services import viewing
-from tests.pages._flows import TIMEOUT_S, World, open_world, page, texts
+from tests.pages._flows import TIMEOUT_S, World, open_world, page, texts, upload_statuses
 
 #: What a library might raise deep inside a use case; none of it is for a patient's eyes.
 LIBRARY_TEXT = "could not broadcast input array from shape (3,) into shape (96,80)"
@@ -59,7 +59,8 @@ def test_a_batch_file_without_any_date_says_what_to_do(world: World, samples_dir
     at = at.run()
     assert not at.exception
     (editor,) = at.data_editor
-    assert editor.value["status"].tolist() == [
+    assert editor.value["status"].tolist() == ["Needs your input", "Same file as above"]
+    assert upload_statuses(at) == [
         "Enter the date the X-ray was taken and its view.",
         "The same file as a.png above: it is saved once.",
     ]

@@ -44,7 +44,7 @@ def test_the_selected_scan_is_shown_named_and_deleted_not_the_one_shown_before(
     assert "5 Jan 2026, side (lateral)" in _headings(at)
     assert "7 Jan 2026, frontal (PA, standing)" not in _headings(at)
     shown = texts(at)
-    assert "Delete the scan of 5 Jan 2026, side (lateral) (file older.png)?" in shown
+    assert "Delete the scan of 5 Jan 2026, side (lateral), shown above?" in shown
     assert "not scored" in shown
 
     assert at.button(key=f"history_delete_{older}").disabled

@@ -34,7 +34,7 @@ def test_timeline_plots_three_scans_by_date_with_the_red_flag(world: World) -> N
     )
     figure = at.get("plotly_chart")[0]
     assert '"2026-02-01' in figure.proto.spec and '"2026-04-01' in figure.proto.spec
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["Scan date"]) == ["2026-04-01", "2026-03-02", "2026-02-01"]
     assert list(table["Pneumonia"]) == ["41%", "12%", "10%"]
     assert "Pneumonia rose from 12% to 41% since the PA film of 2026-03-02." in text
@@ -47,7 +47,7 @@ def test_correcting_a_scan_date_moves_the_scan_on_the_timeline(world: World) -> 
     at.button(key="date_save").click()
     at = at.run()
     assert not at.exception
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["Scan date"]) == ["2026-05-01", "2026-04-01", "2026-03-02"]
     summaries = list_scans(world.db, world.alice, world.alice.user_id)
     assert {s.scan_date.isoformat() for s in summaries} == {
@@ -116,14 +116,14 @@ def test_rescore_with_a_new_model_keeps_old_results_and_heatmaps_work(
     at = page("timeline.py", world.alice).run()
     assert not at.exception
     assert "3 frontal scans of yours have no result of the current model (v2)" in texts(at)
-    assert list(at.dataframe[0].value["Model"]) == ["v1", "v1", "v1"]
+    main, details = at.table
+    assert "Model" not in main.value.columns, "the model's identity is in the details"
+    assert list(details.value["Model"]) == ["v1", "v1", "v1"]
     at.button(key="rescore").click()
     at = at.run()
     assert not at.exception
     assert "Re-scored 3 scans with model v2." in texts(at)
-    assert list(at.dataframe[0].value["Model"]) == ["v2", "v2", "v2"]
-    every = at.dataframe[1].value
-    assert sorted(every["Model"]) == ["v1", "v1", "v1", "v2", "v2", "v2"], (
+    assert sorted(at.table[1].value["Model"]) == ["v1", "v1", "v1", "v2", "v2", "v2"], (
         "older results kept and labelled"
     )
     summaries = list_scans(world.db, world.alice, world.alice.user_id)

@@ -14,7 +14,16 @@ from core.findings import DISCLAIMER
 from core.imaging import UnsupportedFormat
 from models import inference
 from storage.scans import list_scans
-from tests.pages._flows import PROJECT_ROOT, REAL_DICOM, TIMEOUT_S, open_world, page, texts, upload
+from tests.pages._flows import (
+    PROJECT_ROOT,
+    REAL_DICOM,
+    TIMEOUT_S,
+    open_world,
+    page,
+    texts,
+    upload,
+    upload_statuses,
+)
 
 
 @pytest.fixture
@@ -74,7 +83,8 @@ def test_dicom_upload_shows_probabilities_heatmap_and_saves(
     # The sample's anonymised Study Date (1901) is named as such and not pre-filled: the
     # patient enters it, and Save waits for it.
     (editor,) = at.data_editor
-    assert "looks like a placeholder" in editor.value["status"][0]
+    assert editor.value["status"][0] == "Needs your input"
+    assert "looks like a placeholder" in upload_statuses(at)[0]
     assert at.button(key="upload_save").disabled
     at.session_state["upload_table"] = {
         "edited_rows": {0: {"date": "2026-05-01"}},

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from core.views import VIEW_LABELS, View
 from storage.profile import get_birth_year, set_birth_year
 from storage.scans import list_scans
-from tests.pages._flows import REAL_DICOM, open_world, page, texts, upload
+from tests.pages._flows import REAL_DICOM, open_world, page, texts, upload, upload_statuses
 
 #: A real adult film: nih_adult/labels.csv gives age 68, AP view.
 NIH_ADULT = "nih_adult/test/Pneumonia/00000415_001.jpeg"
@@ -62,7 +62,7 @@ def test_save_is_enabled_only_when_every_row_has_a_date_and_a_view(
         ("front.png", (samples_dir / "00000001_000.png").read_bytes()),
         ("chest_2026-01-05.png", (samples_dir / "00027426_000.png").read_bytes()),
     )
-    statuses = _table(at)["status"].tolist()
+    statuses = upload_statuses(at)
     assert statuses == ["Enter the date the X-ray was taken and its view.", "Enter its view."]
     assert _table(at)["date"].tolist()[1].date() == date(2026, 1, 5), "date from the file name"
     assert at.button(key="upload_save").disabled
@@ -77,7 +77,7 @@ def test_save_is_enabled_only_when_every_row_has_a_date_and_a_view(
         },
     )
     assert not at.button(key="upload_save").disabled
-    assert _table(at)["status"].tolist()[1].startswith("Ready to save.")
+    assert upload_statuses(at)[1].startswith("Ready to save.")
 
 
 def test_a_series_is_saved_with_each_rows_date_and_view_and_once_only(
@@ -94,7 +94,7 @@ def test_a_series_is_saved_with_each_rows_date_and_view_and_once_only(
         "notes.png cannot be used: This file is not a PNG, JPEG or DICOM image."
     )
     # The DICOM states its view (PA) but only a placeholder date.
-    assert "looks like a placeholder" in _table(at)["status"].tolist()[2]
+    assert "looks like a placeholder" in upload_statuses(at)[1], "notes.png has an error box"
     at = _edit(at, {0: {"view": VIEW_LABELS[View.LATERAL]}, 2: {"date": "2026-01-07"}})
     assert at.button(key="upload_save").label == "Save 2 scans to my record"
     at = at.button(key="upload_save").click().run()
@@ -110,7 +110,7 @@ def test_a_series_is_saved_with_each_rows_date_and_view_and_once_only(
     assert (new["real.dcm"].scan_date, new["real.dcm"].view) == (date(2026, 1, 7), View.PA)
 
     # The page now knows both files: nothing is left to save.
-    statuses = _table(at)["status"].tolist()
+    statuses = upload_statuses(at)
     assert statuses[0].startswith("Already in your record: the X-ray of 2026-01-05, saved on")
     assert at.button(key="upload_save").disabled
 
@@ -177,5 +177,5 @@ def test_edits_of_one_set_of_files_never_apply_to_the_next(world, samples_dir: P
     at = _edit(at, {0: {"view": VIEW_LABELS[View.LATERAL], "date": "2026-01-05"}})
     assert not at.button(key="upload_save").disabled
     at = upload(at, ("b.png", (samples_dir / "00027426_000.png").read_bytes()))
-    assert _table(at)["status"].tolist() == ["Enter the date the X-ray was taken and its view."]
+    assert upload_statuses(at) == ["Enter the date the X-ray was taken and its view."]
     assert at.button(key="upload_save").disabled

@@ -35,7 +35,7 @@ def test_marking_a_scan_lateral_takes_it_off_the_timeline_and_is_audited(world: 
     text = texts(at)
     assert NOT_SCORED_SENTENCE in text
     # Its old result is kept in the record but no longer plotted nor flagged.
-    assert list(at.dataframe[0].value["Scan date"]) == ["2026-03-02", "2026-02-01"]
+    assert list(at.table[0].value["Scan date"]) == ["2026-03-02", "2026-02-01"]
     assert "rose" not in text
     [april_now] = [
         s for s in list_scans(world.db, world.alice, world.alice.user_id) if s.id == april
