@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,25 +54,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def report_for_checkpoint(path: Path, sha256: str) -> dict | None:
-    """A JSON report about one checkpoint (evaluation, noise), if it describes that very file.
-
-    Args:
-        path: The report, with ``{"model": {"sha256": ...}}``.
-        sha256: SHA-256 of the loaded checkpoint.
-
-    Returns:
-        The parsed report, or None when it is missing, unreadable or about another checkpoint.
-    """
-    try:
-        report = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(report, dict) or report.get("model", {}).get("sha256") != sha256:
-        return None
-    return report
 
 
 def save_checkpoint(

@@ -28,6 +28,7 @@ from models.architecture import ARCHITECTURE_NAME
 from models.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 from models.populations import POPULATIONS, UNKNOWN, population_for_age
 from models.preprocess import preprocess
+from models.reports import METRICS_PATH
 from models.trajectory import NOISE_PATH, load_noise_bands
 from models.validity import FindingValidity, load_validity, not_evaluated
 
@@ -42,8 +43,6 @@ _COLOUR_LIMIT = 0.04
 #: Pixel standard deviation below which an image is blank.
 _BLANK_LIMIT = 0.02
 
-#: The evaluation report next to the shipped checkpoint, holding its validity table.
-METRICS_PATH = Path(__file__).resolve().parent / "metrics.json"
 
 _load_count = 0
 

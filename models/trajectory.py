@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.checkpoint import report_for_checkpoint
+from models.reports import report_for_checkpoint
 
 MODELS_DIR = Path(__file__).resolve().parent
 NOISE_PATH = MODELS_DIR / "noise.json"

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.checkpoint import report_for_checkpoint
 from models.populations import PLURALS, UNKNOWN
+from models.reports import report_for_checkpoint
 
 #: A finding is valid for a population when its test AUC reaches this value ...
 MIN_AUC = 0.70

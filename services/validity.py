@@ -16,8 +16,8 @@ from typing import Protocol
 
 from core.age import age_at
 from core.reading import ResultReading, read_result
-from models.inference import METRICS_PATH
 from models.populations import UNKNOWN, population_for_age
+from models.reports import METRICS_PATH
 from models.validity import FindingValidity, load_validity
 
 

@@ -234,16 +234,12 @@ def authenticate(db: Database, username: str, password: str, client_id: str | No
     with db.transaction() as session:
         wait_until = login_delay.not_before(session, name, client_id)
         if wait_until is not None:
-            # Refused before any password work: the delay is what slows the guesser.
-            audit.append(
-                session,
-                db,
-                "login_failed",
-                actor_username=name,
-                details={"reason": "throttled", "client": client_id or "unknown"},
-            )
+            # Refused before any password work: the delay is what slows the guesser. Counted,
+            # and audited as a number with the next attempt that is heard.
+            login_delay.record_refusal(session, name, client_id)
             ok = False
         else:
+            refused = login_delay.take_refusals(session, name, client_id)
             user = session.exec(select(schema.User).where(schema.User.username == name)).first()
             # Verify even for unknown users so every failure costs the same time.
             matches = passwords.verify_password(user.password_hash if user else None, password)
@@ -251,13 +247,10 @@ def authenticate(db: Database, username: str, password: str, client_id: str | No
             if not ok:
                 wait_until = login_delay.record_failure(session, name, client_id)
                 reason = "bad_credentials" if user is None or not matches else "disabled"
-                audit.append(
-                    session,
-                    db,
-                    "login_failed",
-                    actor_username=name,
-                    details={"reason": reason, "client": client_id or "unknown"},
-                )
+                details: dict[str, object] = {"reason": reason, "client": client_id or "unknown"}
+                if refused:
+                    details["refused_while_delayed"] = refused
+                audit.append(session, db, "login_failed", actor_username=name, details=details)
         if ok:
             # ``ok`` implies a known user whose stored hash matched the password.
             assert user is not None and user.password_hash is not None
@@ -266,7 +259,7 @@ def authenticate(db: Database, username: str, password: str, client_id: str | No
                 user.password_hash = passwords.hash_password(password)
                 session.add(user)
             actor = Actor(schema.stored_id(user.id), user.username, user.role)
-            _audit_login(session, db, actor, user.must_change_password, client_id)
+            _audit_login(session, db, actor, user.must_change_password, client_id, refused)
     if not ok:
         raise AuthError(_login_failed_message(wait_until))
     return actor
@@ -313,9 +306,16 @@ def admin_clear_throttle(db: Database, admin: Actor, username: str) -> int:
 
 
 def _audit_login(
-    session: Session, db: Database, actor: Actor, pending_change: bool, client_id: str | None
+    session: Session,
+    db: Database,
+    actor: Actor,
+    pending_change: bool,
+    client_id: str | None,
+    refused: int,
 ) -> None:
     details: dict[str, object] = {"method": "password"}
+    if refused:
+        details["refused_while_delayed"] = refused
     if pending_change:
         # A login with a reset (temporary) password may be the admin who saw it: it goes into
         # the user's own access list, with where it came from (see storage.access_log).

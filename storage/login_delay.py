@@ -6,7 +6,9 @@ further failure, up to :data:`MAX_DELAY`. The owner, logging in from another cli
 delayed by someone else's guesses: nobody can lock an account by failing on purpose. The
 per-client count, with a larger allowance, slows one client trying one password on many
 accounts (password spraying). Attempts before the delay is over are refused at once, without
-checking the password; the server never sleeps.
+checking the password; the server never sleeps. Such refusals are counted on the delayed row
+and reported, as one number, with the next attempt that is heard and audited: one audit entry
+per refusal would let a guesser flood the audit chain that every record access also writes to.
 
 Counts live in the database (``login_throttle``), so every app process applies them, and a
 pair's count is forgotten after :data:`FORGET_AFTER` without failures or at a good login.
@@ -67,6 +69,34 @@ def not_before(session: Session, username: str, client: str | None) -> datetime 
         if row is not None and row.locked_until is not None and row.locked_until > now
     ]
     return max(waits, default=None)
+
+
+def record_refusal(session: Session, username: str, client: str | None) -> None:
+    """Count an attempt refused during a delay on the pair's row, or the client's when only
+    the client is delayed (see :func:`take_refusals`)."""
+    now = schema.utcnow()
+    for key in keys(username, client):
+        row = session.get(schema.LoginThrottle, key)
+        if row is not None and row.locked_until is not None and row.locked_until > now:
+            row.refused += 1
+            session.add(row)
+            return
+
+
+def take_refusals(session: Session, username: str, client: str | None) -> int:
+    """The attempts of this pair and client refused since last asked, counted back to zero.
+
+    Returns:
+        How many attempts were refused during delays; the caller audits the number.
+    """
+    total = 0
+    for key in keys(username, client):
+        row = session.get(schema.LoginThrottle, key)
+        if row is not None and row.refused:
+            total += row.refused
+            row.refused = 0
+            session.add(row)
+    return total
 
 
 def record_failure(session: Session, username: str, client: str | None) -> datetime | None:

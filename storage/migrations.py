@@ -97,6 +97,14 @@ def _note_reads(conn: Connection) -> None:
     schema.table_of(schema.NoteRead).create(conn, checkfirst=True)
 
 
+def _login_refusals(conn: Connection) -> None:
+    present = {c["name"] for c in inspect(conn).get_columns("login_throttle")}
+    if "refused" not in present:
+        conn.execute(
+            text("ALTER TABLE login_throttle ADD COLUMN refused INTEGER NOT NULL DEFAULT 0")
+        )
+
+
 def _sqlite_autoincrement_scans(conn: Connection) -> None:
     sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'scans'")).scalar_one()
     if "AUTOINCREMENT" in sql.upper():
@@ -143,6 +151,11 @@ MIGRATIONS: tuple[Step, ...] = (
     ),
     (9, "profiles (sealed birth year) and scan_contents (keyed file hashes)", _profiles_contents),
     (10, "note_reads: which clinicians' notes the patient has seen", _note_reads),
+    (
+        11,
+        "login_throttle.refused: refusals during a delay counted, not audited one by one",
+        _login_refusals,
+    ),
 )
 
 

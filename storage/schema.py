@@ -264,6 +264,9 @@ class LoginThrottle(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=200)
     failures: int = 0
     locked_until: datetime | None = None
+    #: Attempts refused during the delay: counted here and reported in the next audited
+    #: attempt, not audited one by one (a flood of refusals would flood the audit chain).
+    refused: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class RateEvent(SQLModel, table=True):

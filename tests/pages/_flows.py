@@ -21,7 +21,7 @@ from core.findings import FINDINGS
 from core.settings import load_settings
 from core.views import View
 from core.words import markdown_literal
-from models.inference import METRICS_PATH
+from models.reports import METRICS_PATH
 from pages import ui
 from storage import accounts, bootstrap, sessions
 from storage.actor import Actor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from models.inference import METRICS_PATH
+from models.reports import METRICS_PATH
 from services.validity import excluded_by_scan, patient_population, reading_for
 from storage.results import ResultIn
 

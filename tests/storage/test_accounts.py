@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -119,17 +120,46 @@ def test_delayed_pair_is_refused_even_with_the_right_password_and_told_when(
     _fail(database, "alice", "c1", 3)
     with pytest.raises(AuthError, match=r"try again in \d+ seconds?\.$"):
         accounts.authenticate(database, "alice", PASSWORD, "c1")
-    # Refused without checking the password, audited as throttled.
-    with database.transaction() as session:
-        last = session.exec(
-            select(schema.AuditEvent).order_by(schema.AuditEvent.seq.desc())
-        ).first()
-    assert last.action == "login_failed" and '"throttled"' in last.details
     _delay_over(database)
     assert accounts.authenticate(database, "alice", PASSWORD, "c1").username == "alice"
     # A good login forgets the pair's failures.
     with database.transaction() as session:
         assert session.get(schema.LoginThrottle, "pair:alice|c1") is None
+
+
+def _audit_events(db: Database) -> list[schema.AuditEvent]:
+    with db.transaction() as session:
+        return list(session.exec(select(schema.AuditEvent).order_by(schema.AuditEvent.seq)))
+
+
+def test_a_flood_of_refused_logins_does_not_flood_the_audit_trail(database, make_user) -> None:
+    """Attack: hammer a delayed account; each refusal once wrote an audit entry, so a guesser
+    could grow the chain (which every record access also writes to) without limit."""
+    make_user("alice")
+    _fail(database, "alice", "203.0.113.66", 3)
+    before = len(_audit_events(database))
+    _fail(database, "alice", "203.0.113.66", 200)
+    assert len(_audit_events(database)) == before, "refusals are counted, not audited"
+    _delay_over(database)
+    _fail(database, "alice", "203.0.113.66", 1)
+    (heard,) = _audit_events(database)[before:]
+    details = json.loads(heard.details)
+    assert heard.action == "login_failed" and details["refused_while_delayed"] == 200
+    # The count was handed over once: the next heard attempt does not repeat it.
+    _delay_over(database)
+    assert accounts.authenticate(database, "alice", PASSWORD, "203.0.113.66").username == "alice"
+    login = json.loads(_audit_events(database)[-1].details)
+    assert "refused_while_delayed" not in login
+
+
+def test_refusals_before_a_good_login_are_reported_with_it(database, make_user) -> None:
+    make_user("alice")
+    _fail(database, "alice", "c1", 3)
+    _fail(database, "alice", "c1", 4)
+    _delay_over(database)
+    assert accounts.authenticate(database, "alice", PASSWORD, "c1").username == "alice"
+    last = _audit_events(database)[-1]
+    assert last.action == "login" and json.loads(last.details)["refused_while_delayed"] == 4
 
 
 def test_unknown_usernames_are_delayed_like_real_ones(database, make_user) -> None:

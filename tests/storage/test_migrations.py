@@ -118,3 +118,17 @@ def test_step_5_adds_sessions_and_drops_account_wide_lockouts(tmp_path) -> None:
         assert sa.inspect(conn).has_table("user_sessions")
         assert run("SELECT key FROM login_throttle").scalars().all() == ["client:203.0.113.9"]
     engine.dispose()
+
+
+def test_step_11_counts_refusals_on_existing_login_delays(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'legacy.db'}")
+    migrations.apply_migrations(engine)
+    with engine.begin() as conn:
+        run = conn.exec_driver_sql
+        run("ALTER TABLE login_throttle DROP COLUMN refused")
+        run("INSERT INTO login_throttle (key, failures) VALUES ('pair:alice|c1', 4)")
+        step = next(fn for number, _, fn in migrations.MIGRATIONS if number == 11)
+        step(conn)
+        step(conn)  # a second run changes nothing
+        assert run("SELECT failures, refused FROM login_throttle").all() == [(4, 0)]
+    engine.dispose()
