@@ -7,6 +7,8 @@ coordinates (see :mod:`core.annotations`).
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -100,6 +102,14 @@ def draw_annotations(rgb: np.ndarray, annotations: Sequence[Mapping[str, float]]
     return np.asarray(image)
 
 
+def png_data_uri(rgb: np.ndarray) -> str:
+    """An RGB uint8 image as a ``data:image/png;base64,...`` URI (lossless, for the browser)."""
+    buffer = io.BytesIO()
+    # Level 1: a few times faster than the default, for a slightly larger file.
+    Image.fromarray(rgb).save(buffer, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def annotation_figure(
     rgb: np.ndarray,
     annotations: Sequence[Mapping[str, float]] = (),
@@ -131,8 +141,14 @@ def annotation_figure(
     height, width = rgb.shape[:2]
     step = max(1, int(np.ceil(max(height, width) / max_side)))
     small = rgb[::step, ::step]
+    # Sent as a PNG: as ``z`` the pixels travel as JSON numbers, about 4 MB on every redraw.
     fig = go.Figure(
-        go.Image(z=small, dx=step, dy=step, hovertemplate="x %{x}, y %{y}<extra></extra>")
+        go.Image(
+            source=png_data_uri(small),
+            dx=step,
+            dy=step,
+            hovertemplate="x %{x}, y %{y}<extra></extra>",
+        )
     )
     radius = max(width, height) / 60
     marks = [

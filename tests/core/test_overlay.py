@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from core.annotations import make_annotation
 from core.overlay import _HEAT_RAMP, annotation_figure, draw_annotations, overlay_heatmap
@@ -67,7 +71,9 @@ def test_annotation_figure_keeps_full_size_coordinates_and_labels_marks() -> Non
     fig = annotation_figure(rgb, marks, pending=make_annotation(500, 500, 1000, 2000))
     image = fig.data[0]
     assert image.dx == 3 and image.dy == 3
-    assert len(image.z) == 667
+    sent = Image.open(io.BytesIO(base64.b64decode(image.source.split(",", 1)[1])))
+    assert (sent.format, sent.size) == ("PNG", (334, 667)), "downsampled, full-size axes"
+    assert image.z is None, "pixels are not sent as JSON numbers"
     shapes = fig.layout.shapes
     assert [s.type for s in shapes] == ["circle", "rect", "circle"]
     assert (shapes[1].x0, shapes[1].y0, shapes[1].x1, shapes[1].y1) == (10, 20, 310, 420)
