@@ -105,6 +105,15 @@ def _login_refusals(conn: Connection) -> None:
         )
 
 
+def _blob_bytes(conn: Connection) -> None:
+    # Left empty on existing rows: the quota check measures each such blob once and records
+    # it, so no migration has to read every blob of every user at start-up.
+    for table in ("scans", "scan_originals"):
+        present = {c["name"] for c in inspect(conn).get_columns(table)}
+        if "blob_bytes" not in present:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN blob_bytes BIGINT"))
+
+
 def _sqlite_autoincrement_scans(conn: Connection) -> None:
     sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'scans'")).scalar_one()
     if "AUTOINCREMENT" in sql.upper():
@@ -156,6 +165,7 @@ MIGRATIONS: tuple[Step, ...] = (
         "login_throttle.refused: refusals during a delay counted, not audited one by one",
         _login_refusals,
     ),
+    (12, "blob_bytes on scans and scan_originals: the quota without the blob store", _blob_bytes),
 )
 
 

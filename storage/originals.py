@@ -46,6 +46,7 @@ def keep(session: Session, db: Database, scan: schema.Scan, sealed: bytes) -> st
             owner_id=scan.owner_id,
             key_version=scan.key_version,
             blob_name=name,
+            blob_bytes=len(sealed),
         )
     )
     return name
@@ -64,14 +65,6 @@ def open_kept(db: Database, sealer: RowSealer, row: schema.ScanOriginal) -> byte
 def of_scan(session: Session, scan_id: int) -> schema.ScanOriginal | None:
     """The original kept for a scan, if the patient asked for one."""
     return session.get(schema.ScanOriginal, scan_id)
-
-
-def stored_bytes(session: Session, db: Database, owner_id: int) -> int:
-    """Bytes the owner's kept originals take in the blob store (they count to the quota)."""
-    names = session.exec(
-        select(schema.ScanOriginal.blob_name).where(schema.ScanOriginal.owner_id == owner_id)
-    )
-    return sum(db.blobs.size(name) for name in names)
 
 
 def blob_names(session: Session) -> list[str]:

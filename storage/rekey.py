@@ -216,10 +216,11 @@ def _reseal_original(
             "rotation again; every record stays readable meanwhile."
         ) from exc
     fresh = db.blobs.new_name()
-    db.blobs.write(fresh, sealer.seal(originals.BLOB_TABLE, row.scan_id, sealer.version, data))
+    sealed = sealer.seal(originals.BLOB_TABLE, row.scan_id, sealer.version, data)
+    db.blobs.write(fresh, sealed)
     written.append(fresh)
     retired.append(row.blob_name)
-    row.blob_name, row.key_version = fresh, sealer.version
+    row.blob_name, row.key_version, row.blob_bytes = fresh, sealer.version, len(sealed)
 
 
 def _check(session: Session, by: Actor | None, user_id: int) -> None:
@@ -288,8 +289,9 @@ def _reseal_row(
             ) from exc
         image = sealer.open(_BLOB, row_id, old, stored)
         fresh = db.blobs.new_name()
-        db.blobs.write(fresh, sealer.seal(_BLOB, row_id, new, image))
+        sealed = sealer.seal(_BLOB, row_id, new, image)
+        db.blobs.write(fresh, sealed)
         written.append(fresh)
         retired.append(row.blob_name)
-        row.blob_name = fresh
+        row.blob_name, row.blob_bytes = fresh, len(sealed)
     row.key_version = new

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from core.errors import UserError
 from core.views import View
-from storage import audit, contents, crypto, originals, policy, rate, schema
+from storage import audit, blob_bytes, contents, crypto, originals, policy, rate, schema
 from storage.actor import Actor
 from storage.db import CommitUnconfirmed, Database
 from storage.pixels import decode_pixels, encode_pixels, quantise, to_working_resolution
@@ -212,8 +212,12 @@ def save_scan(
             if content is not None and (copy := contents.find_copy(session, sealer, content)):
                 raise AlreadySaved(_saved_copy(session, sealer, *copy))
             _check_upload_rate(session, db, actor.user_id)
+            # Sized 0 until its blob is sealed: the quota check counts it as ``new_bytes``.
             scan = schema.Scan(
-                owner_id=actor.user_id, key_version=sealer.version, blob_name=blob_name
+                owner_id=actor.user_id,
+                key_version=sealer.version,
+                blob_name=blob_name,
+                blob_bytes=0,
             )
             session.add(scan)
             session.flush()
@@ -237,6 +241,7 @@ def save_scan(
             if keep_original and content is not None:
                 original = originals.seal(sealer, scan_id, content)
             _check_quota(session, db, actor.user_id, len(sealed) + len(original or b""))
+            scan.blob_bytes = len(sealed)
             db.blobs.write(blob_name, sealed)
             written = True
             if original is not None:
@@ -289,10 +294,8 @@ def _check_upload_rate(session: Session, db: Database, user_id: int) -> None:
 
 
 def _check_quota(session: Session, db: Database, user_id: int, new_bytes: int) -> None:
-    names = session.exec(select(schema.Scan.blob_name).where(schema.Scan.owner_id == user_id))
-    # The new scan's row is already flushed, but its blob is not written yet (size 0).
-    used = sum(db.blobs.size(name) for name in names)
-    used += originals.stored_bytes(session, db, user_id)
+    used = blob_bytes.stored(session, db, schema.Scan, user_id)
+    used += blob_bytes.stored(session, db, schema.ScanOriginal, user_id)
     quota = db.settings.user_quota_bytes
     if used + new_bytes > quota:
         raise StorageQuotaExceeded(

@@ -71,6 +71,9 @@ class Scan(SQLModel, table=True):
     owner_id: int = Field(foreign_key="users.id", index=True)
     key_version: int = 1
     blob_name: str = Field(max_length=64)
+    #: Size of the sealed blob, for the storage quota: known without asking the blob store.
+    #: ``None`` on rows stored before step 12, measured once by the quota check and recorded.
+    blob_bytes: int | None = None
     payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -333,6 +336,9 @@ class ScanOriginal(SQLModel, table=True):
     owner_id: int = Field(foreign_key="users.id", index=True)
     key_version: int
     blob_name: str = Field(max_length=64)
+    #: Size of the sealed blob, for the storage quota: known without asking the blob store.
+    #: ``None`` on rows stored before step 12, measured once by the quota check and recorded.
+    blob_bytes: int | None = None
 
 
 class SealVersion(SQLModel, table=True):

@@ -164,6 +164,12 @@ def test_rotation_reseals_every_record_and_image_and_the_old_key_is_no_longer_ne
     new_blobs = _blob_names(database, alice.user_id)
     assert not new_blobs & old_blobs
     assert not any(info.name in old_blobs for info in database.blobs.live())
+    with database.engine.begin() as conn:
+        sizes = conn.execute(
+            sa.text("SELECT blob_name, blob_bytes FROM scans WHERE owner_id = :o"),
+            {"o": alice.user_id},
+        ).all()
+    assert all(size == database.blobs.size(name) for name, size in sizes), "quota sizes kept"
     # The old key opens nothing any more: without it, everything still opens the same.
     with database.engine.begin() as conn:
         conn.execute(

@@ -132,3 +132,21 @@ def test_step_11_counts_refusals_on_existing_login_delays(tmp_path) -> None:
         step(conn)  # a second run changes nothing
         assert run("SELECT failures, refused FROM login_throttle").all() == [(4, 0)]
     engine.dispose()
+
+
+def test_step_12_leaves_blob_sizes_to_be_measured_later(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'legacy.db'}")
+    migrations.apply_migrations(engine)
+    with engine.begin() as conn:
+        run = conn.exec_driver_sql
+        for table in ("scans", "scan_originals"):
+            run(f"ALTER TABLE {table} DROP COLUMN blob_bytes")
+        step = next(fn for number, _, fn in migrations.MIGRATIONS if number == 12)
+        step(conn)
+        step(conn)  # a second run changes nothing
+        for table in ("scans", "scan_originals"):
+            (column,) = [
+                c for c in sa.inspect(conn).get_columns(table) if c["name"] == "blob_bytes"
+            ]
+            assert column["nullable"], "older rows have no size until the quota measures them"
+    engine.dispose()

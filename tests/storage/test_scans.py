@@ -292,6 +292,27 @@ def test_upload_rate_counts_only_the_last_hour(limited) -> None:
     assert _stored(limited) == (4, 4)
 
 
+def test_the_quota_reads_recorded_sizes_and_records_those_of_older_rows(limited) -> None:
+    mallory = register(limited, "mallory", PASSWORD)
+    noise = np.random.default_rng(0).random((600, 600), dtype=np.float32)
+    first = _save(limited, mallory, noise)
+    size = _blob_size(limited, first)
+    with limited.transaction() as session:
+        row = session.get(Scan, first)
+        assert row.blob_bytes == size, "recorded at the save"
+        row.blob_bytes = None  # as stored before sizes were recorded (migration step 12)
+        session.add(row)
+    _save(limited, mallory, sample_pixels(1))  # small: fits, and its save records the size
+    with limited.transaction() as session:
+        assert session.get(Scan, first).blob_bytes == size, "measured once, then recorded"
+        blob_name = session.get(Scan, first).blob_name
+    # The recorded size is what counts from now on: the blob store is no longer asked (with
+    # S3, one request per earlier scan on every upload).
+    limited.blobs.delete(blob_name)
+    with pytest.raises(StorageQuotaExceeded):
+        _save(limited, mallory, noise)
+
+
 def test_upload_rate_holds_across_processes(limited, settings_env) -> None:
     mallory = register(limited, "mallory", PASSWORD)
     other = open_database(
