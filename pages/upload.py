@@ -462,7 +462,8 @@ def _outcome_text(item: ImportedScan) -> str:
 
 def _render_report(report: ImportReport) -> None:
     (st.success if report.all_ok else st.warning)(report.summary)
-    st.dataframe(
+    # A static table wraps each outcome; a grid cell would cut its sentences.
+    st.table(
         pd.DataFrame(
             {
                 "File": [i.filename for i in report.items],
@@ -470,7 +471,6 @@ def _render_report(report: ImportReport) -> None:
             }
         ),
         hide_index=True,
-        width="stretch",
     )
     st.caption("See the saved scans and their results under My scans and Timeline.")
 

@@ -108,10 +108,13 @@ def _login_refusals(conn: Connection) -> None:
 def _blob_bytes(conn: Connection) -> None:
     # Left empty on existing rows: the quota check measures each such blob once and records
     # it, so no migration has to read every blob of every user at start-up.
-    for table in ("scans", "scan_originals"):
-        present = {c["name"] for c in inspect(conn).get_columns(table)}
+    for model in (schema.Scan, schema.ScanOriginal):
+        table = schema.table_of(model)
+        # A database made between step 7's first and final form lacks scan_originals.
+        table.create(conn, checkfirst=True)
+        present = {c["name"] for c in inspect(conn).get_columns(table.name)}
         if "blob_bytes" not in present:
-            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN blob_bytes BIGINT"))
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN blob_bytes BIGINT"))
 
 
 def _sqlite_autoincrement_scans(conn: Connection) -> None:

@@ -108,6 +108,6 @@ def test_cli_and_pages_agree_on_one_scan(tmp_path, monkeypatch, samples_dir: Pat
 
     timeline = page("timeline.py", alice).run()
     assert not timeline.exception
-    assert timeline.dataframe[0].value["Red flags"][0] == "yes, see above"
+    assert timeline.table[0].value["Red flags"][0] == "yes, see above"
     assert _flagged_in_reasons(" ".join(w.value for w in timeline.warning)) == flagged
     assert list(timeline.selectbox(key="date_scan").options) == [label]
