@@ -35,6 +35,7 @@ from core.timeline import (
     timeline_frame,
 )
 from core.views import View
+from core.words import in_sentence
 
 #: Educational description of each finding, in plain words.
 GLOSSARY: dict[str, str] = {
@@ -243,7 +244,7 @@ def _findings_of(
 def _summary(
     scan: ScanLike, result: ResultLike | None, findings: Sequence[ReportFinding]
 ) -> tuple[str, ...]:
-    looked_for = ", ".join(label.lower() for label in FINDING_LABELS.values())
+    looked_for = ", ".join(in_sentence(label) for label in FINDING_LABELS.values())
     when = f"your chest X-ray of {format_day(scan.scan_date)}, {view_words(scan.view)}"
     if result is None:
         return (
@@ -263,7 +264,7 @@ def _summary(
     above = [f for f in findings if f.above_threshold and f.note is None]
     if above:
         listed = "; ".join(
-            f"{f.label.lower()} {format_percent(f.probability)} "
+            f"{in_sentence(f.label)} {format_percent(f.probability)} "
             f"(its level is {format_percent(f.threshold)})"
             for f in above
         )
@@ -304,8 +305,9 @@ def _questions(
     for line in findings:
         if line.above_threshold and line.note is None:
             questions.append(
-                f"The model scored {line.label.lower()} at {format_percent(line.probability)}. "
-                f"Do you see signs of {line.label.lower()} on my X-ray, "
+                f"The model scored {in_sentence(line.label)} at "
+                f"{format_percent(line.probability)}. "
+                f"Do you see signs of {in_sentence(line.label)} on my X-ray, "
                 "and do I need tests or treatment?"
             )
     if comparison is not None and previous is not None:
@@ -314,13 +316,13 @@ def _questions(
             for change in comparison.changes:
                 if change.verdict == HIGHER:
                     questions.append(
-                        f"My {change.label.lower()} score rose from "
+                        f"My {in_sentence(change.label)} score rose from "
                         f"{format_percent(change.before)} to {format_percent(change.after)} "
                         f"since {since}. Is this a real change, and what should we do next?"
                     )
                 elif change.verdict == LOWER:
                     questions.append(
-                        f"My {change.label.lower()} score fell from "
+                        f"My {in_sentence(change.label)} score fell from "
                         f"{format_percent(change.before)} to {format_percent(change.after)} "
                         f"since {since}. Does this match how I am recovering?"
                     )

@@ -14,6 +14,7 @@ from core.findings import (
     threshold_for,
     top_finding,
 )
+from core.words import in_sentence
 
 
 def top_finding_sentence(
@@ -33,9 +34,9 @@ def top_finding_sentence(
     if top is None:
         return "No finding reached the level at which the model suggests a closer look."
     flagged = flagged_findings(probabilities, thresholds)
-    others = [FINDING_LABELS[f].lower() for f in flagged if f != top]
+    others = [in_sentence(FINDING_LABELS[f]) for f in flagged if f != top]
     sentence = (
-        f"The model's strongest signal is {FINDING_LABELS[top].lower()} "
+        f"The model's strongest signal is {in_sentence(FINDING_LABELS[top])} "
         f"({probabilities[top]:.0%}, above its level of {threshold_for(thresholds, top):.0%})"
     )
     if others:

@@ -33,3 +33,20 @@ def markdown_literal(text: str) -> str:
         The text with every Markdown formatting character backslash-escaped.
     """
     return "".join(f"\\{char}" if char in _MARKDOWN_SPECIAL else char for char in text)
+
+
+def in_sentence(label: str) -> str:
+    """A label as written inside a sentence: ``"Viral pneumonia"`` -> ``"viral pneumonia"``.
+
+    Only capitalised words are lowered; acronyms keep their letters, so ``"COVID-19
+    pneumonia"`` stays as it is (``str.lower`` would give "covid-19").
+
+    Args:
+        label: A title such as a finding's label.
+
+    Returns:
+        The label with each ordinary capitalised word in lower case.
+    """
+    return " ".join(
+        word.lower() if word[1:] == word[1:].lower() else word for word in label.split(" ")
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.findings import DISCLAIMER, FINDING_LABELS
+from core.words import in_sentence
 from pages.ui import current_actor, get_database
 from storage import access_log
 from storage.policy import AccessDenied
@@ -33,7 +34,7 @@ with left:
                 "- Reads chest X-ray files in **PNG, JPEG or DICOM** format.",
                 "- Shows each image with adjustable contrast, brightness and sharpness.",
                 "- Estimates how likely each of these findings is: "
-                + ", ".join(label.lower() for label in FINDING_LABELS.values())
+                + ", ".join(in_sentence(label) for label in FINDING_LABELS.values())
                 + ".",
                 "- Plots those estimates over time for each of your scans.",
                 "- Stores every image and result encrypted, readable only by you and the "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.findings import FINDING_LABELS
+from core.words import in_sentence
 from pages.ui import current_classifier, get_database, require_actor, show_disclaimer
 from pages.widgets import render_timeline
 
@@ -12,7 +13,7 @@ actor = require_actor("patient")
 st.title("Your timeline")
 st.write(
     "How the model's reading of your X-rays has changed over time, for "
-    + ", ".join(label.lower() for label in FINDING_LABELS.values())
+    + ", ".join(in_sentence(label) for label in FINDING_LABELS.values())
     + "."
 )
 show_disclaimer()

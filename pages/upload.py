@@ -182,9 +182,9 @@ def _status(file: SeriesFile, problem: str | None, view: View | None) -> tuple[s
         words.append(f"Date {file.suggested.source}.")
     if file.header_view is not None and view is file.header_view:
         words.append("View from the file.")
-    if file.scan is not None and view is not None:
-        words.extend(file_view_notes(file.scan, view))
-    return "Ready to save", " ".join(words)
+    notes = file_view_notes(file.scan, view) if file.scan is not None and view else []
+    short = "Ready to save; read the note below" if notes else "Ready to save"
+    return short, " ".join([*words, *notes])
 
 
 def _render_table(

@@ -44,7 +44,7 @@ def test_an_adult_film_greys_the_findings_learned_from_children() -> None:
         "little about an adult's film; it is shown greyed and raises no flag."
     )
     # The greyed 92% does not head the result; COVID-19 does.
-    assert "covid-19 pneumonia (71%" in reading.headline
+    assert "COVID-19 pneumonia (71%" in reading.headline
     assert "bacterial" not in reading.headline
 
 

@@ -23,6 +23,7 @@ from core.report import (
     report_to_json,
 )
 from core.report_pdf import report_to_pdf
+from core.words import in_sentence
 from storage.scans import ScanSummary
 from tests.core._records import make_result, make_scan, probs
 
@@ -55,7 +56,7 @@ def test_summary_says_what_was_checked_found_and_cannot_tell() -> None:
     text = " ".join(report.summary)
     assert "1 Apr 2026, frontal (PA, standing)" in text and "april.png" not in text
     assert "cxr-densenet" not in text and report.model_words == "cxr-densenet v1"
-    assert all(label.lower() in text for label in FINDING_LABELS.values())
+    assert all(in_sentence(label) in text for label in FINDING_LABELS.values())
     assert "bacterial pneumonia 62%" in text
     assert "not a diagnosis" in text
     assert any("only this image" in line for line in report.limitations)

@@ -45,7 +45,7 @@ def test_headline_ranks_by_margin_above_each_findings_own_threshold():
     thresholds = {**THRESHOLDS, "pneumonia": 0.75, "covid19": 0.2}
     sentence = top_finding_sentence(probabilities, thresholds)
     assert sentence.startswith(
-        "The model's strongest signal is covid-19 pneumonia (45%, above its level of 20%)"
+        "The model's strongest signal is COVID-19 pneumonia (45%, above its level of 20%)"
     )
     assert "also above their level: pneumonia." in sentence
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from core.words import markdown_literal, plural
+from core.words import in_sentence, markdown_literal, plural
 
 
 def test_one_is_singular_and_every_other_count_plural() -> None:
@@ -24,3 +24,9 @@ def test_markdown_literal_escapes_every_formatting_character_and_nothing_else() 
     assert re.sub(r"\\(.)", r"\1", escaped) == name, "only backslashes were added"
     assert not re.search(r"(?<!\\)[*_`\[\]()$~#<>:]", escaped), "no bare formatting character"
     assert markdown_literal("plain name 12") == "plain name 12"
+
+
+def test_labels_inside_a_sentence_keep_their_acronyms() -> None:
+    assert in_sentence("Viral pneumonia") == "viral pneumonia"
+    assert in_sentence("COVID-19 pneumonia") == "COVID-19 pneumonia"
+    assert in_sentence("Pneumonia") == "pneumonia"

@@ -78,6 +78,8 @@ def test_save_is_enabled_only_when_every_row_has_a_date_and_a_view(
     )
     assert not at.button(key="upload_save").disabled
     assert upload_statuses(at)[1].startswith("Ready to save.")
+    # A side view is saved but not scored: the cell points to that sentence below the table.
+    assert _table(at)["status"].tolist() == ["Ready to save", "Ready to save; read the note below"]
 
 
 def test_a_series_is_saved_with_each_rows_date_and_view_and_once_only(

@@ -18,6 +18,7 @@ import streamlit as st
 from core.findings import FINDING_LABELS, flagged_findings, top_finding
 from core.labels import scan_label
 from core.views import VIEW_LABELS, View
+from core.words import in_sentence
 from storage import accounts
 from storage.scans import list_scans
 from tests.pages._flows import PASSWORD, PROJECT_ROOT, open_database, page, texts
@@ -26,13 +27,14 @@ from tests.services.conftest import SHIPPED_CHECKPOINT
 #: A real radiograph the shipped model flags for two findings.
 FILE = "16747_3_1.jpg"
 
-_BY_LABEL = {label.lower(): finding for finding, label in FINDING_LABELS.items()}
+_BY_LABEL = {in_sentence(label): finding for finding, label in FINDING_LABELS.items()}
 
 
 def _flagged_in_reasons(reasons: str) -> set[str]:
     """The findings a red-flag text says are at or above their threshold."""
     return {
-        _BY_LABEL[label.strip().lower()] for label in re.findall(r"([\w -]+?) is at \d+%", reasons)
+        _BY_LABEL[in_sentence(label.strip())]
+        for label in re.findall(r"([\w -]+?) is at \d+%", reasons)
     }
 
 
@@ -87,7 +89,7 @@ def test_cli_and_pages_agree_on_one_scan(tmp_path, monkeypatch, samples_dir: Pat
     upload = upload.run()
     assert not upload.exception
     headline = next(m.value for m in upload.markdown if "strongest signal" in m.value)
-    assert f"strongest signal is {FINDING_LABELS[top].lower()} " in headline
+    assert f"strongest signal is {in_sentence(FINDING_LABELS[top])} " in headline
     others = headline.split("also above their level: ")[1].rstrip(".*").split(", ")
     assert {_BY_LABEL[name] for name in others} | {top} == flagged
 
@@ -102,7 +104,9 @@ def test_cli_and_pages_agree_on_one_scan(tmp_path, monkeypatch, samples_dir: Pat
     report = page("report.py", alice).run()
     assert not report.exception
     table = report.dataframe[0].value
-    assert {_BY_LABEL[f.lower()] for f in table[table["Reached"] == "yes"]["Finding"]} == flagged
+    assert {
+        _BY_LABEL[in_sentence(f)] for f in table[table["Reached"] == "yes"]["Finding"]
+    } == flagged
     assert list(report.selectbox[0].options) == [label]
     assert label in texts(report) and FILE not in texts(report), "named by date and view"
 
