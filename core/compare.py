@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.findings import FINDING_LABELS, FINDINGS
+from core.labels import format_day
 from core.timeline import (
     ResultLike,
     ScanLike,
@@ -245,7 +246,7 @@ def compare_scans(
     before, after = sorted((first, second), key=lambda s: (s.scan_date, s.id))
     warning = view_mismatch(before, after)
     when = (
-        f"the scan of {before.scan_date.isoformat()} and the scan of {after.scan_date.isoformat()}"
+        f"the scan of {format_day(before.scan_date)} and the scan of {format_day(after.scan_date)}"
     )
     if not before.results or not after.results:
         message = f"Both scans need a model result before {when} can be compared."

@@ -26,6 +26,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.findings import FINDING_LABELS, FINDINGS, is_flagged, log_odds, threshold_for
+from core.labels import format_day
 from core.views import FRONTAL_VIEWS, VIEW_LABELS, View, is_frontal
 from core.words import plural
 
@@ -435,7 +436,7 @@ def red_flags(
     Returns:
         ``{scan_id: [reason, ...]}`` for flagged scans only, each reason one
         plain sentence, e.g. ``"Pneumonia rose from 12% to 41% since the PA film of
-        2026-03-02."``.
+        2 Mar 2026."``.
 
     Raises:
         ValueError: ``margin`` is not in (0, 1).
@@ -481,7 +482,7 @@ def red_flags(
                             f"{label} rose from {format_percent(before)} "
                             f"to {format_percent(value)} "
                             f"since the {scan.view.value} film of "
-                            f"{prev_scan.scan_date.isoformat()}."
+                            f"{format_day(prev_scan.scan_date)}."
                         )
         if reasons:
             flags[scan.id] = reasons

@@ -162,7 +162,7 @@ def test_json_round_trips_the_content_without_the_image() -> None:
     report = build_report(
         current,
         previous=previous,
-        red_flag_reasons=["Pneumonia rose from 12% to 41% since the PA film of 2026-03-02."],
+        red_flag_reasons=["Pneumonia rose from 12% to 41% since the PA film of 2 Mar 2026."],
         image=np.zeros((64, 64), dtype=np.float32),
         generated_at=_WHEN,
     )
@@ -179,7 +179,7 @@ def test_json_round_trips_the_content_without_the_image() -> None:
         "above_threshold": False,
         "note": None,
     }
-    assert data["red_flags"] == ["Pneumonia rose from 12% to 41% since the PA film of 2026-03-02."]
+    assert data["red_flags"] == ["Pneumonia rose from 12% to 41% since the PA film of 2 Mar 2026."]
 
 
 def test_a_score_at_its_threshold_counts_as_reached_and_missing_thresholds_fall_back() -> None:

@@ -88,7 +88,7 @@ def test_all_results_keeps_older_scores_after_rescore() -> None:
 
 def test_red_flag_for_rise_names_finding_values_and_previous_date() -> None:
     flags = red_flags(_three_scans(), margin=0.15)
-    assert flags == {3: ["Pneumonia rose from 12% to 41% since the PA film of 2026-03-02."]}
+    assert flags == {3: ["Pneumonia rose from 12% to 41% since the PA film of 2 Mar 2026."]}
 
 
 def test_rise_equal_to_margin_is_not_flagged_and_margin_is_configurable() -> None:
@@ -152,7 +152,7 @@ def test_no_rise_flag_across_model_versions_or_from_abstained_results() -> None:
     ]
     flags = red_flags(abstained)
     assert 2 not in flags
-    assert flags[3] == ["Pneumonia rose from 5% to 45% since the PA film of 2026-01-01."]
+    assert flags[3] == ["Pneumonia rose from 5% to 45% since the PA film of 1 Jan 2026."]
 
 
 def test_red_flags_rejects_a_margin_outside_zero_one() -> None:
@@ -272,7 +272,7 @@ def test_rises_are_measured_only_within_one_projection() -> None:
     flags = red_flags(scans, thresholds=None, margin=0.15)
     rises = {scan_id: [r for r in reasons if "rose" in r] for scan_id, reasons in flags.items()}
     assert rises.get(2, []) == [] and rises.get(5, []) == []
-    assert rises[4] == ["Pneumonia rose from 10% to 40% since the PA film of 2026-01-01."]
+    assert rises[4] == ["Pneumonia rose from 10% to 40% since the PA film of 1 Jan 2026."]
 
 
 def test_no_rise_across_model_versions_within_one_projection() -> None:

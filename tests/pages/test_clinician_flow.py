@@ -52,7 +52,7 @@ def test_session_shows_only_the_granted_patient_and_saves_a_marked_note(world: W
     at = at.run()
     assert not at.exception
     assert "Session with alice" in texts(at)
-    assert "Pneumonia rose from 12% to 41% since the PA film of 2026-03-02." in texts(at)
+    assert "Pneumonia rose from 12% to 41% since the PA film of 2 Mar 2026." in texts(at)
 
     # A mark is drawn by dragging on the chart, which AppTest cannot do: the drawn box is
     # covered in the browser (tests/e2e/test_marks_and_report.py) and the conversion of the

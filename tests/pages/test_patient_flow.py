@@ -37,7 +37,7 @@ def test_timeline_plots_three_scans_by_date_with_the_red_flag(world: World) -> N
     table = at.table[0].value
     assert list(table["Scan date"]) == ["2026-04-01", "2026-03-02", "2026-02-01"]
     assert list(table["Pneumonia"]) == ["41%", "12%", "10%"]
-    assert "Pneumonia rose from 12% to 41% since the PA film of 2026-03-02." in text
+    assert "Pneumonia rose from 12% to 41% since the PA film of 2 Mar 2026." in text
 
 
 def test_correcting_a_scan_date_moves_the_scan_on_the_timeline(world: World) -> None:
@@ -151,7 +151,7 @@ def test_history_list_flags_the_rising_scan_with_its_reason(world: World) -> Non
     assert "model version" not in table.columns and "file" not in table.columns
     assert any("1 scan needs attention" in w.value for w in at.warning)
     # The whole sentence, below the table rather than cut in a cell.
-    reason = "Pneumonia rose from 12% to 41% since the PA film of 2026-03-02."
+    reason = "Pneumonia rose from 12% to 41% since the PA film of 2 Mar 2026."
     assert f"Scan of {april}: {reason}" in [w.value for w in at.warning]
 
 
