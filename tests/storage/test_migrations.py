@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from storage import migrations
 from storage.db import make_engine
@@ -102,51 +106,55 @@ def test_step_3_on_a_legacy_sqlite_database(tmp_path) -> None:
     engine.dispose()
 
 
-def test_step_5_adds_sessions_and_drops_account_wide_lockouts(tmp_path) -> None:
-    """Before step 5 a lockout row per account name let anyone lock an owner out."""
+@contextmanager
+def _migrated(tmp_path) -> Iterator[Connection]:
+    """A fully migrated SQLite database, open in a transaction: a test puts back the form a
+    table had before a step and runs that step (:func:`_step`) again."""
     engine = make_engine(f"sqlite:///{tmp_path / 'legacy.db'}")
     migrations.apply_migrations(engine)
-    with engine.begin() as conn:
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def _step(number: int) -> Callable[[Connection], None]:
+    return next(fn for step, _, fn in migrations.MIGRATIONS if step == number)
+
+
+def test_step_5_adds_sessions_and_drops_account_wide_lockouts(tmp_path) -> None:
+    """Before step 5 a lockout row per account name let anyone lock an owner out."""
+    with _migrated(tmp_path) as conn:
         run = conn.exec_driver_sql
         run("DROP TABLE user_sessions")
         run(
             "INSERT INTO login_throttle (key, failures, locked_until) VALUES "
             "('user:alice', 9, '2099-01-01'), ('client:203.0.113.9', 4, NULL)"
         )
-        step = next(fn for number, _, fn in migrations.MIGRATIONS if number == 5)
-        step(conn)
+        _step(5)(conn)
         assert sa.inspect(conn).has_table("user_sessions")
         assert run("SELECT key FROM login_throttle").scalars().all() == ["client:203.0.113.9"]
-    engine.dispose()
 
 
 def test_step_11_counts_refusals_on_existing_login_delays(tmp_path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'legacy.db'}")
-    migrations.apply_migrations(engine)
-    with engine.begin() as conn:
+    with _migrated(tmp_path) as conn:
         run = conn.exec_driver_sql
         run("ALTER TABLE login_throttle DROP COLUMN refused")
         run("INSERT INTO login_throttle (key, failures) VALUES ('pair:alice|c1', 4)")
-        step = next(fn for number, _, fn in migrations.MIGRATIONS if number == 11)
-        step(conn)
-        step(conn)  # a second run changes nothing
+        _step(11)(conn)
+        _step(11)(conn)  # a second run changes nothing
         assert run("SELECT failures, refused FROM login_throttle").all() == [(4, 0)]
-    engine.dispose()
 
 
 def test_step_12_leaves_blob_sizes_to_be_measured_later(tmp_path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'legacy.db'}")
-    migrations.apply_migrations(engine)
-    with engine.begin() as conn:
-        run = conn.exec_driver_sql
+    with _migrated(tmp_path) as conn:
         for table in ("scans", "scan_originals"):
-            run(f"ALTER TABLE {table} DROP COLUMN blob_bytes")
-        step = next(fn for number, _, fn in migrations.MIGRATIONS if number == 12)
-        step(conn)
-        step(conn)  # a second run changes nothing
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN blob_bytes")
+        _step(12)(conn)
+        _step(12)(conn)  # a second run changes nothing
         for table in ("scans", "scan_originals"):
             (column,) = [
                 c for c in sa.inspect(conn).get_columns(table) if c["name"] == "blob_bytes"
             ]
             assert column["nullable"], "older rows have no size until the quota measures them"
-    engine.dispose()
