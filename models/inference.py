@@ -43,7 +43,6 @@ _COLOUR_LIMIT = 0.04
 #: Pixel standard deviation below which an image is blank.
 _BLANK_LIMIT = 0.02
 
-
 _load_count = 0
 
 
