@@ -14,17 +14,21 @@ from typing import Protocol
 from core.views import VIEW_LABELS, View
 
 
-class LabelledScan(Protocol):
-    """The fields of a stored scan (``ScanSummary``, ``ScanRecord``) a label reads."""
-
-    @property
-    def id(self) -> int: ...
+class DatedFilm(Protocol):
+    """What names one film: the day it was taken and its projection."""
 
     @property
     def scan_date(self) -> date: ...
 
     @property
     def view(self) -> View: ...
+
+
+class LabelledScan(DatedFilm, Protocol):
+    """The fields of a stored scan (``ScanSummary``, ``ScanRecord``) a list of labels reads."""
+
+    @property
+    def id(self) -> int: ...
 
 
 def format_day(day: date) -> str:
@@ -41,13 +45,13 @@ def view_words(view: View | str) -> str:
     return words[0].lower() + words[1:]
 
 
-def scan_label(scan: LabelledScan) -> str:
+def scan_label(scan: DatedFilm) -> str:
     """The name of one scan: its date, then its view.
 
     Two scans can share both; :func:`scan_labels` tells them apart in a list.
 
     Args:
-        scan: A stored scan.
+        scan: A stored scan, or any film with a date and a view.
 
     Returns:
         E.g. ``"1 Apr 2026, frontal (PA, standing)"``.

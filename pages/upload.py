@@ -26,7 +26,14 @@ from core.views import VIEW_LABELS, View
 from core.words import markdown_literal, plural
 from models.inference import Classifier
 from pages.readings import birth_year_of, render_reading
-from pages.ui import current_classifier, get_database, require_actor, show_disclaimer, show_error
+from pages.ui import (
+    browser_zone,
+    current_classifier,
+    get_database,
+    require_actor,
+    show_disclaimer,
+    show_error,
+)
 from services.imports import ImportedScan, ImportReport, ScanFile, import_scans, score_if_frontal
 from services.imports import view_notes as file_view_notes
 from services.series import SeriesFile, check_files, series_problems
@@ -147,18 +154,23 @@ def _current_rows(
     views: dict[int, View | None] = {}
     for position, file in enumerate(checked):
         cells = edits.get(position, {})
-        dates[position] = (
-            _as_date(cells["date"])
-            if "date" in cells
-            else (file.suggested.day if file.suggested else None)
-        )
+        dates[position] = _as_date(cells["date"]) if "date" in cells else _default_day(file)
         label = cells["view"] if "view" in cells else _default_view_label(file)
         views[position] = _VIEW_BY_LABEL.get(label) if label else None
     return dates, views
 
 
+def _default_day(file: SeriesFile) -> date | None:
+    """The date a row starts with: as saved for a file already in the record, else suggested."""
+    if file.saved is not None:
+        return file.saved.scan_date
+    return file.suggested.day if file.suggested else None
+
+
 def _default_view_label(file: SeriesFile) -> str | None:
-    return VIEW_LABELS[file.header_view] if file.header_view is not None else None
+    """The view a row starts with: as saved, else as the DICOM header states, else none."""
+    view = file.saved.view if file.saved is not None else file.header_view
+    return VIEW_LABELS[view] if view is not None else None
 
 
 def _status(file: SeriesFile, problem: str | None, view: View | None) -> tuple[str, str]:
@@ -166,7 +178,7 @@ def _status(file: SeriesFile, problem: str | None, view: View | None) -> tuple[s
     if file.error is not None:
         return "Cannot be used", f"Cannot be used: {file.error}"
     if file.saved is not None:
-        return "Already saved", file.saved.sentence
+        return "Already saved", file.saved.sentence(browser_zone())
     if file.same_as is not None:
         return "Same file as above", f"The same file as {file.same_as} above: it is saved once."
     if problem is not None:
@@ -203,7 +215,7 @@ def _render_table(
             "preview": [f.thumbnail for f in checked],
             "file": [f.name for f in checked],
             # datetime64 with NaT for empty dates, so the date column stays editable.
-            "date": pd.to_datetime([f.suggested.day if f.suggested else None for f in checked]),
+            "date": pd.to_datetime([_default_day(f) for f in checked]),
             "view": [_default_view_label(f) for f in checked],
             "status": [short for short, _ in statuses],
         }

@@ -16,6 +16,8 @@ import numpy as np
 from sqlmodel import Session, select
 
 from core.errors import UserError
+from core.labels import format_day, scan_label
+from core.localtime import to_local
 from core.views import View
 from storage import audit, blob_bytes, contents, crypto, originals, policy, rate, schema
 from storage.actor import Actor
@@ -85,20 +87,20 @@ class SavedCopy:
     Attributes:
         scan_id: The stored scan.
         scan_date: The date of its X-ray.
+        view: Its projection as saved.
         saved_at: When it was saved (UTC).
     """
 
     scan_id: int
     scan_date: date
+    view: View
     saved_at: datetime
 
-    @property
-    def sentence(self) -> str:
-        """E.g. ``"Already in your record: the X-ray of 2026-01-05, saved on 2026-11-22."``."""
-        return (
-            f"Already in your record: the X-ray of {self.scan_date.isoformat()}, saved on "
-            f"{self.saved_at:%Y-%m-%d}."
-        )
+    def sentence(self, zone: str | None = None) -> str:
+        """E.g. ``"Already in your record: the X-ray of 5 Jan 2026, side (lateral), saved on
+        22 Nov 2026."``, the saving day in the reader's IANA ``zone`` (UTC when unknown)."""
+        saved = format_day(to_local(self.saved_at, zone).date())
+        return f"Already in your record: the X-ray of {scan_label(self)}, saved on {saved}."
 
 
 class AlreadySaved(UserError):
@@ -108,7 +110,7 @@ class AlreadySaved(UserError):
     default_message = "This file is already in your record."
 
     def __init__(self, copy: SavedCopy) -> None:
-        super().__init__(copy.sentence)
+        super().__init__(copy.sentence())
         self.copy = copy
 
 
@@ -705,4 +707,9 @@ def find_saved_files(db: Database, actor: Actor, files: list[bytes]) -> dict[int
 
 def _saved_copy(session: Session, sealer: RowSealer, scan_id: int, saved_at: datetime) -> SavedCopy:
     payload = open_scan_payload(sealer, get_scan(session, scan_id))
-    return SavedCopy(scan_id, date.fromisoformat(payload["scan_date"]), saved_at)
+    return SavedCopy(
+        scan_id,
+        date.fromisoformat(payload["scan_date"]),
+        View(payload.get("view") or View.UNKNOWN),
+        saved_at,
+    )

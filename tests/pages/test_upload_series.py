@@ -113,7 +113,13 @@ def test_a_series_is_saved_with_each_rows_date_and_view_and_once_only(
 
     # The page now knows both files: nothing is left to save.
     statuses = upload_statuses(at)
-    assert statuses[0].startswith("Already in your record: the X-ray of 2026-01-05, saved on")
+    assert statuses[0].startswith(
+        "Already in your record: the X-ray of 5 Jan 2026, side (lateral), saved on "
+    )
+    # Each saved row shows the date and view it was saved with, not an empty cell to fill.
+    table = _table(at)
+    assert table["view"].fillna("").tolist() == [VIEW_LABELS[View.LATERAL], "", VIEW_LABELS[View.PA]]
+    assert [d.date() for d in table["date"].dropna()] == [date(2026, 1, 5), date(2026, 1, 7)]
     assert at.button(key="upload_save").disabled
 
 

@@ -39,9 +39,7 @@ def test_the_same_file_is_stored_once_and_named_when_saved_again(database, make_
     with pytest.raises(AlreadySaved) as refused:
         _save(database, alice, FILE_A, when=date(2026, 2, 1), seed=1)
     assert refused.value.copy.scan_id == first
-    assert str(refused.value).startswith(
-        "Already in your record: the X-ray of 2026-01-05, saved on"
-    )
+    assert str(refused.value).startswith("Already in your record: the X-ray of 5 Jan 2026, ")
     assert [s.id for s in list_scans(database, alice, alice.user_id)] == [first]
 
 
