@@ -192,6 +192,14 @@ def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
     return at.run()
 
 
+def edit_upload_table(at: AppTest, rows: dict[int, dict[str, str]]) -> AppTest:
+    """Type into the upload table's cells (as the browser reports a keyed editor's edits) and
+    rerun: ``{row: {"date": "2026-01-05", "view": "Side (lateral)"}}``."""
+    (editor,) = at.data_editor
+    at.session_state[editor.key] = {"edited_rows": rows, "added_rows": [], "deleted_rows": []}
+    return at.run()
+
+
 def upload_statuses(at: AppTest) -> list[str]:
     """The whole status sentences under the upload table, in row order, unescaped (an
     unusable file has an error box instead and no sentence here)."""

@@ -18,6 +18,7 @@ from tests.pages._flows import (
     PROJECT_ROOT,
     REAL_DICOM,
     TIMEOUT_S,
+    edit_upload_table,
     open_world,
     page,
     texts,
@@ -86,12 +87,7 @@ def test_dicom_upload_shows_probabilities_heatmap_and_saves(
     assert editor.value["status"][0] == "Needs your input"
     assert "looks like a placeholder" in upload_statuses(at)[0]
     assert at.button(key="upload_save").disabled
-    at.session_state["upload_table"] = {
-        "edited_rows": {0: {"date": "2026-05-01"}},
-        "added_rows": [],
-        "deleted_rows": [],
-    }
-    at = at.run()
+    at = edit_upload_table(at, {0: {"date": "2026-05-01"}})
     at = at.button(key="upload_save").click().run()
     assert not at.exception and not at.error
     (summary,) = list_scans(world.db, world.alice, world.alice.user_id)[-1:]
@@ -106,12 +102,7 @@ def test_two_reruns_load_the_model_once(world, shipped_model, samples_dir: Path)
         page("upload.py", world.alice).run(),
         ("a.png", (samples_dir / "00000001_000.png").read_bytes()),
     )
-    at.session_state["upload_table"] = {
-        "edited_rows": {0: {"view": "Frontal (PA, standing)"}},
-        "added_rows": [],
-        "deleted_rows": [],
-    }
-    at = at.run()
+    at = edit_upload_table(at, {0: {"view": "Frontal (PA, standing)"}})
     (gamma,) = [s for s in at.slider if s.key and s.key.endswith("_gamma")]
     gamma.set_value(0.5)
     at = at.run()

@@ -11,7 +11,15 @@ from streamlit.testing.v1 import AppTest
 from core.views import VIEW_LABELS, View
 from storage.profile import get_birth_year, set_birth_year
 from storage.scans import list_scans
-from tests.pages._flows import REAL_DICOM, open_world, page, texts, upload, upload_statuses
+from tests.pages._flows import (
+    REAL_DICOM,
+    edit_upload_table,
+    open_world,
+    page,
+    texts,
+    upload,
+    upload_statuses,
+)
 
 #: A real adult film: nih_adult/labels.csv gives age 68, AP view.
 NIH_ADULT = "nih_adult/test/Pneumonia/00000415_001.jpeg"
@@ -22,12 +30,6 @@ KERMANY_CHILD = "kermany/test/PNEUMONIA/person100_bacteria_475.jpeg"
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     return open_world(tmp_path, monkeypatch)
-
-
-def _edit(at: AppTest, rows: dict[int, dict[str, str]]) -> AppTest:
-    """Type into the table's cells (AppTest seeds a keyed editor's edit state)."""
-    at.session_state["upload_table"] = {"edited_rows": rows, "added_rows": [], "deleted_rows": []}
-    return at.run()
 
 
 def _table(at: AppTest):
@@ -67,9 +69,11 @@ def test_save_is_enabled_only_when_every_row_has_a_date_and_a_view(
     assert _table(at)["date"].tolist()[1].date() == date(2026, 1, 5), "date from the file name"
     assert at.button(key="upload_save").disabled
 
-    at = _edit(at, {0: {"view": VIEW_LABELS[View.PA]}, 1: {"view": VIEW_LABELS[View.LATERAL]}})
+    at = edit_upload_table(
+        at, {0: {"view": VIEW_LABELS[View.PA]}, 1: {"view": VIEW_LABELS[View.LATERAL]}}
+    )
     assert at.button(key="upload_save").disabled, "the first file still has no date"
-    at = _edit(
+    at = edit_upload_table(
         at,
         {
             0: {"view": VIEW_LABELS[View.PA], "date": "2026-01-05"},
@@ -97,7 +101,7 @@ def test_a_series_is_saved_with_each_rows_date_and_view_and_once_only(
     )
     # The DICOM states its view (PA) but only a placeholder date.
     assert "looks like a placeholder" in upload_statuses(at)[1], "notes.png has an error box"
-    at = _edit(at, {0: {"view": VIEW_LABELS[View.LATERAL]}, 2: {"date": "2026-01-07"}})
+    at = edit_upload_table(at, {0: {"view": VIEW_LABELS[View.LATERAL]}, 2: {"date": "2026-01-07"}})
     assert at.button(key="upload_save").label == "Save 2 scans to my record"
     at = at.button(key="upload_save").click().run()
     assert not at.exception
@@ -118,7 +122,11 @@ def test_a_series_is_saved_with_each_rows_date_and_view_and_once_only(
     )
     # Each saved row shows the date and view it was saved with, not an empty cell to fill.
     table = _table(at)
-    assert table["view"].fillna("").tolist() == [VIEW_LABELS[View.LATERAL], "", VIEW_LABELS[View.PA]]
+    assert table["view"].fillna("").tolist() == [
+        VIEW_LABELS[View.LATERAL],
+        "",
+        VIEW_LABELS[View.PA],
+    ]
     assert [d.date() for d in table["date"].dropna()] == [date(2026, 1, 5), date(2026, 1, 7)]
     assert at.button(key="upload_save").disabled
 
@@ -127,8 +135,8 @@ def test_a_double_click_on_save_stores_each_file_once(world, samples_dir: Path) 
     """Two Save requests for the same table (the second sent before the first re-ran)."""
     files = [("chest_2026-01-05.png", (samples_dir / "00000001_000.png").read_bytes())]
     pa = {0: {"view": VIEW_LABELS[View.PA]}}
-    first = _edit(upload(page("upload.py", world.alice).run(), *files), pa)
-    second = _edit(upload(page("upload.py", world.alice).run(), *files), pa)
+    first = edit_upload_table(upload(page("upload.py", world.alice).run(), *files), pa)
+    second = edit_upload_table(upload(page("upload.py", world.alice).run(), *files), pa)
     before = len(_saved(world))
     first.button(key="upload_save").click().run()
     second.button(key="upload_save").click().run()
@@ -140,7 +148,7 @@ def test_a_dicom_age_offers_the_birth_year(world, samples_dir: Path) -> None:
     at = upload(
         page("upload.py", world.alice).run(), ("real.dcm", (samples_dir / REAL_DICOM).read_bytes())
     )
-    at = _edit(at, {0: {"date": "2026-01-07"}})
+    at = edit_upload_table(at, {0: {"date": "2026-01-07"}})
     assert "suggests the patient was born in 1964" in texts(at)  # Patient's Age 062Y
     at.button(key="upload_birth_year").click().run()
     assert get_birth_year(world.db, world.alice, world.alice.user_id) == 1964
@@ -170,7 +178,7 @@ def test_real_films_grey_what_was_learned_from_other_patients(
     at = upload(
         page("upload.py", world.alice).run(), ("film.jpeg", (shared_data / path).read_bytes())
     )
-    at = _edit(at, {0: {"view": VIEW_LABELS[View.AP], "date": "2026-01-05"}})
+    at = edit_upload_table(at, {0: {"view": VIEW_LABELS[View.AP], "date": "2026-01-05"}})
     assert not at.exception
     shown = texts(at)
     assert sentence in shown
@@ -182,7 +190,7 @@ def test_edits_of_one_set_of_files_never_apply_to_the_next(world, samples_dir: P
         page("upload.py", world.alice).run(),
         ("a.png", (samples_dir / "00000001_000.png").read_bytes()),
     )
-    at = _edit(at, {0: {"view": VIEW_LABELS[View.LATERAL], "date": "2026-01-05"}})
+    at = edit_upload_table(at, {0: {"view": VIEW_LABELS[View.LATERAL], "date": "2026-01-05"}})
     assert not at.button(key="upload_save").disabled
     at = upload(at, ("b.png", (samples_dir / "00027426_000.png").read_bytes()))
     assert upload_statuses(at) == ["Enter the date the X-ray was taken and its view."]

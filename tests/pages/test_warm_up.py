@@ -13,7 +13,7 @@ import torch
 
 from models import inference
 from pages import ui
-from tests.pages._flows import PROJECT_ROOT, open_world, page
+from tests.pages._flows import PROJECT_ROOT, edit_upload_table, open_world, page
 
 SHIPPED_CHECKPOINT = PROJECT_ROOT / "models" / "checkpoint.pt"
 
@@ -46,12 +46,7 @@ def test_warm_up_fills_the_cached_model_that_the_first_analysis_then_uses(
     )
     at = at.run()
     # A PNG states no view: the patient picks it in the upload table before it is scored.
-    at.session_state["upload_table"] = {
-        "edited_rows": {0: {"view": "Frontal (PA, standing)"}},
-        "added_rows": [],
-        "deleted_rows": [],
-    }
-    at = at.run()
+    at = edit_upload_table(at, {0: {"view": "Frontal (PA, standing)"}})
     assert not at.exception
     assert any(h.value == "Where the model looked" for h in at.subheader)
     # The page's analysis found the model already loaded.

@@ -21,7 +21,14 @@ from core.views import VIEW_LABELS, View
 from core.words import in_sentence
 from storage import accounts
 from storage.scans import list_scans
-from tests.pages._flows import PASSWORD, PROJECT_ROOT, open_database, page, texts
+from tests.pages._flows import (
+    PASSWORD,
+    PROJECT_ROOT,
+    edit_upload_table,
+    open_database,
+    page,
+    texts,
+)
 from tests.services.conftest import SHIPPED_CHECKPOINT
 
 #: A real radiograph the shipped model flags for two findings.
@@ -81,12 +88,7 @@ def test_cli_and_pages_agree_on_one_scan(tmp_path, monkeypatch, samples_dir: Pat
     upload.file_uploader[0].set_value([(FILE, path.read_bytes(), "image/jpeg")])
     upload = upload.run()
     # A JPEG states no view: the patient picks it in the upload table.
-    upload.session_state["upload_table"] = {
-        "edited_rows": {0: {"view": VIEW_LABELS[View.PA]}},
-        "added_rows": [],
-        "deleted_rows": [],
-    }
-    upload = upload.run()
+    upload = edit_upload_table(upload, {0: {"view": VIEW_LABELS[View.PA]}})
     assert not upload.exception
     headline = next(m.value for m in upload.markdown if "strongest signal" in m.value)
     assert f"strongest signal is {in_sentence(FINDING_LABELS[top])} " in headline
