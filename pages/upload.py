@@ -42,8 +42,8 @@ from storage.actor import Actor
 from storage.profile import set_birth_year
 from storage.results import ResultIn
 
-#: Session keys: the checked files as (file ids, SeriesFile list), the last save's report,
-#: and the table's edits. Per session, never cached globally.
+#: Session keys: the checked files as (file ids, SeriesFile list), the last save's report as
+#: (file ids, ImportReport), and the table's edits. Per session, never cached globally.
 _CHECKED_KEY = "upload_checked"
 _REPORT_KEY = "upload_report"
 _TABLE_KEY = "upload_table"
@@ -93,9 +93,14 @@ def _render_upload() -> list[Any]:
     return list(files or [])
 
 
+def _signature(files: Sequence[Any]) -> tuple[str, ...]:
+    """Which files are chosen: the uploader's ids, new for each choice of the same file."""
+    return tuple(f.file_id for f in files)
+
+
 def _checked(files: Sequence[Any], actor: Actor) -> list[SeriesFile]:
     """Each file decoded and checked once per set of files (not on every widget change)."""
-    signature = tuple(f.file_id for f in files)
+    signature = _signature(files)
     stored = st.session_state.get(_CHECKED_KEY)
     if stored is not None and stored[0] == signature:
         return stored[1]
@@ -455,7 +460,7 @@ def _save(
     except Exception as err:  # shown as one sentence
         show_error(err)
         return
-    st.session_state[_REPORT_KEY] = report
+    st.session_state[_REPORT_KEY] = (_signature(files), report)
     # Checked again on the next run: the saved files now read "already in your record".
     st.session_state.pop(_CHECKED_KEY, None)
     st.rerun()
@@ -493,9 +498,16 @@ st.caption(
     "Your files are checked and shown here; nothing is kept unless you save them, and "
     "nothing if a file cannot be read."
 )
-if (last := st.session_state.pop(_REPORT_KEY, None)) is not None:
-    _render_report(last)
+# Shown above the uploader for as long as the saved files stay chosen: the table refreshing
+# after a save can run the page again, and a report shown only once would vanish with it.
+report_slot = st.container()
 uploads = _render_upload()
+last = st.session_state.get(_REPORT_KEY)
+if last is not None and last[0] == _signature(uploads):
+    with report_slot:
+        _render_report(last[1])
+else:
+    st.session_state.pop(_REPORT_KEY, None)
 if not uploads:
     st.stop()
 checked = _checked(uploads, actor)

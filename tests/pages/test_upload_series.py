@@ -129,6 +129,12 @@ def test_a_series_is_saved_with_each_rows_date_and_view_and_once_only(
     ]
     assert [d.date() for d in table["date"].dropna()] == [date(2026, 1, 5), date(2026, 1, 7)]
     assert at.button(key="upload_save").disabled
+    # The report stays while these files stay chosen (the table's refresh runs the page
+    # again), and goes when others are chosen.
+    at = at.run()
+    assert "2 of 2 files were saved." in texts(at)
+    at = upload(at, ("other.png", (samples_dir / "00027426_000.png").read_bytes()))
+    assert "files were saved" not in texts(at)
 
 
 def test_a_double_click_on_save_stores_each_file_once(world, samples_dir: Path) -> None:
