@@ -7,7 +7,6 @@ coordinates (see :mod:`core.annotations`).
 
 from __future__ import annotations
 
-import base64
 import io
 from collections.abc import Mapping, Sequence
 
@@ -16,6 +15,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 
 from core.annotations import mark_label
+from core.thumbnails import png_data_url
 
 #: Colour ramp of the heatmap (dark blue -> red -> yellow), at evenly spaced levels.
 _HEAT_RAMP = np.array([[0, 0, 130], [0, 120, 255], [255, 60, 0], [255, 230, 0]], dtype=np.float32)
@@ -102,12 +102,11 @@ def draw_annotations(rgb: np.ndarray, annotations: Sequence[Mapping[str, float]]
     return np.asarray(image)
 
 
-def png_data_uri(rgb: np.ndarray) -> str:
-    """An RGB uint8 image as a ``data:image/png;base64,...`` URI (lossless, for the browser)."""
+def _png_url(rgb: np.ndarray) -> str:
     buffer = io.BytesIO()
     # Level 1: a few times faster than the default, for a slightly larger file.
     Image.fromarray(rgb).save(buffer, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_data_url(buffer.getvalue())
 
 
 def annotation_figure(
@@ -144,7 +143,7 @@ def annotation_figure(
     # Sent as a PNG: as ``z`` the pixels travel as JSON numbers, about 4 MB on every redraw.
     fig = go.Figure(
         go.Image(
-            source=png_data_uri(small),
+            source=_png_url(small),
             dx=step,
             dy=step,
             hovertemplate="x %{x}, y %{y}<extra></extra>",

@@ -31,6 +31,11 @@ def thumbnail_png(pixels: np.ndarray, side: int = THUMBNAIL_SIDE) -> bytes:
     return out.getvalue()
 
 
+def png_data_url(png: bytes) -> str:
+    """PNG bytes as a ``data:image/png;base64,...`` URL (a table's image column, a chart)."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def thumbnail_url(pixels: np.ndarray, side: int = THUMBNAIL_SIDE) -> str:
-    """The thumbnail as a ``data:image/png;base64,...`` URL (for an image column of a table)."""
-    return "data:image/png;base64," + base64.b64encode(thumbnail_png(pixels, side)).decode()
+    """The thumbnail as a ``data:`` URL (for an image column of a table)."""
+    return png_data_url(thumbnail_png(pixels, side))

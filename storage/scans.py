@@ -657,6 +657,11 @@ def _load_summaries(
     return summaries
 
 
+def _payload_view(payload: dict[str, Any]) -> View:
+    # Scans sealed before views existed carry none: their view is not known.
+    return View(payload.get("view") or View.UNKNOWN)
+
+
 def _summary_fields(
     scan: schema.Scan, payload: dict[str, Any], results: list[ResultRecord]
 ) -> dict[str, Any]:
@@ -668,7 +673,7 @@ def _summary_fields(
         "modality": payload.get("modality"),
         "results": results,
         "created_at": scan.created_at,
-        "view": View(payload.get("view") or View.UNKNOWN),
+        "view": _payload_view(payload),
     }
 
 
@@ -710,6 +715,6 @@ def _saved_copy(session: Session, sealer: RowSealer, scan_id: int, saved_at: dat
     return SavedCopy(
         scan_id,
         date.fromisoformat(payload["scan_date"]),
-        View(payload.get("view") or View.UNKNOWN),
+        _payload_view(payload),
         saved_at,
     )

@@ -6,6 +6,7 @@ from datetime import date
 
 from core.views import View
 from storage import accounts
+from storage.actor import Actor
 from storage.profile import set_birth_year
 from tests.pages._flows import PASSWORD, page, save_small_scan, shipped_result, texts
 
@@ -15,11 +16,19 @@ def _scan(db, actor, when: date, bacterial: float, covid: float, seed: int) -> i
     return save_small_scan(db, actor, when, f"{when}.png", View.PA, result, seed)
 
 
-def test_an_adults_timeline_hides_and_never_flags_the_childrens_findings(db) -> None:
+def _alice_with_two_scans(db, birth_year: int | None) -> Actor:
+    """A patient whose bacterial pneumonia (learned from children) rises by 60 points and
+    COVID-19 (learned from adults) by 25, between two PA films four days apart."""
     alice = accounts.register(db, "alice", PASSWORD)
-    set_birth_year(db, alice, 1961)
+    if birth_year is not None:
+        set_birth_year(db, alice, birth_year)
     _scan(db, alice, date(2026, 1, 5), bacterial=0.10, covid=0.05, seed=1)
     _scan(db, alice, date(2026, 1, 9), bacterial=0.70, covid=0.30, seed=2)
+    return alice
+
+
+def test_an_adults_timeline_hides_and_never_flags_the_childrens_findings(db) -> None:
+    alice = _alice_with_two_scans(db, 1961)
 
     at = page("timeline.py", alice).run()
     assert not at.exception
@@ -40,9 +49,7 @@ def test_an_adults_timeline_hides_and_never_flags_the_childrens_findings(db) -> 
 
 
 def test_without_an_age_nothing_is_hidden(db) -> None:
-    alice = accounts.register(db, "alice", PASSWORD)
-    _scan(db, alice, date(2026, 1, 5), bacterial=0.10, covid=0.05, seed=1)
-    _scan(db, alice, date(2026, 1, 9), bacterial=0.70, covid=0.30, seed=2)
+    alice = _alice_with_two_scans(db, None)
     at = page("timeline.py", alice).run()
     assert not at.exception
     assert "Bacterial pneumonia" in at.get("plotly_chart")[0].proto.spec
@@ -50,10 +57,7 @@ def test_without_an_age_nothing_is_hidden(db) -> None:
 
 
 def test_compare_marks_the_findings_learned_from_other_patients(db) -> None:
-    alice = accounts.register(db, "alice", PASSWORD)
-    set_birth_year(db, alice, 1961)
-    _scan(db, alice, date(2026, 1, 5), bacterial=0.10, covid=0.05, seed=1)
-    _scan(db, alice, date(2026, 1, 9), bacterial=0.70, covid=0.30, seed=2)
+    alice = _alice_with_two_scans(db, 1961)
     at = page("compare.py", alice).run()
     assert not at.exception
     table = at.dataframe[0].value.set_index("Finding")
