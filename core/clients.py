@@ -6,14 +6,66 @@ dodge its own delay, or aim a delay at someone else. Only a configured reverse p
 (``Settings.trusted_proxies``) is believed, and only for the hop it appended: the header is
 read from the right, skipping our proxies, and the first other address is the client
 (anything to its left was written by that client and proves nothing).
+
+Counting per full address is not enough: one IPv6 host picks any address of its /64 at will,
+so :func:`client_units` names the units that counts are kept under.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: One IPv6 host (or its home network) chooses freely among the addresses of its /64.
+IPV6_HOST_PREFIX = 64
+#: An IPv6 site: what one subscriber or organisation is usually given.
+IPV6_NETWORK_PREFIX = 48
+#: One IPv4 neighbourhood: addresses a single provider's customer can hop between.
+IPV4_NETWORK_PREFIX = 24
+
+
+@dataclass(frozen=True)
+class ClientUnits:
+    """What one client is counted as, for login delays and sign-up limits.
+
+    Attributes:
+        host: The client itself: an IPv4 address or an IPv6 /64; a value that is not an
+            address is kept as it is.
+        network: The wider network it belongs to (IPv4 /24, IPv6 /48), or ``None`` for a
+            value that is not an address.
+    """
+
+    host: str
+    network: str | None
+
+
+def client_units(client: str) -> ClientUnits:
+    """The host and network units of a client address (see :class:`ClientUnits`).
+
+    An IPv4 address mapped into IPv6 (``::ffff:192.0.2.1``) counts as the IPv4 address, so
+    a dual-stack listener cannot give one client two sets of counts.
+
+    Args:
+        client: An address as :func:`client_address` returns it, or another client label.
+
+    Returns:
+        The units.
+    """
+    try:
+        ip = ipaddress.ip_address(client.strip())
+    except ValueError:
+        return ClientUnits(client, None)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv4Address):
+        network = ipaddress.ip_network(f"{ip}/{IPV4_NETWORK_PREFIX}", strict=False)
+        return ClientUnits(str(ip), str(network))
+    host = ipaddress.ip_network(f"{ip}/{IPV6_HOST_PREFIX}", strict=False)
+    network = ipaddress.ip_network(f"{ip}/{IPV6_NETWORK_PREFIX}", strict=False)
+    return ClientUnits(str(host), str(network))
 
 
 def client_address(

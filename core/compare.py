@@ -1,28 +1,19 @@
-"""Compare two scans of one patient finding by finding, only within one model version.
+"""Compare two scans of one patient finding by finding, from their readings.
 
-Probabilities from different model versions are not on the same scale, so a
-comparison picks a pair of results from a version both scans were scored with
-(preferring the current model) and otherwise says plainly that the scans
-cannot be compared until the older one is re-scored. Films of different projections (PA,
-AP, AP supine, side) differ systematically, so the default pair is the latest two films of one
-projection and a pair of different projections is compared only with a warning in words.
+Each scan is compared through its one reading (``core.scan_reading``), so Compare shows the
+numbers every other page shows and nothing else: probabilities of different model versions
+are not on the same scale, and a film without numbers says why. Films of different projections
+(PA, AP, AP supine, side) differ systematically, so a pair of different projections is compared
+only with a warning in words (the default pair is ``core.scan_reading.default_compare_pair``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from core.findings import FINDING_LABELS, FINDINGS
-from core.labels import format_day
-from core.timeline import (
-    ResultLike,
-    ScanLike,
-    format_percent,
-    format_version,
-    is_comparable_view,
-    sort_scans,
-)
+from core.scan_reading import VIEW_UNCERTAIN_SENTENCE, ScanReading, ScanStatus
+from core.timeline import format_percent, format_version
 from core.views import NOT_SCORED_SENTENCE, VIEW_LABELS, View
 
 #: Default smallest absolute change in probability (10 points) read as a real change.
@@ -44,6 +35,8 @@ class FindingChange:
         after: Probability on the later scan.
         delta: ``after - before``.
         verdict: ``"higher"``, ``"lower"`` or ``"no meaningful change"``.
+        greyed: The finding was learned from other patients than this one: its change says
+            little here.
     """
 
     finding: str
@@ -52,6 +45,7 @@ class FindingChange:
     after: float
     delta: float
     verdict: str
+    greyed: bool = False
 
     @property
     def sentence(self) -> str:
@@ -116,39 +110,12 @@ def verdict(delta: float, margin: float = DEFAULT_CHANGE_MARGIN) -> str:
     return NO_CHANGE
 
 
-def compare_results(
-    before: ResultLike, after: ResultLike, margin: float = DEFAULT_CHANGE_MARGIN
-) -> tuple[FindingChange, ...]:
-    """Per-finding changes between two results, which must share a model version.
-
-    Args:
-        before: Result of the earlier scan.
-        after: Result of the later scan.
-        margin: See :func:`verdict`.
-
-    Returns:
-        One :class:`FindingChange` per finding present in both, in finding order.
-
-    Raises:
-        ValueError: The results come from different model versions, or the
-            margin is not in [0, 1).
-    """
-    if not 0 <= margin < 1:
-        raise ValueError("The change margin must be at least 0 and below 1.")
-    if before.model_version != after.model_version:
-        raise ValueError("Results from different model versions cannot be compared.")
-    changes = []
-    for finding in FINDINGS:
-        if finding in before.probabilities and finding in after.probabilities:
-            old, new = float(before.probabilities[finding]), float(after.probabilities[finding])
-            label = FINDING_LABELS[finding]
-            changes.append(
-                FindingChange(finding, label, old, new, new - old, verdict(new - old, margin))
-            )
-    return tuple(changes)
+class _Viewed(Protocol):
+    @property
+    def view(self) -> View: ...
 
 
-def view_mismatch(first: ScanLike, second: ScanLike) -> str | None:
+def view_mismatch(first: _Viewed, second: _Viewed) -> str | None:
     """One sentence when two films are not of the same known frontal projection, else ``None``.
 
     Args:
@@ -176,99 +143,77 @@ def view_mismatch(first: ScanLike, second: ScanLike) -> str | None:
     return None
 
 
-def default_pair(scans: Sequence[ScanLike]) -> tuple[int, int] | None:
-    """The pair Compare opens with: the latest two films of one frontal projection.
-
-    The projection is the one of the most recent film that has an earlier film of the same
-    projection; a film of an earlier day is preferred as its partner over one of the same day.
-
-    Args:
-        scans: The patient's scans, any order.
-
-    Returns:
-        ``(earlier_id, later_id)``, or ``None`` when no frontal projection has two films.
-    """
-    ordered = sort_scans(scans)
-    for later in reversed(ordered):
-        if not is_comparable_view(later.view):
-            continue
-        same = [s for s in ordered if s.view is later.view and s.id != later.id]
-        earlier = [s for s in same if (s.scan_date, s.id) < (later.scan_date, later.id)]
-        if not earlier:
-            continue
-        other_day = [s for s in earlier if s.scan_date < later.scan_date]
-        return (other_day or earlier)[-1].id, later.id
-    return None
-
-
-def _common_pair(
-    before: Sequence[ResultLike], after: Sequence[ResultLike], current_version: str | None
-) -> tuple[ResultLike, ResultLike] | None:
-    usable_before = [r for r in before if not r.abstained]
-    usable_after = [r for r in after if not r.abstained]
-    versions_after = {r.model_version for r in usable_after}
-    common = [r.model_version for r in usable_before if r.model_version in versions_after]
-    if not common:
-        return None
-    # The current model first; otherwise the version most recently used on the earlier scan.
-    version = current_version if current_version in common else common[-1]
-    pick_before = [r for r in usable_before if r.model_version == version][-1]
-    pick_after = [r for r in usable_after if r.model_version == version][-1]
-    return pick_before, pick_after
-
-
-def compare_scans(
-    first: ScanLike,
-    second: ScanLike,
-    *,
-    margin: float = DEFAULT_CHANGE_MARGIN,
-    current_version: str | None = None,
+def compare_readings(
+    first: ScanReading, second: ScanReading, *, margin: float = DEFAULT_CHANGE_MARGIN
 ) -> Comparison:
-    """Compare two scans, ordering them by scan date.
+    """Compare the readings of two scans, ordering them by scan date.
+
+    Only the numbers each reading shows are compared (``core.scan_reading``): a film without
+    numbers (side view, model unsure, awaiting re-score) is not compared, and its reason is
+    said instead; a film of an uncertain view is compared with a warning.
 
     Args:
-        first: One scan (``ScanSummary``).
-        second: The other scan.
+        first: One scan's reading.
+        second: The other's.
         margin: Absolute change treated as meaningful (strictly greater).
-        current_version: Version of the model in use now, preferred when both
-            scans have a result from it.
 
     Returns:
-        A :class:`Comparison`; when no model version scored both scans
-        (results where the model abstained do not count), it has no changes
-        and its message says why and what to do.
+        A :class:`Comparison`.
 
     Raises:
         ValueError: ``margin`` is not in [0, 1).
     """
     if not 0 <= margin < 1:
         raise ValueError("The change margin must be at least 0 and below 1.")
-    before, after = sorted((first, second), key=lambda s: (s.scan_date, s.id))
-    warning = view_mismatch(before, after)
-    when = (
-        f"the scan of {format_day(before.scan_date)} and the scan of {format_day(after.scan_date)}"
-    )
-    if not before.results or not after.results:
-        message = f"Both scans need a model result before {when} can be compared."
-        return Comparison(before.id, after.id, margin, None, (), message, warning)
-    pair = _common_pair(before.results, after.results, current_version)
-    if pair is None:
-        versions = sorted({r.model_version for r in (*before.results, *after.results)})
-        return Comparison(
-            before.id,
-            after.id,
-            margin,
-            None,
-            (),
-            f"No single model version gave a usable result for both {when} "
-            f"(versions found: {', '.join(format_version(v) for v in versions)}), "
-            "so they are not compared; re-score the older scan with the current model first.",
-            warning,
+    before, after = sorted((first, second), key=lambda r: (r.scan_date, r.scan_id))
+    warnings = [w for w in (view_mismatch(before, after),) if w is not None]
+    warnings += [
+        f"The view of the scan of {r.label} is uncertain: {VIEW_UNCERTAIN_SENTENCE}"
+        for r in (before, after)
+        if r.status is ScanStatus.VIEW_UNCERTAIN
+    ]
+    warning = " ".join(warnings) or None
+    when = f"the scan of {before.label} and the scan of {after.label}"
+    without = [r for r in (before, after) if not r.has_numbers]
+    if without:
+        reasons = " ".join(f"The scan of {r.label}: {r.reason or r.headline}" for r in without)
+        message = f"{when[0].upper()}{when[1:]} cannot be compared. {reasons}"
+        return Comparison(before.scan_id, after.scan_id, margin, None, (), message, warning)
+    if before.model_version != after.model_version:
+        message = (
+            f"{when[0].upper()}{when[1:]} were scored by different model versions "
+            f"({format_version(before.model_version or '')} and "
+            f"{format_version(after.model_version or '')}), so they are not compared; re-score "
+            "the older scan with the current model first."
         )
-    old, new = pair
-    changes = compare_results(old, new, margin)
+        return Comparison(before.scan_id, after.scan_id, margin, None, (), message, warning)
+    changes = []
+    for item in after.findings:
+        old = before.finding(item.finding)
+        if old is None:
+            continue
+        delta = item.value - old.value
+        changes.append(
+            FindingChange(
+                item.finding,
+                item.label,
+                old.value,
+                item.value,
+                delta,
+                verdict(delta, margin),
+                greyed=item.greyed or old.greyed,
+            )
+        )
     message = (
-        f"Comparing {when}, both scored by model {format_version(old.model_version)}; "
+        f"Comparing {when}, both scored by model {format_version(after.model_version or '')}; "
         f"changes of {format_percent(margin)} or less count as no meaningful change."
     )
-    return Comparison(before.id, after.id, margin, old.model_version, changes, message, warning)
+    return Comparison(
+        before.scan_id,
+        after.scan_id,
+        margin,
+        after.model_version,
+        tuple(changes),
+        message,
+        warning,
+    )

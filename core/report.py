@@ -20,20 +20,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.compare import HIGHER, LOWER, Comparison, compare_scans
-from core.findings import DISCLAIMER, FINDING_LABELS, FINDINGS, is_flagged
+from core.compare import HIGHER, LOWER, Comparison, compare_readings
+from core.findings import DISCLAIMER, FINDING_LABELS, FINDINGS
 from core.labels import format_day, view_words
-from core.overlay import draw_annotations, overlay_heatmap
-from core.reading import ResultReading
-from core.timeline import (
-    ResultLike,
-    ScanLike,
-    format_percent,
-    format_version,
-    result_threshold,
-    select_result,
-    timeline_frame,
-)
+from core.scan_reading import ScanReading, ScanStatus
+from core.timeline import format_percent, format_version
 from core.views import View
 from core.words import in_sentence
 
@@ -152,11 +143,13 @@ class Report:
             and view).
         generated_at: When the report was built (aware; printed in ``zone``).
         zone: The reader's IANA time zone for printed times (``None``: UTC, named so).
-        model_name: Model that scored the scan (``None`` if never scored).
+        model_name: Model whose result the report reads (``None`` without one).
         model_version: Its version.
+        status: The scan's reading status (``core.scan_reading.ScanStatus``), in its words.
+        headline: The reading's one headline sentence.
         abstained: Whether the model declined to give a reliable answer.
         abstain_reason: Why, in plain words.
-        findings: Scores per finding.
+        findings: Scores per finding, as the reading shows them (none without numbers).
         summary: Plain-language paragraphs.
         limitations: What the model cannot tell.
         changes: Sentences on change since the previous scan.
@@ -168,7 +161,9 @@ class Report:
         image_png: Annotated image as PNG bytes (not part of the JSON export).
         image_note: One sentence printed with the image, e.g. that the enhancement saved with
             the scan could not be reproduced (``core.enhance.SavedView.caption``).
-        timeline: Every plotted score of the patient's scans up to this one, oldest first.
+        timeline: Every score the Timeline plots by default, of the patient's scans up to this
+            one, oldest first.
+
     """
 
     title: str
@@ -181,6 +176,8 @@ class Report:
     zone: str | None
     model_name: str | None
     model_version: str | None
+    status: str
+    headline: str
     abstained: bool
     abstain_reason: str | None
     findings: tuple[ReportFinding, ...]
@@ -223,50 +220,30 @@ def _png_bytes(rgb: np.ndarray) -> bytes:
 # --------------------------------------------------------------------------- content
 
 
-def _findings_of(
-    result: ResultLike, thresholds: Mapping[str, float] | None, reading: ResultReading | None
-) -> tuple[ReportFinding, ...]:
-    notes = {item.finding: item.note for item in reading.findings} if reading else {}
-    lines = []
-    for finding in FINDINGS:
-        if finding in result.probabilities:
-            value = float(result.probabilities[finding])
-            level = result_threshold(result, finding, thresholds)
-            flagged = is_flagged(value, level)
-            lines.append(
-                ReportFinding(
-                    finding, FINDING_LABELS[finding], value, level, flagged, notes.get(finding)
-                )
-            )
-    return tuple(lines)
+def _findings_of(reading: ScanReading) -> tuple[ReportFinding, ...]:
+    return tuple(
+        ReportFinding(item.finding, item.label, item.value, item.threshold, item.flagged, item.note)
+        for item in reading.findings
+    )
 
 
-def _summary(
-    scan: ScanLike, result: ResultLike | None, findings: Sequence[ReportFinding]
-) -> tuple[str, ...]:
+def _summary(reading: ScanReading) -> tuple[str, ...]:
     looked_for = ", ".join(in_sentence(label) for label in FINDING_LABELS.values())
-    when = f"your chest X-ray of {format_day(scan.scan_date)}, {view_words(scan.view)}"
-    if result is None:
-        return (
-            f"This report is about {when}. It has not been checked by the model yet, "
-            "so there are no scores.",
-        )
+    when = f"your chest X-ray of {format_day(reading.scan_date)}, {view_words(reading.view)}"
+    if not reading.has_numbers:
+        return (f"This report is about {when}. {reading.reason or reading.headline}",)
     paragraphs = [
         f"This report is about {when}. A computer model looked at the image "
         f"for signs of {looked_for}.",
     ]
-    if result.abstained:
-        reason = f" ({result.abstain_reason.rstrip('.')})" if result.abstain_reason else ""
-        paragraphs.append(
-            f"The model was not confident that this image suits it{reason}, "
-            "so its scores should not be relied on."
-        )
-    above = [f for f in findings if f.above_threshold and f.note is None]
+    if reading.status is ScanStatus.VIEW_UNCERTAIN and reading.reason:
+        paragraphs.append(reading.reason)
+    above = [item for item in reading.findings if item.flagged]
     if above:
         listed = "; ".join(
-            f"{in_sentence(f.label)} {format_percent(f.probability)} "
-            f"(its level is {format_percent(f.threshold)})"
-            for f in above
+            f"{in_sentence(item.label)} {format_percent(item.value)} "
+            f"(its level is {format_percent(item.threshold)})"
+            for item in above
         )
         paragraphs.append(
             "The model's score reached the level at which it suggests a closer look for: "
@@ -279,10 +256,12 @@ def _summary(
             "This does not rule anything out: discuss the result with a clinician, "
             "especially if you feel unwell."
         )
+    if reading.explanation:
+        paragraphs.append(reading.explanation)
     return tuple(paragraphs)
 
 
-def _change_lines(comparison: Comparison | None, previous: ScanLike | None) -> tuple[str, ...]:
+def _change_lines(comparison: Comparison | None, previous: ScanReading | None) -> tuple[str, ...]:
     if comparison is None or previous is None:
         return ()
     if not comparison.comparable:
@@ -294,16 +273,16 @@ def _change_lines(comparison: Comparison | None, previous: ScanLike | None) -> t
 def _questions(
     findings: Sequence[ReportFinding],
     comparison: Comparison | None,
-    previous: ScanLike | None,
-    result: ResultLike | None,
+    previous: ScanReading | None,
+    reading: ScanReading,
 ) -> tuple[str, ...]:
     questions: list[str] = []
-    if result is not None and result.abstained:
+    if reading.status is ScanStatus.UNSURE:
         questions.append(
             "The model could not read this image reliably. Should the X-ray be repeated?"
         )
     for line in findings:
-        if line.above_threshold and line.note is None:
+        if line.above_threshold:
             questions.append(
                 f"The model scored {in_sentence(line.label)} at "
                 f"{format_percent(line.probability)}. "
@@ -314,6 +293,8 @@ def _questions(
         if comparison.comparable:
             since = format_day(previous.scan_date)
             for change in comparison.changes:
+                if change.greyed:
+                    continue
                 if change.verdict == HIGHER:
                     questions.append(
                         f"My {in_sentence(change.label)} score rose from "
@@ -335,104 +316,109 @@ def _questions(
     return tuple(questions)
 
 
+#: Said with the image when a heatmap is drawn on it (and only then).
+HEATMAP_CAPTION = (
+    "Coloured areas show where the image most drove the model's score; they are not a diagnosis."
+)
+
+
 def build_report(
-    scan: ScanLike,
+    reading: ScanReading,
     *,
-    current_version: str | None = None,
-    thresholds: Mapping[str, float] | None = None,
-    previous: ScanLike | None = None,
-    red_flag_reasons: Sequence[str] = (),
+    history: Sequence[ScanReading] = (),
+    filename: str = "",
     image: np.ndarray | None = None,
     image_note: str | None = None,
-    heatmap: np.ndarray | None = None,
     notes: Sequence[ReportNote] = (),
     margin: float = 0.10,
     generated_at: datetime | None = None,
     patient_name: str | None = None,
     zone: str | None = None,
-    history: Sequence[ScanLike] = (),
-    reading: ResultReading | None = None,
 ) -> Report:
-    """Assemble the report of one scan.
+    """Assemble the report of one scan from its reading.
 
     Args:
-        scan: The scan (``ScanSummary``); its result is chosen as on the timeline.
-        current_version: Version of the model in use now, if known.
-        thresholds: Fallback thresholds (see ``core.timeline.result_threshold``).
-        previous: The patient's scan before this one, to describe the change.
-        red_flag_reasons: This scan's entry of ``core.timeline.red_flags``.
-        image: Grayscale pixels in [0, 1] to embed, if available (shown as saved, see
-            ``core.enhance.enhance_as_saved``).
-        image_note: Sentence printed with the image (that view's caption).
-        heatmap: Model attention map for ``image``, if available.
-        notes: Clinicians' notes; their marks are drawn on the image.
-        margin: Change margin for the comparison with ``previous``.
+        reading: The scan's reading (``core.scan_reading``): status, headline, the numbers
+            shown and their flags.
+        history: The patient's readings, for the change since the last comparable film and the
+            timeline chart (films after this one are left out: the report describes the record
+            as of this scan).
+        filename: The uploaded file's name (JSON export only).
+        image: The image as displayed (RGB ``uint8``: the saved enhancement, the heatmap if
+            asked, the clinicians' marks; ``services.records.display_image``), if available.
+        image_note: What the image shows, printed with it (a heatmap is explained only when
+            drawn).
+        notes: Clinicians' notes.
+        margin: Change margin for the comparison with the previous film.
         generated_at: Timestamp to print (defaults to now).
         patient_name: The patient's display name, printed on the report (``None``: not known).
         zone: The reader's IANA time zone, for printed times.
-        history: The patient's scans, for the timeline chart (scans after this one are left
-            out: the report describes the patient's record as of this scan).
-        reading: The shown result read for its patient (``services.validity.reading_for``):
-            findings learned from other patients get their sentence, and the summary says
-            why the numbers differ; ``None`` when not known.
 
     Returns:
         The :class:`Report`.
     """
-    result = select_result(scan.results, current_version)
-    findings = _findings_of(result, thresholds, reading) if result is not None else ()
-    comparison = (
-        compare_scans(previous, scan, margin=margin, current_version=current_version)
-        if previous is not None
-        else None
-    )
-    image_png = None
-    if image is not None:
-        rgb = overlay_heatmap(image, heatmap)
-        marks = [note.annotation for note in notes if note.annotation]
-        image_png = _png_bytes(draw_annotations(rgb, marks) if marks else rgb)
+    findings = _findings_of(reading)
+    previous = previous_comparable(history, reading)
+    comparison = compare_readings(previous, reading, margin=margin) if previous else None
     return Report(
         title="Chest X-ray report (decision support)",
         patient_name=patient_name,
-        scan_id=scan.id,
-        scan_date=scan.scan_date,
-        view=View(scan.view),
-        filename=scan.filename,
+        scan_id=reading.scan_id,
+        scan_date=reading.scan_date,
+        view=reading.view,
+        filename=filename,
         generated_at=generated_at or datetime.now(UTC),
         zone=zone,
-        model_name=result.model_name if result is not None else None,
-        model_version=result.model_version if result is not None else None,
-        abstained=bool(result.abstained) if result is not None else False,
-        abstain_reason=result.abstain_reason if result is not None else None,
+        model_name=reading.model_name if reading.has_numbers else None,
+        model_version=reading.model_version if reading.has_numbers else None,
+        status=reading.status_words,
+        headline=reading.headline,
+        abstained=reading.status is ScanStatus.UNSURE,
+        abstain_reason=reading.reason if reading.status is ScanStatus.UNSURE else None,
         findings=findings,
-        summary=_summary(scan, result, findings)
-        + ((reading.explanation,) if reading is not None else ()),
+        summary=_summary(reading),
         limitations=LIMITATIONS,
         changes=_change_lines(comparison, previous),
-        red_flags=tuple(red_flag_reasons),
-        questions=_questions(findings, comparison, previous, result),
+        red_flags=reading.flags,
+        questions=_questions(findings, comparison, previous, reading),
         glossary={FINDING_LABELS[f]: GLOSSARY[f] for f in FINDINGS},
         notes=tuple(notes),
-        image_png=image_png,
+        image_png=None if image is None else _png_bytes(image),
         image_note=image_note,
-        timeline=_timeline(history, scan, current_version),
+        timeline=_timeline(history, reading),
     )
 
 
-def _timeline(
-    history: Sequence[ScanLike], scan: ScanLike, current_version: str | None
-) -> tuple[TimelinePoint, ...]:
-    upto = [s for s in history if (s.scan_date, s.id) <= (scan.scan_date, scan.id)]
-    frame = timeline_frame(upto, current_version)
+def previous_comparable(history: Sequence[ScanReading], reading: ScanReading) -> ScanReading | None:
+    """The latest comparable film of an earlier day of the same projection, if any.
+
+    Args:
+        history: The patient's readings.
+        reading: The film to find a baseline for.
+
+    Returns:
+        The baseline reading, or None (also when ``reading`` is not comparable itself).
+    """
+    if not reading.has_numbers:
+        return None
+    earlier = [
+        other
+        for other in history
+        if other.comparable and other.view is reading.view and other.scan_date < reading.scan_date
+    ]
+    return max(earlier, key=lambda r: (r.scan_date, r.scan_id)) if earlier else None
+
+
+def _timeline(history: Sequence[ScanReading], reading: ScanReading) -> tuple[TimelinePoint, ...]:
+    upto = sorted(
+        (r for r in history if (r.scan_date, r.scan_id) <= (reading.scan_date, reading.scan_id)),
+        key=lambda r: (r.scan_date, r.scan_id),
+    )
     return tuple(
-        TimelinePoint(
-            int(row["scan_id"]),
-            row["scan_date"].date(),
-            str(row["finding"]),
-            float(row["probability"]),
-            float(row["threshold"]),
-        )
-        for row in frame.to_dict("records")
+        TimelinePoint(r.scan_id, r.scan_date, item.finding, item.value, item.threshold)
+        for r in upto
+        for item in r.findings
+        if item.plotted
     )
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from core.imaging import DecodedScan, ScanMetadata
 from core.views import View
 
+L = TypeVar("L")
 P = TypeVar("P")
 
 
@@ -50,16 +51,17 @@ def restore_scan(pixels: np.ndarray, metadata: Mapping[str, Any]) -> DecodedScan
 
 def rescore(
     scan_ids: Sequence[int],
-    load: Callable[[int], DecodedScan],
-    predict: Callable[[DecodedScan], P],
+    load: Callable[[int], L],
+    predict: Callable[[L], P],
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[tuple[int, P]]:
     """Score each scan again, one at a time so that progress can be shown.
 
     Args:
         scan_ids: Scans to re-score, in order.
-        load: Reads one scan (e.g. ``load_scan`` then :func:`restore_scan`).
-        predict: Scores one decoded scan with the current model.
+        load: Reads one scan (e.g. ``load_scan`` then :func:`restore_scan`, with what else the
+            model needs of it, such as the patient's age at its date).
+        predict: Scores what ``load`` returned with the current model.
         on_progress: Optional ``on_progress(done, total)`` after each scan.
 
     Returns:

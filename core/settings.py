@@ -65,9 +65,14 @@ class Settings:
         registrations_per_hour: Most self-registered accounts per hour in all
             (``REGISTRATIONS_PER_HOUR``).
         registrations_per_client_per_hour: Most self-registered accounts per hour from one
-            client (``REGISTRATIONS_PER_CLIENT_PER_HOUR``).
+            client: an IPv4 address or an IPv6 /64 (``REGISTRATIONS_PER_CLIENT_PER_HOUR``).
+        registrations_per_network_per_hour: Most self-registered accounts per hour from one
+            network: an IPv4 /24 or an IPv6 /48 (``REGISTRATIONS_PER_NETWORK_PER_HOUR``).
         emergency_approval_minutes: How long an emergency access request waits for a second
             person's approval before it expires (``EMERGENCY_APPROVAL_MINUTES``).
+        emergency_independence_days: How long ago an admin may last have created or reset
+            the account of an emergency requester or approver (``EMERGENCY_INDEPENDENCE_DAYS``;
+            see :mod:`storage.sharing`).
         blob_url: Where the encrypted images are kept (``BLOB_URL``): ``file:///path``
             (default: ``data_dir/blobs``) or ``s3://bucket[/prefix]``, which several app
             servers can share.
@@ -97,7 +102,9 @@ class Settings:
     uploads_per_hour: int
     registrations_per_hour: int
     registrations_per_client_per_hour: int
+    registrations_per_network_per_hour: int
     emergency_approval_minutes: int
+    emergency_independence_days: int
     blob_url: str
     s3_endpoint_url: str | None
     s3_region: str | None
@@ -225,9 +232,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         registrations_per_hour=_int_env(env, "REGISTRATIONS_PER_HOUR", 60),
         # A family or a clinic sharing one address registers a few accounts, not dozens.
         registrations_per_client_per_hour=_int_env(env, "REGISTRATIONS_PER_CLIENT_PER_HOUR", 5),
+        # A campus or a mobile provider's neighbourhood: a few families, far below the
+        # overall number, so that a handful of networks cannot use up an hour's sign-ups.
+        registrations_per_network_per_hour=_int_env(env, "REGISTRATIONS_PER_NETWORK_PER_HOUR", 10),
         # Long enough to reach a colleague on call, short enough that a request nobody
         # confirmed does not linger as a way in.
         emergency_approval_minutes=_int_env(env, "EMERGENCY_APPROVAL_MINUTES", 30),
+        # A month: long enough for an account's owner to have logged in, found their records
+        # or their colleagues' requests, and noticed anything done in their name.
+        emergency_independence_days=_int_env(env, "EMERGENCY_INDEPENDENCE_DAYS", 30),
         blob_url=_blob_url(env, data_dir),
         s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
         s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,

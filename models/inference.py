@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from core.errors import UserError
 from core.findings import FINDINGS
 from core.imaging import DecodedScan
+from core.scope import not_a_chest_radiograph
 from core.settings import load_settings
 from models.architecture import ARCHITECTURE_NAME
 from models.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
@@ -34,14 +35,8 @@ from models.validity import FindingValidity, load_validity, not_evaluated
 
 logger = logging.getLogger(__name__)
 
-#: DICOM Modality (0008,0060) values of projection radiographs the model can read.
-_RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "RG"})
 #: DICOM View Position (0018,5101) values of lateral views, which the model never saw.
 _LATERAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL", "LLD", "RLD"})
-#: Mean chroma above which an image is a colour photograph, not a radiograph.
-_COLOUR_LIMIT = 0.04
-#: Pixel standard deviation below which an image is blank.
-_BLANK_LIMIT = 0.02
 
 _load_count = 0
 
@@ -117,20 +112,12 @@ def load_count() -> int:
 
 
 def _rule_based_reason(scan: DecodedScan) -> str | None:
+    refusal = not_a_chest_radiograph(scan)
+    if refusal is not None:
+        return f"{refusal} The model cannot read it."
     meta = scan.metadata
-    if meta.modality and meta.modality.upper() not in _RADIOGRAPH_MODALITIES:
-        modality = meta.modality.upper()
-        # Codes are read letter by letter: "an MR", "a CT".
-        article = "an" if modality[0] in "AEFHILMNORSX" else "a"
-        return f"This is {article} {modality} scan, not a chest X-ray, so the model cannot read it."
     if meta.view_position and meta.view_position.upper() in _LATERAL_VIEWS:
         return "This is a side (lateral) view; the model only reads front views of the chest."
-    if meta.colorfulness > _COLOUR_LIMIT:
-        return (
-            "This looks like a colour photograph, not an X-ray image, so the model cannot read it."
-        )
-    if float(scan.pixels.std()) < _BLANK_LIMIT:
-        return "This image is almost blank, so the model cannot read it."
     return None
 
 

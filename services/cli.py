@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 from core.errors import UserError
-from core.findings import top_finding
 from core.settings import load_settings
 from core.views import View, is_frontal, parse_view
 from services import maintenance
@@ -169,21 +168,21 @@ def _outcome_line(path: Path, outcome: ImportedScan, why_not: str | None) -> str
 def _stored_line(path: Path, outcome: ImportedScan, why_not: str | None) -> str:
     view = outcome.view.value if outcome.view is not None else View.UNKNOWN.value
     stored = f"stored {path} as scan {outcome.scan_id} (view {view})"
-    result = outcome.result
-    if result is None:
-        # A view that is not scored says so in its notes; otherwise no model was available.
-        return stored if not is_frontal(view) else f"{stored} without a result ({why_not})"
-    if result.abstained:
-        return f"{stored} (the model abstained)"
-    name = top_finding(result.probabilities, result.thresholds)
-    if name is None:
-        return f"{stored} (no finding at or above its threshold)"
-    return f"{stored} (top finding {name} {result.probabilities[name]:.2f})"
+    if outcome.result is None and is_frontal(view):
+        return f"{stored} without a result ({why_not})"
+    reading = outcome.reading
+    if reading is None or not is_frontal(view):  # the notes say why it is not scored
+        return stored
+    # The same headline every page shows for this scan.
+    return f"{stored}: {reading.headline}"
 
 
 def _export(db: Database, args: argparse.Namespace) -> int:
     actor = accounts.find_actor(db, args.user)
-    json.dump(export_records(db, actor), sys.stdout, indent=2, default=str)
+    classifier, why_not = _classifier()
+    if classifier is None:
+        print(f"note: {why_not}; each scan's latest result is read", file=sys.stderr)
+    json.dump(export_records(db, actor, classifier), sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
     return 0
 

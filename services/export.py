@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from core.scan_reading import ScanReading
+from services.records import record_of
 from services.validity import reading_for
 from storage.actor import Actor
 from storage.db import Database
 from storage.export import export_user
 from storage.profile import get_birth_year
+from storage.scans import list_scans
+
+if TYPE_CHECKING:  # importing the model layer loads torch; callers hand in a loaded classifier
+    from models.inference import Classifier
 
 
 @dataclass(frozen=True)
@@ -24,10 +30,47 @@ class _Exported:
     abstained: bool
 
 
-def export_records(db: Database, actor: Actor) -> dict[str, Any]:
-    """Everything the app holds about the actor, each result with the validity of its findings.
+def reading_json(reading: ScanReading) -> dict[str, Any]:
+    """A scan's reading as exported: what every page says of the scan, in plain values.
 
-    Each scan carries its ``view`` (``storage.export.export_user``). Each stored result gets
+    Args:
+        reading: The scan's reading (``core.scan_reading``).
+
+    Returns:
+        ``status``, ``headline``, ``reason``, ``plotted``, ``needs_attention``, ``flags`` and
+        ``findings`` (per finding shown: ``value``, ``level``, ``flagged``, ``valid``,
+        ``plotted``, ``note``; none when the scan has no number), ``model_version``.
+    """
+    return {
+        "status": reading.status.value,
+        "headline": reading.headline,
+        "reason": reading.reason,
+        "plotted": reading.plotted,
+        "needs_attention": reading.needs_attention,
+        "flags": list(reading.flags),
+        "model_version": reading.model_version if reading.has_numbers else None,
+        "findings": {
+            item.finding: {
+                "value": item.value,
+                "level": item.threshold,
+                "flagged": item.flagged,
+                "valid": item.valid,
+                "plotted": item.plotted,
+                "note": item.note,
+            }
+            for item in reading.findings
+        },
+    }
+
+
+def export_records(
+    db: Database, actor: Actor, classifier: Classifier | None = None
+) -> dict[str, Any]:
+    """Everything the app holds about the actor, each scan with its reading.
+
+    Each scan carries its ``view`` (``storage.export.export_user``) and its ``reading``
+    (:func:`reading_json`), the one every page shows. Each stored result, older models'
+    included, gets
     ``validity``, read for the patient as every page reads it
     (``services.validity.reading_for``): per finding, the patient's population, whether the
     finding was shown to work for it (``None`` when the age is not known), whom it was learned
@@ -37,9 +80,12 @@ def export_records(db: Database, actor: Actor) -> dict[str, Any]:
     Args:
         db: Database handle.
         actor: The user whose records are exported.
+        classifier: The current model (its version picks the result read); None reads each
+            scan's latest result.
 
     Returns:
-        ``export_user``'s data with ``validity`` added to every result.
+        ``export_user``'s data with ``reading`` added to every scan and ``validity`` to every
+        result.
 
     Raises:
         storage.policy.AccessDenied: The account is disabled.
@@ -49,7 +95,11 @@ def export_records(db: Database, actor: Actor) -> dict[str, Any]:
     if not exported["scans"]:
         return exported
     birth_year = get_birth_year(db, actor, actor.user_id)
+    record = record_of(
+        list_scans(db, actor, actor.user_id), birth_year, classifier, patient_id=actor.user_id
+    )
     for scan in exported["scans"]:
+        scan["reading"] = reading_json(record.reading(scan["id"]))
         scan_date = date.fromisoformat(scan["scan_date"])
         for result in scan["results"]:
             stored = _Exported(

@@ -9,7 +9,7 @@ scored, since the model was trained on frontal films only.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,8 @@ from core.enhance import EnhanceSettings
 from core.errors import UserError
 from core.imaging import DecodedScan, decode_scan
 from core.scan_dates import EARLIEST_PLAUSIBLE_YEAR
+from core.scan_reading import ScanReading
+from core.scope import not_a_chest_radiograph
 from core.view_check import check_view
 from core.views import (
     NOT_SCORED_SENTENCE,
@@ -26,6 +28,7 @@ from core.views import (
     View,
     is_frontal,
 )
+from services.records import read_patient
 from storage.actor import Actor
 from storage.db import Database
 from storage.profile import get_birth_year
@@ -43,6 +46,13 @@ class MissingScanDate(UserError):
     default_message = "This file has no date of its own; enter the date above and try again."
 
 
+class NotAChestRadiograph(UserError):
+    """A decodable file that is not a chest radiograph (``core.scope``); never saved."""
+
+    code = "not_a_chest_radiograph"
+    default_message = "This is not a chest X-ray."
+
+
 class MissingScanView(UserError):
     """A file whose view was neither chosen by the uploader nor stated by its DICOM header."""
 
@@ -51,6 +61,21 @@ class MissingScanView(UserError):
         "This file does not say whether it is a frontal or a side view; choose its view "
         "and try again."
     )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The model's result computed for a preview, reused when the file is saved as previewed.
+
+    Attributes:
+        view: The view it was scored for.
+        age: The patient's age it was scored for.
+        result: The result (None for a view that is not scored).
+    """
+
+    view: View
+    age: int | None
+    result: ResultIn | None
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,9 @@ class ScanFile:
         scan_date: The date the uploader gave this file (the upload table), or None to take
             the import's dates (see :func:`import_scans`).
         enhancement: How the uploader chose to display it (defaults when None).
+        decoded: The file as the preview decoded it (it is not decoded again), or None.
+        scored: The preview's result, reused when the file is saved with the same view and
+            age (it is not classified again), or None.
     """
 
     name: str
@@ -73,6 +101,8 @@ class ScanFile:
     view: View | None
     scan_date: date | None = None
     enhancement: EnhanceSettings | None = None
+    decoded: DecodedScan | None = None
+    scored: Scored | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +122,7 @@ class ImportedScan:
             does not look like its view, the scan was not scored because of its view.
         already_saved: The same file was already in the record (``scan_id`` is that scan,
             ``notes`` says when it was saved); nothing was stored again.
+        reading: The scan's reading as every page shows it (None when nothing was stored).
     """
 
     filename: str
@@ -102,6 +133,7 @@ class ImportedScan:
     view: View | None = None
     notes: tuple[str, ...] = ()
     already_saved: bool = False
+    reading: ScanReading | None = None
 
     @property
     def ok(self) -> bool:
@@ -307,10 +339,40 @@ def save_decoded_scan(
         scan_date=scan_date,
         filename=filename,
         view=view,
+        view_doubt=view_doubt(scan, view),
         result=result,
         content=content,
         keep_original=keep_original,
     )
+
+
+def view_doubt(scan: DecodedScan, view: View) -> str | None:
+    """The view check's warning about a frontal film that does not look frontal, else None.
+
+    Kept with the scan, whose reading then says "view uncertain" (``core.scan_reading``).
+
+    Args:
+        scan: The decoded file.
+        view: The view it is saved with.
+
+    Returns:
+        The warning sentence, or None (always None for a view that is not frontal).
+    """
+    return check_view(scan.pixels, view).warning if is_frontal(view) else None
+
+
+def refuse_if_not_chest(scan: DecodedScan) -> None:
+    """Refuse a decodable file that is not a chest radiograph, before its date or view.
+
+    Args:
+        scan: The decoded file.
+
+    Raises:
+        NotAChestRadiograph: With its one sentence (``core.scope.not_a_chest_radiograph``).
+    """
+    reason = not_a_chest_radiograph(scan)
+    if reason is not None:
+        raise NotAChestRadiograph(reason)
 
 
 def import_scans(
@@ -380,7 +442,22 @@ def import_scans(
         outcomes.append(outcome)
         if on_progress is not None:
             on_progress(done, len(files), outcome)
-    return ImportReport(tuple(outcomes))
+    return ImportReport(tuple(_with_readings(db, actor, outcomes, classifier)))
+
+
+def _with_readings(
+    db: Database, actor: Actor, outcomes: list[ImportedScan], classifier: Classifier | None
+) -> list[ImportedScan]:
+    """Each stored scan's reading, read with the whole record as every page reads it."""
+    if not any(outcome.scan_id is not None for outcome in outcomes):
+        return outcomes
+    record = read_patient(db, actor, actor.user_id, classifier)
+    return [
+        replace(outcome, reading=record.reading(outcome.scan_id))
+        if outcome.scan_id is not None
+        else outcome
+        for outcome in outcomes
+    ]
 
 
 def _import_one(
@@ -395,12 +472,20 @@ def _import_one(
 ) -> ImportedScan:
     name = file.name
     scan_date, fallback_date = dates
-    scan = decode_scan(data, name, max_bytes=db.settings.max_upload_bytes)
+    scan = file.decoded
+    if scan is None:
+        scan = decode_scan(data, name, max_bytes=db.settings.max_upload_bytes)
+    refuse_if_not_chest(scan)
     when = file.scan_date or scan_date or usable_study_date(scan) or fallback_date
     if when is None:
         raise MissingScanDate()
     view = resolve_view(scan, file.view)
-    result = score_if_frontal(classifier, scan, view, scan_age(scan, when, birth_year))
+    age = scan_age(scan, when, birth_year)
+    scored = file.scored
+    if scored is not None and scored.view is view and scored.age == age:
+        result = scored.result
+    else:
+        result = score_if_frontal(classifier, scan, view, age)
     scan_id = save_decoded_scan(
         db,
         actor,

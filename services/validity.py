@@ -54,8 +54,11 @@ class ScannedResults(Protocol):
 
 
 @lru_cache(maxsize=8)
-def _validity(sha256: str) -> dict[tuple[str, str], FindingValidity]:
-    # Public model facts, the same for every user: safe to keep per process.
+def validity_of(sha256: str) -> dict[tuple[str, str], FindingValidity]:
+    """The validity table of the checkpoint with this SHA-256 (none for an unevaluated one).
+
+    Public model facts, the same for every user: safe to keep per process.
+    """
     return load_validity(METRICS_PATH, sha256)
 
 
@@ -97,7 +100,7 @@ def reading_for(
         result.probabilities,
         result.thresholds,
         population,
-        _validity(result.checkpoint_sha256),
+        validity_of(result.checkpoint_sha256),
     )
 
 

@@ -130,6 +130,9 @@ class ScanSummary:
     results: list[ResultRecord]
     created_at: datetime
     view: View = View.UNKNOWN
+    #: The view check's warning when the film did not look like the frontal view it was
+    #: saved with and the patient confirmed that view (``core.view_check``); None otherwise.
+    view_doubt: str | None = None
 
     @property
     def latest_result(self) -> ResultRecord | None:
@@ -156,6 +159,7 @@ def save_scan(
     scan_date: date,
     filename: str,
     view: View = View.UNKNOWN,
+    view_doubt: str | None = None,
     result: ResultIn | None = None,
     content: bytes | None = None,
     keep_original: bool = False,
@@ -231,6 +235,7 @@ def save_scan(
                     "scan_date": scan_date.isoformat(),
                     "filename": filename,
                     "view": View(view).value,
+                    "view_doubt": view_doubt,
                     "modality": metadata.get("modality"),
                     "metadata": metadata,
                     "enhancement": enhancement,
@@ -386,14 +391,14 @@ def _own_scan(session: Session, actor: Actor, scan_id: int) -> schema.Scan:
 
 
 def _update_payload(
-    db: Database, actor: Actor, scan_id: int, key: str, value: str, action: str
+    db: Database, actor: Actor, scan_id: int, changes: dict[str, str | None], action: str
 ) -> None:
-    """Change one fact of one's own scan in its sealed payload, audited as ``action``."""
+    """Change facts of one's own scan in its sealed payload, audited as ``action``."""
     with db.transaction() as session:
         scan = _own_scan(session, actor, scan_id)
         sealer = db.keyring.sealer(session, scan.owner_id)
         payload = open_scan_payload(sealer, scan)
-        payload[key] = value
+        payload.update(changes)
         _seal_payload(sealer, scan, payload)
         session.add(scan)
         audit.append(
@@ -414,11 +419,21 @@ def update_scan_date(db: Database, actor: Actor, scan_id: int, scan_date: date) 
         RecordNotFound: No such scan.
         policy.AccessDenied: The actor is not the owning patient.
     """
-    _update_payload(db, actor, scan_id, "scan_date", scan_date.isoformat(), "update_scan_date")
+    _update_payload(db, actor, scan_id, {"scan_date": scan_date.isoformat()}, "update_scan_date")
 
 
-def update_scan_view(db: Database, actor: Actor, scan_id: int, view: View) -> None:
+def update_scan_view(
+    db: Database, actor: Actor, scan_id: int, view: View, view_doubt: str | None = None
+) -> None:
     """Correct the view (projection) of one's own scan; its results are kept as they are.
+
+    Args:
+        db: Database handle.
+        actor: The owning patient.
+        scan_id: The scan.
+        view: The view the patient chose.
+        view_doubt: The view check's warning about that choice, which the patient confirmed
+            (kept with the scan, see :class:`ScanSummary`); None when the check had none.
 
     Raises:
         RecordNotFound: No such scan.
@@ -426,7 +441,13 @@ def update_scan_view(db: Database, actor: Actor, scan_id: int, view: View) -> No
         ValueError: ``view`` names no view.
     """
     chosen = View(view)
-    _update_payload(db, actor, scan_id, "view", chosen.value, "update_scan_view")
+    _update_payload(
+        db,
+        actor,
+        scan_id,
+        {"view": chosen.value, "view_doubt": view_doubt},
+        "update_scan_view",
+    )
 
 
 def add_results(db: Database, actor: Actor, results: list[tuple[int, ResultIn]]) -> list[int]:
@@ -674,6 +695,7 @@ def _summary_fields(
         "results": results,
         "created_at": scan.created_at,
         "view": _payload_view(payload),
+        "view_doubt": payload.get("view_doubt"),
     }
 
 
