@@ -20,6 +20,7 @@ import contextlib
 import io
 import json
 import re
+import struct
 import sys
 import warnings
 import zlib
@@ -27,18 +28,20 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
 from PIL import Image, ImageOps
+from pydicom import uid
+from pydicom.encaps import get_frame
 from pydicom.filereader import read_dataset, read_preamble
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder, pixel_array
 
+from core.dicom_header import dicom_age, dicom_date, dicom_text, dicom_view, out_of_scope
 from core.errors import UserError
 from core.settings import load_settings
-from core.views import VIEW_LABELS, View, view_from_header
+from core.views import VIEW_LABELS, View
 
 #: Largest image accepted, in pixels (width x height). Also installed as Pillow's
 #: decompression-bomb limit so that a tiny compressed file cannot expand into
@@ -73,8 +76,35 @@ _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 #: few hundred kilobytes could otherwise expand into gigabytes.
 _MAX_INFLATED_BYTES = 2 * MAX_PIXELS + 16 * 1024 * 1024
 _INFLATE_STEP = 1024 * 1024
-#: Longest DICOM text value kept in the metadata: LO, the longest VR read here, allows 64.
-_MAX_TEXT_LENGTH = 64
+
+#: The one decoder used for each compressed transfer syntax, so that a file decodes the same
+#: way on every machine (pydicom would otherwise try whichever plugins are installed, in its
+#: own order, and log each failure). Pillow (libjpeg-turbo) keeps 8-bit baseline JPEG as the
+#: app always decoded it; CharLS (pyjpegls) decodes JPEG-LS about four times faster than
+#: libjpeg; pylibjpeg's libjpeg, OpenJPEG and RLE plugins take the rest.
+_DECODING_PLUGINS: dict[str, str] = {
+    uid.JPEGBaseline8Bit: "pillow",
+    uid.JPEGExtended12Bit: "pylibjpeg",
+    uid.JPEGLossless: "pylibjpeg",
+    uid.JPEGLosslessSV1: "pylibjpeg",
+    uid.JPEGLSLossless: "pyjpegls",
+    uid.JPEGLSNearLossless: "pyjpegls",
+    uid.JPEG2000Lossless: "pylibjpeg",
+    uid.JPEG2000: "pylibjpeg",
+    uid.HTJ2KLossless: "pylibjpeg",
+    uid.HTJ2KLosslessRPCL: "pylibjpeg",
+    uid.HTJ2K: "pylibjpeg",
+    uid.RLELossless: "pylibjpeg",
+}
+#: Syntaxes whose frames start with a JPEG or JPEG-LS header (SOI, then SOFn or SOF55).
+_JPEG_SYNTAXES = frozenset(uid.JPEGTransferSyntaxes) | frozenset(uid.JPEGLSTransferSyntaxes)
+#: Syntaxes whose frames are JPEG 2000 codestreams (SOC, then SIZ).
+_J2K_SYNTAXES = frozenset(uid.JPEG2000TransferSyntaxes)
+#: JPEG start-of-frame markers (ITU T.81 B.1.1.3: C0-CF less DHT, JPG and DAC) and JPEG-LS SOF55.
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xF7}
+#: JPEG markers without a length field (TEM, RSTn, SOI, EOI).
+_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xDA)})
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 
 #: ITU-R BT.601 luma weights, the ones Pillow uses for RGB -> L.
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -169,11 +199,11 @@ class UnsupportedPhotometric(ScanError):
     )
 
 
-class MultiFrameScan(ScanError):
-    """A DICOM holding several frames; a chest radiograph is a single image."""
+class NotChestRadiograph(ScanError):
+    """A DICOM whose header says it is not a chest film (another body part, a report...)."""
 
-    code = "multi_frame"
-    default_message = "This DICOM file holds several images; please upload a single radiograph."
+    code = "not_chest"
+    default_message = "This is not a chest X-ray."
 
 
 class UnsupportedCompression(ScanError):
@@ -216,6 +246,8 @@ class ScanMetadata:
             colour photograph rather than a radiograph.
         patient_birth_year: Year of DICOM Patient's Birth Date (0010,0030); ``None`` when
             absent or invalid (only the year is kept: enough to suggest the account's).
+        frames: DICOM Number of Frames (0028,0008); 1 for PNG/JPEG. Only the first frame of
+            a multi-frame object is decoded (see :func:`decode_scan`).
     """
 
     source_format: str
@@ -233,6 +265,7 @@ class ScanMetadata:
     colorfulness: float = 0.0
     view: View | None = None
     patient_birth_year: int | None = None
+    frames: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """Return the metadata as JSON-safe values (ISO date string, list spacing, view name)."""
@@ -256,6 +289,7 @@ class ScanMetadata:
             ("Age", f"{self.patient_age} years" if self.patient_age is not None else None),
             ("Pixel spacing", f"{spacing[0]:g} x {spacing[1]:g} mm" if spacing else None),
             ("Pixel encoding", f"{self.photometric}, {self.bits} bits"),
+            ("Images in the file", f"{self.frames}, the first shown" if self.frames > 1 else None),
         ]
         return [(label, value) for label, value in rows if value is not None]
 
@@ -272,6 +306,13 @@ class DecodedScan:
     pixels: np.ndarray
     metadata: ScanMetadata
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Sentences for the uploader about how the file was read (a multi-frame DICOM)."""
+        if self.metadata.frames > 1:
+            return (f"This file holds {self.metadata.frames} images; only the first one was read.",)
+        return ()
+
 
 # --------------------------------------------------------------------------- public API
 
@@ -286,6 +327,20 @@ def decode_scan(
     never force-read). Size limits are enforced from the header before the
     pixels are decoded.
 
+    DICOM decodes in every transfer syntax a film arrives in: implicit and explicit VR
+    little endian, explicit big endian, deflated, JPEG baseline and extended (8 and 12
+    bit), JPEG Lossless (Process 14, any predictor, and SV1), JPEG-LS lossless and
+    near-lossless, JPEG 2000 and HTJ2K lossless and lossy, and RLE lossless. The limits
+    hold in each: the pixel cap and the compression ratio from the DICOM header, the size
+    each compressed frame's own header declares (it must match Rows and Columns before
+    anything is decoded), and the inflated size of a deflated dataset. A multi-frame object
+    (Number of Frames (0028,0008) above 1) gives its first frame only, with
+    ``metadata.frames`` and a note (:attr:`DecodedScan.notes`) saying so: a chest film is
+    one image, and the frames of a multi-frame radiograph (dual-energy, tomosynthesis) are
+    not separate films to score. A DICOM whose header says it is not a chest film (Body
+    Part Examined names another part, or the object is a report or other non-image) is
+    refused as such, with the part or kind named.
+
     Args:
         data: The file's bytes.
         filename: The name the user gave the file; informational only, since
@@ -298,9 +353,8 @@ def decode_scan(
     Raises:
         ScanError: A subclass describing why the file cannot be used (empty,
             too large, not an image, too many or too few pixels, far more
-            pixels than the file size can hold, damaged,
-            DICOM without pixels, colour or multi-frame DICOM, unreadable
-            compression).
+            pixels than the file size can hold, damaged, not a chest X-ray,
+            DICOM without pixels, colour DICOM, unreadable compression).
     """
     del filename  # Accepted for callers' convenience; the extension is never trusted.
     limit = load_settings().max_upload_bytes if max_bytes is None else max_bytes
@@ -398,6 +452,37 @@ def _raster_to_gray(image: Image.Image) -> tuple[np.ndarray, int, float]:
 # --------------------------------------------------------------------------- DICOM
 
 
+def read_dicom_header(stream: BinaryIO) -> pydicom.Dataset:
+    """Read a DICOM file's attributes up to its Pixel Data, without the pixels.
+
+    For listing a CD or an archive without decoding every film. The same rules as
+    :func:`decode_scan` apply: the 128-byte preamble and ``DICM`` are required, and a
+    Deflated dataset is inflated in bounded steps first (see :func:`_check_inflation`), so
+    the caller only needs to have bounded the file's size.
+
+    Args:
+        stream: The file, opened for reading in binary and seekable (a file, ``BytesIO`` or
+            a ZIP member).
+
+    Returns:
+        The dataset with its File Meta group, read up to (not including) Pixel Data.
+
+    Raises:
+        UnsupportedFormat: Not a DICOM file (no ``DICM`` after the preamble).
+        ScanTooLarge: A deflated dataset inflates beyond the decoder's limit.
+        CorruptScan: The header cannot be parsed.
+    """
+    with _decoder_errors():
+        magic = stream.read(_DICOM_MAGIC_OFFSET + len(_DICOM_MAGIC))
+        if magic[_DICOM_MAGIC_OFFSET:] != _DICOM_MAGIC:
+            raise UnsupportedFormat()
+        stream.seek(0)
+        if _file_meta(stream).get("TransferSyntaxUID") == uid.DeflatedExplicitVRLittleEndian:
+            _check_inflation(stream.read())
+        stream.seek(0)
+        return pydicom.dcmread(stream, stop_before_pixels=True)
+
+
 def _decode_dicom(data: bytes) -> DecodedScan:
     with _decoder_errors():
         dataset = _read_dicom(data)
@@ -408,15 +493,13 @@ def _decode_dicom(data: bytes) -> DecodedScan:
         if photometric not in _GRAY_PHOTOMETRICS or samples != 1:
             raise UnsupportedPhotometric()
         frames = int(dataset.get("NumberOfFrames") or 1)
-        syntax = pydicom.uid.UID(str(dataset.file_meta.get("TransferSyntaxUID", "")))
+        syntax = uid.UID(str(dataset.file_meta.get("TransferSyntaxUID", "")))
         if not (syntax.is_transfer_syntax and not syntax.is_compressed):
             # Uncompressed Pixel Data must hold every declared byte (pydicom checks its
             # length); compressed or unknown encodings are checked against the file size.
             bits = int(dataset.get("BitsAllocated") or 8)
             _check_compression_ratio(rows * columns * frames * samples * -(-bits // 8), len(data))
-        if frames > 1:
-            raise MultiFrameScan()
-        stored = _dicom_stored_pixels(dataset)
+        stored = _dicom_stored_pixels(dataset, syntax, frames)
         pixels = _dicom_display_pixels(stored, dataset)
         if photometric == "MONOCHROME1":
             pixels = 1.0 - pixels
@@ -424,23 +507,25 @@ def _decode_dicom(data: bytes) -> DecodedScan:
             source_format="dicom",
             width=columns,
             height=rows,
-            modality=_dicom_text(dataset, "Modality"),
+            modality=dicom_text(dataset, "Modality"),
             photometric=photometric,
-            study_date=_dicom_date(dataset.get("StudyDate")),
-            view_position=_dicom_text(dataset, "ViewPosition"),
-            body_part=_dicom_text(dataset, "BodyPartExamined"),
-            patient_sex=_dicom_text(dataset, "PatientSex"),
-            patient_age=_dicom_age(dataset.get("PatientAge")),
+            study_date=dicom_date(dataset.get("StudyDate")),
+            view_position=dicom_text(dataset, "ViewPosition"),
+            body_part=dicom_text(dataset, "BodyPartExamined"),
+            patient_sex=dicom_text(dataset, "PatientSex"),
+            patient_age=dicom_age(dataset.get("PatientAge")),
             pixel_spacing=_dicom_spacing(dataset),
             bits=int(dataset.get("BitsStored") or dataset.get("BitsAllocated") or 8),
-            view=_dicom_view(dataset),
+            view=dicom_view(dataset),
             patient_birth_year=_dicom_year(dataset.get("PatientBirthDate")),
+            frames=frames,
         )
     return DecodedScan(pixels=np.ascontiguousarray(pixels, dtype=np.float32), metadata=metadata)
 
 
 def _read_dicom(data: bytes) -> pydicom.Dataset:
-    """Parse a DICOM file (preamble required, never ``force``), refusing truncated ones.
+    """Parse a DICOM file (preamble required, never ``force``), refusing truncated ones and
+    those whose header says they are not a chest film.
 
     pydicom reads a file cut inside encapsulated Pixel Data without raising: it
     warns and drops the element. So when the element is missing although its
@@ -449,35 +534,47 @@ def _read_dicom(data: bytes) -> pydicom.Dataset:
     """
     _check_inflated_size(data)
     dataset = pydicom.dcmread(io.BytesIO(data))
-    if "PixelData" not in dataset:
+    has_pixels = "PixelData" in dataset
+    if has_pixels or _PIXEL_DATA_TAG not in data:
+        reason = out_of_scope(dataset, has_pixels=has_pixels)
+        if reason is not None:
+            raise NotChestRadiograph(reason.sentence)
+    if not has_pixels:
         if _PIXEL_DATA_TAG in data:
             raise CorruptScan()
         raise NoPixelData()
     return dataset
 
 
-def _check_inflated_size(data: bytes) -> None:
-    """Refuse a Deflated DICOM whose dataset inflates beyond :data:`_MAX_INFLATED_BYTES`.
-
-    The dataset after the File Meta group is inflated in bounded steps and
-    discarded, so a deflate bomb costs at most the limit in CPU and one step
-    in memory before pydicom is allowed to inflate it for real.
-
-    Raises:
-        ScanTooLarge: The inflated dataset exceeds the limit.
-    """
-    stream = io.BytesIO(data)
+def _file_meta(stream: BinaryIO) -> pydicom.Dataset:
+    """The File Meta group (0002,xxxx) of a DICOM file, leaving ``stream`` just after it."""
     read_preamble(stream, False)
-    meta = read_dataset(
+    return read_dataset(
         stream,
         is_implicit_VR=False,
         is_little_endian=True,
         stop_when=lambda tag, *_: tag >> 16 != 2,
     )
-    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
-        return
+
+
+def _check_inflated_size(data: bytes) -> None:
+    """Refuse a Deflated DICOM whose dataset inflates beyond :data:`_MAX_INFLATED_BYTES`."""
+    stream = io.BytesIO(data)
+    if _file_meta(stream).get("TransferSyntaxUID") == uid.DeflatedExplicitVRLittleEndian:
+        _check_inflation(data[stream.tell() :])
+
+
+def _check_inflation(deflated: bytes) -> None:
+    """Inflate a deflated dataset in bounded steps, discarding the output, to measure it.
+
+    A deflate bomb thus costs at most the limit in CPU and one step in memory before
+    pydicom (which inflates without any bound) is allowed to inflate it for real.
+
+    Raises:
+        ScanTooLarge: The inflated dataset exceeds :data:`_MAX_INFLATED_BYTES`.
+    """
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    pending = data[stream.tell() :]
+    pending = deflated
     inflated = 0
     while pending and not inflater.eof:
         inflated += len(inflater.decompress(pending, _INFLATE_STEP))
@@ -486,20 +583,79 @@ def _check_inflated_size(data: bytes) -> None:
         pending = inflater.unconsumed_tail
 
 
-def _dicom_stored_pixels(dataset: pydicom.Dataset) -> np.ndarray:
-    """Decode Pixel Data (7FE0,0010); JPEG transfer syntaxes go through Pillow."""
+def _dicom_stored_pixels(dataset: pydicom.Dataset, syntax: uid.UID, frames: int) -> np.ndarray:
+    """Decode the first frame of Pixel Data (7FE0,0010) with the syntax's one decoder."""
     try:
-        stored = dataset.pixel_array
+        plugins = get_decoder(syntax).available_plugins
     except NotImplementedError as exc:
+        # pydicom knows no decoder at all for this transfer syntax.
         raise UnsupportedCompression() from exc
-    except RuntimeError as exc:
-        # pydicom's way of saying that no installed plugin decodes this transfer syntax.
-        if "missing dependencies" in str(exc):
-            raise UnsupportedCompression() from exc
-        raise CorruptScan() from exc
+    plugin = _DECODING_PLUGINS.get(syntax, "")
+    if syntax.is_compressed and plugin not in plugins:
+        raise UnsupportedCompression()
+    if syntax in _JPEG_SYNTAXES or syntax in _J2K_SYNTAXES:
+        _check_frame_header(dataset, syntax, frames)
+    stored = pixel_array(dataset, index=0, decoding_plugin=plugin)
     if stored.shape != (int(dataset.Rows), int(dataset.Columns)):
         raise CorruptScan()
     return stored
+
+
+def _check_frame_header(dataset: pydicom.Dataset, syntax: uid.UID, frames: int) -> None:
+    """Refuse a compressed frame whose own header declares another size than the DICOM's.
+
+    JPEG, JPEG-LS and JPEG 2000 decoders allocate what the codestream declares, not what
+    Rows (0028,0010) and Columns (0028,0011) say, so a 100-byte frame could otherwise make
+    them allocate gigabytes.
+
+    Raises:
+        CorruptScan: The frame's header cannot be read or declares another size or more
+            than one component.
+    """
+    frame = get_frame(dataset.PixelData, 0, number_of_frames=frames)
+    parse = _jpeg_frame_size if syntax in _JPEG_SYNTAXES else _j2k_frame_size
+    if parse(frame) != (int(dataset.Rows), int(dataset.Columns), 1):
+        raise CorruptScan()
+
+
+def _jpeg_frame_size(frame: bytes) -> tuple[int, int, int] | None:
+    """(rows, columns, components) from a JPEG or JPEG-LS start-of-frame segment."""
+    if not frame.startswith(b"\xff\xd8"):
+        return None
+    offset = 2
+    while offset + 4 <= len(frame) and frame[offset] == 0xFF:
+        marker = frame[offset + 1]
+        if marker == 0xFF:  # a fill byte before the marker
+            offset += 1
+        elif marker in _STANDALONE_MARKERS:
+            offset += 2
+        elif marker in _SOF_MARKERS:
+            if offset + 10 > len(frame):
+                return None
+            rows, columns = struct.unpack(">HH", frame[offset + 5 : offset + 9])
+            return rows, columns, frame[offset + 9]
+        else:
+            offset += 2 + struct.unpack(">H", frame[offset + 2 : offset + 4])[0]
+    return None
+
+
+def _j2k_frame_size(frame: bytes) -> tuple[int, int, int] | None:
+    """(rows, columns, components) from a JPEG 2000 SIZ segment (ITU T.800 A.5.1).
+
+    A codestream wrapped in a JP2 file (which some writers put in DICOM) is found in its
+    contiguous codestream box.
+    """
+    start = 0
+    if frame.startswith(_JP2_SIGNATURE):
+        start = frame.find(b"jp2c") + 4
+        if start < 4:
+            return None
+    siz = frame[start : start + 42]
+    if len(siz) < 42 or siz[:4] != b"\xff\x4f\xff\x51":
+        return None
+    width, height, x_offset, y_offset = struct.unpack(">IIII", siz[8:24])
+    components = struct.unpack(">H", siz[40:42])[0]
+    return height - y_offset, width - x_offset, components
 
 
 def _dicom_display_pixels(stored: np.ndarray, dataset: pydicom.Dataset) -> np.ndarray:
@@ -552,74 +708,10 @@ def _apply_window(values: np.ndarray, center: float, width: float, function: str
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def _dicom_text(dataset: pydicom.Dataset, keyword: str) -> str | None:
-    """A short printable text attribute.
-
-    ``None`` when it is absent, oversized or has control characters.
-
-    The values end up in the database and on screen, so a hostile file must not
-    be able to put megabytes or line breaks there.
-    """
-    value = dataset.get(keyword)
-    if isinstance(value, bytes):
-        # pydicom leaves a value it could not decode as bytes; never show its repr.
-        return None
-    text = str(value).strip() if value is not None else ""
-    if len(text) > _MAX_TEXT_LENGTH or not text.isprintable():
-        return None
-    return text or None
-
-
-def _dicom_view(dataset: pydicom.Dataset) -> View | None:
-    """The projection the header states (see :func:`core.views.view_from_header`)."""
-    orientation = dataset.get("PatientOrientation")
-    if isinstance(orientation, str):
-        orientation = [orientation] if orientation else []
-    descriptions = [
-        text
-        for keyword in ("SeriesDescription", "ProtocolName", "StudyDescription")
-        if (text := _dicom_text(dataset, keyword)) is not None
-    ]
-    return view_from_header(
-        _dicom_text(dataset, "ViewPosition"),
-        [str(value) for value in orientation or []],
-        _dicom_text(dataset, "PatientPosition"),
-        descriptions,
-    )
-
-
 def _dicom_year(value: Any) -> int | None:
     """The year of a DICOM DA value; invalid dates give ``None``."""
-    day = _dicom_date(value)
+    day = dicom_date(value)
     return None if day is None else day.year
-
-
-def _dicom_date(value: Any) -> date | None:
-    """Parse a DICOM DA value ``YYYYMMDD``; invalid dates give ``None``."""
-    text = str(value or "").strip().replace(".", "")
-    if len(text) != 8 or not text.isdigit():
-        return None
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    except ValueError:
-        return None
-
-
-def _dicom_age(value: Any) -> int | None:
-    """Parse a DICOM AS value (``'045Y'``, ``'006M'``...) into whole years.
-
-    A bare number (some writers omit the unit) is read as years.
-    """
-    text = str(value or "").strip().upper()
-    if not text:
-        return None
-    unit = text[-1] if text[-1] in "DWMY" else "Y"
-    number = text[:-1] if text[-1] in "DWMY" else text
-    if not number.isdigit():
-        return None
-    years = {"D": 365, "W": 52, "M": 12, "Y": 1}[unit]
-    age = int(number) // years
-    return age if age <= 150 else None
 
 
 def _dicom_spacing(dataset: pydicom.Dataset) -> tuple[float, float] | None:

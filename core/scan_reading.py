@@ -88,11 +88,8 @@ STATUS_WORDS: dict[ScanStatus, str] = {
 }
 
 
-class ResultLike(Protocol):
-    """The fields of a stored result (``storage.results.ResultRecord``) read here."""
-
-    @property
-    def id(self) -> int: ...
+class ScoredLike(Protocol):
+    """The fields of a model result read here (``storage.results.ResultIn`` before saving)."""
 
     @property
     def probabilities(self) -> Mapping[str, float]: ...
@@ -117,6 +114,13 @@ class ResultLike(Protocol):
 
     @property
     def population(self) -> str | None: ...
+
+
+class ResultLike(ScoredLike, Protocol):
+    """A stored result (``storage.results.ResultRecord``)."""
+
+    @property
+    def id(self) -> int: ...
 
 
 class ScanLike(Protocol):
@@ -279,7 +283,7 @@ def _and_list(parts: Sequence[str]) -> str:
 
 
 def _findings_shown(
-    result: ResultLike, population: str, validity: Mapping[tuple[str, str], VerdictLike]
+    result: ScoredLike, population: str, validity: Mapping[tuple[str, str], VerdictLike]
 ) -> tuple[tuple[FindingShown, ...], str]:
     reading = read_result(result.probabilities, result.thresholds, population, validity)
     shown = tuple(
@@ -422,6 +426,7 @@ def _read_one(
             same_day=same_day,
             baseline=baseline,
             margin=margin,
+            result_id=result.id,
         )
     if not is_frontal(view):
         status = ScanStatus.NOT_SCORED_VIEW
@@ -443,7 +448,7 @@ def _read_one(
 
 
 def read_result_of(
-    result: ResultLike,
+    result: ScoredLike,
     validity: Mapping[tuple[str, str], VerdictLike],
     population: str,
     *,
@@ -455,6 +460,7 @@ def read_result_of(
     same_day: str | None = None,
     baseline: ScanReading | None = None,
     margin: float = DEFAULT_RISE_MARGIN,
+    result_id: int | None = None,
 ) -> ScanReading:
     """Read one frontal film's result (also for a file not yet saved, on the upload page).
 
@@ -470,6 +476,7 @@ def read_result_of(
         same_day: The same-day sentence, if any.
         baseline: The latest comparable reading of an earlier day of the same projection.
         margin: Rise that raises a flag.
+        result_id: The stored result's id (None before saving).
 
     Returns:
         The reading: model unsure (no numbers), view uncertain, or scored.
@@ -487,7 +494,7 @@ def read_result_of(
         model_name=result.model_name,
         model_version=result.model_version,
         checkpoint_sha256=result.checkpoint_sha256,
-        result_id=result.id,
+        result_id=result_id,
         same_day=same_day,
     )
     if result.abstained:

@@ -7,6 +7,7 @@ import streamlit as st
 from core.errors import UserError
 from pages.readings import birth_year_input
 from pages.ui import (
+    browser_binding,
     client_id,
     cookie_requests,
     current_actor,
@@ -47,7 +48,9 @@ with login_tab:
         submitted = st.form_submit_button("Log in")
     if submitted:
         try:
-            start_session(accounts.authenticate(db, username, password, client_id()))
+            start_session(
+                accounts.authenticate(db, username, password, client_id(), device=browser_binding())
+            )
         except accounts.AuthError as err:
             show_error(err)
         else:

@@ -1,7 +1,7 @@
 """A result as it holds for its patient, and the birth year it depends on (not a page).
 
-Which findings hold, the greying and the sentences come from ``services.validity`` /
-``core.reading``; this module only lays them out.
+Which findings hold, the greying, flags and sentences come from the scan's reading
+(``core.scan_reading``, built by ``services.records``); this module only lays them out.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core.age import EARLIEST_BIRTH_YEAR
-from core.reading import ResultReading
+from core.scan_reading import ScanReading, ScanStatus
 from pages.ui import show_error
 from storage.actor import Actor
 from storage.db import Database
@@ -31,20 +31,29 @@ def birth_year_of(db: Database, actor: Actor, patient_id: int) -> int | None:
         return None
 
 
-def render_reading(reading: ResultReading, *, key: str) -> None:
-    """The headline, why the numbers differ, and one row per finding (greyed outside).
+def render_reading(reading: ScanReading, *, key: str) -> None:
+    """A scan's reading: status and headline, then one row per finding (greyed outside).
 
     Args:
-        reading: The result read for its patient (``services.validity.reading_for``).
+        reading: The scan's reading (``services.records`` / ``core.scan_reading``).
         key: Widget key of the table, unique on the page.
     """
+    if not reading.has_numbers:
+        box = st.warning if reading.status is ScanStatus.UNSURE else st.info
+        box(reading.headline)
+        return
     st.markdown(f"**{reading.headline}**")
-    st.write(reading.explanation)
+    if reading.status is ScanStatus.VIEW_UNCERTAIN and reading.reason:
+        st.warning(reading.reason)
+    for flag in reading.flags:
+        st.warning(flag)
+    if reading.explanation:
+        st.write(reading.explanation)
     frame = pd.DataFrame(
         [
             {
                 "finding": item.label,
-                "probability": f"{item.probability:.0%}",
+                "probability": f"{item.value:.0%}",
                 "level": f"{item.threshold:.0%}",
                 "learned from": item.learned_from or "not checked on test films",
                 "for this patient": _standing(item.valid),

@@ -9,7 +9,7 @@ from core.annotations import mark_labels
 from core.localtime import format_local
 from core.report import Report, report_to_json
 from core.report_pdf import report_to_pdf
-from core.timeline import format_percent, sort_scans, timeline_figure, timeline_frame
+from core.timeline import format_percent, timeline_figure, timeline_frame
 from pages.ui import (
     browser_zone,
     current_classifier,
@@ -18,18 +18,19 @@ from pages.ui import (
     show_disclaimer,
     show_error,
 )
-from pages.widgets import heatmap_picker, own_scans, scan_picker
+from pages.widgets import heatmap_picker, own_record, scan_picker
+from services.records import PatientRecord
 from services.report import build_scan_report
-from storage.scans import ScanSummary
 
 
-def _render(report: Report, scans: list[ScanSummary], version: str | None) -> None:
+def _render(report: Report, record: PatientRecord) -> None:
     """Show a report's sections and its download buttons (the disclaimer is above, once)."""
     who = f" for {report.patient_name}" if report.patient_name else ""
     st.caption(
         f"Report{who} on the scan of {report.scan_words}, made "
         f"{format_local(report.generated_at, report.zone)}."
     )
+    st.markdown(f"**{report.headline}**")
     st.subheader("Summary")
     for paragraph in report.summary:
         st.write(paragraph)
@@ -60,12 +61,8 @@ def _render(report: Report, scans: list[ScanSummary], version: str | None) -> No
         for line in report.changes:
             st.write(f"- {line}")
     if report.image_png is not None:
-        st.image(
-            report.image_png,
-            width=640,
-            caption="Coloured areas: where the model looked most. Green marks: clinicians' notes.",
-        )
-    _render_timeline(scans, report.scan_id, version)
+        st.image(report.image_png, width=640, caption=report.image_note)
+    _render_timeline(record, report.scan_id)
     if report.notes:
         _render_notes(report)
     st.subheader("What the model cannot tell")
@@ -104,34 +101,37 @@ def _render_notes(report: Report) -> None:
         st.text(note.text)  # plain text: a note's links or images must never render
 
 
-def _render_timeline(scans: list[ScanSummary], scan_id: int, version: str | None) -> None:
-    upto = scans[: [scan.id for scan in scans].index(scan_id) + 1]
-    frame = timeline_frame(upto, version)
+def _render_timeline(record: PatientRecord, scan_id: int) -> None:
+    # Exactly what the Timeline plots by default, up to this scan (as the PDF does).
+    reading = record.reading(scan_id)
+    upto = [r for r in record.readings if (r.scan_date, r.scan_id) <= (reading.scan_date, scan_id)]
+    frame = timeline_frame(upto)
     if frame.empty:
         return
     st.subheader("Your scores over time")
-    st.plotly_chart(timeline_figure(frame, current_version=version), key="report_timeline")
+    st.plotly_chart(timeline_figure(frame, upto), key="report_timeline")
 
 
 actor = require_actor("patient")
 db = get_database()
 st.title("Scan report")
 show_disclaimer()
-scans = sort_scans(own_scans(db, actor))
-if not scans:
+classifier = current_classifier("Stored results are still shown.")
+record = own_record(actor, classifier)
+if not record.scans:
     st.info("There are no scans yet. Upload one on the Upload page first.")
     st.stop()
-scan_id = scan_picker("Scan", scans, index=len(scans) - 1)
-classifier = current_classifier("Stored results are still shown.")
+# Opens on the latest film with numbers: a side view never has any.
+scan_id = scan_picker("Scan", record, scan_id=record.report_default)
 heat_finding = None
-if classifier is not None:
+if classifier is not None and record.reading(scan_id).has_numbers:
     heat_finding = heatmap_picker("Heatmap on the image", none_label="(none)")
 try:
     with st.spinner("Computing the heatmap..." if heat_finding else "Preparing the report..."):
         report = build_scan_report(
             db,
             actor,
-            scans,
+            record,
             scan_id,
             classifier,
             heatmap_finding=heat_finding,
@@ -140,4 +140,4 @@ try:
 except Exception as err:  # shown as one sentence
     show_error(err)
     st.stop()
-_render(report, scans, classifier.info.version if classifier is not None else None)
+_render(report, record)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.annotations import mark_from_selection, mark_labels
-from core.enhance import EnhanceSettings, enhance
+from core.annotations import mark_from_selection
 from core.localtime import format_local
-from core.overlay import annotation_figure, overlay_heatmap
-from core.timeline import sort_scans
+from core.overlay import annotation_figure
 from pages.ui import (
     browser_zone,
     current_classifier,
@@ -23,13 +21,16 @@ from pages.ui import (
     show_error,
 )
 from pages.widgets import render_compare, render_timeline, scan_picker
-from services.teleconsult import TeleconsultSession, end_teleconsult, start_teleconsult
-from services.viewing import open_scan
-from storage.actor import Actor
-from storage.db import Database
-from storage.notes import MAX_NOTE_CHARS, add_note
-from storage.scans import ScanSummary
-from storage.sharing import shared_patients
+from services.handles import Actor, Database
+from services.records import PatientRecord, display_image, open_scan_view
+from services.teleconsult import (
+    MAX_NOTE_CHARS,
+    TeleconsultSession,
+    add_note,
+    end_teleconsult,
+    shared_patients,
+    start_teleconsult,
+)
 
 #: Session-state key of the open :class:`TeleconsultSession`.
 _SESSION_KEY = "teleconsult_session"
@@ -57,27 +58,24 @@ def _apply_preset() -> None:
     st.session_state["note_width"] = width
 
 
-def _window_controls() -> EnhanceSettings:
+def _window_controls() -> tuple[float, float]:
     """Window and level sliders (with presets) for the displayed image only."""
     with st.expander("Window and level"):
         st.selectbox("Preset", list(_WINDOWS), key="note_window", on_change=_apply_preset)
         left, right = st.columns(2)
         level = left.slider("Level (centre)", 0.0, 1.0, 0.5, 0.01, key="note_level")
         width = right.slider("Window (width)", 0.05, 1.0, 1.0, 0.01, key="note_width")
-    # Only the window: the enhanced image is already contrast-equalised and sharpened.
-    return EnhanceSettings(
-        window_center=level, window_width=width, clahe_clip_limit=0, unsharp_amount=0
-    )
+    return level, width
 
 
-def _render_notes(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
-    ordered = sort_scans(scans)
-    scan_id = scan_picker("Scan", ordered, index=len(ordered) - 1, key="note_scan")
+def _render_notes(db: Database, actor: Actor, record: PatientRecord) -> None:
+    scan_id = scan_picker("Scan", record, key="note_scan")
     try:
-        opened = open_scan(db, actor, scan_id)
+        opened = open_scan_view(db, actor, record, scan_id)
     except Exception as err:  # shown as one sentence
         show_error(err)
         return
+    st.markdown(f"**{opened.reading.headline}**")
     notes = opened.notes
     height, width = opened.record.pixels.shape
     mode = _DRAW_MODES[
@@ -95,7 +93,8 @@ def _render_notes(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
         except Exception as err:  # shown as one sentence
             show_error(err)
     pending = st.session_state.get(pending_key)
-    display = overlay_heatmap(enhance(enhance(opened.record.pixels, EnhanceSettings()), window))
+    # The marks are drawn by the chart itself, so they can be told apart from a new one.
+    display, _ = display_image(opened.record, window=window)
     marks = [note.annotation for note in notes if note.annotation]
     st.plotly_chart(
         annotation_figure(display, marks, pending, drawing=mode),
@@ -130,7 +129,7 @@ def _render_notes(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
     if st.session_state.pop("note_saved", False):
         st.success("Note saved in the patient's record.")
     zone = browser_zone()
-    for note, mark in zip(notes, mark_labels([n.annotation for n in notes]), strict=True):
+    for note, mark in zip(notes, opened.mark_labels, strict=True):
         where = f" ({mark})" if mark else ""
         when = format_local(note.created_at, zone)
         st.markdown(f"**{note.author_username}**, {when}{where}:")
@@ -160,15 +159,15 @@ def _render_session(db: Database, actor: Actor, session: TeleconsultSession) -> 
     classifier = current_classifier("Stored results are still shown.")
     timeline_tab, compare_tab, notes_tab = st.tabs(["Timeline", "Compare", "Notes"])
     with timeline_tab:
-        scans = render_timeline(
-            db, actor, session.patient_id, classifier, can_edit=False, key="tc_timeline"
+        record = render_timeline(
+            actor, session.patient_id, classifier, can_edit=False, key="tc_timeline"
         )
-    if not scans:
+    if record is None or not record.scans:
         return
     with compare_tab:
-        render_compare(db, actor, scans, classifier, key="tc_compare")
+        render_compare(actor, record, classifier, key="tc_compare")
     with notes_tab:
-        _render_notes(db, actor, scans)
+        _render_notes(db, actor, record)
 
 
 actor = require_actor("clinician")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.findings import FINDING_LABELS
 from core.words import in_sentence
-from pages.ui import current_classifier, get_database, require_actor, show_disclaimer
+from pages.ui import current_classifier, require_actor, show_disclaimer
 from pages.widgets import render_timeline
 
 actor = require_actor("patient")
@@ -18,9 +18,5 @@ st.write(
 )
 show_disclaimer()
 render_timeline(
-    get_database(),
-    actor,
-    actor.user_id,
-    current_classifier("Stored results are still shown."),
-    can_edit=True,
+    actor, actor.user_id, current_classifier("Stored results are still shown."), can_edit=True
 )

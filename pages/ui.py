@@ -193,7 +193,23 @@ def start_session(actor: Actor) -> None:
     st.session_state[_TOKEN_KEY] = token
     st.session_state.pop(_DEAD_TOKEN_KEY, None)
     st.session_state.pop(_NOTICE_KEY, None)
-    st.session_state[_COOKIE_CODE_KEY] = sessions.issue_cookie_code(db, token)
+    binding = browser_binding()
+    # Without its pre-login value (no cookie routes, cookies refused) the browser could not
+    # redeem a code: the login then lasts as long as its tab.
+    if binding is not None:
+        st.session_state[_COOKIE_CODE_KEY] = sessions.issue_cookie_code(db, token, binding)
+
+
+def browser_binding() -> str | None:
+    """This browser's pre-login value (set by ``server.py`` before any login), or ``None``.
+
+    One-time cookie codes are bound to it, and login delays know the owner's browser by it.
+    """
+    try:
+        value = st.context.cookies.get(session_cookie.BINDING_COOKIE_NAME)
+    except Exception:  # no request context (tests, bare mode)
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def end_session(*, everywhere: bool = False) -> None:

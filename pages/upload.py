@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
 
-from core.age import age_at, suggested_birth_year
+from core.age import suggested_birth_year
 from core.enhance import DENOISE_METHODS, PARAMETER_RANGES, EnhanceSettings, enhance
 from core.findings import FINDING_LABELS, FINDINGS, heatmap_finding
 from core.imaging import MIN_SIDE, DecodedScan, to_uint8
@@ -24,7 +24,6 @@ from core.results import probability_figure
 from core.view_pictures import frontal_picture, lateral_picture
 from core.views import VIEW_LABELS, View
 from core.words import markdown_literal, plural
-from models.inference import Classifier
 from pages.readings import birth_year_of, render_reading
 from pages.ui import (
     browser_zone,
@@ -34,13 +33,21 @@ from pages.ui import (
     show_disclaimer,
     show_error,
 )
-from services.imports import ImportedScan, ImportReport, ScanFile, import_scans, score_if_frontal
+from services.handles import Actor
+from services.imports import ImportedScan, ImportReport, ScanFile, Scored, import_scans
 from services.imports import view_notes as file_view_notes
-from services.series import SeriesFile, check_files, series_problems
-from services.validity import reading_for
-from storage.actor import Actor
-from storage.profile import set_birth_year
-from storage.results import ResultIn
+from services.series import (
+    SeriesFile,
+    UploadPreview,
+    check_files,
+    preview,
+    series_problems,
+    set_birth_year,
+    view_doubts,
+)
+
+if TYPE_CHECKING:
+    from services.handles import Classifier
 
 #: Session keys: the checked files as (file ids, SeriesFile list), the last save's report as
 #: (file ids, ImportReport), and the table's edits. Per session, never cached globally.
@@ -258,6 +265,26 @@ def _render_table(
             st.markdown(f"**{markdown_literal(file.name)}**: {markdown_literal(sentences)}")
 
 
+def _confirmations(checked: list[SeriesFile], views: dict[int, View | None]) -> set[int]:
+    """One explicit choice per file whose frontal view the image does not bear out."""
+    confirmed = set()
+    doubts = view_doubts(checked, views)
+    if doubts:
+        st.subheader("Confirm these views")
+    for position, doubt in doubts.items():
+        view = views[position]
+        label = VIEW_LABELS[view] if view is not None else ""
+        st.warning(f"{checked[position].name}: {doubt}")
+        # Keyed by file and view, so a confirmation never carries over to another choice.
+        if st.checkbox(
+            f"{checked[position].name} is a frontal film ({label}): save it as such, shown as "
+            '"view uncertain"',
+            key=f"upload_confirm_{position}_{view}",
+        ):
+            confirmed.add(position)
+    return confirmed
+
+
 def _render_birth_year_offer(
     actor: Actor, checked: list[SeriesFile], dates: dict[int, date | None]
 ) -> None:
@@ -331,42 +358,52 @@ def _render_enhancement(scan: DecodedScan, file_key: str) -> EnhanceSettings:
     return settings
 
 
-def _result_for(
-    file_key: str, scan: DecodedScan, view: View, age: int | None, classifier: Classifier
-) -> ResultIn | None:
-    # Kept in this user's session only: never in a global cache.
-    key = f"result:{file_key}:{view.value}:{age}"
-    if key not in st.session_state:
-        with st.spinner("Analyzing..."):
-            st.session_state[key] = score_if_frontal(classifier, scan, view, age)
-    return st.session_state[key]
+def _scored_key(file_key: str) -> str:
+    return f"scored:{file_key}"
 
 
-def _render_results(
-    scan: DecodedScan,
-    classifier: Classifier,
-    result: ResultIn,
-    scan_date: date | None,
+def _preview_for(
+    file_key: str,
+    file: SeriesFile,
+    view: View,
+    when: date,
     birth_year: int | None,
-) -> None:
-    """The result read for the patient, the probabilities and the Grad-CAM heatmap."""
-    if result.abstained:
-        st.warning(f"{result.abstain_reason} No result is shown for this image.")
+    classifier: Classifier | None,
+    confirmed: bool,
+) -> UploadPreview:
+    # Kept in this user's session only (never a global cache), and handed to Save.
+    key = _scored_key(file_key)
+    with st.spinner("Analyzing..."):
+        shown = preview(
+            file,
+            view,
+            when,
+            birth_year,
+            classifier,
+            st.session_state.get(key),
+            view_confirmed=confirmed,
+        )
+    st.session_state[key] = shown.scored
+    return shown
+
+
+def _render_results(scan: DecodedScan, classifier: Classifier, shown: UploadPreview) -> None:
+    """The reading, the probabilities and the Grad-CAM heatmap (only for a film with numbers)."""
+    render_reading(shown.reading, key="upload_result")
+    result = shown.scored.result
+    if not shown.reading.has_numbers or result is None:
         return
-    reading = reading_for(result, scan_date=scan_date or date.today(), birth_year=birth_year)
-    if reading is not None:
-        render_reading(reading, key="upload_result")
     st.plotly_chart(probability_figure(result.probabilities, result.thresholds), width="stretch")
     show_disclaimer()
     st.subheader("Where the model looked")
     left, right = st.columns([1, 2])
-    shown = heatmap_finding(result.probabilities, result.thresholds)
+    first = heatmap_finding(result.probabilities, result.thresholds)
     finding = left.selectbox(
         "Finding",
         FINDINGS,
         format_func=FINDING_LABELS.__getitem__,
         key="heatmap_finding",
-        index=FINDINGS.index(shown),
+        index=FINDINGS.index(first),
     )
     opacity = left.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="heatmap_opacity")
     left.caption(
@@ -388,6 +425,7 @@ def _render_closer_look(
     dates: dict[int, date | None],
     views: dict[int, View | None],
     birth_year: int | None,
+    confirmed: set[int],
 ) -> dict[int, EnhanceSettings]:
     """One file at a time: metadata, display settings, result; return the display settings."""
     usable = [i for i, f in enumerate(checked) if f.scan is not None]
@@ -408,20 +446,22 @@ def _render_closer_look(
     settings = {position: _render_enhancement(scan, files[position].file_id)}
     st.subheader("Result")
     view, when = views[position], dates[position]
-    if view is None:
-        st.info("Choose this file's view in the table to see its result.")
+    if view is None or when is None:
+        st.info("Enter this file's date and view in the table to see its result.")
         return settings
     classifier = current_classifier(_WITHOUT_MODEL, as_error=True)
+    shown = _preview_for(
+        files[position].file_id,
+        checked[position],
+        view,
+        when,
+        birth_year,
+        classifier,
+        position in confirmed,
+    )
     if classifier is None:
         return settings
-    age = scan.metadata.patient_age
-    if age is None and when is not None:
-        age = age_at(birth_year, when)
-    result = _result_for(files[position].file_id, scan, view, age, classifier)
-    if result is None:
-        st.info(" ".join(file_view_notes(scan, view)))
-    else:
-        _render_results(scan, classifier, result, when, birth_year)
+    _render_results(scan, classifier, shown)
     return settings
 
 
@@ -448,6 +488,9 @@ def _save(
                     views[i],
                     scan_date=dates[i],
                     enhancement=settings.get(i),
+                    # The preview's decoding and result: the file is not read twice.
+                    decoded=checked[i].scan,
+                    scored=_saved_scored(files[i].file_id),
                 )
                 for i in positions
             ],
@@ -466,15 +509,19 @@ def _save(
     st.rerun()
 
 
+def _saved_scored(file_key: str) -> Scored | None:
+    scored = st.session_state.get(_scored_key(file_key))
+    return scored if isinstance(scored, Scored) else None
+
+
 def _outcome_text(item: ImportedScan) -> str:
     if not item.ok:
         return item.error or ""
     if item.already_saved:
         return " ".join(item.notes)
-    words = ["Saved."]
-    if item.result is not None and item.result.abstained:
-        words.append(f"No result shown: {item.result.abstain_reason}")
-    return " ".join([*words, *item.notes])
+    # The headline My scans, Timeline and the report show for the same scan.
+    words = ["Saved.", item.reading.headline if item.reading is not None else ""]
+    return " ".join(word for word in [*words, *item.notes] if word)
 
 
 def _render_report(report: ImportReport) -> None:
@@ -512,7 +559,8 @@ if not uploads:
     st.stop()
 checked = _checked(uploads, actor)
 dates, views = _current_rows(checked)
-problems = series_problems(checked, dates, views, date.today())
+confirmed = _confirmations(checked, views)
+problems = series_problems(checked, dates, views, date.today(), confirmed)
 if any(f.to_save for f in checked):
     _render_view_guide(open_guide=any(views[i] is None for i, f in enumerate(checked) if f.to_save))
 st.subheader("Your files")
@@ -530,7 +578,7 @@ if problems:
     )
 elif to_save == 0 and any(f.saved is not None for f in checked):
     st.info("There is nothing new to save: every usable file is already in your record.")
-settings = _render_closer_look(uploads, checked, dates, views, birth_year)
+settings = _render_closer_look(uploads, checked, dates, views, birth_year, confirmed)
 st.divider()
 keep_original = st.checkbox(
     "Also keep my original files, to download them later (they take more of your storage)",

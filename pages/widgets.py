@@ -6,54 +6,36 @@ so they are written once here; pages import them from this module, never from an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
 
-from core.compare import DEFAULT_CHANGE_MARGIN, Comparison, compare_scans, default_pair
+from core.compare import DEFAULT_CHANGE_MARGIN, Comparison, compare_readings
 from core.enhance import PARAMETER_RANGES, EnhanceSettings
 from core.findings import FINDING_LABELS, FINDINGS
-from core.labels import scan_labels
-from core.timeline import (
-    DEFAULT_RISE_MARGIN,
-    format_percent,
-    format_version,
-    red_flags,
-    same_day_note,
-    same_day_partners,
-    scans_needing_rescore,
-    sort_scans,
-    timeline_figure,
-    timeline_frame,
-    timeline_table,
-    version_changes,
-)
-from core.views import (
-    NOT_SCORED_SENTENCE,
-    UNKNOWN_NOT_SCORED_SENTENCE,
-    VIEW_LABELS,
-    View,
-    is_frontal,
-)
+from core.report import HEATMAP_CAPTION
+from core.scan_reading import DEFAULT_RISE_MARGIN
+from core.timeline import format_percent, format_version
+from core.views import VIEW_LABELS, View
 from core.words import plural
-from models.inference import Classifier
-from pages.readings import birth_year_of
-from pages.ui import show_error
-from services.rescore import rescore_scans
-from services.validity import excluded_by_scan
-from services.viewing import side_by_side
-from storage.actor import Actor
-from storage.db import Database
-from storage.scans import ScanSummary, list_scans, update_scan_date, update_scan_view
+from pages.ui import get_database, show_error
+from services.handles import Actor
+from services.records import PatientRecord, PatientTimeline, read_patient, side_by_side, timeline_of
+from services.rescore import change_scan_date, change_scan_view, rescore_scans
+
+if TYPE_CHECKING:
+    from services.handles import Classifier
 
 _LEGEND = (
     "One line per finding and projection (solid: PA, dashed: AP, dotted: AP lying down); points "
-    "of different projections are never joined, and a film of unknown view is a lone point. "
-    "Diamond: a point to raise with a clinician (listed below). Open circle: scored by an older "
-    "model version. Cross: the model was unsure about the image. Dotted horizontal lines: the "
-    "level at which the model suggests a closer look."
+    "of different projections are never joined. Diamond: a film that needs attention (see the "
+    "table). Open circle, not joined: a film whose view is uncertain. Dotted horizontal lines: "
+    "the level at which the model suggests a closer look. Films without a number (side views, "
+    "films the model was unsure about, films awaiting re-scoring) have no point; the table says "
+    "why."
 )
 
 #: The display controls of the comparison, a subset of EnhanceSettings, with slider labels.
@@ -65,13 +47,25 @@ _COMPARE_CONTROLS: dict[str, tuple[str, float]] = {
 }
 
 
-def own_scans(db: Database, actor: Actor) -> list[ScanSummary]:
-    """The logged-in patient's scans; on failure one sentence is shown and the page stops."""
+def patient_record(
+    actor: Actor, patient_id: int, classifier: Classifier | None, *, margin: float | None = None
+) -> PatientRecord | None:
+    """The patient's record read for this run; on failure one sentence is shown, None returned."""
     try:
-        return list_scans(db, actor, actor.user_id)
+        if margin is None:
+            return read_patient(get_database(), actor, patient_id, classifier)
+        return read_patient(get_database(), actor, patient_id, classifier, margin=margin)
     except Exception as err:  # shown as one sentence
         show_error(err)
+        return None
+
+
+def own_record(actor: Actor, classifier: Classifier | None) -> PatientRecord:
+    """The logged-in patient's record; on failure one sentence is shown and the page stops."""
+    record = patient_record(actor, actor.user_id, classifier)
+    if record is None:
         st.stop()
+    return record
 
 
 def heatmap_picker(label: str, *, none_label: str, key: str | None = None) -> str | None:
@@ -85,58 +79,45 @@ def heatmap_picker(label: str, *, none_label: str, key: str | None = None) -> st
 
 
 def scan_picker(
-    label: str, scans: Sequence[ScanSummary], *, index: int, key: str | None = None
+    label: str, record: PatientRecord, *, scan_id: int | None = None, key: str | None = None
 ) -> int:
-    """A select box of scans, shown by their one label and keyed by id (labels can repeat).
+    """A select box of a record's scans, shown by their one label and keyed by id.
 
     Args:
         label: The widget's label.
-        scans: The scans, in the order offered.
-        index: Position of the preselected scan.
+        record: The patient's record.
+        scan_id: The preselected scan (default: the latest).
         key: Widget key.
 
     Returns:
         The chosen scan's id.
     """
-    names = scan_labels(scans)
-    return st.selectbox(label, list(names), index=index, format_func=names.__getitem__, key=key)
+    names = record.labels
+    ids = list(names)
+    index = ids.index(scan_id) if scan_id in names else len(ids) - 1
+    return st.selectbox(label, ids, index=index, format_func=names.__getitem__, key=key)
 
 
 def render_timeline(
-    db: Database,
     actor: Actor,
     patient_id: int,
     classifier: Classifier | None,
     *,
     can_edit: bool,
     key: str = "timeline",
-) -> list[ScanSummary] | None:
-    """Show the chart, red flags and table of one patient's scans.
+) -> PatientRecord | None:
+    """Show the chart, the attention sentence and the table of one patient's scans.
 
     Args:
-        db: Database handle.
         actor: Who looks (the patient, or a clinician with access).
         patient_id: Whose scans.
         classifier: Current model, or ``None`` when unavailable.
-        can_edit: The patient's own view: offers re-scoring and date correction.
+        can_edit: The patient's own view: offers re-scoring and date and view correction.
         key: Prefix of widget keys, unique per place the timeline is shown.
 
     Returns:
-        The scans shown (oldest first), or ``None`` when they could not be read.
+        The record shown, or ``None`` when it could not be read.
     """
-    try:
-        scans = sort_scans(list_scans(db, actor, patient_id))
-    except Exception as err:  # shown as one sentence
-        show_error(err)
-        return None
-    if not scans:
-        st.info("There are no scans yet. Upload one on the Upload page to start the timeline.")
-        return scans
-    if can_edit and classifier is not None and _offer_rescore(db, actor, scans, classifier):
-        scans = sort_scans(list_scans(db, actor, patient_id))
-    version = classifier.info.version if classifier is not None else None
-    # Findings learned from other patients than this one: never flagged, hidden unless asked.
-    excluded = excluded_by_scan(scans, birth_year_of(db, actor, patient_id))
     with st.expander("Settings"):
         show_greyed = st.toggle(
             "Also plot findings learned from other patients (children or adults)",
@@ -156,86 +137,40 @@ def render_timeline(
             )
             / 100
         )
-    frame = timeline_frame(scans, version, excluded=None if show_greyed else excluded)
-    if excluded and not show_greyed:
+    record = patient_record(actor, patient_id, classifier, margin=margin)
+    if record is None:
+        return None
+    if not record.scans:
+        st.info("There are no scans yet. Upload one on the Upload page to start the timeline.")
+        return record
+    timeline = timeline_of(record, show_greyed=show_greyed)
+    if can_edit and classifier is not None and _offer_rescore(actor, timeline, classifier):
+        record = patient_record(actor, patient_id, classifier, margin=margin)
+        if record is None:
+            return None
+        timeline = timeline_of(record, show_greyed=show_greyed)
+    if timeline.greyed_hidden:
         st.caption(
             "Findings learned from other patients than this one are left off the chart and "
             "raise no flag; switch them on under Settings to see them."
         )
-    if frame.empty:
-        st.info("None of these scans has a model result yet.")
+    if timeline.figure is None:
+        st.info("None of these scans has a number to plot yet.")
     else:
-        flags = red_flags(
-            scans,
-            classifier.info.thresholds if classifier else None,
-            margin,
-            version,
-            excluded=excluded,
-        )
-        changes = version_changes(scans, version)
-        same_day = {
-            scan_id: same_day_note(partners)
-            for scan_id, partners in same_day_partners(scans).items()
-        }
-        figure = timeline_figure(
-            frame, flags=flags, changes=changes, current_version=version, same_day=same_day
-        )
-        if show_greyed:
-            greyed = frozenset().union(*excluded.values())
-            figure.for_each_trace(
-                lambda trace: trace.update(opacity=0.35, name=f"{trace.name} (greyed)"),
-                selector=lambda trace: trace.legendgroup in greyed,
-            )
-        st.plotly_chart(figure, key=f"{key}_chart")
+        st.plotly_chart(timeline.figure, key=f"{key}_chart")
         st.caption(_LEGEND)
-        if changes:
-            st.caption(
-                "Dashed vertical lines mark where the model version changes between scans: a "
-                "jump there can come from the model update, not from a change in the lungs."
-            )
-        if flags:
-            st.subheader("Points to raise with a clinician")
-            names = scan_labels(scans)
-            for scan_id, reasons in flags.items():
-                st.warning(f"Scan of {names[scan_id]}: " + " ".join(reasons))
-        table = timeline_table(frame, flags, same_day)
-        # The whole sentences are in the warnings above: the table only points to them.
-        table["Red flags"] = table["Red flags"].map(lambda text: "yes, see above" if text else "")
-        # A static table wraps each note; an interactive grid would cut it mid-sentence.
-        st.table(table, hide_index=True)
-        with st.expander("Details: every stored result and the model behind it"):
-            st.table(
-                timeline_table(
-                    timeline_frame(scans, version, all_results=True),
-                    same_day=same_day,
-                    with_model=True,
-                ),
-                hide_index=True,
-            )
-    _render_unplotted(scans)
+    if timeline.attention:
+        st.warning(timeline.attention)
+    # A static table wraps each sentence; an interactive grid would cut it mid-sentence.
+    st.table(timeline.table, hide_index=True)
+    for sentence in timeline.unplotted:
+        st.caption(sentence)
+    with st.expander("Details: every stored result and the model behind it"):
+        st.table(timeline.details, hide_index=True)
     if can_edit:
-        _render_view_editor(db, actor, scans)
-        _render_date_editor(db, actor, scans)
-    return scans
-
-
-def _render_unplotted(scans: list[ScanSummary]) -> None:
-    """Say which scans are kept but not plotted, and why, one sentence per reason."""
-    laterals = [scan for scan in scans if scan.view is View.LATERAL]
-    unknown = [scan for scan in scans if scan.view is View.UNKNOWN and not scan.results]
-    unscored = [scan for scan in scans if is_frontal(scan.view) and not scan.results]
-    if laterals:
-        st.caption(
-            f"{plural(len(laterals), 'side (lateral) view')} in your record. {NOT_SCORED_SENTENCE}"
-        )
-    if unknown:
-        st.caption(f"{plural(len(unknown), 'scan')} of unknown view. {UNKNOWN_NOT_SCORED_SENTENCE}")
-    if unscored:
-        has = "has" if len(unscored) == 1 else "have"
-        st.caption(
-            f"{plural(len(unscored), 'frontal scan')} {has} no model result yet and "
-            f"{'is' if len(unscored) == 1 else 'are'} not plotted."
-        )
+        _render_view_editor(actor, record, classifier)
+        _render_date_editor(actor, record)
+    return record
 
 
 def _save_and_rerun(save: Callable[[], object]) -> None:
@@ -248,15 +183,15 @@ def _save_and_rerun(save: Callable[[], object]) -> None:
     st.rerun()
 
 
-def _render_view_editor(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
+def _render_view_editor(actor: Actor, record: PatientRecord, classifier: Classifier | None) -> None:
     with st.expander("Correct a scan's view"):
         st.caption(
             "Only frontal films are scored and films are compared only with films of the same "
-            "view. Set the view here if it is wrong or not known; a frontal film without a "
-            "result can then be scored with the re-score button above."
+            "view. Set the view here if it is wrong or not known: the scan is read again at "
+            "once (a frontal film is scored, a side view keeps no number)."
         )
-        scan_id = scan_picker("Scan", scans, index=len(scans) - 1, key="view_scan")
-        current = next(scan for scan in scans if scan.id == scan_id)
+        scan_id = scan_picker("Scan", record, key="view_scan")
+        current = record.scan(scan_id)
         views = list(View)
         new_view = st.radio(
             "View",
@@ -266,15 +201,15 @@ def _render_view_editor(db: Database, actor: Actor, scans: list[ScanSummary]) ->
             key=f"view_value_{scan_id}",
         )
         if st.button("Save view", key="view_save", disabled=new_view is current.view):
-            _save_and_rerun(lambda: update_scan_view(db, actor, scan_id, new_view))
+            _save_and_rerun(
+                lambda: change_scan_view(get_database(), actor, scan_id, new_view, classifier)
+            )
 
 
-def _offer_rescore(
-    db: Database, actor: Actor, scans: list[ScanSummary], classifier: Classifier
-) -> bool:
+def _offer_rescore(actor: Actor, timeline: PatientTimeline, classifier: Classifier) -> bool:
     """Offer to re-score scans lacking a current-model result; return whether it ran."""
     version = classifier.info.version
-    pending = scans_needing_rescore(scans, version)
+    pending = timeline.pending_rescore
     if not pending:
         return False
     st.info(
@@ -292,9 +227,9 @@ def _offer_rescore(
     bar = st.progress(0.0, text="Re-scoring...")
     try:
         outcome = rescore_scans(
-            db,
+            get_database(),
             actor,
-            scans,
+            timeline.record.scans,
             classifier,
             on_progress=lambda done, total: bar.progress(
                 done / total, text=f"Re-scored {done} of {total}"
@@ -310,14 +245,14 @@ def _offer_rescore(
     return True
 
 
-def _render_date_editor(db: Database, actor: Actor, scans: list[ScanSummary]) -> None:
+def _render_date_editor(actor: Actor, record: PatientRecord) -> None:
     with st.expander("Correct a scan date"):
         st.caption(
             "The timeline uses the date each X-ray was taken (from the DICOM file or as you "
             "entered it at upload), never the upload time. Correct it here if it is wrong."
         )
-        scan_id = scan_picker("Scan", scans, index=0, key="date_scan")
-        current = next(scan for scan in scans if scan.id == scan_id)
+        scan_id = scan_picker("Scan", record, scan_id=record.scans[0].id, key="date_scan")
+        current = record.scan(scan_id)
         new_date = st.date_input(
             "Date the X-ray was taken",
             value=current.scan_date,
@@ -326,13 +261,12 @@ def _render_date_editor(db: Database, actor: Actor, scans: list[ScanSummary]) ->
             key=f"date_value_{scan_id}",
         )
         if st.button("Save date", key="date_save"):
-            _save_and_rerun(lambda: update_scan_date(db, actor, scan_id, new_date))
+            _save_and_rerun(lambda: change_scan_date(get_database(), actor, scan_id, new_date))
 
 
 def render_compare(
-    db: Database,
     actor: Actor,
-    scans: list[ScanSummary],
+    record: PatientRecord,
     classifier: Classifier | None,
     *,
     key: str = "compare",
@@ -340,33 +274,27 @@ def render_compare(
     """Let the user pick two scans and show them side by side with the per-finding change.
 
     Args:
-        db: Database handle.
         actor: Who looks (the patient, or a clinician with access).
-        scans: The patient's scans.
+        record: The patient's record.
         classifier: Current model, or ``None`` when unavailable (no heatmaps then).
         key: Prefix of widget keys, unique per place the view is shown.
     """
-    scans = sort_scans(scans)
-    if len(scans) < 2:
+    readings = record.readings
+    if len(readings) < 2:
         st.info("Comparing needs at least two scans.")
         return
-    by_id = {scan.id: scan for scan in scans}
-    names = scan_labels(scans)
-    positions = {scan.id: position for position, scan in enumerate(scans)}
-    pair = default_pair(scans)
+    pair = record.compare_default
     if pair is None:
         st.info(
-            "No frontal view (PA, AP or AP lying down) has two scans yet, so there is no "
-            "like-with-like pair to open with; the two latest scans are shown."
+            "No frontal view (PA, AP or AP lying down) has two scored films of a certain view "
+            "yet, so there is no like-with-like pair to open with; the two latest scans are shown."
         )
-        start = (len(scans) - 2, len(scans) - 1)
-    else:
-        start = (positions[pair[0]], positions[pair[1]])
+        pair = (readings[-2].scan_id, readings[-1].scan_id)
     left, right, margin_column = st.columns([2, 2, 1])
     with left:
-        first = scan_picker("Earlier scan", scans, index=start[0], key=f"{key}_a")
+        first = scan_picker("Earlier scan", record, scan_id=pair[0], key=f"{key}_a")
     with right:
-        second = scan_picker("Later scan", scans, index=start[1], key=f"{key}_b")
+        second = scan_picker("Later scan", record, scan_id=pair[1], key=f"{key}_b")
     margin = (
         margin_column.number_input(
             "Meaningful change (points)",
@@ -382,18 +310,13 @@ def render_compare(
     if first == second:
         st.info("Choose two different scans.")
         return
-    version = classifier.info.version if classifier is not None else None
-    comparison = compare_scans(by_id[first], by_id[second], margin=margin, current_version=version)
+    comparison = compare_readings(record.reading(first), record.reading(second), margin=margin)
     if comparison.view_warning is not None:
         st.warning(comparison.view_warning)
     if comparison.comparable:
         st.write(comparison.message)
-        excluded = excluded_by_scan(
-            [by_id[first], by_id[second]], birth_year_of(db, actor, by_id[second].owner_id)
-        )
-        greyed = excluded.get(first, frozenset()) | excluded.get(second, frozenset())
-        st.dataframe(_changes_frame(comparison, greyed), hide_index=True, key=f"{key}_table")
-        if greyed:
+        st.dataframe(_changes_frame(comparison), hide_index=True, key=f"{key}_table")
+        if any(change.greyed for change in comparison.changes):
             st.caption(
                 "Rows marked as learned from other patients come from findings the model "
                 "learned from children only or adults only; their change says little here."
@@ -402,29 +325,35 @@ def render_compare(
         st.warning(comparison.message)
     settings = _display_settings(key)
     finding = None
-    if classifier is not None:
+    if classifier is not None and comparison.comparable:
         finding = heatmap_picker(
             "Show where the model looked for", none_label="(no heatmap)", key=f"{key}_heat"
         )
-    pair = (comparison.before_scan_id, comparison.after_scan_id)
+    shown = (comparison.before_scan_id, comparison.after_scan_id)
     try:
         with st.spinner("Computing heatmaps..." if finding else "Loading the images..."):
-            images = side_by_side(db, actor, pair, settings, classifier, finding)
+            images = side_by_side(get_database(), actor, shown, settings, classifier, finding)
     except Exception as err:  # shown as one sentence
         show_error(err)
         return
-    for column, scan_id, image in zip(st.columns(2), pair, images, strict=True):
+    names = record.labels
+    for column, scan_id, image in zip(st.columns(2), shown, images, strict=True):
         column.image(image, caption=names[scan_id], width="stretch")
     if finding is not None:
-        st.caption(
-            "Coloured areas show where the image most drove the model's score; they are "
-            "not a diagnosis."
-        )
+        st.caption(HEATMAP_CAPTION)
 
 
-def _display_settings(key: str) -> EnhanceSettings:
-    defaults = EnhanceSettings()
+def _display_settings(key: str) -> EnhanceSettings | None:
+    """One display setting for both films, or None to show each as saved."""
     with st.expander("Display settings (applied to both images alike)"):
+        alike = st.toggle(
+            "Show both films with the same settings (otherwise each as saved)",
+            value=False,
+            key=f"{key}_alike",
+        )
+        if not alike:
+            return None
+        defaults = EnhanceSettings()
         values = {}
         for name, (label, step) in _COMPARE_CONTROLS.items():
             low, high = PARAMETER_RANGES[name]
@@ -439,7 +368,7 @@ def _display_settings(key: str) -> EnhanceSettings:
     return EnhanceSettings(**values)
 
 
-def _changes_frame(comparison: Comparison, greyed: frozenset[str]) -> pd.DataFrame:
+def _changes_frame(comparison: Comparison) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -448,7 +377,7 @@ def _changes_frame(comparison: Comparison, greyed: frozenset[str]) -> pd.DataFra
                 "Later": format_percent(change.after),
                 "Change (points)": f"{change.delta * 100:+.0f}",
                 "Verdict": change.verdict,
-                "Learned from other patients": "yes" if change.finding in greyed else "",
+                "Learned from other patients": "yes" if change.greyed else "",
             }
             for change in comparison.changes
         ]

@@ -269,6 +269,8 @@ class ScanView:
         filename: The uploaded file's name.
         created_at: When it was saved.
         record: The scan with its pixels (for drawing on it).
+        details: Every stored result of the scan, older models' included
+            (``core.timeline.details_table``).
     """
 
     reading: ScanReading
@@ -279,6 +281,7 @@ class ScanView:
     filename: str
     created_at: datetime
     record: ScanRecord
+    details: pd.DataFrame
 
 
 def display_image(
@@ -288,6 +291,7 @@ def display_image(
     classifier: Classifier | None = None,
     heatmap_finding: str | None = None,
     marks: Sequence[dict[str, float]] = (),
+    window: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, str]:
     """The one way a stored scan's image is displayed, on every page and in the report.
 
@@ -298,6 +302,8 @@ def display_image(
         classifier: The current model, needed for a heatmap.
         heatmap_finding: Overlay where the model looked for this finding (Grad-CAM).
         marks: Clinicians' marks to draw (``core.annotations``).
+        window: ``(level, width)`` of a display window applied on top of the saved enhancement
+            (the teleconsult's window and level), or None.
 
     Returns:
         ``(RGB uint8 image, caption)``; the caption speaks of coloured areas only when a
@@ -308,6 +314,15 @@ def display_image(
         pixels, caption = view.pixels, view.caption
     else:
         pixels, caption = enhance(record.pixels, settings), "Shown with the display settings above."
+    if window is not None:
+        # Only the window: the saved view is already contrast-equalised and sharpened.
+        level, width = window
+        pixels = enhance(
+            pixels,
+            EnhanceSettings(
+                window_center=level, window_width=width, clahe_clip_limit=0, unsharp_amount=0
+            ),
+        )
     heat = None
     if classifier is not None and heatmap_finding is not None:
         heat = classifier.heatmap(restore_scan(record.pixels, record.metadata), heatmap_finding)
@@ -367,6 +382,7 @@ def open_scan_view(
         filename=stored.filename,
         created_at=stored.created_at,
         record=stored,
+        details=details_table([stored]),
     )
 
 

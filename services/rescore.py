@@ -1,9 +1,10 @@
-"""Re-scoring a patient's scans with the current model, and re-reading a scan whose view changed."""
+"""Re-scoring a patient's scans with the current model; corrections of a scan's view or date."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING
 
 from core.age import age_at
@@ -15,7 +16,13 @@ from services.imports import classify, view_doubt
 from storage.actor import Actor
 from storage.db import Database
 from storage.profile import get_birth_year
-from storage.scans import ScanSummary, add_results, load_scan, update_scan_view
+from storage.scans import (
+    ScanSummary,
+    add_results,
+    load_scan,
+    update_scan_date,
+    update_scan_view,
+)
 
 if TYPE_CHECKING:  # importing the model layer loads torch; callers hand in a loaded classifier
     from models.inference import Classifier
@@ -113,3 +120,13 @@ def change_scan_view(
         return
     age = age_at(get_birth_year(db, actor, actor.user_id), record.scan_date)
     add_results(db, actor, [(scan_id, classify(classifier, scan, age))])
+
+
+def change_scan_date(db: Database, actor: Actor, scan_id: int, scan_date: date) -> None:
+    """Correct the date a scan was taken; its reading follows (rises are measured by date).
+
+    Raises:
+        storage.policy.AccessDenied: The actor is not the owning patient.
+        storage.scans.RecordNotFound: No such scan.
+    """
+    update_scan_date(db, actor, scan_id, scan_date)

@@ -8,7 +8,19 @@ from datetime import UTC, datetime
 from storage.actor import Actor
 from storage.audit import record_session_end, record_session_start
 from storage.db import Database
-from storage.sharing import SharedPatient
+from storage.notes import MAX_NOTE_CHARS, add_note
+from storage.sharing import SharedPatient, shared_patients
+
+#: What the teleconsult page uses besides the session: the patients sharing with the
+#: clinician, and adding a note (its length limit) to one of their scans.
+__all__ = [
+    "MAX_NOTE_CHARS",
+    "TeleconsultSession",
+    "add_note",
+    "end_teleconsult",
+    "shared_patients",
+    "start_teleconsult",
+]
 
 
 @dataclass(frozen=True)

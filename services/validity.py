@@ -9,7 +9,7 @@ SHA-256 stored with the result, so a result of an unevaluated model holds for no
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
 from typing import Protocol
@@ -38,19 +38,6 @@ class StoredResult(Protocol):
 
     @property
     def abstained(self) -> bool: ...
-
-
-class ScannedResults(Protocol):
-    """What is read of ``storage.scans.ScanSummary``."""
-
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def scan_date(self) -> date: ...
-
-    @property
-    def latest_result(self) -> StoredResult | None: ...
 
 
 @lru_cache(maxsize=8)
@@ -102,23 +89,3 @@ def reading_for(
         population,
         validity_of(result.checkpoint_sha256),
     )
-
-
-def excluded_by_scan(
-    scans: Iterable[ScannedResults], birth_year: int | None
-) -> dict[int, frozenset[str]]:
-    """Per scan, the findings outside the patient's population (kept out of red flags).
-
-    Args:
-        scans: The patient's scans.
-        birth_year: The patient's birth year, or None.
-
-    Returns:
-        ``{scan id: findings}`` for scans with at least one such finding.
-    """
-    excluded = {}
-    for scan in scans:
-        reading = reading_for(scan.latest_result, scan_date=scan.scan_date, birth_year=birth_year)
-        if reading is not None and reading.excluded:
-            excluded[scan.id] = reading.excluded
-    return excluded
