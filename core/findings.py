@@ -20,7 +20,19 @@ FINDING_LABELS: dict[str, str] = {
     "pneumonia": "Pneumonia",
     "bacterial_pneumonia": "Bacterial pneumonia",
     "viral_pneumonia": "Viral pneumonia",
-    "covid19": "COVID-19 pneumonia",
+    # Named for what it was shown to tell apart: COVID-19 films from healthy adults' films. On
+    # real serial films it scores SARS and streptococcal pneumonias as high as COVID-19
+    # (models/MODEL_CARD.md), so it is a pattern, not the virus.
+    "covid19": "COVID-19-like pattern",
+}
+
+#: What a finding cannot tell apart, said wherever its number is explained.
+FINDING_LIMITS: dict[str, str] = {
+    "covid19": (
+        "The COVID-19-like pattern was learned from COVID-19 films against healthy adults' "
+        "films; it scores other adult pneumonias (such as SARS or bacterial pneumonia) as high, "
+        "so it cannot tell COVID-19 from them, and only a laboratory test shows the virus."
+    ),
 }
 
 DISCLAIMER = (

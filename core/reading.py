@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.findings import FINDING_LABELS, FINDINGS, is_flagged, threshold_for
+from core.findings import FINDING_LABELS, FINDING_LIMITS, FINDINGS, is_flagged, threshold_for
 from core.results import top_finding_sentence
 
 #: The population names of ``models.populations`` (``core`` imports no other package).
@@ -67,7 +67,7 @@ class FindingReading:
 
     @property
     def text(self) -> str:
-        """E.g. ``"COVID-19 pneumonia 71% - learned from adults only"``."""
+        """E.g. ``"COVID-19-like pattern 71% - learned from adults only"``."""
         if self.learned_from is None:
             return f"{self.label} {self.probability:.0%} - not checked on test films"
         return f"{self.label} {self.probability:.0%} - learned from {self.learned_from}"
@@ -106,7 +106,8 @@ class ResultReading:
             if self.population not in PATIENT_FILM
             else "Each number was learned from different patients"
         )
-        return f"{intro}: " + "; ".join(parts) + "."
+        limits = [FINDING_LIMITS[f.finding] for f in self.findings if f.finding in FINDING_LIMITS]
+        return " ".join([f"{intro}: " + "; ".join(parts) + ".", *limits])
 
 
 def read_result(

@@ -43,9 +43,9 @@ GLOSSARY: dict[str, str] = {
         "pattern in both lungs; antibiotics do not treat viruses."
     ),
     "covid19": (
-        "Pneumonia caused by the SARS-CoV-2 virus. On an X-ray it often shows as hazy patches "
-        "towards the edges and lower parts of both lungs; only a laboratory test confirms the "
-        "virus."
+        "A pattern of hazy patches towards the edges and lower parts of both lungs, as seen in "
+        "pneumonia caused by the SARS-CoV-2 virus. The model scores other adult pneumonias as "
+        "high, so it cannot tell COVID-19 from them; only a laboratory test confirms the virus."
     ),
 }
 
