@@ -330,7 +330,7 @@ def display_image(
     image = overlay_heatmap(pixels, heat)
     if marks:
         image = draw_annotations(image, list(marks))
-        caption += " Green marks: the clinicians' notes."
+        caption += " Green marks: the clinicians' notes below."
     return image, caption
 
 

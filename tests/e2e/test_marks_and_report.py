@@ -138,7 +138,7 @@ def test_a_box_drawn_by_the_clinician_is_stored_in_image_pixels_and_shown_to_the
     page.get_by_text("1 new note from your clinicians").wait_for()
     page.get_by_text(NOTE).wait_for()
     page.get_by_text("(Mark 1 on the image)").wait_for()
-    page.get_by_text("Green marks: your clinicians' notes below.").wait_for()
+    page.get_by_text("Green marks: the clinicians' notes below.").wait_for()
     steps.shot(page, "patient sees the badge, the box and the note")
     page.get_by_role("button", name="Mark these notes as read").click()
     settle(page)
@@ -148,9 +148,9 @@ def test_a_box_drawn_by_the_clinician_is_stored_in_image_pixels_and_shown_to_the
 
 
 def _image_size(db, actor, scan_id: int) -> tuple[int, int]:
-    from services.viewing import open_scan
+    from storage.scans import load_scan
 
-    return open_scan(db, actor, scan_id).record.pixels.shape
+    return load_scan(db, actor, scan_id).pixels.shape
 
 
 def test_the_report_pdf_names_the_patient_and_scan_and_keeps_headings_with_their_text(
