@@ -606,8 +606,9 @@ def latest_scored_frontal(readings: Sequence[ScanReading]) -> ScanReading | None
 def default_compare_pair(readings: Sequence[ScanReading]) -> tuple[int, int] | None:
     """The pair Compare opens on: the two latest comparable films of one projection.
 
-    Films of a doubtful view, not scored, or scored by another model version are never a
-    default.
+    The earlier film is the latest one of an earlier day when there is one (a same-day repeat
+    tells nothing about change). Films of a doubtful view, not scored, or scored by another
+    model version are never a default.
 
     Args:
         readings: The patient's readings, oldest first.
@@ -619,10 +620,15 @@ def default_compare_pair(readings: Sequence[ScanReading]) -> tuple[int, int] | N
     best_key: tuple[date, int] | None = None
     for view in FRONTAL_VIEWS:
         films = [r for r in readings if r.comparable and r.view is view]
-        # Films of one version only: a chart never mixes scales, nor does a default pair.
-        if len(films) < 2 or films[-1].model_version != films[-2].model_version:
+        if len(films) < 2:
             continue
-        key = (films[-1].scan_date, films[-1].scan_id)
+        later = films[-1]
+        earlier_days = [r for r in films[:-1] if r.scan_date < later.scan_date]
+        earlier = earlier_days[-1] if earlier_days else films[-2]
+        # Films of one version only: a chart never mixes scales, nor does a default pair.
+        if earlier.model_version != later.model_version:
+            continue
+        key = (later.scan_date, later.scan_id)
         if best_key is None or key > best_key:
-            best, best_key = (films[-2].scan_id, films[-1].scan_id), key
+            best, best_key = (earlier.scan_id, later.scan_id), key
     return best

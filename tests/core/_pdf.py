@@ -42,6 +42,11 @@ def page_lines(pdf: bytes) -> list[list[str]]:
         if b"/Image" in match.group("dict") or b"/Length1" in match.group("dict"):
             continue
         data = match.group("data")
+        # A stream whose last byte is a carriage return loses it to the pattern's "\r?\n".
+        length = re.search(rb"/Length (\d+)", match.group("dict"))
+        if length is not None:
+            start = match.start("data")
+            data = pdf[start : start + int(length.group(1))]
         if b"/FlateDecode" in match.group("dict"):
             data = zlib.decompress(data)
         if b" Tj" not in data:

@@ -10,14 +10,18 @@ from core.compare import (
     HIGHER,
     LOWER,
     NO_CHANGE,
-    compare_results,
-    compare_scans,
-    default_pair,
+    compare_readings,
     verdict,
 )
+from core.reading import ADULT
+from core.scan_reading import ScanReading
 from core.views import View
 from storage.scans import ScanSummary
-from tests.core._records import make_result, make_scan, probs
+from tests.core._records import VALIDITY, make_result, make_scan, probs, read
+
+
+def _pair(*scans: ScanSummary, **kwargs) -> list[ScanReading]:
+    return read(scans, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -35,14 +39,15 @@ def test_verdict_uses_the_margin_strictly(delta: float, expected: str) -> None:
     assert verdict(delta, 0.10) == expected
 
 
-def test_compare_scans_orders_by_date_and_gives_plain_verdicts() -> None:
+def test_compare_orders_by_date_and_gives_plain_verdicts() -> None:
     later = make_scan(
         2, date(2026, 3, 1), results=[make_result(2, probs(0.41, bacterial=0.30, viral=0.12))]
     )
     earlier = make_scan(
         1, date(2026, 1, 1), results=[make_result(1, probs(0.12, bacterial=0.50, viral=0.10))]
     )
-    comparison = compare_scans(later, earlier)
+    first, second = _pair(later, earlier)
+    comparison = compare_readings(second, first)
     assert (comparison.before_scan_id, comparison.after_scan_id) == (1, 2)
     assert comparison.comparable
     assert comparison.model_version == "1"
@@ -53,28 +58,33 @@ def test_compare_scans_orders_by_date_and_gives_plain_verdicts() -> None:
     assert pneumonia.sentence == "Pneumonia: higher (12% to 41%)."
     assert "10% or less count as no meaningful change" in comparison.message
     assert "model v1" in comparison.message
+    assert comparison.view_warning is None
 
 
 def test_margin_is_configurable() -> None:
-    a = make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.20))])
-    b = make_scan(2, date(2026, 2, 1), results=[make_result(2, probs(0.35))])
-    assert compare_scans(a, b).change_for("pneumonia").verdict == HIGHER
-    assert compare_scans(a, b, margin=0.2).change_for("pneumonia").verdict == NO_CHANGE
+    a, b = _pair(
+        make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.20))]),
+        make_scan(2, date(2026, 2, 1), results=[make_result(2, probs(0.35))]),
+    )
+    assert compare_readings(a, b).change_for("pneumonia").verdict == HIGHER
+    assert compare_readings(a, b, margin=0.2).change_for("pneumonia").verdict == NO_CHANGE
 
 
 def test_different_versions_are_not_compared_and_the_message_says_so() -> None:
-    a = make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.1), model_version="1")])
-    b = make_scan(2, date(2026, 2, 1), results=[make_result(2, probs(0.6), model_version="2")])
-    comparison = compare_scans(a, b, current_version="2")
+    # Without a loaded model each scan's latest result is read, whatever its version.
+    a, b = _pair(
+        make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.1), model_version="1")]),
+        make_scan(2, date(2026, 2, 1), results=[make_result(2, probs(0.6), model_version="2")]),
+        current_version=None,
+    )
+    comparison = compare_readings(a, b)
     assert not comparison.comparable
     assert comparison.changes == ()
-    assert "v1, v2" in comparison.message
+    assert "(v1 and v2)" in comparison.message
     assert "re-score the older scan" in comparison.message
-    with pytest.raises(ValueError):
-        compare_results(a.results[0], b.results[0])
 
 
-def test_prefers_the_current_version_when_both_scans_have_it() -> None:
+def test_the_current_versions_numbers_are_compared_when_both_scans_have_them() -> None:
     a = make_scan(
         1,
         date(2026, 1, 1),
@@ -91,70 +101,85 @@ def test_prefers_the_current_version_when_both_scans_have_it() -> None:
             make_result(4, probs(0.35), model_version="2"),
         ],
     )
-    comparison = compare_scans(a, b, current_version="2")
+    comparison = compare_readings(*_pair(a, b, current_version="2"))
     assert comparison.model_version == "2"
     assert comparison.change_for("pneumonia").verdict == NO_CHANGE
-    fallback = compare_scans(a, b, current_version="9")
-    assert fallback.model_version == "2"
+    # A scan without the current model's result awaits re-scoring: nothing to compare.
+    waiting = compare_readings(*_pair(a, b, current_version="9"))
+    assert not waiting.comparable
+    assert "older model version" in waiting.message
 
 
-def test_abstained_results_and_unscored_scans_are_not_compared() -> None:
+def test_films_without_numbers_are_not_compared_and_their_reason_is_said() -> None:
     a = make_scan(
         1,
         date(2026, 1, 1),
-        results=[make_result(1, probs(0.1), abstained=True, abstain_reason="blurred")],
+        results=[make_result(1, probs(0.1), abstained=True, abstain_reason="It is blurred.")],
     )
     b = make_scan(2, date(2026, 2, 1), results=[make_result(2, probs(0.6))])
-    assert not compare_scans(a, b).comparable
-    unscored = compare_scans(make_scan(3, date(2026, 1, 5)), b)
+    unsure = compare_readings(*_pair(a, b))
+    assert not unsure.comparable and unsure.changes == ()
+    assert "cannot be compared" in unsure.message and "It is blurred." in unsure.message
+    unscored = compare_readings(*_pair(make_scan(3, date(2026, 1, 5)), b))
     assert not unscored.comparable
-    assert "need a model result" in unscored.message
+    assert "has not been scored" in unscored.message
+
+
+def test_a_greyed_finding_is_compared_but_marked() -> None:
+    a, b = _pair(
+        make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.1, bacterial=0.1))]),
+        make_scan(2, date(2026, 2, 1), results=[make_result(2, probs(0.1, bacterial=0.8))]),
+        population=ADULT,
+        validity=VALIDITY,
+    )
+    change = compare_readings(a, b).change_for("bacterial_pneumonia")
+    assert change is not None and change.greyed and change.verdict == HIGHER
+    assert not compare_readings(a, b).change_for("pneumonia").greyed
 
 
 def test_rejects_a_margin_out_of_range() -> None:
-    a = make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.1))])
+    (a,) = _pair(make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.1))]))
     with pytest.raises(ValueError):
-        compare_scans(a, a, margin=1.5)
+        compare_readings(a, a, margin=1.5)
 
 
 # --------------------------------------------------------------------------- like with like
 
 
-def _film(id: int, day: int, view: View) -> ScanSummary:
+def _film(id: int, day: int, view: View, doubt: str | None = None) -> ScanSummary:
     result = make_result(id, probs(0.1 * id))
-    return make_scan(id, date(2026, 1, day), results=[result], view=view)
-
-
-def test_default_pair_is_the_latest_two_films_of_one_projection() -> None:
-    scans = [
-        _film(1, 1, View.PA),
-        _film(2, 1, View.LATERAL),
-        _film(3, 2, View.AP),
-        _film(4, 3, View.PA),
-        _film(5, 3, View.LATERAL),
-    ]
-    assert default_pair(scans) == (1, 4)
-    # An earlier day's film is preferred to a same-day repeat of the projection.
-    assert default_pair([*scans, _film(6, 3, View.PA)]) == (1, 6)
-    assert default_pair([_film(1, 1, View.PA), _film(2, 1, View.PA)]) == (1, 2)
-    assert default_pair([_film(1, 1, View.PA), _film(2, 2, View.AP)]) is None
-    assert default_pair([_film(1, 1, View.UNKNOWN), _film(2, 2, View.UNKNOWN)]) is None
+    return make_scan(id, date(2026, 1, day), results=[result], view=view, view_doubt=doubt)
 
 
 def test_comparing_different_projections_warns_in_words() -> None:
-    pa, ap, side, unknown = (
-        _film(1, 1, View.PA),
-        _film(2, 2, View.AP),
-        _film(3, 2, View.LATERAL),
-        _film(4, 3, View.UNKNOWN),
-    )
-    assert compare_scans(pa, _film(5, 4, View.PA)).view_warning is None
-    mixed = compare_scans(ap, pa)
+    pa, ap, later_pa = _pair(_film(1, 1, View.PA), _film(2, 2, View.AP), _film(5, 4, View.PA))
+    assert compare_readings(pa, later_pa).view_warning is None
+    mixed = compare_readings(ap, pa)
     assert mixed.comparable
     assert mixed.view_warning == (
         "These films are of different projections (Frontal (PA, standing) and Frontal (AP)): "
         "projections differ systematically (heart size, shoulder blades, lying down), so a "
         "change in the numbers may come from the projection rather than from the lungs."
     )
-    assert "not scored" in compare_scans(pa, side).view_warning
-    assert "not known" in compare_scans(pa, unknown).view_warning
+
+
+def test_a_side_or_unknown_film_is_not_compared_and_warned_about() -> None:
+    pa, side, unknown = _pair(
+        _film(1, 1, View.PA), _film(3, 2, View.LATERAL), _film(4, 3, View.UNKNOWN)
+    )
+    with_side = compare_readings(pa, side)
+    assert not with_side.comparable
+    assert "not scored" in with_side.view_warning
+    with_unknown = compare_readings(pa, unknown)
+    assert not with_unknown.comparable
+    assert "not known" in with_unknown.view_warning
+
+
+def test_a_film_of_uncertain_view_is_compared_with_a_warning() -> None:
+    pa, doubtful = _pair(
+        _film(1, 1, View.PA), _film(2, 2, View.PA, "This does not look like a frontal film.")
+    )
+    comparison = compare_readings(pa, doubtful)
+    assert comparison.comparable
+    assert comparison.view_warning is not None
+    assert "2 Jan 2026, frontal (PA, standing) is uncertain" in comparison.view_warning

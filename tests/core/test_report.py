@@ -6,7 +6,6 @@ import io
 import json
 import re
 import zlib
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -15,17 +14,20 @@ from PIL import Image
 from core.annotations import make_annotation
 from core.enhance import ORIGINAL_CAPTION
 from core.findings import DISCLAIMER, FINDING_LABELS
-from core.reading import read_result
+from core.reading import ADULT
 from core.report import (
     GENERAL_QUESTIONS,
     ReportNote,
     build_report,
+    previous_comparable,
     report_to_json,
 )
 from core.report_pdf import report_to_pdf
+from core.scan_reading import ScanReading
+from core.views import View
 from core.words import in_sentence
 from storage.scans import ScanSummary
-from tests.core._records import make_result, make_scan, probs
+from tests.core._records import VALIDITY, make_result, make_scan, probs, read
 
 _WHEN = datetime(2026, 4, 2, 9, 30, tzinfo=UTC)
 
@@ -42,17 +44,21 @@ def _pdf_text(pdf: bytes) -> str:
     return "\n".join(chunks).replace("\\(", "(").replace("\\)", ")")
 
 
-def _rising_pair() -> tuple[ScanSummary, ScanSummary]:
+def _rising_pair() -> list[ScanReading]:
     previous = make_scan(1, date(2026, 3, 2), "march.png", results=[make_result(1, probs(0.12))])
     current = make_scan(
         2, date(2026, 4, 1), "april.png", results=[make_result(2, probs(0.41, bacterial=0.62))]
     )
-    return previous, current
+    return read([previous, current])
+
+
+def _rgb(side: int = 64) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 255, (side, side, 3), dtype=np.uint8)
 
 
 def test_summary_says_what_was_checked_found_and_cannot_tell() -> None:
-    previous, current = _rising_pair()
-    report = build_report(current, previous=previous, current_version="1", generated_at=_WHEN)
+    history = _rising_pair()
+    report = build_report(history[1], history=history, filename="april.png", generated_at=_WHEN)
     text = " ".join(report.summary)
     assert "1 Apr 2026, frontal (PA, standing)" in text and "april.png" not in text
     assert "cxr-densenet" not in text and report.model_words == "cxr-densenet v1"
@@ -63,11 +69,13 @@ def test_summary_says_what_was_checked_found_and_cannot_tell() -> None:
     assert report.disclaimer == DISCLAIMER
     assert set(report.glossary) == set(FINDING_LABELS.values())
     assert [f.above_threshold for f in report.findings] == [False, True, False, False]
+    assert (report.status, report.headline) == ("Scored", history[1].headline)
+    assert report.red_flags == history[1].flags
 
 
 def test_questions_are_triggered_by_a_rising_finding_and_a_high_score() -> None:
-    previous, current = _rising_pair()
-    report = build_report(current, previous=previous, generated_at=_WHEN)
+    history = _rising_pair()
+    report = build_report(history[1], history=history, generated_at=_WHEN)
     assert any(
         "pneumonia score rose from 12% to 41% since 2 Mar 2026" in q for q in report.questions
     )
@@ -79,25 +87,35 @@ def test_questions_are_triggered_by_a_rising_finding_and_a_high_score() -> None:
 
 
 def test_without_a_previous_scan_there_is_no_change_and_a_fall_asks_about_recovery() -> None:
-    previous, current = _rising_pair()
-    alone = build_report(current, generated_at=_WHEN)
+    history = _rising_pair()
+    alone = build_report(history[1], generated_at=_WHEN)
     assert not any("rose" in q for q in alone.questions)
     assert alone.changes == ()
-    later = make_scan(3, date(2026, 5, 1), results=[make_result(3, probs(0.12))])
-    falling = build_report(later, previous=current, generated_at=_WHEN)
+    scans = [
+        make_scan(2, date(2026, 4, 1), results=[make_result(2, probs(0.41))]),
+        make_scan(3, date(2026, 5, 1), results=[make_result(3, probs(0.12))]),
+    ]
+    later = read(scans)
+    falling = build_report(later[1], history=later, generated_at=_WHEN)
     assert any(
         "pneumonia score fell from 41% to 12% since 1 Apr 2026" in q for q in falling.questions
     )
+    # The report describes the record as of its scan: later films are not its history.
+    earlier = build_report(later[0], history=later, generated_at=_WHEN)
+    assert earlier.changes == () and [p.scan_id for p in earlier.timeline] == [2] * 4
 
 
 def test_different_model_versions_are_not_read_as_change() -> None:
-    previous = make_scan(
-        1, date(2026, 3, 2), results=[make_result(1, probs(0.05), model_version="1")]
+    history = read(
+        [
+            make_scan(
+                1, date(2026, 3, 2), results=[make_result(1, probs(0.05), model_version="1")]
+            ),
+            make_scan(2, date(2026, 4, 1), results=[make_result(2, probs(0.6), model_version="2")]),
+        ],
+        current_version=None,
     )
-    current = make_scan(
-        2, date(2026, 4, 1), results=[make_result(2, probs(0.6), model_version="2")]
-    )
-    report = build_report(current, previous=previous, current_version="2", generated_at=_WHEN)
+    report = build_report(history[1], history=history, generated_at=_WHEN)
     assert not any("rose" in q for q in report.questions)
     assert any("different model versions" in q for q in report.questions)
     assert "re-score the older scan" in report.changes[0]
@@ -113,17 +131,32 @@ def test_abstained_and_unscored_scans() -> None:
             )
         ],
     )
-    report = build_report(abstained, generated_at=_WHEN)
-    assert "not be relied on" in " ".join(report.summary)
-    assert "colour photograph)" in " ".join(report.summary)
+    (reading,) = read([abstained])
+    report = build_report(reading, generated_at=_WHEN)
+    assert report.abstained and report.abstain_reason == "This looks like a colour photograph."
+    assert report.findings == () and report.timeline == ()
+    assert "This looks like a colour photograph." in " ".join(report.summary)
+    assert "90%" not in report_to_json(report)
     assert report.questions[0].startswith("The model could not read this image reliably")
-    unscored = build_report(make_scan(2, date(2026, 1, 2)), generated_at=_WHEN)
-    assert unscored.findings == () and unscored.model_version is None
-    assert "not been checked" in unscored.summary[0]
+    assert report.model_version is None
+    (unscored,) = read([make_scan(2, date(2026, 1, 2))])
+    empty = build_report(unscored, generated_at=_WHEN)
+    assert empty.findings == () and empty.model_version is None
+    assert "not been scored" in empty.summary[0]
+    assert empty.status == "Awaiting re-score"
+
+
+def test_a_side_view_report_has_no_number_and_says_why() -> None:
+    scan = make_scan(1, date(2026, 1, 1), results=[make_result(1, probs(0.9))], view=View.LATERAL)
+    (reading,) = read([scan])
+    report = build_report(reading, history=[reading], generated_at=_WHEN)
+    assert report.findings == () and report.red_flags == () and report.timeline == ()
+    assert "not scored" in report.summary[0]
+    assert "90%" not in _pdf_text(report_to_pdf(report))
 
 
 def test_pdf_is_valid_and_contains_the_text_and_image() -> None:
-    previous, current = _rising_pair()
+    history = _rising_pair()
     note = ReportNote(
         "dr_lee",
         _WHEN,
@@ -131,12 +164,7 @@ def test_pdf_is_valid_and_contains_the_text_and_image() -> None:
         make_annotation(10, 10, 64, 64),
     )
     report = build_report(
-        current,
-        previous=previous,
-        image=np.random.default_rng(0).random((64, 64)).astype(np.float32),
-        heatmap=np.ones((8, 8), dtype=np.float32),
-        notes=[note],
-        generated_at=_WHEN,
+        history[1], history=history, image=_rgb(), notes=[note], generated_at=_WHEN
     )
     assert report.image_png is not None
     assert Image.open(io.BytesIO(report.image_png)).size == (64, 64)
@@ -149,7 +177,7 @@ def test_pdf_is_valid_and_contains_the_text_and_image() -> None:
         "Questions you could ask your clinician",
         "rose from 12% to 41%",
         "Glossary",
-        "COVID-19 pneumonia",
+        "COVID-19-like pattern",
         "Left lower zone looks hazy - repeat",
         "(Mark 1 on the image)",
     ):
@@ -158,14 +186,8 @@ def test_pdf_is_valid_and_contains_the_text_and_image() -> None:
 
 
 def test_json_round_trips_the_content_without_the_image() -> None:
-    previous, current = _rising_pair()
-    report = build_report(
-        current,
-        previous=previous,
-        red_flag_reasons=["Pneumonia rose from 12% to 41% since the PA film of 2 Mar 2026."],
-        image=np.zeros((64, 64), dtype=np.float32),
-        generated_at=_WHEN,
-    )
+    history = _rising_pair()
+    report = build_report(history[1], history=history, image=_rgb(), generated_at=_WHEN)
     data = json.loads(report_to_json(report))
     assert data["scan_date"] == "2026-04-01"
     assert data["generated_at"] == "2026-04-02T09:30:00+00:00"
@@ -179,29 +201,34 @@ def test_json_round_trips_the_content_without_the_image() -> None:
         "above_threshold": False,
         "note": None,
     }
-    assert data["red_flags"] == ["Pneumonia rose from 12% to 41% since the PA film of 2 Mar 2026."]
+    assert data["red_flags"] == [
+        "Bacterial pneumonia is at 62%, at or above its level of 50%.",
+        "Pneumonia rose from 12% to 41% since the PA film of 2 Mar 2026.",
+        "Bacterial pneumonia rose from 5% to 62% since the PA film of 2 Mar 2026.",
+    ]
+    assert data["status"] == "Scored"
 
 
 def test_a_score_at_its_threshold_counts_as_reached_and_missing_thresholds_fall_back() -> None:
     stored = make_result(1, probs(0.37), thresholds={"pneumonia": 0.37})
-    scan = make_scan(1, date(2026, 4, 1), results=[stored])
-    line = build_report(scan, generated_at=_WHEN).findings[0]
+    (reading,) = read([make_scan(1, date(2026, 4, 1), results=[stored])])
+    line = build_report(reading, generated_at=_WHEN).findings[0]
     assert (line.threshold, line.above_threshold) == (0.37, True)
-    unstored = make_scan(1, date(2026, 4, 1), results=[make_result(1, probs(0.37), thresholds={})])
-    fallback = build_report(unstored, thresholds={"pneumonia": 0.3}, generated_at=_WHEN)
-    assert fallback.findings[0].above_threshold
-    assert not build_report(unstored, generated_at=_WHEN).findings[0].above_threshold
+    unstored = make_result(1, probs(0.37), thresholds={})
+    (fallback,) = read([make_scan(1, date(2026, 4, 1), results=[unstored])])
+    assert not build_report(fallback, generated_at=_WHEN).findings[0].above_threshold
 
 
 def test_pdf_numbers_only_marked_notes_and_prints_the_image_note() -> None:
-    _, current = _rising_pair()
+    history = _rising_pair()
     notes = [
         ReportNote("dr_lee", _WHEN, "No mark on this one."),
         ReportNote("dr_kim", _WHEN, "Hazy here.", make_annotation(10, 10, 64, 64)),
     ]
     note = ORIGINAL_CAPTION
-    image = np.zeros((64, 64), dtype=np.float32)
-    report = build_report(current, image=image, image_note=note, notes=notes, generated_at=_WHEN)
+    report = build_report(
+        history[1], image=_rgb(), image_note=note, notes=notes, generated_at=_WHEN
+    )
     text = _pdf_text(report_to_pdf(report))
     assert "2 Apr 2026 09:30 UTC, dr_lee: No mark on this one." in text
     assert "dr_kim (Mark 1 on the image): Hazy here." in text
@@ -210,16 +237,34 @@ def test_pdf_numbers_only_marked_notes_and_prints_the_image_note() -> None:
 
 
 def test_a_finding_learned_from_other_patients_is_noted_and_raises_no_question() -> None:
-    @dataclass(frozen=True)
-    class Verdict:
-        valid: bool
-
-    table = {("pneumonia", "child"): Verdict(True), ("pneumonia", "adult"): Verdict(False)}
-    scan = make_scan(1, date(2026, 4, 1), results=[make_result(1, probs(0.9))])
-    reading = read_result(probs(0.9), {"pneumonia": 0.5}, "adult", table)
-    report = build_report(scan, reading=reading)
-    (line,) = [f for f in report.findings if f.finding == "pneumonia"]
-    assert line.above_threshold and line.note is not None
+    scan = make_scan(1, date(2026, 4, 1), results=[make_result(1, probs(0.1, bacterial=0.9))])
+    (reading,) = read([scan], population=ADULT, validity=VALIDITY)
+    report = build_report(reading, history=[reading])
+    (line,) = [f for f in report.findings if f.finding == "bacterial_pneumonia"]
+    assert not line.above_threshold and line.note is not None
     assert "learned from children aged 1-5 only" in line.note
-    assert not any("pneumonia" in question.lower() for question in report.questions)
+    assert not any("bacterial" in question.lower() for question in report.questions)
     assert report.summary[-1] == reading.explanation
+    # The report's chart plots what the Timeline plots by default: no greyed finding.
+    assert {point.finding for point in report.timeline} == {"pneumonia", "covid19"}
+
+
+def test_previous_comparable_is_the_latest_earlier_day_of_the_same_projection() -> None:
+    def film(id: int, day: int, view: View, doubt: str | None = None) -> ScanSummary:
+        result = make_result(id, probs(0.1))
+        return make_scan(id, date(2026, 1, day), results=[result], view=view, view_doubt=doubt)
+
+    readings = read(
+        [
+            film(1, 1, View.PA),
+            film(2, 2, View.AP),
+            film(5, 2, View.PA, "This does not look like a frontal film."),
+            film(3, 3, View.PA),
+            film(4, 3, View.PA),
+            film(6, 4, View.LATERAL),
+        ]
+    )
+    by_id = {reading.scan_id: reading for reading in readings}
+    assert previous_comparable(readings, by_id[4]).scan_id == 1
+    assert previous_comparable(readings, by_id[2]) is None
+    assert previous_comparable(readings, by_id[6]) is None

@@ -13,21 +13,23 @@ from core.report import Report, ReportNote, build_report
 from core.report_pdf import HEADINGS, report_to_pdf
 from core.views import View
 from tests.core._pdf import IMAGE_LINE, page_count, page_lines
-from tests.core._records import make_result, make_scan, probs
+from tests.core._records import make_result, make_scan, probs, read
 
 _WHEN = datetime(2026, 4, 2, 9, 30, tzinfo=UTC)
 
 
 def _report(notes: int = 1, scans: int = 6, image_side: int = 256) -> Report:
-    history = [
-        make_scan(
-            i,
-            date(2025, i, 3),
-            "1.2.840.113619.2.55.3.dcm",
-            results=[make_result(i, probs(0.1 + 0.07 * i, bacterial=0.3 + 0.05 * i))],
-        )
-        for i in range(1, scans + 1)
-    ]
+    history = read(
+        [
+            make_scan(
+                i,
+                date(2025, i, 3),
+                "1.2.840.113619.2.55.3.dcm",
+                results=[make_result(i, probs(0.1 + 0.07 * i, bacterial=0.3 + 0.05 * i))],
+            )
+            for i in range(1, scans + 1)
+        ]
+    )
     marks = [
         ReportNote(
             f"dr_{k}",
@@ -37,16 +39,16 @@ def _report(notes: int = 1, scans: int = 6, image_side: int = 256) -> Report:
         )
         for k in range(notes)
     ]
+    grey = np.random.default_rng(0).integers(0, 255, (image_side, image_side), dtype=np.uint8)
     return build_report(
         history[-1],
-        previous=history[-2] if scans > 1 else None,
-        image=np.random.default_rng(0).random((image_side, image_side)).astype(np.float32),
+        history=history,
+        filename="1.2.840.113619.2.55.3.dcm",
+        image=np.repeat(grey[..., None], 3, axis=2),
         notes=marks,
         patient_name="Ana Ruiz",
         zone="Europe/Madrid",
-        history=history,
         generated_at=_WHEN,
-        red_flag_reasons=["Bacterial pneumonia is above its level for a closer look."],
     )
 
 
@@ -57,7 +59,7 @@ def _is_footer(line: str) -> bool:
 def test_the_pdf_names_the_patient_the_scan_and_the_local_time_and_has_the_timeline() -> None:
     pdf = report_to_pdf(_report())
     pages = page_lines(pdf)
-    assert page_count(pdf) == len(pages) == 2
+    assert page_count(pdf) == len(pages) >= 2
     text = "\n".join(line for page in pages for line in page)
     assert "Patient Ana Ruiz" in text
     assert "Scan 3 Jun 2025, frontal (PA, standing)" in text
@@ -65,7 +67,10 @@ def test_the_pdf_names_the_patient_the_scan_and_the_local_time_and_has_the_timel
     assert "Your scores over time" in text and "3 Jan 2025" in text
     assert "(Mark 1 on the image)" in text and IMAGE_LINE in text
     assert ".dcm" not in text
-    assert pages[-1][-1] == "Ana Ruiz - scan of 3 Jun 2025 - page 2 of 2"
+    count = len(pages)
+    assert [page[-1] for page in pages] == [
+        f"Ana Ruiz - scan of 3 Jun 2025 - page {n} of {count}" for n in range(1, count + 1)
+    ]
 
 
 def test_the_disclaimer_is_printed_exactly_once() -> None:
@@ -96,6 +101,11 @@ def test_no_page_ends_with_a_heading_and_no_last_page_is_nearly_empty(notes, sca
 
 def test_a_report_of_an_unknown_view_and_without_a_name_says_so() -> None:
     scan = make_scan(1, date(2026, 1, 9), results=[make_result(1, probs(0.2))], view=View.UNKNOWN)
-    text = " ".join(line for page in page_lines(report_to_pdf(build_report(scan))) for line in page)
+    (reading,) = read([scan])
+    text = " ".join(
+        line for page in page_lines(report_to_pdf(build_report(reading))) for line in page
+    )
     assert "Scan 9 Jan 2026, view not known" in text
     assert "Patient (no name given)" in text
+    # A film of unknown view is not scored: its old number is printed nowhere.
+    assert "20%" not in text and "Your scores over time" not in text

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 
 from models.reports import METRICS_PATH
-from services.validity import excluded_by_scan, patient_population, reading_for
+from services.records import record_of
+from services.validity import patient_population, reading_for
 from storage.results import ResultIn
+from tests.core._records import make_result, make_scan, probs
 
 #: The checkpoint the shipped metrics.json measured (its validity table applies to it only).
 SHIPPED_SHA = json.loads(METRICS_PATH.read_text())["model"]["sha256"]
@@ -57,10 +60,25 @@ def test_results_of_an_unevaluated_checkpoint_hold_for_no_known_population() -> 
     assert reading is not None and len(reading.excluded) == 4
 
 
-def test_excluded_by_scan_lists_only_scans_with_greyed_findings() -> None:
-    class Scan:
-        def __init__(self, scan_id, result):
-            self.id, self.scan_date, self.latest_result = scan_id, date(2026, 1, 5), result
-
-    scans = [Scan(1, _result("adult")), Scan(2, None)]
-    assert set(excluded_by_scan(scans, None)) == {1}
+def test_a_record_greys_by_the_patients_age_at_each_scan_with_the_shipped_table() -> None:
+    # Born 2019: a child in 2024, and the same film's numbers read for an adult in 2040.
+    result = replace(
+        make_result(1, probs(0.02, bacterial=0.6, covid=0.71)), checkpoint_sha256=SHIPPED_SHA
+    )
+    scans = [
+        make_scan(1, date(2024, 1, 5), results=[result]),
+        make_scan(2, date(2040, 1, 5), results=[replace(result, id=2)]),
+        make_scan(3, date(2040, 2, 5)),
+    ]
+    record = record_of(scans, 2019, None, patient_id=1)
+    child, adult, unscored = record.readings
+    assert (child.population, adult.population) == ("child", "adult")
+    assert {item.finding for item in child.findings if item.greyed} == {"covid19"}
+    assert {item.finding for item in adult.findings if item.greyed} == {
+        "bacterial_pneumonia",
+        "viral_pneumonia",
+    }
+    # Each greyed number is shown, never flagged: the child's COVID-19 71%, the adult's 60%.
+    assert child.finding("covid19").value == 0.71 and not child.finding("covid19").flagged
+    assert not adult.finding("bacterial_pneumonia").flagged
+    assert unscored.findings == ()
