@@ -189,9 +189,19 @@ def document_kind(dataset: pydicom.Dataset) -> OutOfScope | None:
     return OutOfScope("document", modality, _DOCUMENT_KINDS[modality][0])
 
 
-def document_kind_plural(code: str) -> str:
-    """Plain words for several objects of a document kind (``"SR"`` -> "structured reports...")."""
-    return _DOCUMENT_KINDS[code][1]
+def documents_phrase(code: str, count: int) -> str:
+    """A count of objects of one document kind in words.
+
+    Args:
+        code: The kind's Modality code (:attr:`OutOfScope.code` of a ``"document"``).
+        count: How many.
+
+    Returns:
+        ``"a structured report (text, not an image)"`` for one, ``"3 structured reports
+        (text, not images)"`` for three.
+    """
+    one, several = _DOCUMENT_KINDS[code]
+    return one if count == 1 else f"{count} {several}"
 
 
 def other_modality_kind(modality: str | None) -> str | None:

@@ -20,9 +20,14 @@ from hypothesis import strategies as st
 from PIL import Image
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import (
+    MPEG2MPML,
+    BasicTextSRStorage,
+    CTImageStorage,
     DigitalXRayImageStorageForPresentation,
+    EncapsulatedPDFStorage,
     ExplicitVRLittleEndian,
-    JPEGLSLossless,
+    GrayscaleSoftcopyPresentationStateStorage,
+    KeyObjectSelectionDocumentStorage,
     generate_uid,
 )
 
@@ -32,8 +37,8 @@ from core.imaging import (
     DecodedScan,
     EmptyScan,
     ImageTooSmall,
-    MultiFrameScan,
     NoPixelData,
+    NotChestRadiograph,
     ScanError,
     ScanTooLarge,
     TooManyPixels,
@@ -196,10 +201,9 @@ def test_truncated_real_dicom_is_corrupt(samples_dir: Path) -> None:
 
 
 def test_dicom_compression_without_decoder_is_refused(samples_dir: Path) -> None:
-    if pydicom.pixels.get_decoder(JPEGLSLossless).is_available:
-        pytest.skip("a JPEG-LS decoder is installed here, so this compression is readable")
+    # MPEG-2 video: a real transfer syntax that no still-image decoder reads.
     dataset = pydicom.dcmread(samples_dir / REAL_DICOM)
-    dataset.file_meta.TransferSyntaxUID = JPEGLSLossless
+    dataset.file_meta.TransferSyntaxUID = MPEG2MPML
     buffer = io.BytesIO()
     dataset.save_as(buffer)
     with pytest.raises(UnsupportedCompression):
@@ -359,6 +363,60 @@ def test_dicom_without_pixel_data() -> None:
     _assert_patient_sentence(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("sop_class", "modality", "kind"),
+    [
+        (BasicTextSRStorage, "SR", "a structured report (text, not an image)"),
+        (BasicTextSRStorage, "", "a structured report (text, not an image)"),
+        (
+            GrayscaleSoftcopyPresentationStateStorage,
+            "PR",
+            "a presentation state (display settings, not an image)",
+        ),
+        (
+            KeyObjectSelectionDocumentStorage,
+            "KO",
+            "a key-object selection (a list of chosen images, not an image)",
+        ),
+        (EncapsulatedPDFStorage, "DOC", "a document, not an image"),
+    ],
+    ids=["sr", "sr-by-sop-class", "pr", "ko", "pdf"],
+)
+def test_objects_without_an_image_are_named(sop_class: str, modality: str, kind: str) -> None:
+    with pytest.raises(NotChestRadiograph) as caught:
+        decode_scan(_dicom(None, SOPClassUID=sop_class, Modality=modality))
+    assert str(caught.value) == f"This is not a chest X-ray: it is {kind}."
+
+
+@pytest.mark.parametrize(
+    ("body_part", "shown"),
+    [
+        ("HIP", "the hip"),
+        ("EXTREMITY", "an arm or a leg"),
+        ("SKULL", "the skull"),
+        ("L KNEE", "a knee"),
+        ("TSPINE", "the upper back (thoracic spine)"),
+    ],
+)
+def test_a_film_of_another_body_part_is_refused_as_not_chest(body_part: str, shown: str) -> None:
+    with pytest.raises(NotChestRadiograph) as caught:
+        decode_scan(_dicom(_ramp(), BodyPartExamined=body_part))
+    assert str(caught.value) == f"This is not a chest X-ray: the file says it shows {shown}."
+
+
+@pytest.mark.parametrize(
+    "body_part", ["CHEST", "THORAX", "CHEST_TO_PELVIS", "PORT CHEST", "RIB", ""]
+)
+def test_chest_and_unknown_body_parts_decode(body_part: str) -> None:
+    assert decode_scan(_dicom(_ramp(), BodyPartExamined=body_part)).pixels.shape == (80, 100)
+
+
+def test_a_ct_slice_decodes_for_the_image_checks_to_refuse() -> None:
+    # Image modalities are judged after decoding, with colour and blank images (core.scope).
+    scan = decode_scan(_dicom(_ramp(), SOPClassUID=CTImageStorage, Modality="CT"))
+    assert scan.metadata.modality == "CT"
+
+
 def test_dicom_without_preamble_is_not_accepted() -> None:
     data = _dicom(_ramp(), preamble=False)
     assert data[128:132] != b"DICM"
@@ -397,11 +455,15 @@ def test_palette_dicom_is_refused() -> None:
         decode_scan(_dicom(_ramp(), photometric="PALETTE COLOR"))
 
 
-def test_multi_frame_dicom_is_refused() -> None:
-    frames = np.concatenate([_ramp(), _ramp()])
-    data = _dicom(frames, Rows=80, Columns=100, NumberOfFrames=2)
-    with pytest.raises(MultiFrameScan):
-        decode_scan(data)
+def test_multi_frame_dicom_gives_its_first_frame_with_a_note() -> None:
+    first, second = _ramp(), 4095 - _ramp()
+    data = _dicom(np.concatenate([first, second]), Rows=80, Columns=100, NumberOfFrames=2)
+    scan = decode_scan(data)
+    np.testing.assert_array_equal(scan.pixels, decode_scan(_dicom(first)).pixels)
+    assert scan.metadata.frames == 2
+    assert scan.notes == ("This file holds 2 images; only the first one was read.",)
+    assert ("Images in the file", "2, the first shown") in scan.metadata.display_rows()
+    assert decode_scan(_dicom(first)).notes == ()
 
 
 def test_dicom_without_window_is_stretched() -> None:
