@@ -9,9 +9,14 @@ after an edit without the head MAC failing. The head row is also what appends lo
 (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite serialises writers itself), so concurrent
 appends form one chain.
 
-Every append first checks the head against the last event and its MAC and fails closed:
-the action is refused with :class:`AuditTrailBroken`, and the break is written to the
-separate ``audit_breaks`` table once the refused transaction has rolled back. Only
+A copy of an *old* head row still carries a valid MAC, so the head is also anchored outside
+the database (:mod:`storage.audit_anchors`): after every commit that appended events, the
+last one is written to the blob store, where the database's writers cannot take it back. A
+head behind the highest anchor means events after it were removed.
+
+Every append first checks the head against the last event, its MAC and the anchor one past
+it, and fails closed: the action is refused with :class:`AuditTrailBroken`, and the break is
+written to the separate ``audit_breaks`` table once the refused transaction has rolled back. Only
 :func:`repair_chain` (``repair-audit --yes`` on the command line) lets appends continue: it
 starts a new segment with an ``audit_repair`` event that records the old head, what was
 found and who repaired it, and that the verifier accepts as the one justified gap.
@@ -29,8 +34,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from core.errors import UserError
-from storage import policy, schema
+from storage import crypto, policy, schema
 from storage.actor import Actor
+from storage.audit_anchors import Anchored, Anchors
 from storage.crypto import DecryptionError
 from storage.db import Database, RecordAfterRollback
 
@@ -151,15 +157,15 @@ def append(
     """
     # The master key is checked before the head is locked: the rotation takes the two locks
     # in this order too, so they cannot deadlock.
-    head_key = db.keyring.subkey(session, HEAD_PURPOSE)
+    keys = _Keys.of(session, db)
     head = _lock_head(session)
-    state = _head_state(session, head, head_key)
+    state = _head_state(session, head, keys)
     if state is not None:
         raise AuditTrailBroken(state)
     _write(
         session,
         head,
-        head_key,
+        keys,
         schema.AuditEvent(
             seq=head.seq + 1,
             actor_id=actor.user_id if actor else None,
@@ -181,9 +187,11 @@ def repair_chain(db: Database, repaired_by: str) -> BreakInfo:
     """Start a new segment after a broken head, keeping the evidence of the break.
 
     The ``audit_repair`` event links to the last event still present, takes the next
-    sequence number after both the old head and that event, and records the old head, what
-    was found and who repaired; the break row is marked repaired. Events lost before the
-    repair stay lost: the repair makes the loss visible for good, it does not hide it.
+    sequence number after the old head, that event and the highest anchor (so the new
+    segment's anchors never meet the old ones), and records the old head (the anchored one
+    when the database's head was behind it), what was found and who repaired; the break row
+    is marked repaired. Events lost before the repair stay lost: the repair makes the loss
+    visible for good, it does not hide it.
 
     Args:
         db: Database handle.
@@ -196,9 +204,9 @@ def repair_chain(db: Database, repaired_by: str) -> BreakInfo:
         NothingToRepair: The head agrees with the last event and its MAC.
     """
     with db.transaction() as session:
-        head_key = db.keyring.subkey(session, HEAD_PURPOSE)
+        keys = _Keys.of(session, db)
         head = _lock_head(session)
-        state = _head_state(session, head, head_key)
+        state = _head_state(session, head, keys)
         if state is None:
             raise NothingToRepair()
         row = _record_break(session, state)
@@ -220,10 +228,23 @@ def repair_chain(db: Database, repaired_by: str) -> BreakInfo:
             ),
             prev_hash=state.last_hash,
         )
-        _write(session, head, head_key, event)
+        _write(session, head, keys, event)
         row.repaired_at, row.repaired_by, row.repair_seq = schema.utcnow(), repaired_by, event.seq
         session.add(row)
         return _break_info(row)
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """What the master key gives the chain in one transaction: the head's MAC key, the anchors."""
+
+    head: bytes
+    anchors: Anchors
+
+    @classmethod
+    def of(cls, session: Session, db: Database) -> _Keys:
+        master = db.keyring.current(session)
+        return cls(crypto.derive_subkey(master, HEAD_PURPOSE), Anchors.of(db.blobs, master))
 
 
 def _lock_head(session: Session) -> schema.AuditHead:
@@ -232,34 +253,104 @@ def _lock_head(session: Session) -> schema.AuditHead:
     ).one()
 
 
-def _write(
-    session: Session, head: schema.AuditHead, head_key: bytes, event: schema.AuditEvent
-) -> None:
+def _write(session: Session, head: schema.AuditHead, keys: _Keys, event: schema.AuditEvent) -> None:
     event.ts = schema.utcnow().isoformat(timespec="microseconds")
     event.hash = _event_hash(event)
     session.add(event)
     head.seq, head.hash = event.seq, event.hash
-    head.mac = _head_mac(head_key, head.seq, head.hash)
+    head.mac = _head_mac(keys.head, head.seq, head.hash)
     session.add(head)
     session.flush()
+    keys.anchors.after_commit(session, Anchored(event.seq, event.hash))
 
 
-def _head_state(session: Session, head: schema.AuditHead, head_key: bytes) -> ChainState | None:
-    # The cheap check every append makes: the head's MAC, and the last event present being
-    # the one the head names, unaltered. A full walk is verify_chain's job.
+def _last_event(session: Session) -> tuple[int, str]:
+    last = session.exec(
+        select(schema.AuditEvent.seq, schema.AuditEvent.hash)
+        .order_by(col(schema.AuditEvent.seq).desc())
+        .limit(1)
+    ).first()
+    return (last[0], last[1]) if last else (0, _GENESIS)
+
+
+def _head_state(session: Session, head: schema.AuditHead, keys: _Keys) -> ChainState | None:
+    # The cheap check every append makes: the head's MAC, the last event present being the
+    # one the head names, unaltered, and no anchor one past it (a single read; the full
+    # listing only once that one is found). A full walk is verify_chain's job.
     last = session.exec(
         select(schema.AuditEvent).order_by(col(schema.AuditEvent.seq).desc()).limit(1)
     ).first()
     last_seq, last_hash = (last.seq, last.hash) if last else (0, _GENESIS)
-    if not hmac.compare_digest(head.mac, _head_mac(head_key, head.seq, head.hash)):
+    if not hmac.compare_digest(head.mac, _head_mac(keys.head, head.seq, head.hash)):
         reason = "chain head signature is invalid"
     elif (last_seq, last_hash) != (head.seq, head.hash):
         reason = f"chain head expects event {head.seq} but the last event is {last_seq}"
     elif last is not None and not hmac.compare_digest(last.hash, _event_hash(last)):
         reason = f"event {last_seq} was altered"
+    elif keys.anchors.read(head.seq + 1) is not None:
+        return _anchor_state(session, head, keys.anchors)
     else:
         return None
     return ChainState(reason, head.seq, head.hash, last_seq, last_hash)
+
+
+def _anchor_state(session: Session, head: schema.AuditHead, anchors: Anchors) -> ChainState | None:
+    """Whether the head is behind the highest anchor, or its own anchor names another event.
+
+    The caller holds the head lock, so no anchor can name an event committed after the
+    head was read.
+    """
+    anchored = anchors.highest_from(head.seq)
+    if anchored is None:
+        return None
+    last_seq, last_hash = _last_event(session)
+    if anchored.seq > head.seq:
+        reason = _cut_reason(head.seq, anchored.seq)
+    elif anchored.hash != head.hash:
+        reason = _replaced_reason(head.seq)
+    else:
+        return None
+    return ChainState(reason, anchored.seq, anchored.hash, last_seq, last_hash)
+
+
+def _cut_reason(head_seq: int, anchored_seq: int) -> str:
+    return (
+        f"the chain ends at event {head_seq} but event {anchored_seq} is anchored outside the "
+        f"database: events after {head_seq} were removed and an older head was put back"
+    )
+
+
+def _replaced_reason(seq: int) -> str:
+    return (
+        f"event {seq} is not the event anchored outside the database under that number: "
+        "events were removed and the chain continued without them"
+    )
+
+
+def check_anchors(db: Database) -> ChainState | None:
+    """Compare the head with its anchors at start-up, and anchor a head that has none.
+
+    A cut is recorded in ``audit_breaks`` (the admin page and ``verify-audit`` list it)
+    and returned for the caller to report; an append that meets an anchor one past the head
+    is refused until the repair. A head without its own anchor (a database from before
+    anchors, a crash just after a commit, a master-key rotation) gets one after this
+    transaction commits.
+
+    Args:
+        db: Database handle.
+
+    Returns:
+        The cut found, or ``None``.
+    """
+    with db.transaction() as session:
+        keys = _Keys.of(session, db)
+        head = _lock_head(session)
+        state = _anchor_state(session, head, keys.anchors)
+        if state is not None:
+            _record_break(session, state)
+        elif head.seq and keys.anchors.read(head.seq) is None:
+            keys.anchors.after_commit(session, Anchored(head.seq, head.hash))
+        return state
 
 
 def _record_break(session: Session, state: ChainState) -> schema.AuditBreak:
@@ -310,27 +401,34 @@ def ensure_head(db: Database) -> None:
             )
 
 
-def rekey_head(session: Session, db: Database, new_head_key: bytes) -> None:
+def rekey_head(session: Session, db: Database, new_master: bytes) -> None:
     """Re-MAC the head with a key derived from a new master key (master key rotation).
+
+    The head is checked against the current key's anchors first, and anchored under the
+    new key once the rotation commits: the new key's anchors start from a checked head.
 
     The caller must already hold the ``key_check`` row exclusively (see
     :func:`storage.bootstrap.rotate_master_key`), so locking the head here cannot deadlock.
 
     Raises:
-        crypto.DecryptionError: The current head MAC does not verify, i.e. the trail was
-            truncated or rebuilt; rotating would launder that.
+        crypto.DecryptionError: The current head MAC does not verify, or the head is behind
+            its anchors, i.e. the trail was truncated or rebuilt; rotating would launder that.
     """
-    head = session.exec(
-        select(schema.AuditHead).where(schema.AuditHead.id == 1).with_for_update()
-    ).one()
-    if not hmac.compare_digest(head.mac, _current_head_mac(session, db, head)):
+    keys = _Keys.of(session, db)
+    head = _lock_head(session)
+    if not hmac.compare_digest(head.mac, _head_mac(keys.head, head.seq, head.hash)):
         raise DecryptionError("The audit chain head does not verify; refusing to re-key it.")
-    head.mac = _head_mac(new_head_key, head.seq, head.hash)
+    state = _anchor_state(session, head, keys.anchors)
+    if state is not None:
+        raise DecryptionError(f"The audit trail was cut ({state.reason}); refusing to re-key it.")
+    head.mac = _head_mac(crypto.derive_subkey(new_master, HEAD_PURPOSE), head.seq, head.hash)
     session.add(head)
+    if head.seq:
+        Anchors.of(db.blobs, new_master).after_commit(session, Anchored(head.seq, head.hash))
 
 
 def verify_chain(db: Database, actor: Actor | None = None) -> ChainReport:
-    """Check every event and the MAC-protected head.
+    """Check every event, the MAC-protected head and the head's anchors outside the database.
 
     Args:
         db: Database handle.
@@ -347,21 +445,24 @@ def verify_chain(db: Database, actor: Actor | None = None) -> ChainReport:
     with db.transaction() as session:
         if actor is not None:
             policy.ensure_active(session, actor)
-        report = _verify(session, db)
+        report, ahead = _verify(session, db)
         if not report.ok:
             # Recorded, not audited: an append would be refused on a broken chain.
             head = session.get(schema.AuditHead, 1)
-            last = session.exec(
-                select(schema.AuditEvent).order_by(col(schema.AuditEvent.seq).desc()).limit(1)
-            ).first()
+            # A head behind its anchors is recorded as the anchor names it, as the
+            # start-up check and the appends record it.
+            head_seq, head_hash = (
+                (ahead.seq, ahead.hash)
+                if ahead is not None
+                else (head.seq if head else 0, head.hash if head else _GENESIS)
+            )
             _record_break(
                 session,
                 ChainState(
                     report.reason or "chain does not verify",
-                    head.seq if head else 0,
-                    head.hash if head else _GENESIS,
-                    last.seq if last else 0,
-                    last.hash if last else _GENESIS,
+                    head_seq,
+                    head_hash,
+                    *_last_event(session),
                 ),
             )
         elif actor is not None:
@@ -376,27 +477,42 @@ def verify_chain(db: Database, actor: Actor | None = None) -> ChainReport:
         return replace(report, breaks=tuple(_break_info(row) for row in breaks))
 
 
-def _verify(session: Session, db: Database) -> ChainReport:
+def _verify(session: Session, db: Database) -> tuple[ChainReport, Anchored | None]:
+    """The report, and the anchor beyond the head when that is what failed."""
+    keys = _Keys.of(session, db)
+    # Listed before the events and the head are read: an anchor only follows its commit,
+    # so every anchor listed names an event those later reads include.
+    start = session.exec(select(schema.AuditHead.seq)).first() or 0
+    anchored = keys.anchors.highest_from(start)
+    anchored_event: schema.AuditEvent | None = None
     prev_hash, expected_seq, checked = _GENESIS, 1, 0
     events = session.exec(select(schema.AuditEvent).order_by(col(schema.AuditEvent.seq)))
     for event in events:
         if event.seq != expected_seq and not _documents_gap(event, expected_seq - 1):
             reason = f"sequence jumps from {expected_seq - 1} to {event.seq} (events removed)"
-            return ChainReport(False, checked, event.id, reason)
+            return ChainReport(False, checked, event.id, reason), None
         if event.prev_hash != prev_hash:
-            return ChainReport(False, checked, event.id, "link to previous event broken")
+            return ChainReport(False, checked, event.id, "link to previous event broken"), None
         if not hmac.compare_digest(event.hash, _event_hash(event)):
-            return ChainReport(False, checked, event.id, "event content was altered")
+            return ChainReport(False, checked, event.id, "event content was altered"), None
+        if anchored is not None and event.seq == anchored.seq:
+            anchored_event = event
         prev_hash, expected_seq, checked = event.hash, event.seq + 1, checked + 1
     head = session.get(schema.AuditHead, 1)
     if head is None:
-        return ChainReport(False, checked, None, "chain head is missing")
-    if not hmac.compare_digest(head.mac, _current_head_mac(session, db, head)):
-        return ChainReport(False, checked, None, "chain head signature is invalid")
+        return ChainReport(False, checked, None, "chain head is missing"), None
+    if not hmac.compare_digest(head.mac, _head_mac(keys.head, head.seq, head.hash)):
+        return ChainReport(False, checked, None, "chain head signature is invalid"), None
     if head.seq != expected_seq - 1 or head.hash != prev_hash:
         reason = f"chain head expects event {head.seq} but the last event is {expected_seq - 1}"
-        return ChainReport(False, checked, None, reason)
-    return ChainReport(True, checked, None, None)
+        return ChainReport(False, checked, None, reason), None
+    if anchored is not None and anchored.seq > head.seq:
+        return ChainReport(False, checked, None, _cut_reason(head.seq, anchored.seq)), anchored
+    # An anchored event missing from the walk lies in a gap a repair documented.
+    if anchored is not None and anchored_event is not None and anchored_event.hash != anchored.hash:
+        reason = _replaced_reason(anchored_event.seq)
+        return ChainReport(False, checked, anchored_event.id, reason), None
+    return ChainReport(True, checked, None, None), None
 
 
 def _documents_gap(event: schema.AuditEvent, last_seq: int) -> bool:
@@ -533,7 +649,3 @@ def _event_hash(event: schema.AuditEvent) -> str:
 
 def _head_mac(key: bytes, seq: int, head_hash: str) -> str:
     return hmac.new(key, f"{seq}|{head_hash}".encode(), hashlib.sha256).hexdigest()
-
-
-def _current_head_mac(session: Session, db: Database, head: schema.AuditHead) -> str:
-    return _head_mac(db.keyring.subkey(session, HEAD_PURPOSE), head.seq, head.hash)

@@ -7,6 +7,10 @@ read, delete, list by prefix and move, so :class:`BlobStore` asks each backend f
 those: :class:`LocalBlobStore` (a directory, the default) and :class:`S3BlobStore` (a bucket,
 for several app servers). Both hold only ciphertext; which one is used is the ``BLOB_URL``
 setting (:func:`open_blob_store`).
+
+Beside the images a store keeps the audit trail's anchors (:mod:`storage.audit_anchors`),
+``audit-anchor/<key id>/<20-digit sequence number>``: small objects written once and never
+replaced, moved or deleted by the app, outside everything the blob methods list or touch.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ _TOKEN = r"[0-9a-f]{32}"
 _NAME = re.compile(rf"^{_TOKEN}$")
 #: A live blob, a left-over temporary file, or either of them in a quarantine batch.
 _KEY = re.compile(rf"^(?:{QUARANTINE}/\d{{8}}T\d{{6}}Z-[0-9a-f]{{6}}/)?{_TOKEN}(?:\.tmp)?$")
+#: Prefix of the audit trail's anchors (see the module docstring).
+ANCHORS = "audit-anchor"
+_ANCHOR_FOLDER = re.compile(rf"^{ANCHORS}/[0-9a-f]{{16}}$")
+_ANCHOR = re.compile(rf"^{ANCHORS}/[0-9a-f]{{16}}/\d{{20}}$")
 
 
 class BlobStoreUnavailable(UserError):
@@ -145,6 +153,39 @@ class BlobStore(ABC):
             FileNotFoundError: ``source`` does not exist.
         """
 
+    @abstractmethod
+    def write_anchor(self, key: str, data: bytes) -> None:
+        """Store an anchor under a key that must not exist yet; an anchor is never replaced.
+
+        Args:
+            key: ``audit-anchor/<key id>/<20-digit sequence number>``.
+            data: The anchor's bytes.
+
+        Raises:
+            FileExistsError: An anchor with this key exists (it is left as it was).
+            BlobStoreUnavailable: The store could not take it.
+        """
+
+    @abstractmethod
+    def read_anchor(self, key: str) -> bytes | None:
+        """The bytes of an anchor, ``None`` when there is none under ``key``.
+
+        Raises:
+            BlobStoreUnavailable: The store could not be reached.
+        """
+
+    @abstractmethod
+    def anchors_after(self, folder: str, after: str) -> list[str]:
+        """Keys of the anchors in ``folder`` that sort after ``after``, in order.
+
+        Args:
+            folder: ``audit-anchor/<key id>``.
+            after: A key in that folder (need not exist).
+
+        Raises:
+            BlobStoreUnavailable: The store could not be reached.
+        """
+
     def live(self) -> Iterator[BlobInfo]:
         """Objects outside the quarantine: blobs in use or waiting for the sweep."""
         return (info for info in self.list_objects() if "/" not in info.key)
@@ -202,6 +243,11 @@ class LocalBlobStore(BlobStore):
             raise ValueError("Invalid blob name.")
         return self.root / name
 
+    def _anchor_path(self, key: str) -> Path:
+        if not _ANCHOR.match(key):
+            raise ValueError("Invalid anchor name.")
+        return self.root / key
+
     def write(self, name: str, data: bytes) -> None:
         """See :meth:`BlobStore.write`: a temporary file, fsync, rename, directory fsync."""
         path = self._live_path(name)
@@ -237,15 +283,21 @@ class LocalBlobStore(BlobStore):
     def list_objects(self, prefix: str = "") -> Iterator[BlobInfo]:
         """See :meth:`BlobStore.list_objects`."""
         found = []
-        for path in self.root.rglob("*"):
-            key = path.relative_to(self.root).as_posix()
-            if not key.startswith(prefix) or not _KEY.match(key):
-                continue
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                continue
-            found.append(BlobInfo(key, stat.st_size, stat.st_mtime))
+        for folder, subfolders, files in os.walk(self.root):
+            # One anchor per audit event: walking them would make every sweep as slow as
+            # the trail is long, and no key there is a blob's.
+            if Path(folder) == self.root and ANCHORS in subfolders:
+                subfolders.remove(ANCHORS)
+            for file in files:
+                path = Path(folder, file)
+                key = path.relative_to(self.root).as_posix()
+                if not key.startswith(prefix) or not _KEY.match(key):
+                    continue
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                found.append(BlobInfo(key, stat.st_size, stat.st_mtime))
         yield from sorted(found, key=lambda info: info.key)
 
     def move(self, source: str, target: str) -> None:
@@ -258,6 +310,42 @@ class LocalBlobStore(BlobStore):
         _sync_dir(dst.parent)
         if dst.parent != src.parent:
             _sync_dir(src.parent)
+
+    def write_anchor(self, key: str, data: bytes) -> None:
+        """See :meth:`BlobStore.write_anchor`: a temporary file hard-linked to its name.
+
+        ``link`` fails when the name exists, so an anchor appears whole and only once. There
+        is no fsync: an anchor lost or left empty by a power cut only protects less (the
+        next one covers the events before it), and its event is already durable.
+        """
+        path = self._anchor_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+            os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def read_anchor(self, key: str) -> bytes | None:
+        """See :meth:`BlobStore.read_anchor`."""
+        try:
+            return self._anchor_path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def anchors_after(self, folder: str, after: str) -> list[str]:
+        """See :meth:`BlobStore.anchors_after`."""
+        if not _ANCHOR_FOLDER.match(folder):
+            raise ValueError("Invalid anchor folder.")
+        try:
+            names = os.listdir(self.root / folder)
+        except FileNotFoundError:
+            return []
+        keys = (f"{folder}/{name}" for name in names)
+        return sorted(key for key in keys if key > after and _ANCHOR.match(key))
 
 
 class S3BlobStore(BlobStore):
@@ -332,6 +420,11 @@ class S3BlobStore(BlobStore):
             raise ValueError("Invalid blob name.")
         return self._prefix + name
 
+    def _anchor_key(self, key: str) -> str:
+        if not _ANCHOR.match(key):
+            raise ValueError("Invalid anchor name.")
+        return self._prefix + key
+
     def write(self, name: str, data: bytes) -> None:
         """See :meth:`BlobStore.write`: one PUT."""
         key = self._live_key(name)
@@ -396,6 +489,49 @@ class S3BlobStore(BlobStore):
             self._client.delete_object(Bucket=self._bucket, Key=src)
         self._sizes.pop(source, None)
 
+    def live(self) -> Iterator[BlobInfo]:
+        """See :meth:`BlobStore.live`: only the top level is listed (the ``/`` delimiter), so
+        neither the quarantine nor the audit anchors (one per event) are paged through."""
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket, Prefix=self._prefix, Delimiter="/"
+        )
+        with _unavailable_on_failure():
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(self._prefix) :]
+                    if _KEY.match(key):
+                        yield BlobInfo(key, int(item["Size"]), item["LastModified"].timestamp())
+
+    def write_anchor(self, key: str, data: bytes) -> None:
+        """See :meth:`BlobStore.write_anchor`: one PUT the server refuses if the key exists."""
+        full = self._anchor_key(key)
+        with _unavailable_on_failure():
+            self._client.put_object(Bucket=self._bucket, Key=full, Body=data, IfNoneMatch="*")
+
+    def read_anchor(self, key: str) -> bytes | None:
+        """See :meth:`BlobStore.read_anchor`."""
+        full = self._anchor_key(key)
+        try:
+            with _unavailable_on_failure():
+                return self._client.get_object(Bucket=self._bucket, Key=full)["Body"].read()
+        except FileNotFoundError:
+            return None
+
+    def anchors_after(self, folder: str, after: str) -> list[str]:
+        """See :meth:`BlobStore.anchors_after`; S3 starts the listing after the given key."""
+        if not _ANCHOR_FOLDER.match(folder):
+            raise ValueError("Invalid anchor folder.")
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket, Prefix=f"{self._prefix}{folder}/", StartAfter=self._prefix + after
+        )
+        with _unavailable_on_failure():
+            keys = [
+                item["Key"][len(self._prefix) :]
+                for page in pages
+                for item in page.get("Contents", [])
+            ]
+        return [key for key in keys if _ANCHOR.match(key)]
+
 
 @contextmanager
 def _unavailable_on_failure() -> Iterator[None]:
@@ -408,7 +544,8 @@ def _unavailable_on_failure() -> Iterator[None]:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in {"NoSuchKey", "404", "NotFound"}:
             raise FileNotFoundError(code) from exc
-        if code in {"PreconditionFailed", "412"}:
+        # A conditional write that lost a race with another one is refused the same way.
+        if code in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
             raise FileExistsError(code) from exc
         _LOG.warning("Image store request failed: %s", _describe(exc))
         raise BlobStoreUnavailable() from exc

@@ -46,8 +46,10 @@ def open_database(
 
     Applies pending migrations, checks that the master key is the one the database was
     created with, creates the audit chain head and the first admin when missing, refuses a
-    database without scans beside an image folder with images, and moves image files left
-    without a record by a crash to the quarantine (see :mod:`storage.quarantine`).
+    database without scans beside an image folder with images, moves image files left
+    without a record by a crash to the quarantine (see :mod:`storage.quarantine`), and
+    reports an audit trail whose head is behind its anchors in the blob store (see
+    :func:`check_audit_anchors`).
 
     Args:
         settings: Application settings (``database_url``, ``data_dir``, ``master_key``).
@@ -71,14 +73,18 @@ def open_database(
         keyring = Keyring(_open_master_key(engine, settings), lambda: _key_files(settings))
         db = Database(engine, open_blob_store(settings), keyring, settings)
         _owner_only_files(settings)
+        # Before anything is appended: a wrong database beside this store's images would
+        # otherwise be refused for being behind the store's audit anchors, a vaguer sentence.
+        if not maintenance:
+            check_images_match(db)
         audit.ensure_head(db)
         db.on_integrity_failure = lambda failure: _record_integrity_failure(db, failure)
         ensure_version_root(db)
         if bootstrap_admin:
             accounts.bootstrap_admin(db)
         if not maintenance:
-            check_images_match(db)
             sweep_orphans(db)
+        check_audit_anchors(db)
     except BaseException:
         engine.dispose()
         raise
@@ -105,6 +111,26 @@ def ensure_version_root(db: Database) -> None:
             return
         owners = versions.create_root(session, db.keyring.subkey(session, versions.ROOT_PURPOSE))
         audit.append(session, db, versions.STARTED_ACTION, details={"owners": owners})
+
+
+def check_audit_anchors(db: Database) -> audit.ChainState | None:
+    """Report an audit trail cut after a snapshot: its head behind its anchors outside the database.
+
+    The app still starts, so that an operator can look (``verify-audit``) and repair
+    (``repair-audit --yes``); the cut is logged as an error and recorded as a break, which
+    the admin page lists, and appends past it are refused (see :mod:`storage.audit_anchors`).
+
+    Returns:
+        The cut found, or ``None``.
+    """
+    cut = audit.check_anchors(db)
+    if cut is not None:
+        _LOG.error(
+            "The audit trail does not match its anchors in the image store: %s. Run "
+            "verify-audit, then repair-audit --yes once the loss is understood.",
+            cut.reason,
+        )
+    return cut
 
 
 def _record_integrity_failure(db: Database, failure: IntegrityFailure) -> None:
@@ -135,7 +161,8 @@ def rotate_master_key(db: Database, new_master: bytes) -> int:
     """Re-wrap every data key under ``new_master`` in one transaction, then use it.
 
     The audit chain head MAC and the key fingerprint are re-keyed in the same transaction,
-    so a crash leaves either the old or the new key valid, never a mix. Other processes on
+    so a crash leaves either the old or the new key valid, never a mix; the head is anchored
+    under the new key once that transaction commits. Other processes on
     the same database notice the new fingerprint in their next transaction that uses the
     key (see :mod:`storage.keyring`).
 
@@ -148,13 +175,13 @@ def rotate_master_key(db: Database, new_master: bytes) -> int:
 
     Raises:
         crypto.DecryptionError: A wrapped key does not open with the current master key, or
-            the audit chain head does not verify.
+            the audit chain head does not verify or is behind its anchors.
         MasterKeyRotated: Another process rotated the key first.
     """
     with db.transaction() as session:
         # The fingerprint row is locked first, as in every other transaction using the key.
         db.keyring.current(session, for_rotation=True)
-        audit.rekey_head(session, db, crypto.derive_subkey(new_master, audit.HEAD_PURPOSE))
+        audit.rekey_head(session, db, new_master)
         count = db.keyring.rewrap(session, new_master)
     db.keyring.use(new_master)
     return count

@@ -132,6 +132,27 @@ def test_verify_audit_detects_tampering(settings_env) -> None:
     assert "BROKEN at event id" in result.stdout
 
 
+def test_verify_audit_detects_an_old_head_put_back_after_deleting_later_events(
+    settings_env,
+) -> None:
+    """Issue 22's attack on the trail from the command line: start-up and verify-audit say so."""
+    _cli(settings_env, "create-user", "alice", stdin=PASSWORD + "\n")
+    engine = sa.create_engine(settings_env["DATABASE_URL"])
+    with engine.begin() as conn:
+        head = conn.execute(sa.text("SELECT seq, hash, mac FROM audit_head")).mappings().one()
+    _cli(settings_env, "create-user", "bob", stdin=PASSWORD + "\n")
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_events WHERE seq > :seq"), dict(head))
+        conn.execute(
+            sa.text("UPDATE audit_head SET seq = :seq, hash = :hash, mac = :mac"), dict(head)
+        )
+    engine.dispose()
+    result = _cli(settings_env, "verify-audit")
+    assert result.returncode == 1
+    assert "BROKEN at chain head" in result.stdout and "were removed" in result.stdout
+    assert "does not match its anchors" in result.stderr
+
+
 def test_rotate_master_key_with_key_file(settings_env) -> None:
     env = {k: v for k, v in settings_env.items() if k != "MASTER_KEY"}
     _cli(env, "create-user", "alice", stdin=PASSWORD + "\n")

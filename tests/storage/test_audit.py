@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 
 import pytest
@@ -10,8 +11,11 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from core.errors import UserError
-from storage import accounts, audit, policy, schema, sharing
+from storage import accounts, audit, crypto, policy, schema, sharing
 from storage.access_log import access_log
+from storage.audit_anchors import Anchored, Anchors
+from storage.bootstrap import open_database, rotate_master_key
+from storage.crypto import DecryptionError
 from storage.notes import add_note
 from storage.scans import load_scan
 from tests.storage._factories import save_sample_scan
@@ -260,3 +264,117 @@ def test_teleconsult_events_cannot_be_written_for_someone_elses_patient(
         (doc.user_id, "teleconsult_end"),
         (doc.user_id, "teleconsult_start"),
     ]
+
+
+def _head_row(db) -> dict:
+    with db.engine.begin() as conn:
+        query = sa.text("SELECT seq, hash, mac FROM audit_head WHERE id = 1")
+        return dict(conn.execute(query).mappings().one())
+
+
+def _put_back(db, head: dict) -> None:
+    """The database-only attacker's move: every event after ``head`` gone, ``head`` back."""
+    _exec(db, "DELETE FROM audit_events WHERE seq > :seq", seq=head["seq"])
+    _exec(db, "UPDATE audit_head SET seq = :seq, hash = :hash, mac = :mac WHERE id = 1", **head)
+
+
+def test_an_old_head_put_back_after_deleting_later_events_is_detected_for_good(
+    settings, database, make_user, caplog
+) -> None:
+    """The reported attack: a copy of the head row kept while the trail grows (an emergency
+    request, a grant, a read), then the events since deleted and the copy written back. Its
+    MAC is valid, so the database alone cannot tell; the anchors in the blob store can."""
+    alice, doc = make_user("alice"), make_user("doc", "clinician")
+    scan_id = save_sample_scan(database, alice)
+    snapshot = _head_row(database)
+    sharing.request_emergency_access(database, doc, "alice", "Unconscious in ED, need films")
+    sharing.grant_access(database, alice, "doc")
+    load_scan(database, doc, scan_id)
+    assert audit.verify_chain(database).ok
+    reached = _head_row(database)["seq"]
+
+    _put_back(database, snapshot)
+
+    report = audit.verify_chain(database)
+    assert not report.ok and "removed" in report.reason
+    assert f"ends at event {snapshot['seq']}" in report.reason
+    [cut] = report.breaks
+    assert (cut.head_seq, cut.last_seq, cut.repaired_at) == (reached, snapshot["seq"], None)
+    # The trail is not continued over the cut: the next audited action is refused.
+    with pytest.raises(audit.AuditTrailBroken):
+        load_scan(database, alice, scan_id)
+    database.close()
+
+    with caplog.at_level(logging.ERROR, logger="storage.bootstrap"):
+        again = open_database(settings)
+    try:
+        assert "does not match its anchors" in caplog.text and "removed" in caplog.text
+        report = audit.verify_chain(again)
+        assert not report.ok and "removed" in report.reason and len(report.breaks) == 1
+
+        # The repair starts past every anchor; the loss stays on record, and verifies.
+        repaired = audit.repair_chain(again, "(test operator)")
+        assert repaired.repair_seq == reached + 1
+        load_scan(again, alice, scan_id)
+        report = audit.verify_chain(again)
+        assert report.ok, report.reason
+        [evidence] = report.breaks
+        assert evidence.head_seq == reached and evidence.repaired_by == "(test operator)"
+    finally:
+        again.close()
+
+
+def test_an_untouched_trail_verifies_and_starts_without_a_report(
+    settings, database, make_user, caplog
+) -> None:
+    alice = make_user("alice")
+    scan_id = save_sample_scan(database, alice)
+    load_scan(database, alice, scan_id)
+    database.close()
+    with caplog.at_level(logging.WARNING):
+        again = open_database(settings)
+    try:
+        assert [r for r in caplog.records if r.name.startswith("storage")] == []
+        load_scan(again, alice, scan_id)
+        report = audit.verify_chain(again)
+        assert report.ok and report.breaks == ()
+    finally:
+        again.close()
+
+
+def test_a_rolled_back_append_leaves_no_anchor_ahead_of_the_chain(database, make_user) -> None:
+    """Anchors follow commits: an action that appended and then failed (a retried deadlock, a
+    crash before the commit) must not look like events removed."""
+    alice = make_user("alice")
+    with pytest.raises(RuntimeError), database.transaction() as session:
+        audit.append(session, database, "rolled_back", actor=alice)
+        raise RuntimeError("the action failed after its event was appended")
+    assert audit.verify_chain(database).ok
+    accounts.logout(database, alice, None)  # takes the number the rolled-back event had
+    assert audit.verify_chain(database).ok
+
+
+def test_an_anchor_forged_without_the_master_key_counts_for_nothing(database, make_user) -> None:
+    """Whoever can write the blob store but not read the master key cannot stop every audited
+    action by planting an anchor one past the head."""
+    alice = make_user("alice")
+    head = _head_row(database)
+    with database.transaction() as session:
+        anchors = Anchors.of(database.blobs, database.keyring.current(session))
+    forged = Anchors(database.blobs, b"k" * 32, anchors.folder)
+    forged.write(Anchored(head["seq"] + 1, "f" * 64))
+    accounts.logout(database, alice, None)
+    assert audit.verify_chain(database).ok
+
+
+def test_the_cut_stays_detected_across_a_master_key_rotation(database, make_user) -> None:
+    alice = make_user("alice")
+    rotate_master_key(database, crypto.new_master_key())
+    snapshot = _head_row(database)
+    save_sample_scan(database, alice)
+    _put_back(database, snapshot)
+
+    assert "removed" in (audit.verify_chain(database).reason or "")
+    # Rotating again would start a new key's anchors from the cut head: refused.
+    with pytest.raises(DecryptionError):
+        rotate_master_key(database, crypto.new_master_key())

@@ -18,7 +18,7 @@ from core.settings import load_settings
 from core.views import View
 from services import maintenance
 from storage import quarantine, schema
-from storage.blobs import QUARANTINE, BlobStore, BlobStoreUnavailable, S3BlobStore
+from storage.blobs import ANCHORS, QUARANTINE, BlobStore, BlobStoreUnavailable, S3BlobStore
 from storage.bootstrap import StorageMismatch, open_database
 from storage.scans import load_scan, save_scan
 from tests.s3_server import bucket_and_prefix, raw_client
@@ -231,3 +231,28 @@ def test_a_save_while_the_store_is_down_says_so_and_stores_nothing(database, mak
     assert "nothing was saved" in str(refused.value)
     with database.transaction() as session:
         assert session.exec(select(func.count()).select_from(schema.Scan)).one() == 0
+
+
+def test_anchors_are_written_once_and_kept_apart_from_the_images(blob_store: BlobStore) -> None:
+    folder = f"{ANCHORS}/{'ab' * 8}"
+    image = BlobStore.new_name()
+    blob_store.write(image, b"i" * 8)
+    blob_store.write_anchor(f"{folder}/{2:020d}", b"second")
+    blob_store.write_anchor(f"{folder}/{1:020d}", b"first")
+    with pytest.raises(FileExistsError):
+        blob_store.write_anchor(f"{folder}/{2:020d}", b"replaced")
+
+    assert blob_store.read_anchor(f"{folder}/{2:020d}") == b"second"
+    assert blob_store.read_anchor(f"{folder}/{3:020d}") is None
+    assert blob_store.anchors_after(folder, f"{folder}/{0:020d}") == [
+        f"{folder}/{1:020d}",
+        f"{folder}/{2:020d}",
+    ]
+    assert blob_store.anchors_after(folder, f"{folder}/{1:020d}") == [f"{folder}/{2:020d}"]
+    # The sweep, the quota and the operator's commands never see an anchor.
+    assert _keys(blob_store) == [image] and [info.key for info in blob_store.live()] == [image]
+    for name in (f"{folder}/../x", f"{ANCHORS}/x/{1:020d}", image):
+        with pytest.raises(ValueError):
+            blob_store.write_anchor(name, b"x")
+    with pytest.raises(ValueError):
+        blob_store.delete(f"{folder}/{1:020d}")

@@ -8,6 +8,7 @@ import os
 import secrets
 import stat
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from core.errors import UserError
 from core.settings import load_settings
 from storage import accounts, audit, crypto, migrations, quarantine
-from storage.blobs import QUARANTINE, BlobStore
+from storage.blobs import ANCHORS, QUARANTINE, BlobStore
 from storage.bootstrap import (
     StorageMismatch,
     WrongMasterKey,
@@ -29,6 +30,11 @@ from storage.keyring import MasterKeyRotated
 from storage.scans import load_scan
 from tests.storage._factories import sample_pixels, save_sample_scan
 from tests.storage.conftest import PASSWORD, empty_backend
+
+
+def _files(root: Path) -> list[Path]:
+    """The files at the top of an image folder (the audit anchors keep a folder of their own)."""
+    return [path for path in root.iterdir() if path.is_file()]
 
 
 def test_default_database_is_a_sqlite_file_under_data_dir(tmp_path) -> None:
@@ -65,7 +71,7 @@ def test_open_quarantines_old_orphaned_blobs_and_deletes_nothing(
 ) -> None:
     alice = make_user("alice")
     scan_id = save_sample_scan(database, alice)
-    [kept_blob] = list(database.blobs.root.iterdir())
+    [kept_blob] = _files(database.blobs.root)
     old_orphan = database.blobs.root / BlobStore.new_name()
     old_tmp = database.blobs.root / f"{BlobStore.new_name()}.tmp"
     young_orphan = database.blobs.root / BlobStore.new_name()
@@ -81,7 +87,7 @@ def test_open_quarantines_old_orphaned_blobs_and_deletes_nothing(
         again = open_database(settings)
     try:
         remaining = {p.name for p in again.blobs.root.iterdir()}
-        assert remaining == {kept_blob.name, young_orphan.name, "README", QUARANTINE}
+        assert remaining == {kept_blob.name, young_orphan.name, "README", QUARANTINE, ANCHORS}
         moved = quarantine.entries(again.blobs)
         assert {e.name for e in moved} == {old_orphan.name, old_tmp.name}
         for entry in moved:
@@ -100,8 +106,8 @@ def test_open_refuses_a_database_without_scans_beside_images(
     alice = make_user("alice")
     save_sample_scan(database, alice, seed=1)
     save_sample_scan(database, alice, seed=2)
-    before = {p.name: p.read_bytes() for p in database.blobs.root.iterdir()}
-    for path in database.blobs.root.iterdir():
+    before = {p.name: p.read_bytes() for p in _files(database.blobs.root)}
+    for path in _files(database.blobs.root):
         _age(path, 30 * 24 * 3600)
     database.close()
     with (
@@ -114,10 +120,10 @@ def test_open_refuses_a_database_without_scans_beside_images(
         open_database(load_settings(dict(settings_env, DATABASE_URL=wrong_url)))
     assert isinstance(refused.value, UserError)
     assert "DATABASE_URL" in str(refused.value) and "2 images," in str(refused.value)
-    assert {p.name: p.read_bytes() for p in database.blobs.root.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in _files(database.blobs.root)} == before
     again = open_database(load_settings(settings_env))
     again.close()
-    assert {p.name: p.read_bytes() for p in database.blobs.root.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in _files(database.blobs.root)} == before
 
 
 def test_wrong_master_key_is_refused_at_open(settings_env, database) -> None:
