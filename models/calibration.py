@@ -2,13 +2,16 @@
 
 Children and adults get their own temperature and threshold per finding where their
 validation films hold enough of both classes (``fit_populations``); the model's
-probabilities are not equally calibrated for the two (see the model card).
+probabilities are not equally calibrated for the two (see the model card). Each threshold
+is then raised, where needed, until it flags at most :data:`MAX_NO_FINDING_FLAG_RATE` of the
+population's no-finding validation films (``cap_no_finding_flags``), so that a flag means
+something.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -17,6 +20,9 @@ from models.populations import POPULATIONS, UNKNOWN
 #: Fewest validation films of each class (per finding, counting perturbed copies) for a
 #: population to get its own temperature and threshold instead of the pooled ones.
 MIN_CLASS_SIZE = 40
+#: Largest share of a population's no-finding validation films (every known label
+#: negative) that one finding's threshold may flag.
+MAX_NO_FINDING_FLAG_RATE = 0.10
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -124,7 +130,8 @@ def cap_flag_rate(threshold: float, negatives: np.ndarray, max_rate: float) -> f
 
     Returns:
         ``threshold``, or the cut halfway between the highest negative that may stay flagged
-        and the next one, whichever is higher.
+        and the next one, whichever is higher. Where the two are tied (saturated
+        probabilities), the cut sits just above the tie, so fewer are flagged, never more.
     """
     if len(negatives) == 0:
         return threshold
@@ -133,17 +140,82 @@ def cap_flag_rate(threshold: float, negatives: np.ndarray, max_rate: float) -> f
     if allowed >= len(ordered):
         return threshold
     # p >= cut flags a case, so the cut must sit strictly above the first negative to spare.
-    cut = (
-        (ordered[allowed - 1] + ordered[allowed]) / 2
-        if allowed
-        else np.nextafter(ordered[0], np.inf)
-    )
+    spared = float(ordered[allowed])
+    cut = (float(ordered[allowed - 1]) + spared) / 2 if allowed else spared
+    if cut <= spared:
+        cut = float(np.nextafter(spared, np.inf))
     return float(max(threshold, cut))
 
 
-def fit_finding(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Temperature and threshold of one finding: NLL-optimal temperature, then Youden cut."""
-    temperature = fit_temperature(logits, labels)
+def no_finding_rows(targets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Films with no finding: at least one label known and every known label negative.
+
+    Args:
+        targets: 0/1 labels (N, F).
+        mask: 1 where a label is known (N, F).
+
+    Returns:
+        Boolean (N,). Kermany NORMAL, COVID-radiography Normal and NIH No_findings films are
+        no-finding films; a COVID-19 film (only covid19 known, positive) is not.
+    """
+    known = mask == 1
+    return known.any(axis=1) & ~(known & (targets == 1)).any(axis=1)
+
+
+def population_rows(populations: np.ndarray, population: str) -> np.ndarray:
+    """Rows a population's values are fitted on: its own films, or every film for ``unknown``."""
+    return np.ones(len(populations), bool) if population == UNKNOWN else populations == population
+
+
+def cap_no_finding_flags(
+    calibration: Mapping[str, PopulationCalibration],
+    logits: np.ndarray,
+    no_finding: np.ndarray,
+    populations: np.ndarray,
+    findings: Sequence[str],
+    max_rate: float = MAX_NO_FINDING_FLAG_RATE,
+) -> dict[str, PopulationCalibration]:
+    """Raise every threshold that flags more than ``max_rate`` of no-finding films.
+
+    For each population and finding, the population's no-finding films (every film for
+    ``unknown``) are scored at the population's temperature and the threshold is capped with
+    :func:`cap_flag_rate`. Temperatures are kept.
+
+    Args:
+        calibration: ``{population: PopulationCalibration}`` (:func:`fit_populations`).
+        logits: Validation logits (N, F), perturbed copies stacked below the clean ones.
+        no_finding: Boolean (N,): the film has no finding (:func:`no_finding_rows`).
+        populations: Population of each row (N,), ``child`` or ``adult``.
+        findings: Finding names, in column order.
+        max_rate: Largest share of no-finding films one finding may flag.
+
+    Returns:
+        A new ``{population: PopulationCalibration}`` with the capped thresholds.
+    """
+    capped = {}
+    for population, fitted in calibration.items():
+        rows = no_finding & population_rows(populations, population)
+        thresholds = {}
+        for index, finding in enumerate(findings):
+            negatives = _sigmoid(logits[rows, index] / fitted.temperatures[finding])
+            thresholds[finding] = cap_flag_rate(fitted.thresholds[finding], negatives, max_rate)
+        capped[population] = replace(fitted, thresholds=thresholds)
+    return capped
+
+
+def fit_finding(
+    logits: np.ndarray, labels: np.ndarray, temperature: float | None = None
+) -> tuple[float, float]:
+    """Temperature and threshold of one finding: NLL-optimal temperature, then Youden cut.
+
+    Args:
+        logits: Raw logits of one finding (N,).
+        labels: 0/1 labels (N,), both classes present.
+        temperature: Keep this temperature instead of fitting one (re-calibration of a
+            shipped model whose probabilities must not change).
+    """
+    if temperature is None:
+        temperature = fit_temperature(logits, labels)
     return temperature, choose_threshold(_sigmoid(logits / temperature), labels)
 
 
@@ -153,6 +225,7 @@ def fit_populations(
     mask: np.ndarray,
     populations: np.ndarray,
     findings: Sequence[str],
+    temperatures: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, PopulationCalibration]:
     """Fit each population's calibration; too few films of a class fall back to all films.
 
@@ -162,15 +235,24 @@ def fit_populations(
         mask: 1 where a label is known (N, F).
         populations: Population of each row (N,), ``child`` or ``adult``.
         findings: Finding names, in column order.
+        temperatures: ``{population: {finding: temperature}}`` to keep instead of fitting
+            (every population of ``models.populations.POPULATIONS``); thresholds are still
+            chosen, at these temperatures (on all films where the population has too few).
 
     Returns:
         ``{population: PopulationCalibration}`` for every population of
         ``models.populations.POPULATIONS``; ``unknown`` is fitted on all rows.
     """
+
+    def kept(population: str, finding: str) -> float | None:
+        return None if temperatures is None else float(temperatures[population][finding])
+
     pooled = {}
     for index, finding in enumerate(findings):
         known = mask[:, index] == 1
-        pooled[finding] = fit_finding(logits[known, index], targets[known, index])
+        pooled[finding] = fit_finding(
+            logits[known, index], targets[known, index], kept(UNKNOWN, finding)
+        )
     result = {
         UNKNOWN: PopulationCalibration(
             temperatures={f: t for f, (t, _) in pooled.items()},
@@ -181,14 +263,21 @@ def fit_populations(
     for population in POPULATIONS:
         if population == UNKNOWN:
             continue
-        temperatures, thresholds, fitted_on = {}, {}, {}
+        fitted_temperatures, thresholds, fitted_on = {}, {}, {}
         for index, finding in enumerate(findings):
             rows = (mask[:, index] == 1) & (populations == population)
             labels = targets[rows, index]
             enough = min(int(labels.sum()), int(len(labels) - labels.sum())) >= MIN_CLASS_SIZE
-            temperatures[finding], thresholds[finding] = (
-                fit_finding(logits[rows, index], labels) if enough else pooled[finding]
-            )
+            if enough:
+                fitted = fit_finding(logits[rows, index], labels, kept(population, finding))
+            elif temperatures is None:
+                fitted = pooled[finding]
+            else:  # all films, at the population's own kept temperature
+                known = mask[:, index] == 1
+                fitted = fit_finding(
+                    logits[known, index], targets[known, index], kept(population, finding)
+                )
+            fitted_temperatures[finding], thresholds[finding] = fitted
             fitted_on[finding] = population if enough else UNKNOWN
-        result[population] = PopulationCalibration(temperatures, thresholds, fitted_on)
+        result[population] = PopulationCalibration(fitted_temperatures, thresholds, fitted_on)
     return result

@@ -6,7 +6,12 @@ threshold, ECE, ROC points, reliability bins; three-way Kermany accuracy; the co
 false-flag rate on the NIH adult films; the validity table per finding and population;
 abstention rates; training history) and ``models/reference_predictions.json``
 (probabilities of four named test images that the regression test reproduces) and the
-analyst pages' figures as plotly JSON under ``models/plots/``.
+analyst pages' figures as plotly JSON under ``models/plots/``. It also reports, per
+population, how often each finding is flagged on no-finding test films and its sensitivity
+at the model's own levels (``flag_rates``), and reads the external sets once
+(``external_report``; evaluation only, nothing is fitted or chosen on them): the serial adult
+films of ``external/serial_adults`` (frontal films only) and the adult and child NIH films of
+``external/nih_holdout``.
 
 Each test film is scored with the calibration of its patient's population (Kermany:
 children; COVID-radiography: adults; NIH: by the recorded age), as the app does when it
@@ -16,6 +21,7 @@ knows the age; ``unknown_age_test`` scores every film as the app does without an
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 from pathlib import Path
@@ -28,6 +34,7 @@ from pydicom.data import get_testdata_file
 from core.findings import FINDINGS, is_flagged
 from core.imaging import decode_scan
 from core.settings import load_settings
+from models.calibration import no_finding_rows
 from models.data import Example, load_manifest, split_examples
 from models.inference import Classifier, Prediction, load_classifier
 from models.metrics import (
@@ -39,7 +46,7 @@ from models.metrics import (
     threshold_metrics,
     wilson_interval,
 )
-from models.populations import ADULT, CHILD, PLURALS
+from models.populations import ADULT, CHILD, PLURALS, population_for_age
 from models.validity import VALIDITY_RULE, judge, to_table, unknown_age
 
 MODELS_DIR = Path(__file__).resolve().parent
@@ -75,6 +82,18 @@ VALIDITY_SOURCES: dict[str, tuple[str, ...]] = {CHILD: ("kermany",), ADULT: ("ni
 VALIDITY_SOURCES_BY_FINDING: dict[tuple[str, str], tuple[str, ...]] = {
     (ADULT, "covid19"): ("covid_radiography", "nih_adult")
 }
+#: Groups of test films whose flag rates are reported: name -> (population, source or None).
+FLAG_RATE_GROUPS: dict[str, tuple[str, str | None]] = {
+    CHILD: (CHILD, None),
+    f"{CHILD}/kermany": (CHILD, "kermany"),
+    ADULT: (ADULT, None),
+    f"{ADULT}/covid_radiography": (ADULT, "covid_radiography"),
+    f"{ADULT}/nih_adult": (ADULT, "nih_adult"),
+}
+#: The external sets (``<shared data>/external``, evaluation only; see its README).
+EXTERNAL_DIR = "external"
+#: Views of ``serial_adults/series.csv`` that are side views: never scored, as in the app.
+LATERAL_VIEWS = frozenset({"L"})
 
 
 def finding_report(
@@ -258,6 +277,200 @@ def covid_false_flags(
     }
 
 
+def _count(flagged: np.ndarray) -> dict | None:
+    # Share of flagged films with its 95% Wilson interval; None for no films.
+    n, count = len(flagged), int(np.sum(flagged))
+    if not n:
+        return None
+    return {"n": n, "flagged": count, "rate": count / n, "ci": list(wilson_interval(count, n))}
+
+
+def flag_rates(
+    rows: np.ndarray, labelled: tuple[np.ndarray, np.ndarray], scored: tuple[np.ndarray, np.ndarray]
+) -> dict:
+    """How often each finding is flagged among ``rows``: on no-finding films and on positives.
+
+    Args:
+        rows: Boolean (N,): the films to count.
+        labelled: ``(targets, mask)``, each (N, F).
+        scored: ``(probabilities, thresholds)``, each (N, F), thresholds per film.
+
+    Returns:
+        ``no_finding_films``; ``any_finding`` (no-finding films flagged for at least one
+        finding) and per finding ``no_finding`` (flag rate on no-finding films) and
+        ``sensitivity`` (flag rate on the finding's positives), each ``{n, flagged, rate, ci}``
+        or None without films; ``thresholds``: the distinct thresholds applied.
+    """
+    (targets, mask), (probabilities, thresholds) = labelled, scored
+    no_finding = rows & no_finding_rows(targets, mask)
+    findings, any_flag = {}, np.zeros(len(rows), bool)
+    for index, finding in enumerate(FINDINGS):
+        flagged = flags(probabilities[:, index], thresholds[:, index])
+        any_flag |= flagged
+        positives = rows & (mask[:, index] == 1) & (targets[:, index] == 1)
+        findings[finding] = {
+            "thresholds": sorted({float(t) for t in thresholds[rows, index]}),
+            "no_finding": _count(flagged[no_finding]),
+            "sensitivity": _count(flagged[positives]),
+        }
+    return {
+        "no_finding_films": int(no_finding.sum()),
+        "any_finding": _count(any_flag[no_finding]),
+        "findings": findings,
+    }
+
+
+def _film_reading(prediction: Prediction) -> dict:
+    return {
+        "population": prediction.population,
+        "abstained": prediction.abstained,
+        "abstain_reason": prediction.abstain_reason,
+        "probabilities": prediction.probabilities,
+        "thresholds": prediction.thresholds,
+        "flagged": {
+            f: bool(is_flagged(prediction.probabilities[f], prediction.thresholds[f]))
+            for f in FINDINGS
+        },
+    }
+
+
+def serial_adults_report(classifier: Classifier, folder: Path) -> dict:
+    """Score the frontal films of the external serial adults, per film, patient and diagnosis.
+
+    Every patient is an adult (the set's README; one patient's age is not recorded), so each
+    film is scored with the adult calibration. Side (lateral) films are left out, as the app
+    never scores them.
+
+    Args:
+        classifier: The loaded classifier.
+        folder: ``<shared data>/external/serial_adults`` (``series.csv`` and the PNG files).
+
+    Returns:
+        ``films`` (one entry per frontal film), ``patients`` (per patient: diagnosis, frontal
+        and lateral film counts, per finding the lowest and highest probability and how many
+        films are flagged) and ``diagnoses`` (the same per diagnosis), plus counts.
+    """
+    with open(folder / "series.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    frontal = [row for row in rows if row["view"] not in LATERAL_VIEWS]
+    scans = [decode_scan((folder / row["file"]).read_bytes(), row["file"]) for row in frontal]
+    predictions = classifier.predict(scans, populations=[ADULT] * len(scans))
+    films = [
+        {
+            "patient": row["patient"],
+            "diagnosis": row["finding"],
+            "view": row["view"],
+            "offset_days": int(row["offset_days"]),
+            "file": row["file"],
+        }
+        | _film_reading(prediction)
+        for row, prediction in zip(frontal, predictions, strict=True)
+    ]
+
+    def summary(chosen: list[dict]) -> dict:
+        scored = [film for film in chosen if not film["abstained"]]
+        return {
+            "frontal_films": len(chosen),
+            "abstained": len(chosen) - len(scored),
+            "findings": {
+                f: {
+                    "min": min((film["probabilities"][f] for film in scored), default=None),
+                    "max": max((film["probabilities"][f] for film in scored), default=None),
+                    "flagged": sum(film["flagged"][f] for film in scored),
+                }
+                for f in FINDINGS
+            },
+        }
+
+    patients = {}
+    for patient in dict.fromkeys(row["patient"] for row in rows):
+        own = [row for row in rows if row["patient"] == patient]
+        patients[patient] = {
+            "diagnosis": own[0]["finding"],
+            "age": float(own[0]["age"]) if own[0]["age"] else None,
+            "lateral_films_excluded": sum(row["view"] in LATERAL_VIEWS for row in own),
+        } | summary([film for film in films if film["patient"] == patient])
+    diagnoses = {
+        diagnosis: {
+            "patients": sum(p["diagnosis"] == diagnosis for p in patients.values()),
+        }
+        | summary([film for film in films if film["diagnosis"] == diagnosis])
+        for diagnosis in dict.fromkeys(row["finding"] for row in rows)
+    }
+    return {
+        "population": ADULT,
+        "patients_count": len(patients),
+        "frontal_films": len(films),
+        "lateral_films_excluded": len(rows) - len(frontal),
+        "films": films,
+        "patients": patients,
+        "diagnoses": diagnoses,
+    }
+
+
+def nih_holdout_report(classifier: Classifier, folder: Path, seed: int = 0) -> dict:
+    """Pneumonia and covid19 flags on the external NIH films, each at its patient's age level.
+
+    Args:
+        classifier: The loaded classifier.
+        folder: ``<shared data>/external/nih_holdout`` (``labels.csv`` and the images).
+        seed: Bootstrap seed.
+
+    Returns:
+        Per population (``child``, ``adult``, and ``all``): film counts, ``abstained``, the
+        pneumonia AUC with its 95% bootstrap interval, and :func:`flag_rates` (no-finding
+        films flagged per finding, pneumonia sensitivity); every film is a certain covid19
+        negative (NIH, 2017), so ``covid19_flagged`` counts all films.
+    """
+    with open(folder / "labels.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    scans = [decode_scan((folder / row["file"]).read_bytes(), row["file"]) for row in rows]
+    populations = np.array([population_for_age(int(row["age"])) for row in rows])
+    predictions = classifier.predict(scans, populations=list(populations))
+    pneumonia = np.array([row["folder"] == "Pneumonia" for row in rows])
+    targets = np.zeros((len(rows), len(FINDINGS)))
+    targets[:, FINDINGS.index("pneumonia")] = pneumonia
+    # NIH gives no bacterial/viral subtype; covid19 is known negative (2017).
+    mask = np.ones_like(targets)
+    mask[pneumonia, FINDINGS.index("bacterial_pneumonia")] = 0
+    mask[pneumonia, FINDINGS.index("viral_pneumonia")] = 0
+    scored = (_matrix(predictions, "probabilities"), _matrix(predictions, "thresholds"))
+    abstained = np.array([p.abstained for p in predictions])
+    covid19 = flags(
+        scored[0][:, FINDINGS.index("covid19")], scored[1][:, FINDINGS.index("covid19")]
+    )
+    report = {}
+    for name in (CHILD, ADULT, "all"):
+        rows_in = populations == name if name != "all" else np.ones(len(rows), bool)
+        labels = pneumonia[rows_in]
+        probabilities = scored[0][rows_in, FINDINGS.index("pneumonia")]
+        both = 0 < labels.sum() < len(labels)
+        report[name] = {
+            "films": int(rows_in.sum()),
+            "pneumonia_films": int(labels.sum()),
+            "no_finding_films": int((~labels).sum()),
+            "abstained": int(abstained[rows_in].sum()),
+            "pneumonia_auc": roc_auc(labels, probabilities) if both else None,
+            "pneumonia_auc_ci": list(bootstrap_auc_ci(labels, probabilities, seed=seed))
+            if both
+            else None,
+            "flags": flag_rates(rows_in, (targets, mask), scored),
+            "covid19_flagged": _count(covid19[rows_in]),
+        }
+    return report
+
+
+def external_report(classifier: Classifier, shared_dir: Path) -> dict | None:
+    """The external sets, read once per release for evaluation only; None where absent."""
+    folder = shared_dir / EXTERNAL_DIR
+    if not (folder / "serial_adults" / "series.csv").is_file():
+        return None
+    return {
+        "serial_adults": serial_adults_report(classifier, folder / "serial_adults"),
+        "nih_holdout": nih_holdout_report(classifier, folder / "nih_holdout"),
+    }
+
+
 def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[dict, dict]:
     """Compute the full report on the official test splits.
 
@@ -278,6 +491,7 @@ def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[d
     abstained = np.array([p.abstained for p in predictions])
     labelled = (np.stack([e.target for e in test]), np.stack([e.mask for e in test]))
     sources = np.array([e.source for e in test])
+    populations = np.array([e.population for e in test])
     everything = np.ones(len(test), bool)
 
     evaluation = {
@@ -309,6 +523,15 @@ def evaluate(classifier: Classifier, shared_dir: Path, seed: int = 0) -> tuple[d
             ),
         },
         "validity": validity(test, labelled, scored, evaluation["unknown_age_test"], seed),
+        "flag_rates": {
+            name: flag_rates(
+                (populations == population) & (everything if source is None else sources == source),
+                labelled,
+                scored,
+            )
+            for name, (population, source) in FLAG_RATE_GROUPS.items()
+        }
+        | {"unknown_age": flag_rates(everything, labelled, scored_unknown)},
         "three_way": three_way(
             [e.subtype for e, k in zip(test, kermany, strict=True) if k],
             scored[0][kermany],
@@ -387,7 +610,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=MODELS_DIR / "metrics.json")
     args = parser.parse_args(argv)
     classifier = load_classifier(args.checkpoint)
-    metrics, reference = evaluate(classifier, load_settings().shared_data_dir)
+    shared_dir = load_settings().shared_data_dir
+    metrics, reference = evaluate(classifier, shared_dir)
+    external = external_report(classifier, shared_dir)
+    if external is not None:
+        metrics["external"] = external
     training = args.out.with_name("training_metrics.json")
     if training.is_file():
         metrics["training"] = json.loads(training.read_text())

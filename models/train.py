@@ -6,6 +6,9 @@ metrics JSON. Validation data (carved from train by patient, plus the publishers
 splits) drives early stopping, calibration and thresholds; the test splits are never read
 here. The few NIH adult films are repeated ``--adult-repeats`` times per epoch so that
 they are not drowned by the children's and COVID-radiography's films.
+
+``--recalibrate`` re-derives the thresholds of an existing checkpoint (weights and
+temperatures kept) and ``--refit-ood`` its out-of-distribution model; neither trains.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 import math
 import random
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,17 +31,28 @@ from core.findings import FINDINGS
 from core.settings import load_settings
 from models.architecture import ARCHITECTURE_NAME, ChestXrayNet
 from models.augment import augment
-from models.calibration import PopulationCalibration, cap_flag_rate, fit_populations
+from models.calibration import (
+    MAX_NO_FINDING_FLAG_RATE,
+    PopulationCalibration,
+    cap_flag_rate,
+    cap_no_finding_flags,
+    fit_populations,
+    no_finding_rows,
+    population_rows,
+)
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.data import Example, load_manifest, split_examples
 from models.dataset import load_tensors
-from models.metrics import roc_auc
+from models.metrics import flags, roc_auc
 from models.ood import fit_feature_gaussian
-from models.populations import ADULT, UNKNOWN
+from models.populations import ADULT, POPULATIONS, UNKNOWN
 from models.preprocess import INPUT_SIZE
 
 MODELS_DIR = Path(__file__).resolve().parent
-MODEL_VERSION = "1.2.0"
+#: Version written by training and by ``--recalibrate``. 1.3.0: the 1.2.0 weights and
+#: temperatures with every threshold capped at ``MAX_NO_FINDING_FLAG_RATE`` of no-finding
+#: validation films.
+MODEL_VERSION = "1.3.0"
 #: The adult source whose pneumonia AUC joins model selection and the adoption rule.
 ADULT_SOURCE = "nih_adult"
 #: Largest share of the NIH validation films (all certain covid19 negatives, from 2017) that
@@ -169,10 +183,179 @@ def refit_ood(args: argparse.Namespace) -> None:
     )
 
 
+def recalibrate(args: argparse.Namespace) -> dict:
+    """Re-derive the thresholds of an existing checkpoint (weights and temperatures kept).
+
+    Scores the validation films (clean and perturbed, as training does), chooses each
+    population's thresholds with :func:`fit_calibration` at the checkpoint's own
+    temperatures, and writes the checkpoint back as ``MODEL_VERSION``, with the earlier
+    version and SHA-256 in ``extra["recalibrated"]``. ``training_metrics.json`` beside it,
+    where present, gets the new calibration and the before/after :func:`flag_report`.
+
+    Returns:
+        ``{"from", "version", "uncapped_thresholds", "before", "after"}``.
+    """
+    seed_everything(args.seed)
+    torch.set_num_threads(args.threads)
+    checkpoint = load_checkpoint(args.out)
+    validation = split_examples(load_manifest(load_settings().shared_data_dir), seed=args.seed)[
+        "validation"
+    ]
+    if args.limit:
+        validation = random.Random(args.seed).sample(validation, min(args.limit, len(validation)))
+    images = load_tensors(validation, checkpoint.input_size, "validation images")
+    scores = validation_scores(checkpoint.model, images, validation, args.seed)
+    temperatures = {p: checkpoint.calibration[p].temperatures for p in POPULATIONS}
+    calibration = fit_calibration(scores, temperatures)
+    uncapped = fit_populations(
+        scores.logits, scores.targets, scores.mask, scores.populations, FINDINGS, temperatures
+    )
+    result = {
+        "from": {"version": checkpoint.version, "sha256": checkpoint.sha256},
+        "version": MODEL_VERSION,
+        "recalibrated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "max_no_finding_flag_rate": MAX_NO_FINDING_FLAG_RATE,
+        "max_adult_covid19_flags": MAX_ADULT_COVID19_FLAGS,
+        "validation_films": len(validation),
+        "uncapped_thresholds": {p: uncapped[p].thresholds for p in POPULATIONS},
+        "before": flag_report(scores, checkpoint.calibration),
+        "after": flag_report(scores, calibration),
+    }
+    save_checkpoint(
+        args.out,
+        model=checkpoint.model,
+        version=MODEL_VERSION,
+        input_size=checkpoint.input_size,
+        calibration=calibration,
+        ood=checkpoint.ood,
+        extra=checkpoint.extra
+        | {
+            "recalibrated": {
+                key: result[key] for key in ("from", "recalibrated_at", "max_no_finding_flag_rate")
+            }
+            | {"weights_unchanged": True, "temperatures_unchanged": True, "seed": args.seed}
+        },
+    )
+    metrics_path = args.out.with_name("training_metrics.json")
+    if metrics_path.is_file():
+        metrics = json.loads(metrics_path.read_text())
+        metrics["calibration"] = {p: fitted.to_state() for p, fitted in calibration.items()}
+        metrics["recalibration"] = result
+        metrics_path.write_text(json.dumps(metrics, indent=2))
+    return result
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _threshold_lines(result: dict) -> list[str]:
+    lines = []
+    for population in POPULATIONS:
+        before, after = result["before"][population], result["after"][population]
+        for finding in FINDINGS:
+            old, new = before["findings"][finding], after["findings"][finding]
+            lines.append(
+                f"{population} {finding}: threshold {old['threshold']:.3f} -> "
+                f"{new['threshold']:.3f}; no-finding films flagged "
+                f"{_share(old['no_finding_flag_rate'])} -> {_share(new['no_finding_flag_rate'])} "
+                f"(n {after['no_finding_films']}); sensitivity {_share(old['sensitivity'])} -> "
+                f"{_share(new['sensitivity'])} (n {new['positives']})"
+            )
+    return lines
+
+
 def perturbed_copies(images: torch.Tensor, seed: int) -> list[torch.Tensor]:
     """Seeded perturbed copies of the validation images, one per ``VALIDATION_SHIFTS`` strength."""
     generator = torch.Generator().manual_seed(seed)
     return [augment(images, generator, strength) for strength in VALIDATION_SHIFTS]
+
+
+@dataclass(frozen=True)
+class ValidationScores:
+    """Validation logits and labels, the perturbed copies stacked below the clean films.
+
+    Attributes:
+        logits: Raw logits (N, F).
+        targets: 0/1 labels (N, F).
+        mask: 1 where a label is known (N, F).
+        populations: ``child`` or ``adult`` per row (N,).
+        nih: Boolean (N,): the film is from ``ADULT_SOURCE``.
+        clean: Boolean (N,): the row is a clean film, not a perturbed copy.
+    """
+
+    logits: np.ndarray
+    targets: np.ndarray
+    mask: np.ndarray
+    populations: np.ndarray
+    nih: np.ndarray
+    clean: np.ndarray
+
+
+def validation_scores(
+    model: ChestXrayNet, images: torch.Tensor, examples: list[Example], seed: int
+) -> ValidationScores:
+    """Score clean validation and its seeded perturbed copies (``VALIDATION_SHIFTS``).
+
+    Args:
+        model: The network.
+        images: Preprocessed validation images.
+        examples: The validation examples, in the order of ``images``.
+        seed: Seed of the perturbed copies.
+    """
+    views = [images] + perturbed_copies(images, seed)
+    logits = np.concatenate([predict_logits(model, view)[0] for view in views])
+    targets, mask = (np.tile(array.numpy(), (len(views), 1)) for array in stack_labels(examples))
+    copies = len(views)
+    return ValidationScores(
+        logits=logits,
+        targets=targets,
+        mask=mask,
+        populations=np.tile(np.array([e.population for e in examples]), copies),
+        nih=np.tile(np.array([e.source == ADULT_SOURCE for e in examples]), copies),
+        clean=np.arange(len(logits)) < len(examples),
+    )
+
+
+def fit_calibration(
+    scores: ValidationScores, temperatures: dict[str, dict[str, float]] | None = None
+) -> dict[str, PopulationCalibration]:
+    """Each population's temperatures and thresholds from validation scores.
+
+    Temperatures by NLL and thresholds by Youden's J (``models.calibration.fit_populations``),
+    then two caps that only ever raise a threshold:
+
+    - covid19 for adults and unknown age flags at most ``MAX_ADULT_COVID19_FLAGS`` of the NIH
+      validation films (certain negatives, pneumonias included);
+    - every finding of every population flags at most ``MAX_NO_FINDING_FLAG_RATE`` of that
+      population's no-finding validation films (all no-finding films for unknown age).
+
+    Args:
+        scores: :func:`validation_scores`.
+        temperatures: ``{population: {finding: temperature}}`` to keep (re-calibration of a
+            shipped model); None fits them.
+
+    Returns:
+        ``{population: PopulationCalibration}``.
+    """
+    logits, populations = scores.logits, scores.populations
+    calibration = fit_populations(
+        logits, scores.targets, scores.mask, populations, FINDINGS, temperatures
+    )
+    covid19 = FINDINGS.index("covid19")
+    # Youden's J weighs COVID-radiography's 1,068 films against 94 NIH ones and lets covid19
+    # be flagged on many adult pneumonias; cap the false flags on the NIH films instead.
+    for population in (ADULT, UNKNOWN):
+        rows = scores.nih & population_rows(populations, population)
+        fitted = calibration[population]
+        negatives = 1 / (1 + np.exp(-logits[rows, covid19] / fitted.temperatures["covid19"]))
+        threshold = cap_flag_rate(fitted.thresholds["covid19"], negatives, MAX_ADULT_COVID19_FLAGS)
+        calibration[population] = replace(
+            fitted, thresholds=fitted.thresholds | {"covid19": threshold}
+        )
+    return cap_no_finding_flags(
+        calibration, logits, no_finding_rows(scores.targets, scores.mask), populations, FINDINGS
+    )
 
 
 def calibrate(
@@ -187,27 +370,62 @@ def calibrate(
         seed: Seed of the perturbed copies.
 
     Returns:
-        ``{population: PopulationCalibration}`` (``models.calibration.fit_populations``), the
-        covid19 thresholds of adults and of unknown age capped to flag at most
-        ``MAX_ADULT_COVID19_FLAGS`` of the NIH validation films.
+        ``{population: PopulationCalibration}`` (:func:`fit_calibration`).
     """
-    views = [images] + perturbed_copies(images, seed)
-    logits = np.concatenate([predict_logits(model, view)[0] for view in views])
-    targets, mask = (np.tile(array.numpy(), (len(views), 1)) for array in stack_labels(examples))
-    populations = np.tile(np.array([e.population for e in examples]), len(views))
-    calibration = fit_populations(logits, targets, mask, populations, FINDINGS)
-    nih = np.tile(np.array([e.source == ADULT_SOURCE for e in examples]), len(views))
-    covid19 = FINDINGS.index("covid19")
-    # Youden's J weighs COVID-radiography's 1,068 films against 94 NIH ones and lets covid19
-    # be flagged on many adult pneumonias; cap the false flags on the NIH films instead.
-    for population, rows in ((ADULT, nih & (populations == ADULT)), (UNKNOWN, nih)):
+    return fit_calibration(validation_scores(model, images, examples, seed))
+
+
+def _rate(flagged: np.ndarray) -> float | None:
+    return float(flagged.mean()) if len(flagged) else None
+
+
+def flag_report(scores: ValidationScores, calibration: dict[str, PopulationCalibration]) -> dict:
+    """What each population's thresholds flag on validation.
+
+    Args:
+        scores: :func:`validation_scores`.
+        calibration: The calibration to judge.
+
+    Returns:
+        ``{population: {"no_finding_films", "any_finding": {...}, "findings": {finding:
+        {...}}}}``: per finding the ``threshold``, the share of the population's no-finding
+        films flagged (``no_finding_flag_rate``: clean films; ``..._with_copies``: clean and
+        perturbed, the rows the cap holds to ``MAX_NO_FINDING_FLAG_RATE``), the number of
+        positives and the ``sensitivity`` on them (same two views; None without positives);
+        ``any_finding`` is the share of no-finding films flagged for at least one finding.
+        ``unknown`` counts every film.
+    """
+    no_finding = no_finding_rows(scores.targets, scores.mask)
+    report = {}
+    for population in POPULATIONS:
         fitted = calibration[population]
-        negatives = 1 / (1 + np.exp(-logits[rows, covid19] / fitted.temperatures["covid19"]))
-        threshold = cap_flag_rate(fitted.thresholds["covid19"], negatives, MAX_ADULT_COVID19_FLAGS)
-        calibration[population] = replace(
-            fitted, thresholds=fitted.thresholds | {"covid19": threshold}
-        )
-    return calibration
+        rows = population_rows(scores.populations, population)
+        negatives = rows & no_finding
+        findings, any_flag = {}, np.zeros(len(rows), bool)
+        for index, finding in enumerate(FINDINGS):
+            probabilities = 1 / (
+                1 + np.exp(-scores.logits[:, index] / fitted.temperatures[finding])
+            )
+            flagged = flags(probabilities, fitted.thresholds[finding])
+            any_flag |= flagged
+            positives = rows & (scores.mask[:, index] == 1) & (scores.targets[:, index] == 1)
+            findings[finding] = {
+                "threshold": fitted.thresholds[finding],
+                "no_finding_flag_rate": _rate(flagged[negatives & scores.clean]),
+                "no_finding_flag_rate_with_copies": _rate(flagged[negatives]),
+                "positives": int((positives & scores.clean).sum()),
+                "sensitivity": _rate(flagged[positives & scores.clean]),
+                "sensitivity_with_copies": _rate(flagged[positives]),
+            }
+        report[population] = {
+            "no_finding_films": int((negatives & scores.clean).sum()),
+            "any_finding": {
+                "no_finding_flag_rate": _rate(any_flag[negatives & scores.clean]),
+                "no_finding_flag_rate_with_copies": _rate(any_flag[negatives]),
+            },
+            "findings": findings,
+        }
+    return report
 
 
 def stack_labels(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -443,6 +661,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only re-fit the out-of-distribution model of --out",
     )
+    parser.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help=(
+            "only re-derive the thresholds of --out on validation (weights and temperatures "
+            f"kept) and write it back as version {MODEL_VERSION}"
+        ),
+    )
     return parser
 
 
@@ -451,6 +677,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.refit_ood:
         refit_ood(args)
+        return 0
+    if args.recalibrate:
+        started = time.perf_counter()
+        result = recalibrate(args)
+        print("\n".join(_threshold_lines(result)))
+        print(
+            f"recalibrated {result['from']['version']} -> {result['version']} in "
+            f"{(time.perf_counter() - started) / 60:.1f} min; checkpoint {args.out}"
+        )
         return 0
     metrics = train(args)
     print(

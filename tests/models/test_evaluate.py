@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from models.evaluate import covid_false_flags, finding_report, three_way
+from models.evaluate import covid_false_flags, finding_report, flag_rates, three_way
 
 
 def test_finding_report_on_a_separable_set():
@@ -58,3 +58,36 @@ def test_finding_report_with_a_threshold_per_population():
     report = finding_report(labels, probabilities, threshold=np.array([0.2, 0.2, 0.5, 0.5]), seed=0)
     assert report["confusion"] == [[0, 2], [1, 1]]
     assert report["threshold"] is None
+
+
+def test_flag_rates_count_no_finding_films_and_positives_at_each_films_threshold():
+    # columns: pneumonia, bacterial, viral, covid19
+    targets = np.array(
+        [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0]]
+    )
+    mask = np.ones_like(targets)
+    mask[3, 1:3] = 0  # NIH pneumonia: no subtype
+    mask[4, :3] = 0  # COVID-19: only covid19 known
+    probabilities = np.array(
+        [
+            [0.30, 0.0, 0.0, 0.0],  # no finding, flagged at 0.2, not at 0.5
+            [0.10, 0.0, 0.0, 0.0],  # no finding, not flagged
+            [0.60, 0.0, 0.0, 0.9],  # no finding, flagged on pneumonia and covid19
+            [0.40, 0.0, 0.0, 0.0],  # pneumonia, flagged at 0.2
+            [0.90, 0.0, 0.0, 0.9],  # COVID-19 (not a no-finding film)
+            [0.99, 0.0, 0.0, 0.0],  # another population's film, left out
+        ]
+    )
+    thresholds = np.full_like(probabilities, 0.5)
+    thresholds[:4, 0] = 0.2
+    rows = np.array([True, True, True, True, True, False])
+    report = flag_rates(rows, (targets, mask), (probabilities, thresholds))
+    assert report["no_finding_films"] == 3
+    pneumonia = report["findings"]["pneumonia"]
+    assert (pneumonia["no_finding"]["flagged"], pneumonia["no_finding"]["n"]) == (2, 3)
+    assert pneumonia["sensitivity"]["rate"] == 1.0 and pneumonia["sensitivity"]["n"] == 1
+    assert pneumonia["thresholds"] == [0.2, 0.5]
+    assert report["findings"]["covid19"]["no_finding"]["flagged"] == 1
+    assert report["findings"]["covid19"]["sensitivity"]["n"] == 1
+    assert report["findings"]["bacterial_pneumonia"]["sensitivity"] is None
+    assert report["any_finding"]["flagged"] == 2
