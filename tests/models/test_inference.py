@@ -64,8 +64,8 @@ def test_abstains_on_pydicom_ct_and_mr(classifier, name):
     assert (
         prediction.abstain_reason
         == {
-            "CT_small.dcm": "This is a CT scan, not a chest X-ray, so the model cannot read it.",
-            "MR_small.dcm": "This is an MR scan, not a chest X-ray, so the model cannot read it.",
+            "CT_small.dcm": "This is not a chest X-ray: it is a CT scan. The model cannot read it.",
+            "MR_small.dcm": "This is not a chest X-ray: it is an MR scan. The model cannot read it.",
         }[name]
     )
     assert set(prediction.probabilities) == set(FINDINGS), "probabilities kept for the record"
