@@ -248,6 +248,15 @@ class ScanMetadata:
             absent or invalid (only the year is kept: enough to suggest the account's).
         frames: DICOM Number of Frames (0028,0008); 1 for PNG/JPEG. Only the first frame of
             a multi-frame object is decoded (see :func:`decode_scan`).
+        study_instance_uid: DICOM Study Instance UID (0020,000D); ``None`` for PNG/JPEG. With
+            the series and instance UIDs below, what a DICOM SR or a FHIR ImagingStudy made of
+            this scan's reading references (``services.dicom_sr``, ``services.fhir``).
+        series_instance_uid: DICOM Series Instance UID (0020,000E).
+        sop_instance_uid: DICOM SOP Instance UID (0008,0018).
+        sop_class_uid: DICOM SOP Class UID (0008,0016), e.g. CR or DX Image Storage.
+        patient_id: DICOM Patient ID (0010,0020) as the hospital wrote it, so that an SR sent
+            back to its PACS is filed with the film's patient (never shown, never in FHIR).
+        accession_number: DICOM Accession Number (0008,0050), the order the film answered.
     """
 
     source_format: str
@@ -266,6 +275,12 @@ class ScanMetadata:
     view: View | None = None
     patient_birth_year: int | None = None
     frames: int = 1
+    study_instance_uid: str | None = None
+    series_instance_uid: str | None = None
+    sop_instance_uid: str | None = None
+    sop_class_uid: str | None = None
+    patient_id: str | None = None
+    accession_number: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the metadata as JSON-safe values (ISO date string, list spacing, view name)."""
@@ -519,6 +534,12 @@ def _decode_dicom(data: bytes) -> DecodedScan:
             view=dicom_view(dataset),
             patient_birth_year=_dicom_year(dataset.get("PatientBirthDate")),
             frames=frames,
+            study_instance_uid=dicom_text(dataset, "StudyInstanceUID"),
+            series_instance_uid=dicom_text(dataset, "SeriesInstanceUID"),
+            sop_instance_uid=dicom_text(dataset, "SOPInstanceUID"),
+            sop_class_uid=dicom_text(dataset, "SOPClassUID"),
+            patient_id=dicom_text(dataset, "PatientID"),
+            accession_number=dicom_text(dataset, "AccessionNumber"),
         )
     return DecodedScan(pixels=np.ascontiguousarray(pixels, dtype=np.float32), metadata=metadata)
 

@@ -83,8 +83,19 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("files", nargs="+", type=Path, metavar="FILE")
     scan.set_defaults(handler=_import_scan)
 
-    export = commands.add_parser("export", help="print a user's decrypted records as JSON")
+    export = commands.add_parser(
+        "export", help="print a user's decrypted records as JSON, or their readings as FHIR"
+    )
     export.add_argument("--user", required=True)
+    export.add_argument(
+        "--format",
+        choices=["json", "fhir"],
+        default="json",
+        help=(
+            "json: everything the app holds about the user (default); fhir: the patient's "
+            "readings as a FHIR R4 Bundle"
+        ),
+    )
     export.set_defaults(handler=_export)
 
     rotate = commands.add_parser(
@@ -182,6 +193,11 @@ def _export(db: Database, args: argparse.Namespace) -> int:
     classifier, why_not = _classifier()
     if classifier is None:
         print(f"note: {why_not}; each scan's latest result is read", file=sys.stderr)
+    if args.format == "fhir":
+        from services.fhir import fhir_bundle_json  # fhir.resources only for this format
+
+        sys.stdout.write(fhir_bundle_json(db, actor, classifier) + "\n")
+        return 0
     json.dump(export_records(db, actor, classifier), sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
     return 0
