@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import sys
+import zipfile
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,11 +19,14 @@ from tqdm import tqdm
 from core.errors import UserError
 from core.settings import load_settings
 from core.views import View, is_frontal, parse_view
+from core.words import plural
 from services import maintenance
 from services.export import export_records
 from services.imports import ImportedScan, MissingScanView, ScanFile, import_scans
 from services.keys import rotate_master_key, rotate_user_key
+from services.media import check_media, import_media
 from storage import accounts, audit, crypto, rekey
+from storage.actor import Actor
 from storage.bootstrap import open_database
 from storage.db import Database
 
@@ -70,7 +74,20 @@ def _parser() -> argparse.ArgumentParser:
 
     scan = commands.add_parser("import-scan", help="decode, classify and store scans for a patient")
     scan.add_argument("--user", required=True)
-    scan.add_argument("--date", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
+    scan.add_argument(
+        "--date",
+        type=date.fromisoformat,
+        help=(
+            "YYYY-MM-DD: the date of every file given, whatever it says; without it each file "
+            "takes its own (DICOM Study Date), and one without a date is not imported"
+        ),
+    )
+    scan.add_argument(
+        "--confirm-identity",
+        action="store_true",
+        help="import a CD or archive whose headers may name someone else (another Patient ID, "
+        "birth date or age): you confirm the films are the user's",
+    )
     scan.add_argument(
         "--view",
         type=_view_argument,
@@ -80,7 +97,14 @@ def _parser() -> argparse.ArgumentParser:
             "file takes it from its header unless this is given, and a different header is noted"
         ),
     )
-    scan.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    scan.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="image files, or one CD: a ZIP file, a DICOMDIR or a folder of DICOM files (its "
+        "chest radiograph series are imported)",
+    )
     scan.set_defaults(handler=_import_scan)
 
     export = commands.add_parser(
@@ -131,6 +155,8 @@ def _import_scan(db: Database, args: argparse.Namespace) -> int:
     actor = accounts.find_actor(db, args.user)
     classifier, why_not = _classifier()
     paths: list[Path] = args.files
+    if len(paths) == 1 and _is_medium(paths[0]):
+        return _import_medium(db, actor, paths[0], classifier, why_not, args)
     with tqdm(total=len(paths), unit="file", disable=None) as bar:
 
         def report(done: int, total: int, outcome: ImportedScan) -> None:
@@ -145,6 +171,56 @@ def _import_scan(db: Database, args: argparse.Namespace) -> int:
             scan_date=args.date,
             on_progress=report,
         )
+    return 0 if imported.all_ok else EXIT_FAILED_FILES
+
+
+def _is_medium(path: Path) -> bool:
+    return path.is_dir() or path.name.upper() == "DICOMDIR" or zipfile.is_zipfile(path)
+
+
+def _import_medium(
+    db: Database,
+    actor: Actor,
+    path: Path,
+    classifier: Classifier | None,
+    why_not: str | None,
+    args: argparse.Namespace,
+) -> int:
+    check = check_media(db, actor, path)
+    for sentence in check.listing.skipped:
+        print(sentence)
+    chosen = check.listing.preselected
+    print(
+        f"{plural(len(check.listing.series), 'series')} found; importing the "
+        f"{plural(len(chosen), 'chest radiograph series')} "
+        f"({plural(sum(one.image_count for one in chosen), 'film')})."
+    )
+    if check.needs_confirmation and not args.confirm_identity:
+        for doubt in check.doubts:
+            print(f"error: {doubt}", file=sys.stderr)
+        print(
+            "error: these films may be of someone else; check them and give --confirm-identity",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED_FILES
+    total = sum(one.image_count for one in chosen)
+    with tqdm(total=total, unit="file", disable=None) as bar:
+
+        def report(done: int, count: int, outcome: ImportedScan) -> None:
+            bar.update()
+            bar.write(_outcome_line(Path(outcome.filename), outcome, why_not))
+
+        imported = import_media(
+            db,
+            actor,
+            path,
+            chosen,
+            classifier,
+            identity_confirmed=args.confirm_identity,
+            on_progress=report,
+            fallback_date=args.date,
+        )
+    print(imported.summary)
     return 0 if imported.all_ok else EXIT_FAILED_FILES
 
 

@@ -8,7 +8,7 @@ scored, since the model was trained on frontal films only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING
@@ -378,9 +378,10 @@ def refuse_if_not_chest(scan: DecodedScan) -> None:
 def import_scans(
     db: Database,
     actor: Actor,
-    files: Sequence[ScanFile],
+    files: Iterable[ScanFile],
     classifier: Classifier | None,
     *,
+    total: int | None = None,
     scan_date: date | None = None,
     fallback_date: date | None = None,
     on_progress: ImportProgress | None = None,
@@ -391,9 +392,11 @@ def import_scans(
     Args:
         db: Database handle.
         actor: The patient who owns the scans.
-        files: The files, in order, each with its view (see :class:`ScanFile`).
+        files: The files, in order, each with its view (see :class:`ScanFile`); a sequence, or
+            an iterator read one file at a time (a CD's files, never all in memory).
         classifier: The loaded model, or ``None`` to store the scans without a result. Only
             frontal films are scored.
+        total: How many files an iterator gives, for progress (a sequence's length otherwise).
         scan_date: The date of every file without one of its own in :class:`ScanFile`,
             whatever the files say (the command line's ``--date``).
         fallback_date: The date of files without a usable date of their own (see
@@ -415,6 +418,9 @@ def import_scans(
         birth_year = get_birth_year(db, actor, actor.user_id)
     except UserError:  # not a patient: each file then fails with the reason when saved
         birth_year = None
+    if total is None:
+        files = list(files)
+        total = len(files)
     outcomes: list[ImportedScan] = []
     for done, file in enumerate(files, start=1):
         try:
@@ -441,7 +447,7 @@ def import_scans(
                 outcome = ImportedScan(file.name, error=str(err), error_code=err.code)
         outcomes.append(outcome)
         if on_progress is not None:
-            on_progress(done, len(files), outcome)
+            on_progress(done, total, outcome)
     return ImportReport(tuple(_with_readings(db, actor, outcomes, classifier)))
 
 
