@@ -24,6 +24,7 @@ from core.results import probability_figure
 from core.view_pictures import frontal_picture, lateral_picture
 from core.views import VIEW_LABELS, View
 from core.words import markdown_literal, plural
+from pages.media import render_media_import
 from pages.readings import birth_year_of, render_reading
 from pages.ui import (
     browser_zone,
@@ -548,6 +549,8 @@ st.caption(
 # Shown above the uploader for as long as the saved files stay chosen: the table refreshing
 # after a save can run the page again, and a report shown only once would vanish with it.
 report_slot = st.container()
+with st.expander("A CD or download from the hospital (ZIP file)"):
+    render_media_import(actor)
 uploads = _render_upload()
 last = st.session_state.get(_REPORT_KEY)
 if last is not None and last[0] == _signature(uploads):
