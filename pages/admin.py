@@ -9,7 +9,7 @@ import streamlit as st
 
 from pages.emergency import approvals
 from pages.ui import get_database, require_actor, show_error
-from storage import accounts, audit
+from services import accounts, audit
 
 ROLES = ["patient", "clinician", "analyst", "admin"]
 #: The outcome of the last action, shown after the rerun that refreshes the accounts table.
@@ -24,6 +24,12 @@ with users_tab:
     done = st.session_state.pop(_DONE_KEY, None)
     if done:
         st.success(done)
+    # Sign-ups go on past the hourly number (a few networks must not stop them all): say so.
+    for alert in accounts.registration_alerts(db, admin):
+        st.warning(
+            f"Self-registrations reached {db.settings.registrations_per_hour} in one hour on "
+            f"{alert:%Y-%m-%d %H:%M} UTC. Check the new accounts in the audit trail."
+        )
     try:
         users = accounts.list_users(db, admin)
     except Exception as err:  # a broken audit trail refuses every audited read

@@ -36,7 +36,13 @@ def approvals(db: Database, actor: Actor) -> None:
             f"for {request.minutes} minutes (asked {request.created_at:%H:%M} UTC; approve "
             f"before {request.approve_before:%H:%M} UTC). Reason:"
         )
-        st.text(f"\u201c{request.reason}\u201d")  # plain text: the clinician's own words
+        if request.reason is None:  # an administrator: who, when, and that a reason was given
+            st.caption(
+                "A reason was given; only clinicians and the patient read it. Confirm it with "
+                "the clinician before you approve."
+            )
+        else:
+            st.text(f"\u201c{request.reason}\u201d")  # plain text: the clinician's own words
         if request.own:
             st.caption("Your own request: another clinician or an administrator must approve it.")
         elif st.button("Approve", key=f"approve_emergency_{request.id}"):

@@ -9,13 +9,11 @@ import pandas as pd
 import streamlit as st
 
 from core.access_summary import summarise_access
-from core.labels import scan_labels
 from core.localtime import format_local
 from core.words import plural
 from pages.emergency import approvals
 from pages.ui import browser_zone, get_database, require_actor, show_error
-from storage import access_log, sharing
-from storage.scans import list_scans
+from services import access_log, emergency, sharing
 
 
 def _clock(moment: datetime) -> str:
@@ -36,6 +34,16 @@ def _emergency_state(item: sharing.EmergencyInfo) -> str:
 def _patient_view(db, actor) -> None:
     for notice in access_log.reset_notices(db, actor):
         st.warning(notice.sentence())
+    refuses = emergency.refuses_emergency_access(db, actor)
+    wanted = st.toggle(
+        "Refuse emergency access to my records",
+        value=refuses,
+        key="refuse_emergency",
+        help="When on, no clinician can open your records without a share from you, even in "
+        "an emergency with a second person's approval.",
+    )
+    if wanted != refuses:
+        emergency.refuse_emergency_access(db, actor, wanted)
     emergencies = sharing.list_emergency_accesses(db, actor)
     for item in emergencies:
         st.error(
@@ -46,7 +54,7 @@ def _patient_view(db, actor) -> None:
         st.text(f"\u201c{item.reason}\u201d")  # plain text: the reason is the clinician's words
 
     st.subheader("Share with a clinician")
-    names = scan_labels(list_scans(db, actor, actor.user_id))
+    names = sharing.scan_names(db, actor)
     with st.form("grant_form", clear_on_submit=True):
         clinician = st.text_input("Clinician's username", key="grant_clinician")
         everything = st.checkbox("All my scans, including future ones", value=True, key="grant_all")

@@ -1,4 +1,9 @@
-"""What a user is shown about who accessed their records, and about password resets.
+"""What a user is shown about who accessed their records, about password resets, and about
+emergency reads.
+
+Every read of a patient's records under emergency access is shown to the patient as a banner
+(:func:`emergency_read_notices`) until they acknowledge it (:func:`acknowledge_emergency_reads`):
+whatever else they read, they cannot miss it on their next visit.
 
 Reads and changes by other users are listed always. A user's own actions are listed too in
 one case: the first session after an administrator reset their password. The admin saw the
@@ -16,12 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
+from core.localtime import format_local
 from storage import audit, policy, schema
 from storage.actor import Actor
 from storage.db import Database
+from storage.sharing import locked_preference
 
 #: Actions that open medical records, counted in the sentence about a reset.
 RECORD_READS = frozenset({"list_scans", "read_scan", "read_notes", "export"})
@@ -29,6 +36,8 @@ RECORD_READS = frozenset({"list_scans", "read_scan", "read_notes", "export"})
 #: temporary password could dismiss it too).
 RESET_NOTICE_DAYS = 30
 _RESET = "admin_reset_password"
+#: Emergency events that are not reads: the request and its approval, listed on their own.
+_EMERGENCY_STEPS = ("emergency_request", "emergency_approve")
 #: The user's own events without a patient id that mark the edges of a session.
 _SESSION_EDGES = ("login", "logout", "session_end", "change_password")
 
@@ -63,6 +72,41 @@ class ResetNotice:
             f"{reset}; the first login after it was on {_when(self.first_login_at)} from "
             f"{self.first_login_from or 'an unknown address'}; {read} read in that session. "
             f"{advice}"
+        )
+
+
+@dataclass(frozen=True)
+class EmergencyReadNotice:
+    """One clinician's reads of the patient's records under emergency access, not yet
+    acknowledged by the patient.
+
+    Attributes:
+        clinician_username: Who read.
+        reads: How many reads.
+        first_read_at: The first of them.
+        last_read_at: The last of them.
+        through_seq: The audit sequence number of the last, to acknowledge exactly what was
+            shown (:func:`acknowledge_emergency_reads`).
+    """
+
+    clinician_username: str
+    reads: int
+    first_read_at: datetime
+    last_read_at: datetime
+    through_seq: int
+
+    def sentence(self, zone: str | None = None) -> str:
+        """The plain sentence shown to the patient, with times in the zone called ``zone``."""
+        times = "once" if self.reads == 1 else f"{self.reads} times"
+        when = format_local(self.first_read_at, zone)
+        if self.reads > 1:
+            when = f"between {when} and {format_local(self.last_read_at, zone)}"
+        else:
+            when = f"on {when}"
+        return (
+            f"EMERGENCY ACCESS: {self.clinician_username} opened your records without your "
+            f"permission {times}, {when}. The reason they gave and who approved it are on "
+            "the Sharing & access page."
         )
 
 
@@ -140,6 +184,74 @@ def reset_notices(db: Database, actor: Actor) -> list[ResetNotice]:
                 )
             )
     return notices[::-1]
+
+
+def emergency_read_notices(db: Database, actor: Actor) -> list[EmergencyReadNotice]:
+    """Reads of the patient's records under emergency access since they last acknowledged
+    them, one notice per clinician, in the order of their first read.
+
+    Not audited: it reads only the audit trail's own entries about the patient, and pages ask
+    on every run.
+
+    Raises:
+        policy.AccessDenied: The actor is not an active patient.
+    """
+    event = schema.AuditEvent
+    with db.transaction() as session:
+        policy.check_write(session, actor, actor.user_id)
+        preference = session.get(schema.EmergencyPreference, actor.user_id)
+        seen = preference.seen_through_seq if preference else 0
+        rows = session.exec(
+            select(event)
+            .where(event.patient_id == actor.user_id)
+            .where(col(event.emergency).is_(True))
+            .where(event.seq > seen)
+            .where(col(event.action).not_in(_EMERGENCY_STEPS))
+            .order_by(col(event.seq))
+        ).all()
+    notices: dict[str, EmergencyReadNotice] = {}
+    for row in rows:
+        name = row.actor_username or "someone"
+        at = _parse(row.ts)
+        known = notices.get(name)
+        notices[name] = (
+            EmergencyReadNotice(name, 1, at, at, row.seq)
+            if known is None
+            else replace(known, reads=known.reads + 1, last_read_at=at, through_seq=row.seq)
+        )
+    return list(notices.values())
+
+
+def acknowledge_emergency_reads(db: Database, actor: Actor, through_seq: int) -> None:
+    """The patient saw the emergency reads up to ``through_seq``: stop showing them (audited).
+
+    Reads after it (made while the banner was on screen) stay shown.
+
+    Raises:
+        policy.AccessDenied: The actor is not an active patient.
+    """
+    event = schema.AuditEvent
+    with db.transaction() as session:
+        policy.check_write(session, actor, actor.user_id)
+        preference = locked_preference(session, actor.user_id)
+        # Never past the reads that exist: a later one must still be shown.
+        shown = session.exec(
+            select(func.max(event.seq))
+            .where(event.patient_id == actor.user_id)
+            .where(col(event.emergency).is_(True))
+            .where(event.seq <= through_seq)
+        ).one()
+        preference.seen_through_seq = max(preference.seen_through_seq, shown or 0)
+        preference.updated_at = schema.utcnow()
+        session.add(preference)
+        audit.append(
+            session,
+            db,
+            "acknowledge_emergency_reads",
+            actor=actor,
+            patient_id=actor.user_id,
+            details={"through_seq": through_seq},
+        )
 
 
 def _reset_windows(session: Session, user_id: int) -> list[_Window]:

@@ -7,11 +7,12 @@ import math
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from core.clients import client_units
 from core.errors import UserError
 from storage import audit, login_delay, passwords, policy, rate, schema, sessions
 from storage.actor import Actor
@@ -24,8 +25,13 @@ _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.@-]{2,63}$")
 GENERIC_LOGIN_ERROR = (
     "Login failed: wrong username or password, or too many attempts; try again later."
 )
-#: The rate-event kind of a self-registration (see :mod:`storage.rate`).
+#: The rate-event kinds of a self-registration, per client and per network, and of the
+#: alert that the overall hourly number was reached (see :mod:`storage.rate`).
 _REGISTER = "register"
+_REGISTER_NETWORK = "register_net"
+_ALERT = "register_alert"
+#: The audit action of that alert.
+REGISTRATION_ALERT = "registration_rate_alert"
 #: PostgreSQL advisory lock key serialising self-registrations.
 _REGISTRATION_LOCK = 424243
 
@@ -48,6 +54,7 @@ __all__ = [
     "operator_create_user",
     "find_actor",
     "register",
+    "registration_alerts",
     "set_disabled",
 ]
 
@@ -101,9 +108,15 @@ def register(
 ) -> Actor:
     """Create an account with its own data key.
 
-    Self-registrations are limited per hour, in all (``Settings.registrations_per_hour``)
-    and per client (``Settings.registrations_per_client_per_hour``), counted in the database
-    so that the limits hold across app processes; accounts created by an admin are not.
+    Self-registrations are limited per hour per client (an IPv4 address or an IPv6 /64,
+    ``Settings.registrations_per_client_per_hour``) and per network (IPv4 /24, IPv6 /48,
+    ``Settings.registrations_per_network_per_hour``), counted in the database so that the
+    limits hold across app processes. Reaching the overall hourly number
+    (``Settings.registrations_per_hour``) alerts the admins (a ``registration_rate_alert``
+    audit event, :func:`registration_alerts`) instead of refusing everyone: a handful of
+    networks must not be able to stop every sign-up. Only a sign-up whose address is unknown,
+    which no network limit can hold, is refused over the overall number. Accounts created by
+    an admin are not limited.
 
     Args:
         db: Database handle.
@@ -113,7 +126,7 @@ def register(
         by: Admin creating the account (who then knows its password, so the user must
             change it at first login), or ``None`` for self-registration.
         client_id: Best-effort client identity (IP address) of a self-registration, or
-            ``None`` when unknown (only the overall limit then applies).
+            ``None`` when unknown (only the overall limit then applies, as a refusal).
 
     Returns:
         The new user as an actor.
@@ -122,7 +135,8 @@ def register(
         AccountError: The username is malformed or taken, or the role unknown.
         PasswordPolicyError: The password is refused.
         policy.AccessDenied: A non-patient role was requested without an admin.
-        RegistrationRateExceeded: Too many self-registrations in the last hour.
+        RegistrationRateExceeded: Too many self-registrations in the last hour from this
+            client or network (or in all, for an unknown address).
     """
     name = normalize_username(username)
     _validate_new_account(name, role, password)
@@ -151,23 +165,68 @@ def register(
 
 
 def _count_self_registration(session: Session, db: Database, client_id: str | None) -> None:
-    """Refuse a self-registration over the hourly limits, else count it.
+    """Refuse a self-registration over its client's or network's hourly limit, else count it.
 
     Raises:
-        RegistrationRateExceeded: The overall or this client's limit is reached.
+        RegistrationRateExceeded: This client's or network's limit is reached, or the overall
+            one for a sign-up without an address.
     """
     if session.get_bind().dialect.name == "postgresql":
         # Serialises self-registrations (SQLite runs one write transaction at a time anyway),
         # so that concurrent ones cannot all take the last free slot.
         session.exec(select(func.pg_advisory_xact_lock(_REGISTRATION_LOCK))).one()
-    client = f"client:{client_id[:150]}" if client_id else None
     settings = db.settings
-    if rate.count(session, _REGISTER) >= settings.registrations_per_hour or (
-        client is not None
-        and rate.count(session, _REGISTER, client) >= settings.registrations_per_client_per_hour
-    ):
-        raise RegistrationRateExceeded()
-    rate.record(session, _REGISTER, client)
+    overall = rate.count(session, _REGISTER)
+    if client_id is None:
+        if overall >= settings.registrations_per_hour:
+            raise RegistrationRateExceeded()
+        rate.record(session, _REGISTER, None)
+    else:
+        units = client_units(client_id[:150])
+        limits = [(_REGISTER, f"client:{units.host}", settings.registrations_per_client_per_hour)]
+        if units.network is not None:
+            limits.append(
+                (
+                    _REGISTER_NETWORK,
+                    f"net:{units.network}",
+                    settings.registrations_per_network_per_hour,
+                )
+            )
+        if any(rate.count(session, kind, subject) >= limit for kind, subject, limit in limits):
+            raise RegistrationRateExceeded()
+        for kind, subject, _ in limits:
+            rate.record(session, kind, subject)
+    if overall + 1 >= settings.registrations_per_hour and not rate.count(session, _ALERT):
+        # Once an hour at most: the alert itself must not become a flood.
+        rate.record(session, _ALERT, None)
+        audit.append(
+            session,
+            db,
+            REGISTRATION_ALERT,
+            actor_username="(self-registration)",
+            details={"last_hour": overall + 1, "per_hour": settings.registrations_per_hour},
+        )
+
+
+def registration_alerts(db: Database, admin: Actor) -> list[datetime]:
+    """When self-registrations reached the overall hourly number in the last day, newest first.
+
+    Not audited: it reads only the alert events, and the admin page asks on every run.
+
+    Raises:
+        policy.AccessDenied: ``admin`` is not an active admin.
+    """
+    since = (schema.utcnow() - timedelta(days=1)).isoformat(timespec="microseconds")
+    event = schema.AuditEvent
+    with db.transaction() as session:
+        policy.require_admin(session, admin)
+        stamps = session.exec(
+            select(event.ts)
+            .where(event.action == REGISTRATION_ALERT)
+            .where(event.ts >= since)
+            .order_by(col(event.seq).desc())
+        ).all()
+    return [datetime.fromisoformat(ts) for ts in stamps]
 
 
 def operator_create_user(db: Database, username: str, password: str, role: str) -> Actor:
@@ -207,14 +266,22 @@ def find_actor(db: Database, username: str) -> Actor:
         return Actor(schema.stored_id(user.id), user.username, user.role)
 
 
-def authenticate(db: Database, username: str, password: str, client_id: str | None) -> Actor:
-    """Check a password login, with progressive delays per account and client.
+def authenticate(
+    db: Database,
+    username: str,
+    password: str,
+    client_id: str | None,
+    *,
+    device: str | None = None,
+) -> Actor:
+    """Check a password login, with progressive delays per account, client and network.
 
     Unknown users, wrong passwords and disabled accounts get the same message and the same
     argon2 work, and unknown usernames are delayed like real ones, so the answer does not
     reveal which usernames exist. An attempt that comes before its delay is over (see
     :mod:`storage.login_delay`) is refused at once, with the time to try again; no account is
-    ever locked, so the owner logging in from their own client is not held up by a guesser.
+    ever locked, and a browser the account logged in from before is counted apart from every
+    other client, so the owner there is not held up by a guesser.
 
     Args:
         db: Database handle.
@@ -222,6 +289,8 @@ def authenticate(db: Database, username: str, password: str, client_id: str | No
         password: Password typed by the user.
         client_id: The client's address as trusted by :func:`core.clients.client_address`,
             or ``None`` when unknown.
+        device: The browser's pre-login value (:data:`session_cookie.BINDING_COOKIE_NAME`),
+            or ``None`` when it has none.
 
     Returns:
         The logged-in actor.
@@ -232,20 +301,21 @@ def authenticate(db: Database, username: str, password: str, client_id: str | No
     """
     name = normalize_username(username)[:64]
     with db.transaction() as session:
-        wait_until = login_delay.not_before(session, name, client_id)
+        counts = login_delay.counts_for(session, name, client_id, device)
+        wait_until = login_delay.not_before(session, counts)
         if wait_until is not None:
             # Refused before any password work: the delay is what slows the guesser. Counted,
             # and audited as a number with the next attempt that is heard.
-            login_delay.record_refusal(session, name, client_id)
+            login_delay.record_refusal(session, counts)
             ok = False
         else:
-            refused = login_delay.take_refusals(session, name, client_id)
+            refused = login_delay.take_refusals(session, counts)
             user = session.exec(select(schema.User).where(schema.User.username == name)).first()
             # Verify even for unknown users so every failure costs the same time.
             matches = passwords.verify_password(user.password_hash if user else None, password)
             ok = matches and user is not None and user.is_active
             if not ok:
-                wait_until = login_delay.record_failure(session, name, client_id)
+                wait_until = login_delay.record_failure(session, counts)
                 reason = "bad_credentials" if user is None or not matches else "disabled"
                 details: dict[str, object] = {"reason": reason, "client": client_id or "unknown"}
                 if refused:
@@ -254,7 +324,7 @@ def authenticate(db: Database, username: str, password: str, client_id: str | No
         if ok:
             # ``ok`` implies a known user whose stored hash matched the password.
             assert user is not None and user.password_hash is not None
-            login_delay.forget_pair(session, name, client_id)
+            login_delay.record_success(session, name, counts, device)
             if passwords.needs_rehash(user.password_hash):
                 user.password_hash = passwords.hash_password(password)
                 session.add(user)
@@ -283,7 +353,7 @@ def admin_clear_throttle(db: Database, admin: Actor, username: str) -> int:
     client would otherwise wait; an admin can let them try again now.
 
     Returns:
-        How many (account, client) delays were lifted.
+        How many (account, client) and known-browser counts were lifted.
 
     Raises:
         policy.AccessDenied: ``admin`` is not an active admin.

@@ -117,6 +117,14 @@ def _blob_bytes(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN blob_bytes BIGINT"))
 
 
+def _emergency_preferences(conn: Connection) -> None:
+    schema.table_of(schema.EmergencyPreference).create(conn, checkfirst=True)
+
+
+def _login_devices(conn: Connection) -> None:
+    schema.table_of(schema.LoginDevice).create(conn, checkfirst=True)
+
+
 def _sqlite_autoincrement_scans(conn: Connection) -> None:
     sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'scans'")).scalar_one()
     if "AUTOINCREMENT" in sql.upper():
@@ -169,6 +177,12 @@ MIGRATIONS: tuple[Step, ...] = (
         _login_refusals,
     ),
     (12, "blob_bytes on scans and scan_originals: the quota without the blob store", _blob_bytes),
+    (
+        14,
+        "emergency_preferences: a patient's refusal of emergency access, reads acknowledged",
+        _emergency_preferences,
+    ),
+    (15, "login_devices: browsers an account logged in from, counted apart", _login_devices),
 )
 
 

@@ -14,7 +14,8 @@ pending, so the temporary password of a reset (which the resetting admin saw) op
 but the password change itself.
 
 Emergency access needs two people: the clinician's request opens records only once someone
-else has approved it (see :mod:`storage.sharing`), and only until it expires.
+independent of them has approved it (see :mod:`storage.sharing`), only until it expires, and
+never for a patient who refused emergency access in advance.
 """
 
 from __future__ import annotations
@@ -211,9 +212,18 @@ def _grant_access(
     return Access("grant", frozenset(covered), grant_id=grants[0].id)
 
 
+def refuses_emergency(session: Session, patient_id: int) -> bool:
+    """Whether the patient refused emergency access to their records in advance."""
+    preference = session.get(schema.EmergencyPreference, patient_id)
+    return preference is not None and preference.refuses
+
+
 def _emergency_access(
     session: Session, clinician_id: int, patient_id: int, now: datetime
 ) -> Access | None:
+    # A refusal made after the approval ends the access too: the patient's word is current.
+    if refuses_emergency(session, patient_id):
+        return None
     emergency = session.exec(
         select(schema.EmergencyAccess)
         .where(schema.EmergencyAccess.clinician_id == clinician_id)

@@ -288,6 +288,39 @@ class RateEvent(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
+class LoginDevice(SQLModel, table=True):
+    """A browser an account logged in from, known by the hash of its pre-login value.
+
+    An attempt from such a browser is counted on its own, so other clients' guesses (even
+    from the same or an unknown address) never delay the owner there.
+    """
+
+    __tablename__ = "login_devices"
+
+    #: ``username|sha256(pre-login value)``.
+    key: str = Field(primary_key=True, max_length=200)
+    last_login_at: datetime = Field(default_factory=utcnow)
+
+
+class EmergencyPreference(SQLModel, table=True):
+    """A patient's standing answer to emergency access, and the emergency reads they saw.
+
+    Plain facts the server must read without the patient's key (the policy checks
+    ``refuses`` on every emergency request, approval and read).
+    """
+
+    __tablename__ = "emergency_preferences"
+
+    patient_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    #: The patient refuses emergency access in advance.
+    refuses: bool = False
+    #: The audit sequence number up to which the patient acknowledged emergency reads.
+    seen_through_seq: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class Profile(SQLModel, table=True):
     """A patient's own facts about themselves (birth year), sealed with their data key."""
 

@@ -20,7 +20,18 @@ from core.settings import Settings
 
 #: The cookie's name (``__Host-`` needs HTTPS, which a local run does not have).
 COOKIE_NAME = "cxr_session"
+#: The browser's pre-login value: a random string every browser is given before it can log
+#: in (``server.py``). One-time cookie codes are bound to it (:mod:`storage.sessions`), and a
+#: browser an account logged in from is known by it (:mod:`storage.login_delay`).
+BINDING_COOKIE_NAME = "cxr_browser"
+#: How long a browser keeps its pre-login value: a year, so that it stays known.
+BINDING_MAX_AGE_S = 365 * 24 * 3600
 _SALT = "cxr-tracker session cookie"
+
+
+def new_binding() -> str:
+    """A fresh pre-login value for a browser that has none."""
+    return secrets.token_urlsafe(32)
 
 
 def sign(settings: Settings, token: str) -> str:

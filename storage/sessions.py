@@ -11,7 +11,10 @@ role-changed sessions, ending the row and saying why in one sentence.
 
 The session cookie is set by an HTTP route, not by the page: the page asks for a one-time code
 (:func:`issue_cookie_code`), the browser brings it to the route, which trades it for a fresh
-token (:func:`redeem_cookie_code`); the token never appears in a URL.
+token (:func:`redeem_cookie_code`); the token never appears in a URL. The code is bound to a
+random value the logging-in browser held before the login (its pre-login cookie, see
+:mod:`storage.session_cookie`): another browser, lured to the route with someone's code,
+does not hold that value, so it is not logged into their account (login CSRF).
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ __all__ = [
     "end_user_sessions",
     "issue_cookie_code",
     "redeem_cookie_code",
+    "session_open",
     "start_session",
 ]
 
@@ -245,31 +249,36 @@ def end_user_sessions(
     return int(result.rowcount or 0)
 
 
-def issue_cookie_code(db: Database, token: str) -> str:
+def issue_cookie_code(db: Database, token: str, binding: str) -> str:
     """A one-time code that the browser trades for its session cookie (see the module note).
 
     Args:
         db: Database handle.
         token: The open session's token.
+        binding: The logging-in browser's pre-login value; the code is redeemed only
+            together with it.
 
     Returns:
         The code, valid for :data:`COOKIE_CODE_LIFETIME` and once.
 
     Raises:
         SessionEnded: The session is unknown or over.
+        ValueError: ``binding`` is empty.
     """
+    if not binding:
+        raise ValueError("A cookie code must be bound to the browser's pre-login value.")
     code = secrets.token_urlsafe(32)
     with db.transaction() as session:
         row = _row(session, token)
         if row is None or row.ended_at is not None:
             raise SessionEnded()
-        row.cookie_code_hash = hash_token(code)
+        row.cookie_code_hash = _code_hash(code, binding)
         row.cookie_code_expires_at = schema.utcnow() + COOKIE_CODE_LIFETIME
         session.add(row)
     return code
 
 
-def redeem_cookie_code(db: Database, code: str) -> str | None:
+def redeem_cookie_code(db: Database, code: str, binding: str | None) -> str | None:
     """Trade a one-time code for a fresh token of the same session (audited).
 
     The session's token changes, so a token seen by the page before the cookie was set stops
@@ -278,14 +287,20 @@ def redeem_cookie_code(db: Database, code: str) -> str | None:
     Args:
         db: Database handle.
         code: The code from :func:`issue_cookie_code`.
+        binding: The pre-login value of the browser bringing the code, or ``None``.
 
     Returns:
-        The new token, or ``None`` when the code is unknown, used, expired, or its session over.
+        The new token, or ``None`` when the code is unknown, used, expired, its session over,
+        or it was issued to a browser holding another pre-login value.
     """
+    if not binding:
+        return None
     now = schema.utcnow()
     with db.transaction() as session:
         table = schema.UserSession
-        row = session.exec(select(table).where(table.cookie_code_hash == hash_token(code))).first()
+        row = session.exec(
+            select(table).where(table.cookie_code_hash == _code_hash(code, binding))
+        ).first()
         if row is None:
             return None
         expires = row.cookie_code_expires_at
@@ -307,6 +322,23 @@ def redeem_cookie_code(db: Database, code: str) -> str | None:
             record_id=row.id,
         )
     return token
+
+
+def session_open(db: Database, token: str) -> bool:
+    """Whether a token names a session that has not ended (read only: nothing is refreshed).
+
+    The cookie route that clears a session cookie asks first: only the cookie of a session
+    the page already ended is cleared, so a request from another site cannot log a browser
+    out of a live session (logout CSRF).
+    """
+    with db.transaction() as session:
+        row = _row(session, token)
+        return row is not None and row.ended_at is None
+
+
+def _code_hash(code: str, binding: str) -> str:
+    # Stored as one hash over both: the row answers only to the code with its browser's value.
+    return hash_token(f"{hash_token(binding)}:{code}")
 
 
 def _row(session: Session, token: str) -> schema.UserSession | None:

@@ -3,10 +3,29 @@
 Emergency (break-glass) access needs two people: a clinician requests it with a reason, and a
 different clinician or an administrator approves it within
 ``Settings.emergency_approval_minutes``; only then, and only for the requested minutes, does
-it open the patient's records (:func:`storage.policy.check_read`). Nobody approves their own
-request, nor one concerning an account they created or whose password they reset in the last
-:data:`APPROVER_COOLING_HOURS` hours (an admin who just created a clinician holds that
-clinician's password). The patient sees the request, the approval and every read under it.
+it open the patient's records (:func:`storage.policy.check_read`).
+
+The approver must be independent of the requester, as far as the audit trail can tell: whoever
+creates an account or resets its password chooses or sees a password of it, and may hold it
+(the admin who did the first password change, or a colleague the temporary password was given
+to). So an approval is refused when (:func:`_independence_refusal`):
+
+- the approver created or reset the requester's account, or the other way round, ever;
+- one person created or reset both accounts, ever (the sock-puppet chain: an admin creates X
+  and Y, X requests, Y approves; and the colleague-account chain: an admin who also works as
+  clinician X resets colleague Y's password, and X requests while Y approves);
+- an administrator created or reset either account in the last
+  ``Settings.emergency_independence_days`` days: a fresh account's owner has not yet had the
+  time to notice what is done in their name;
+- the approver created or reset the patient's account in the last
+  :data:`APPROVER_COOLING_HOURS` hours.
+
+Accounts made at the command line count as created by nobody: whoever runs it holds the master
+key (see SECURITY.md). A patient may refuse emergency access in advance
+(:func:`refuse_emergency_access`): no request, approval or read then goes through. The patient
+sees the request, the approval and every read under it, and the reads in a banner until they
+acknowledge them (:func:`storage.access_log.emergency_read_notices`). Administrators see that a
+request states a reason, never the reason itself: it is the clinician's words about a patient.
 """
 
 from __future__ import annotations
@@ -29,6 +48,10 @@ MAX_EMERGENCY_MINUTES = 24 * 60
 APPROVER_COOLING_HOURS = 24
 _EMERGENCY_TABLE = "emergency_accesses"
 _ACCOUNT_CONTROL = ("register", "admin_reset_password")
+_REFUSED_BY_PATIENT = (
+    "This patient has refused emergency access to their records in advance; only a share "
+    "they give opens them."
+)
 
 
 @dataclass(frozen=True)
@@ -88,12 +111,17 @@ class EmergencyInfo:
 
 @dataclass(frozen=True)
 class EmergencyRequest:
-    """A pending emergency request as shown to those who may approve it."""
+    """A pending emergency request as shown to those who may approve it.
+
+    Attributes:
+        reason: The stated reason for a clinician; ``None`` for an administrator, who sees
+            that a reason was given (every request states one) but reads no clinical text.
+    """
 
     id: int
     clinician_username: str
     patient_username: str
-    reason: str
+    reason: str | None
     minutes: int
     created_at: datetime
     approve_before: datetime
@@ -258,7 +286,11 @@ def shared_patients(db: Database, actor: Actor) -> list[SharedPatient]:
             .where(schema.EmergencyAccess.expires_at > now)
         ).all()
         entries = [(g.patient_id, g.expires_at, False) for g in grants]
-        entries += [(e.patient_id, e.expires_at, True) for e in emergencies]
+        entries += [
+            (e.patient_id, e.expires_at, True)
+            for e in emergencies
+            if not policy.refuses_emergency(session, e.patient_id)
+        ]
         names = _usernames(session, {pid for pid, _, _ in entries})
         for patient_id, expires_at, emergency in entries:
             known = latest.get(patient_id)
@@ -294,7 +326,8 @@ def request_emergency_access(
 
     Raises:
         ValueError: Reason too short or ``minutes`` out of range.
-        policy.AccessDenied: The actor is not an active clinician.
+        policy.AccessDenied: The actor is not an active clinician, or the patient refused
+            emergency access in advance.
         AccountError: No active patient has that username.
     """
     reason = reason.strip()
@@ -308,6 +341,8 @@ def request_emergency_access(
         policy.ensure_active(session, actor)
         patient = _find_user(session, patient_username, schema.Role.PATIENT)
         patient_id = schema.stored_id(patient.id)
+        if policy.refuses_emergency(session, patient_id):
+            raise policy.AccessDenied(_REFUSED_BY_PATIENT)
         sealer = db.keyring.sealer(session, patient_id)
         now = schema.utcnow()
         row = schema.EmergencyAccess(
@@ -342,8 +377,10 @@ def request_emergency_access(
 def pending_emergency_requests(db: Database, actor: Actor) -> list[EmergencyRequest]:
     """Unexpired, unapproved emergency requests, oldest first, for clinicians and admins.
 
-    Approvers need the stated reason to judge a request, so it is shown; each listing is
-    audited once per patient concerned, so the patient sees who was shown their request.
+    A clinician approving needs the stated reason to judge a request, so it is shown to
+    clinicians; an administrator sees who asks, for whom, when, and that a reason was given,
+    never its text (admins read no clinical text). Each listing is audited once per patient
+    concerned, so the patient sees who was shown their request.
 
     Raises:
         policy.AccessDenied: The actor is not an active clinician or admin.
@@ -359,12 +396,14 @@ def pending_emergency_requests(db: Database, actor: Actor) -> list[EmergencyRequ
             .order_by(col(schema.EmergencyAccess.id))
         ).all()
         names = _usernames(session, {r.clinician_id for r in rows} | {r.patient_id for r in rows})
+        # Not even opened for an admin: the text never leaves the sealed column for them.
+        clinician = actor.role == schema.Role.CLINICIAN.value
         out = [
             EmergencyRequest(
                 schema.stored_id(row.id),
                 names[row.clinician_id],
                 names[row.patient_id],
-                _reason(session, db, row),
+                _reason(session, db, row) if clinician else None,
                 row.minutes,
                 row.created_at,
                 row.expires_at,
@@ -394,10 +433,11 @@ def approve_emergency_access(db: Database, actor: Actor, request_id: int) -> Non
         request_id: The request.
 
     Raises:
-        policy.AccessDenied: The actor is not an active clinician or admin, is the requester,
-            created or reset the patient's or the requester's account in the last
-            :data:`APPROVER_COOLING_HOURS` hours; or the request does not exist, is already
-            approved or expired unapproved, or its requester is no longer an active clinician.
+        policy.AccessDenied: The actor is not an active clinician or admin, is the requester
+            or not independent of them (see the module note), created or reset the patient's
+            account in the last :data:`APPROVER_COOLING_HOURS` hours; the patient refused
+            emergency access; or the request does not exist, is already approved or expired
+            unapproved, or its requester is no longer an active clinician.
     """
     policy.require_role(actor, schema.Role.CLINICIAN, schema.Role.ADMIN)
     with db.transaction() as session:
@@ -429,7 +469,18 @@ def approve_emergency_access(db: Database, actor: Actor, request_id: int) -> Non
             or requester.role != schema.Role.CLINICIAN.value
         ):
             raise policy.AccessDenied("The clinician who made this request is no longer active.")
-        if _controlled_recently(session, actor.user_id, {row.patient_id, row.clinician_id}, now):
+        if policy.refuses_emergency(session, row.patient_id):
+            raise policy.AccessDenied(_REFUSED_BY_PATIENT)
+        refusal = _independence_refusal(
+            session,
+            actor.user_id,
+            row.clinician_id,
+            now,
+            timedelta(days=db.settings.emergency_independence_days),
+        )
+        if refusal is not None:
+            raise policy.AccessDenied(refusal)
+        if _controlled_recently(session, actor.user_id, {row.patient_id}, now):
             raise policy.AccessDenied(
                 f"You created or reset one of the accounts concerned in the last "
                 f"{APPROVER_COOLING_HOURS} hours, so someone else must approve this request."
@@ -449,6 +500,103 @@ def approve_emergency_access(db: Database, actor: Actor, request_id: int) -> Non
             emergency=True,
             details={"requester": requester.username, "minutes": row.minutes},
         )
+
+
+def _independence_refusal(
+    session: Session, approver_id: int, requester_id: int, now: datetime, period: timedelta
+) -> str | None:
+    """Why the approver is not independent of the requester, or ``None`` when they are.
+
+    Reads who created and who reset each account from the audit trail (``register`` and
+    ``admin_reset_password`` events name the account in ``record_id`` and the person in
+    ``actor_id``; an account's own self-registration and the command line name nobody).
+    See the module note for the rules.
+    """
+    event = schema.AuditEvent
+    rows = session.exec(
+        select(event.record_id, event.actor_id, event.ts)
+        .where(col(event.action).in_(_ACCOUNT_CONTROL))
+        .where(event.record_type == "users")
+        .where(col(event.record_id).in_(sorted({approver_id, requester_id})))
+    ).all()
+    controllers: dict[int, set[int]] = {approver_id: set(), requester_id: set()}
+    recent = False
+    for account_id, controller_id, ts in rows:
+        if account_id is None or controller_id is None or controller_id == account_id:
+            continue
+        controllers[account_id].add(controller_id)
+        recent = recent or datetime.fromisoformat(ts) >= now - period
+    if approver_id in controllers[requester_id] or requester_id in controllers[approver_id]:
+        return (
+            "You created or reset the account of the clinician who asks (or they yours), so "
+            "someone independent of them must approve this request."
+        )
+    if controllers[approver_id] & controllers[requester_id]:
+        return (
+            "The same person created or reset both your account and the account of the "
+            "clinician who asks, so someone independent of both must approve this request."
+        )
+    if recent:
+        return (
+            "Your account or the account of the clinician who asks was created or had its "
+            f"password reset by an administrator in the last {period.days} days, so another "
+            "approver must approve this request."
+        )
+    return None
+
+
+def refuse_emergency_access(db: Database, actor: Actor, refuse: bool) -> None:
+    """Refuse emergency access to one's own records in advance, or allow it again (audited).
+
+    While refused, no emergency request for the patient is accepted or approved, and an
+    access already approved opens nothing more (:func:`storage.policy.check_read`). Grants the
+    patient gives are unaffected.
+
+    Args:
+        db: Database handle.
+        actor: The patient.
+        refuse: ``True`` to refuse, ``False`` to allow emergency access again.
+
+    Raises:
+        policy.AccessDenied: The actor is not an active patient.
+    """
+    with db.transaction() as session:
+        policy.check_write(session, actor, actor.user_id)
+        preference = locked_preference(session, actor.user_id)
+        preference.refuses = refuse
+        preference.updated_at = schema.utcnow()
+        session.add(preference)
+        audit.append(
+            session,
+            db,
+            "emergency_preference",
+            actor=actor,
+            patient_id=actor.user_id,
+            details={"refuses": refuse},
+        )
+
+
+def refuses_emergency_access(db: Database, actor: Actor) -> bool:
+    """Whether the patient has refused emergency access in advance (not audited: their own
+    setting, read on every run of their sharing page).
+
+    Raises:
+        policy.AccessDenied: The actor is not an active patient.
+    """
+    with db.transaction() as session:
+        policy.check_write(session, actor, actor.user_id)
+        return policy.refuses_emergency(session, actor.user_id)
+
+
+def locked_preference(session: Session, patient_id: int) -> schema.EmergencyPreference:
+    """The patient's emergency preference row, locked for a change (a new one, to be added,
+    if they never set anything)."""
+    row = session.exec(
+        select(schema.EmergencyPreference)
+        .where(schema.EmergencyPreference.patient_id == patient_id)
+        .with_for_update()
+    ).first()
+    return row or schema.EmergencyPreference(patient_id=patient_id)
 
 
 def _controlled_recently(

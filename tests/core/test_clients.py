@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.clients import client_address, is_trusted_proxy
+from core.clients import ClientUnits, client_address, client_units, is_trusted_proxy
 
 PROXY = "10.0.0.2"
 
@@ -49,3 +49,19 @@ def test_only_configured_peers_are_trusted_proxies() -> None:
     assert is_trusted_proxy(PROXY, [PROXY]) and is_trusted_proxy("10.0.0.9", ["10.0.0.0/24"])
     assert not is_trusted_proxy("203.0.113.7", [PROXY])
     assert not is_trusted_proxy(None, [PROXY]) and not is_trusted_proxy(PROXY, [])
+
+
+def test_an_ipv6_client_is_its_64_within_its_48() -> None:
+    # One host picks any address of its /64 at will: all of them are one client.
+    for address in ("2001:db8:7:42::1", "2001:DB8:7:42:ffff:1:2:3"):
+        assert client_units(address) == ClientUnits("2001:db8:7:42::/64", "2001:db8:7::/48")
+
+
+def test_an_ipv4_client_is_its_address_within_its_24() -> None:
+    assert client_units("198.51.100.77") == ClientUnits("198.51.100.77", "198.51.100.0/24")
+    # The same client over a dual-stack listener is not a second client.
+    assert client_units("::ffff:198.51.100.77") == client_units("198.51.100.77")
+
+
+def test_a_label_that_is_no_address_is_its_own_client() -> None:
+    assert client_units("unknown") == ClientUnits("unknown", None)

@@ -30,6 +30,8 @@ def test_defaults_work_locally_without_any_environment() -> None:
     assert settings.uploads_per_hour == 120
     assert settings.registrations_per_hour == 60
     assert settings.registrations_per_client_per_hour == 5
+    assert settings.registrations_per_network_per_hour == 10
+    assert settings.emergency_independence_days == 30
     assert settings.inference_threads == 1
 
 
@@ -90,6 +92,8 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
         "UPLOADS_PER_HOUR",
         "REGISTRATIONS_PER_HOUR",
         "REGISTRATIONS_PER_CLIENT_PER_HOUR",
+        "REGISTRATIONS_PER_NETWORK_PER_HOUR",
+        "EMERGENCY_INDEPENDENCE_DAYS",
         "INFERENCE_THREADS",
     ],
 )

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from storage import accounts, sharing
+from storage.access_log import emergency_read_notices
+from storage.policy import AccessDenied
 from storage.scans import list_scans
 from tests.pages._flows import ADMIN_PASSWORD, PASSWORD, World, open_world, page, texts
 
@@ -54,11 +56,15 @@ def test_admin_sees_pending_requests_but_cannot_approve_one_for_a_clinician_just
     sharing.request_emergency_access(world.db, dr_new, "alice", REASON)
 
     at = page("admin.py", admin).run()
-    assert any(REASON in t.value for t in at.text)
+    # Who, for whom and that a reason was given; never the reason (admins read no clinical
+    # text).
+    assert "dr_new asks to open alice's records" in texts(at)
+    assert "A reason was given" in texts(at)
+    assert REASON not in texts(at) and not any(REASON in t.value for t in at.text)
     [approve] = [b for b in at.button if b.key and b.key.startswith("approve_emergency_")]
     approve.click().run()
     assert not at.exception
-    assert "created or reset one of the accounts concerned" in texts(at)
+    assert "created or reset the account of the clinician who asks" in texts(at)
     assert sharing.shared_patients(world.db, dr_new) == []
 
 
@@ -75,3 +81,34 @@ def test_patient_sees_the_reset_sentence_at_next_login(world: World) -> None:
     assert "If this was not you" in sentence
     shared = page("sharing.py", alice).run()
     assert "alice (after a password reset) logged in" in texts(shared)
+
+
+def test_patient_sees_every_emergency_read_as_a_banner_until_acknowledged(world: World) -> None:
+    dr_eve = accounts.operator_create_user(world.db, "dr_eve", PASSWORD, "clinician")
+    request_id = sharing.request_emergency_access(world.db, world.dr_bob, "alice", REASON)
+    sharing.approve_emergency_access(world.db, dr_eve, request_id)
+    list_scans(world.db, world.dr_bob, world.alice.user_id)
+
+    home = page("home.py", world.alice).run()
+    assert not home.exception
+    [banner] = [e.value for e in home.error if "EMERGENCY ACCESS" in e.value]
+    assert banner.startswith("EMERGENCY ACCESS: dr_bob opened your records without your")
+    # Shown again at every visit until the patient says they read it.
+    assert [e.value for e in page("home.py", world.alice).run().error] == [banner]
+    home.button(key="acknowledge_emergency_reads").click().run()
+    assert not home.exception
+    assert not [e for e in home.error if "EMERGENCY ACCESS" in e.value]
+    assert emergency_read_notices(world.db, world.alice) == []
+    # A clinician's home page has no such banner.
+    assert not page("home.py", world.dr_bob).run().error
+
+
+def test_patient_refuses_emergency_access_on_the_sharing_page(world: World) -> None:
+    at = page("sharing.py", world.alice).run()
+    assert at.toggle(key="refuse_emergency").value is False
+    at.toggle(key="refuse_emergency").set_value(True).run()
+    assert not at.exception
+    assert sharing.refuses_emergency_access(world.db, world.alice)
+    with pytest.raises(AccessDenied, match="refused emergency access"):
+        sharing.request_emergency_access(world.db, world.dr_bob, "alice", REASON)
+    assert page("sharing.py", world.alice).run().toggle(key="refuse_emergency").value is True

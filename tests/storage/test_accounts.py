@@ -185,6 +185,68 @@ def test_password_spraying_from_one_client_is_slowed(database, make_user) -> Non
     assert accounts.authenticate(database, "alice", PASSWORD, "198.51.100.1").username == "alice"
 
 
+def _heard(db: Database) -> int:
+    """Failed logins that were heard (password checked and audited), not refused at once."""
+    return _actions(db).count("login_failed")
+
+
+def test_rotating_addresses_within_one_ipv6_64_are_delayed(database, admin) -> None:
+    """The attack: one IPv6 host picks a new address of its /64 for every guess on ``admin``
+    (30 of 30 were heard without delay when counts were kept per full address)."""
+    refused = 0
+    for guess in range(30):
+        address = f"2001:db8:7:42:{guess + 1:x}::{guess + 7:x}"
+        with pytest.raises(AuthError) as caught:
+            accounts.authenticate(database, "admin", f"guess {guess}", address)
+        refused += "try again in" in str(caught.value)
+    # Three heard at once, then a delay doubling from 1 s: a slow run may hear one or two more.
+    assert _heard(database) <= login_delay.PAIR_ALLOWANCE + 2
+    assert refused >= 25
+    # Another /64 of the same site is not this client, and the admin there is not delayed.
+    assert accounts.authenticate(database, "admin", ADMIN_PASSWORD, "2001:db8:7:43::1") == admin
+
+
+def test_rotating_addresses_within_one_ipv4_24_are_delayed(database, admin) -> None:
+    """Per address an IPv4 guesser gets its allowance; its whole /24 gets a larger one."""
+    _delay_over(database)
+    for host in range(1, login_delay.NETWORK_ALLOWANCE + 1):
+        with pytest.raises(AuthError):
+            accounts.authenticate(database, "admin", f"guess {host}", f"198.51.100.{host}")
+    _delay_over(database, after=timedelta(hours=1))  # hold the network's delay while we look
+    with pytest.raises(AuthError, match="try again in"):
+        accounts.authenticate(database, "admin", ADMIN_PASSWORD, "198.51.100.200")
+    assert _heard(database) == login_delay.NETWORK_ALLOWANCE
+    assert accounts.authenticate(database, "admin", ADMIN_PASSWORD, "198.51.101.1") == admin
+
+
+def test_owner_on_a_known_browser_is_never_delayed_by_others_guesses(database, make_user) -> None:
+    """A guesser without a known address delays everyone else without one (they share one
+    count), but not the owner in a browser the account logged in from before; nor does the
+    guesser in the owner's own network."""
+    alice = make_user("alice")
+    assert accounts.authenticate(database, "alice", PASSWORD, None, device="alice's laptop")
+    _fail(database, "alice", None, 6)
+    _fail(database, "alice", "203.0.113.9", 40)
+    _delay_over(database, after=timedelta(hours=1))  # every count delayed while we look
+    for client, device in ((None, None), (None, "the guesser's browser"), ("203.0.113.10", None)):
+        with pytest.raises(AuthError, match="try again in"):
+            accounts.authenticate(database, "alice", PASSWORD, client, device=device)
+    for client in (None, "203.0.113.9", "203.0.113.10"):
+        assert (
+            accounts.authenticate(database, "alice", PASSWORD, client, device="alice's laptop")
+            == alice
+        )
+    # The owner's own mistakes there are still slowed, on that browser's own count.
+    for attempt in range(login_delay.PAIR_ALLOWANCE):
+        with pytest.raises(AuthError):
+            accounts.authenticate(
+                database, "alice", f"typo {attempt}", None, device="alice's laptop"
+            )
+    _delay_over(database, after=timedelta(hours=1))
+    with pytest.raises(AuthError, match="try again in"):
+        accounts.authenticate(database, "alice", PASSWORD, None, device="alice's laptop")
+
+
 def test_counts_are_forgotten_after_an_hour_without_failures(database, make_user) -> None:
     make_user("alice")
     _fail(database, "alice", "c1", 2)
@@ -315,11 +377,19 @@ def test_first_admin_gets_a_one_time_password(settings_env, caplog) -> None:
 # --------------------------------------------------------------------------- registration rate
 
 
+#: 4 self-registrations an hour before the admins are alerted, 2 from one client, 3 from
+#: one network.
+LIMITS = {
+    "REGISTRATIONS_PER_HOUR": "4",
+    "REGISTRATIONS_PER_CLIENT_PER_HOUR": "2",
+    "REGISTRATIONS_PER_NETWORK_PER_HOUR": "3",
+}
+
+
 @pytest.fixture
 def registration_limited(settings_env) -> Iterator[Database]:
-    """A database allowing 4 self-registrations an hour, 2 from any one client."""
-    limits = {"REGISTRATIONS_PER_HOUR": "4", "REGISTRATIONS_PER_CLIENT_PER_HOUR": "2"}
-    db = open_database(load_settings({**settings_env, **limits}))
+    """A database with the small registration :data:`LIMITS`."""
+    db = open_database(load_settings({**settings_env, **LIMITS}))
     yield db
     db.close()
 
@@ -344,21 +414,86 @@ def test_registrations_from_one_client_are_limited_per_hour(registration_limited
     accounts.register(db, "neighbour", PASSWORD, client_id="198.51.100.7")
 
 
-def test_registrations_are_limited_overall_across_processes(
+def test_registration_limits_hold_across_processes_and_the_overall_one_alerts(
     registration_limited, settings_env
 ) -> None:
-    limits = {"REGISTRATIONS_PER_HOUR": "4", "REGISTRATIONS_PER_CLIENT_PER_HOUR": "2"}
-    other = open_database(load_settings({**settings_env, **limits}))
+    admin_db = registration_limited
+    other = open_database(load_settings({**settings_env, **LIMITS}))
     try:
-        for index, db in enumerate([registration_limited, other] * 2):
+        for index, db in enumerate([registration_limited, other, registration_limited]):
             accounts.register(db, f"bot{index}", PASSWORD, client_id=f"10.0.0.{index}")
+        # A fourth address of the same /24, from either process: the network's limit.
         with pytest.raises(accounts.RegistrationRateExceeded):
             accounts.register(other, "bot9", PASSWORD, client_id="10.0.0.9")
+        # Without an address no network limit holds, so the overall number does.
+        accounts.register(other, "anon1", PASSWORD)
         with pytest.raises(accounts.RegistrationRateExceeded):
-            accounts.register(registration_limited, "anon", PASSWORD)
+            accounts.register(registration_limited, "anon2", PASSWORD)
+        # The overall number reached alerts the admins, once, and refuses nobody with an
+        # address.
+        accounts.register(other, "patient1", PASSWORD, client_id="192.0.2.5")
+        accounts.register(admin_db, "patient2", PASSWORD, client_id="2001:db8:5::1")
     finally:
         other.close()
-    assert _usernames(registration_limited) == {"admin", "bot0", "bot1", "bot2", "bot3"}
+    assert _usernames(admin_db) == {
+        "admin",
+        "bot0",
+        "bot1",
+        "bot2",
+        "anon1",
+        "patient1",
+        "patient2",
+    }
+    assert _actions(admin_db).count(accounts.REGISTRATION_ALERT) == 1
+    admin = accounts.authenticate(admin_db, "admin", ADMIN_PASSWORD, None)
+    [alert] = accounts.registration_alerts(admin_db, admin)
+    assert schema.utcnow() - alert < timedelta(minutes=5)
+    with pytest.raises(AccessDenied):
+        accounts.registration_alerts(admin_db, accounts.find_actor(admin_db, "patient1"))
+
+
+def test_a_handful_of_networks_cannot_lock_a_new_network_out_of_registering(
+    database, admin, monkeypatch
+) -> None:
+    """The attack: 11 networks take the hour's sign-ups (with limits per address and overall,
+    11 addresses used 54 of 60, after which a patient from a new address was refused). With
+    the default limits each network is held at its own cap, the overall number only alerts,
+    and the patient from a twelfth network registers."""
+    # The limits are what is tested here, not argon2: each sign-up hashes alike, cheaply.
+    cheap = accounts.passwords.hash_password(PASSWORD)
+    monkeypatch.setattr(accounts.passwords, "hash_password", lambda _password: cheap)
+    settings = database.settings
+    per_network = settings.registrations_per_network_per_hour
+    assert per_network < settings.registrations_per_hour
+    created = refused = 0
+    for network in range(11):
+        # Enough addresses of the network to use up its cap, one sign-up past it.
+        for attempt in range(per_network + 1):
+            host = attempt // settings.registrations_per_client_per_hour + 1
+            address = f"198.{18 + network // 8}.{network % 8 * 32}.{host}"
+            try:
+                accounts.register(database, f"bot{network}x{attempt}", PASSWORD, client_id=address)
+            except accounts.RegistrationRateExceeded:
+                refused += 1
+            else:
+                created += 1
+    assert created == 11 * per_network > settings.registrations_per_hour
+    assert refused == 11
+    patient = accounts.register(database, "real_patient", PASSWORD, client_id="203.0.113.77")
+    assert patient.username == "real_patient"
+    assert accounts.registration_alerts(database, admin)
+
+
+def test_an_ipv6_host_is_one_client_and_its_site_one_network(registration_limited) -> None:
+    db = registration_limited
+    accounts.register(db, "v6a", PASSWORD, client_id="2001:db8:1:1::1")
+    accounts.register(db, "v6b", PASSWORD, client_id="2001:db8:1:1:ffff::2")
+    with pytest.raises(accounts.RegistrationRateExceeded):
+        accounts.register(db, "v6c", PASSWORD, client_id="2001:db8:1:1:abcd::3")
+    accounts.register(db, "v6d", PASSWORD, client_id="2001:db8:1:2::1")
+    with pytest.raises(accounts.RegistrationRateExceeded):
+        accounts.register(db, "v6e", PASSWORD, client_id="2001:db8:1:3::1")
+    accounts.register(db, "v6f", PASSWORD, client_id="2001:db8:2:1::1")
 
 
 def test_registration_limit_counts_only_the_last_hour(registration_limited) -> None:

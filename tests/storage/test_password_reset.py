@@ -31,7 +31,13 @@ from storage import (
     sessions,
     sharing,
 )
-from storage.access_log import ResetNotice, access_log, reset_notices
+from storage.access_log import (
+    ResetNotice,
+    access_log,
+    acknowledge_emergency_reads,
+    emergency_read_notices,
+    reset_notices,
+)
 from storage.actor import Actor
 from storage.db import Database
 from storage.policy import PasswordChangeRequired
@@ -63,6 +69,10 @@ Call = Callable[[Reset], object]
 #: role that may otherwise use it.
 CALLS: dict[str, Call] = {
     "access_log.access_log": lambda r: access_log(r.db, r.patient, r.patient.user_id),
+    "access_log.acknowledge_emergency_reads": lambda r: acknowledge_emergency_reads(
+        r.db, r.patient, 1
+    ),
+    "access_log.emergency_read_notices": lambda r: emergency_read_notices(r.db, r.patient),
     "access_log.reset_notices": lambda r: reset_notices(r.db, r.patient),
     "accounts.admin_clear_throttle": lambda r: accounts.admin_clear_throttle(
         r.db, r.admin, r.patient.username
@@ -71,6 +81,7 @@ CALLS: dict[str, Call] = {
         r.db, r.admin, r.clinician.username
     ),
     "accounts.list_users": lambda r: accounts.list_users(r.db, r.admin),
+    "accounts.registration_alerts": lambda r: accounts.registration_alerts(r.db, r.admin),
     "accounts.register": lambda r: accounts.register(
         r.db, "newcomer", PASSWORD, "clinician", by=r.admin
     ),
@@ -129,6 +140,10 @@ CALLS: dict[str, Call] = {
     "sharing.request_emergency_access": lambda r: sharing.request_emergency_access(
         r.db, r.clinician, r.patient.username, "collapsed in the waiting room"
     ),
+    "sharing.refuse_emergency_access": lambda r: sharing.refuse_emergency_access(
+        r.db, r.patient, True
+    ),
+    "sharing.refuses_emergency_access": lambda r: sharing.refuses_emergency_access(r.db, r.patient),
     "sharing.revoke_access": lambda r: sharing.revoke_access(r.db, r.patient, r.grant_id),
     "sharing.shared_patients": lambda r: sharing.shared_patients(r.db, r.clinician),
 }

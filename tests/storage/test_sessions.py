@@ -176,36 +176,65 @@ def test_end_session_is_audited_and_idempotent(database, make_user) -> None:
     assert _actions(database).count("session_end") == 1
 
 
+#: The logging-in browser's pre-login value (its ``cxr_browser`` cookie).
+BROWSER = "the-browser-that-logged-in"
+
+
 def test_cookie_code_is_traded_once_for_a_fresh_token(database, make_user) -> None:
     alice = make_user("alice")
     first = sessions.start_session(database, alice, None)
-    code = sessions.issue_cookie_code(database, first)
-    cookie_token = sessions.redeem_cookie_code(database, code)
+    code = sessions.issue_cookie_code(database, first, BROWSER)
+    cookie_token = sessions.redeem_cookie_code(database, code, BROWSER)
     assert cookie_token is not None and cookie_token != first
     assert sessions.check_session(database, cookie_token) == alice
     # The token the page saw before the cookie, and the code itself, no longer work.
     with pytest.raises(SessionEnded):
         sessions.check_session(database, first)
-    assert sessions.redeem_cookie_code(database, code) is None
-    assert sessions.redeem_cookie_code(database, "made-up code") is None
+    assert sessions.redeem_cookie_code(database, code, BROWSER) is None
+    assert sessions.redeem_cookie_code(database, "made-up code", BROWSER) is None
     assert "session_cookie_set" in _actions(database)
+
+
+def test_login_csrf_a_code_works_only_in_the_browser_that_logged_in(database, make_user) -> None:
+    """The attack: Mallory logs in, keeps her one-time code and has Alice's browser redeem it,
+    so that Alice works in Mallory's account unawares. Alice's browser holds another pre-login
+    value, or none: the code gives it nothing, and still works in Mallory's own browser."""
+    mallory = make_user("mallory")
+    token = sessions.start_session(database, mallory, None)
+    code = sessions.issue_cookie_code(database, token, "mallory's browser")
+    assert sessions.redeem_cookie_code(database, code, "alice's browser") is None
+    assert sessions.redeem_cookie_code(database, code, None) is None
+    assert sessions.redeem_cookie_code(database, code, "") is None
+    assert "session_cookie_set" not in _actions(database)
+    assert sessions.redeem_cookie_code(database, code, "mallory's browser") is not None
+    with pytest.raises(ValueError):
+        sessions.issue_cookie_code(database, token, "")
 
 
 def test_expired_cookie_code_or_ended_session_gives_no_cookie(database, make_user) -> None:
     alice = make_user("alice")
     token = sessions.start_session(database, alice, None)
-    code = sessions.issue_cookie_code(database, token)
+    code = sessions.issue_cookie_code(database, token, BROWSER)
     with database.transaction() as session:
         row = session.exec(select(schema.UserSession)).one()
         row.cookie_code_expires_at = schema.utcnow() - timedelta(seconds=1)
         session.add(row)
-    assert sessions.redeem_cookie_code(database, code) is None
+    assert sessions.redeem_cookie_code(database, code, BROWSER) is None
 
-    code = sessions.issue_cookie_code(database, token)
+    code = sessions.issue_cookie_code(database, token, BROWSER)
     accounts.logout(database, alice, token)
-    assert sessions.redeem_cookie_code(database, code) is None
+    assert sessions.redeem_cookie_code(database, code, BROWSER) is None
     with pytest.raises(SessionEnded):
-        sessions.issue_cookie_code(database, token)
+        sessions.issue_cookie_code(database, token, BROWSER)
+
+
+def test_session_open_tells_a_live_session_from_an_ended_one(database, make_user) -> None:
+    alice = make_user("alice")
+    token = sessions.start_session(database, alice, None)
+    assert sessions.session_open(database, token)
+    accounts.logout(database, alice, token)
+    assert not sessions.session_open(database, token)
+    assert not sessions.session_open(database, "made-up token")
 
 
 def test_cookie_value_is_signed(settings) -> None:
