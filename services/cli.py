@@ -108,18 +108,22 @@ def _parser() -> argparse.ArgumentParser:
     scan.set_defaults(handler=_import_scan)
 
     export = commands.add_parser(
-        "export", help="print a user's decrypted records as JSON, or their readings as FHIR"
+        "export",
+        help="print a user's decrypted records as JSON or their readings as FHIR, or write "
+        "their DICOM films' readings as DICOM SR files",
     )
     export.add_argument("--user", required=True)
     export.add_argument(
         "--format",
-        choices=["json", "fhir"],
+        choices=["json", "fhir", "dicom-sr"],
         default="json",
         help=(
             "json: everything the app holds about the user (default); fhir: the patient's "
-            "readings as a FHIR R4 Bundle"
+            "readings as a FHIR R4 Bundle; dicom-sr: one DICOM Comprehensive SR per film that "
+            "came as DICOM, written into --out"
         ),
     )
+    export.add_argument("--out", type=Path, help="the folder for --format dicom-sr")
     export.set_defaults(handler=_export)
 
     rotate = commands.add_parser(
@@ -265,6 +269,9 @@ def _stored_line(path: Path, outcome: ImportedScan, why_not: str | None) -> str:
 
 
 def _export(db: Database, args: argparse.Namespace) -> int:
+    if args.format == "dicom-sr" and args.out is None:
+        print("error: --format dicom-sr writes files: give --out DIR", file=sys.stderr)
+        return 1
     actor = accounts.find_actor(db, args.user)
     classifier, why_not = _classifier()
     if classifier is None:
@@ -274,8 +281,23 @@ def _export(db: Database, args: argparse.Namespace) -> int:
 
         sys.stdout.write(fhir_bundle_json(db, actor, classifier) + "\n")
         return 0
+    if args.format == "dicom-sr":
+        return _export_sr(db, actor, classifier, args.out)
     json.dump(export_records(db, actor, classifier), sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+    return 0
+
+
+def _export_sr(db: Database, actor: Actor, classifier: Classifier | None, out: Path) -> int:
+    # highdicom only for this format.
+    from services.dicom_sr import patient_srs, write_srs
+
+    export = patient_srs(db, actor, actor.user_id, classifier)
+    for item, path in zip(export.files, write_srs(export, out), strict=True):
+        print(f"wrote {path}: scan {item.scan_id} ({item.label})")
+    for scan_id, label, reason in export.skipped:
+        print(f"skipped scan {scan_id} ({label}): {reason}")
+    print(f"{len(export.files)} SR files in {out}")
     return 0
 
 
