@@ -13,7 +13,7 @@ from pages.ui import (
     remember_wanted_page,
     take_session_notice,
 )
-from storage import accounts
+from services import accounts
 
 st.set_page_config(
     page_title="Chest X-ray tracker", page_icon=":material/pulmonology:", layout="wide"

@@ -9,17 +9,17 @@ import streamlit as st
 from pages.readings import render_birth_year_form
 from pages.ui import (
     cookie_requests,
+    current_classifier,
     end_session,
     get_database,
     require_actor,
     session_token,
     show_error,
 )
-from services.keys import rotate_user_key
-from storage import accounts, profile, rekey
-from storage.actor import Actor
-from storage.db import Database
-from storage.export import export_user
+from services import accounts, profile
+from services.export import export_records
+from services.handles import Actor, Database
+from services.keys import rotate_own_key
 
 _CHANGED_KEY = "password_changed_notice"
 
@@ -64,9 +64,7 @@ def _render_key_rotation(db: Database, actor: Actor) -> None:
         bar.progress(done / total if total else 1.0, text=f"Re-encrypted {done} of {total}")
 
     try:
-        rotation = rotate_user_key(
-            db, rekey.Account(actor.user_id, actor.username), by=actor, on_progress=report
-        )
+        rotation = rotate_own_key(db, actor, on_progress=report)
     except Exception as err:  # shown as one sentence
         show_error(err)
     else:
@@ -116,8 +114,10 @@ if actor.role == "patient" and not must_change:
     st.subheader("Your data")
     if st.button("Prepare a download of all my records", key="prepare_export"):
         try:
+            # Each scan with its reading, as every page shows it (services.export).
+            classifier = current_classifier("Each scan's latest stored result is exported.")
             st.session_state["export_json"] = json.dumps(
-                export_user(db, actor), indent=2, default=str
+                export_records(db, actor, classifier), indent=2, default=str
             )
         except Exception as err:  # shown as one sentence
             show_error(err)

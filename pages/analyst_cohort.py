@@ -11,8 +11,7 @@ from core.cohort import GROUP_COLUMNS, MIN_USERS, cohort_figure
 from core.eda import DatasetUnavailable
 from core.settings import load_settings
 from pages.ui import get_database, require_actor, show_error
-from services.cohort import shift_report, training_shift_reference
-from storage.cohort import cohort_summary
+from services.cohort import cohort_summary, shift_report, training_shift_reference
 
 _GROUP_LABELS = {"finding": "Finding", "month": "Month", "age_band": "Age band", "sex": "Sex"}
 

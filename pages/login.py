@@ -16,8 +16,7 @@ from pages.ui import (
     show_error,
     start_session,
 )
-from storage import accounts
-from storage.profile import set_birth_year
+from services import accounts
 
 
 def _enter_app() -> None:
@@ -81,9 +80,9 @@ with register_tab:
             st.error("The two passwords differ.")
         else:
             try:
-                new_actor = accounts.register(db, new_name, new_password, client_id=client_id())
-                if birth_year is not None:
-                    set_birth_year(db, new_actor, birth_year)
+                new_actor = accounts.register_patient(
+                    db, new_name, new_password, client_id=client_id(), birth_year=birth_year
+                )
                 start_session(new_actor)
             except UserError as err:  # taken name, weak password, too many sign-ups
                 show_error(err)

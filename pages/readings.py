@@ -14,9 +14,8 @@ import streamlit as st
 from core.age import EARLIEST_BIRTH_YEAR
 from core.scan_reading import ScanReading, ScanStatus
 from pages.ui import show_error
-from storage.actor import Actor
-from storage.db import Database
-from storage.profile import get_birth_year, set_birth_year
+from services.handles import Actor, Database
+from services.profile import get_birth_year, set_birth_year
 
 #: Text colour of a greyed row (a finding outside the patient's population).
 _GREY = "color: #9e9e9e"

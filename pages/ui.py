@@ -21,13 +21,12 @@ from core.clients import client_address
 from core.errors import UserError
 from core.findings import DISCLAIMER
 from core.settings import load_settings
-from storage import accounts, session_cookie, sessions
-from storage.actor import Actor
-from storage.bootstrap import open_database
-from storage.db import Database
+from services import accounts, sessions
+from services.handles import Actor, Database, open_database
+from services.handles import load_classifier as _load_classifier
 
 if TYPE_CHECKING:
-    from models.inference import Classifier
+    from services.handles import Classifier
 
 _LOG = logging.getLogger(__name__)
 
@@ -64,10 +63,7 @@ def load_classifier() -> Classifier:
     Raises:
         models.inference.ModelUnavailable: No usable checkpoint (not cached, retried later).
     """
-    # Imported on first use: the model layer loads torch, which pages without a model never need.
-    from models.inference import load_classifier as _load
-
-    return _load(threads=load_settings().inference_threads)
+    return _load_classifier(threads=load_settings().inference_threads)
 
 
 def warm_up() -> None:
@@ -206,7 +202,7 @@ def browser_binding() -> str | None:
     One-time cookie codes are bound to it, and login delays know the owner's browser by it.
     """
     try:
-        value = st.context.cookies.get(session_cookie.BINDING_COOKIE_NAME)
+        value = st.context.cookies.get(sessions.BINDING_COOKIE_NAME)
     except Exception:  # no request context (tests, bare mode)
         return None
     return value if isinstance(value, str) and value else None
@@ -315,10 +311,10 @@ def session_token() -> str | None:
     token = st.session_state.get(_TOKEN_KEY)
     if token is None:
         try:
-            cookie = st.context.cookies.get(session_cookie.COOKIE_NAME)
+            cookie = st.context.cookies.get(sessions.COOKIE_NAME)
         except Exception:  # no request context (tests, bare mode)
             cookie = None
-        token = session_cookie.unsign(
+        token = sessions.token_from_cookie(
             get_database().settings, cookie if isinstance(cookie, str) else None
         )
     if token is not None and token == st.session_state.get(_DEAD_TOKEN_KEY):

@@ -1,4 +1,5 @@
-"""The data-shift monitor: do the scans people store still resemble the training data?"""
+"""The analysts' view of stored results: de-identified counts per group (`storage.cohort`), and
+the data-shift monitor: do the scans people store still resemble the training data?"""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import pandas as pd
 
 from core import shift, training_eda
 from storage.actor import Actor
-from storage.cohort import shift_sample
+from storage.cohort import cohort_summary, shift_sample
 from storage.db import Database
+
+__all__ = ["cohort_summary", "shift_report", "training_shift_reference"]
 
 
 def training_shift_reference(root: Path) -> shift.ShiftSample:

@@ -121,3 +121,24 @@ def rotate_user_key(
         if on_progress is not None:
             on_progress(min(done, total), total)
     return UserKeyRotation(account.username, version, done, images)
+
+
+def rotate_own_key(
+    db: Database,
+    actor: Actor,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> UserKeyRotation:
+    """A user renews their own data key (:func:`rotate_user_key`, audited as theirs).
+
+    Args:
+        db: Database handle.
+        actor: The user; only their own key.
+        on_progress: Called with ``(done, total)`` rows after each batch.
+
+    Returns:
+        The new version and the counts.
+    """
+    return rotate_user_key(
+        db, rekey.Account(actor.user_id, actor.username), by=actor, on_progress=on_progress
+    )

@@ -4,7 +4,12 @@ Every project module outside ``tests/`` is parsed (nothing is imported), and eac
 contains, at module level or inside a function, becomes an edge to the project module it
 loads; ``from pkg import name`` counts as an import of ``pkg.name`` when that is a module.
 The test fails on an import cycle between project modules, on an import of a page from
-outside the user interface, and on an import of Streamlit from below it.
+outside the user interface, on an import of Streamlit from below it, and on any import against
+the direction of the layers (``docs/ARCHITECTURE.md``): ``core`` imports no other project
+package, ``models`` and ``storage`` import only ``core``, ``services`` imports those three, and
+the entry points (pages, the router, the web server) reach ``storage`` and ``models`` only
+through ``services``. An import under ``if TYPE_CHECKING:`` or inside a function counts like
+any other: it is the same dependency, only loaded later.
 """
 
 from __future__ import annotations
@@ -20,12 +25,36 @@ ENTRY_POINTS = ("streamlit_app.py", "server.py")
 UI = ("pages", "streamlit_app", "server")
 #: Layers that must work without Streamlit (command line, benchmarks, tests).
 NO_STREAMLIT = ("core", "storage", "models", "services")
+#: The project packages each part may import (its own included); a part is a module's first
+#: name. Pages and the other entry points see ``services`` (and ``core``'s pure helpers), never
+#: ``storage`` or ``models``; benchmarks time each layer by itself, so they may import any.
+MAY_IMPORT: dict[str, tuple[str, ...]] = {
+    "core": ("core",),
+    "models": ("core", "models"),
+    "storage": ("core", "storage"),
+    "services": ("core", "models", "storage", "services"),
+    "pages": ("core", "services", "pages"),
+    "streamlit_app": ("core", "services", "pages"),
+    "server": ("core", "services", "pages"),
+    "benchmarks": ("core", "models", "storage", "services", "benchmarks"),
+}
 #: Imports allowed despite the rules above, each with its reason.
 EXCEPTIONS: dict[tuple[str, str], str] = {
     ("benchmarks.bench_eda", "pages.ui"): (
         "times a page's first render: warms the database handle the page caches, so that "
         "opening the database is not measured"
     ),
+    ("storage.cli", "services.cli"): (
+        "keeps the documented command `python -m storage.cli`; the module only calls "
+        "services.cli.main"
+    ),
+    ("storage.cli", "services"): "see (storage.cli, services.cli)",
+    ("server", "storage"): (
+        "the web server's session-cookie routes sign and redeem cookies "
+        "(storage.sessions, storage.session_cookie)"
+    ),
+    ("server", "storage.sessions"): "see (server, storage)",
+    ("server", "storage.session_cookie"): "see (server, storage)",
 }
 
 
@@ -196,6 +225,28 @@ def _in(module: str, prefixes: Iterable[str]) -> bool:
     return any(module == p or module.startswith(f"{p}.") for p in prefixes)
 
 
+def layer_violations(graph: Mapping[str, Iterable[str]]) -> list[str]:
+    """Every import against the direction of the layers (:data:`MAY_IMPORT`).
+
+    Args:
+        graph: ``{module: project modules it imports}``.
+
+    Returns:
+        ``"importer imports imported"`` per offending edge, sorted; edges listed in
+        :data:`EXCEPTIONS` are left out.
+    """
+    offenders = []
+    for module, targets in graph.items():
+        allowed = MAY_IMPORT.get(module.split(".")[0])
+        assert allowed is not None, f"{module} belongs to no layer: add its part to MAY_IMPORT"
+        offenders.extend(
+            f"{module} imports {target}"
+            for target in targets
+            if not _in(target, allowed) and (module, target) not in EXCEPTIONS
+        )
+    return sorted(offenders)
+
+
 def test_no_import_cycles_between_project_modules() -> None:
     cycles = find_cycles(import_graph())
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
@@ -246,3 +297,51 @@ def test_function_level_and_relative_imports_are_edges(tmp_path: Path) -> None:
         "pkg.other": {"pkg", "pkg.low", "pkg.high"},
     }
     assert find_cycles(edges) == [["pkg.high", "pkg.low", "pkg.high"]]
+
+
+def test_every_import_follows_the_direction_of_the_layers() -> None:
+    offenders = layer_violations(import_graph())
+    assert not offenders, "imports against the layers:\n" + "\n".join(offenders)
+
+
+def test_pages_reach_storage_and_models_only_through_services() -> None:
+    offenders = sorted(
+        f"{module} imports {target}"
+        for module, targets in import_graph().items()
+        for target in targets
+        if _in(module, ("pages", "streamlit_app")) and _in(target, ("storage", "models"))
+    )
+    assert not offenders, "\n".join(offenders)
+
+
+def test_layer_check_counts_type_checking_and_function_imports(tmp_path: Path) -> None:
+    files = {
+        "core/__init__.py": "",
+        "core/pure.py": "from storage import db\n",
+        "models/__init__.py": "",
+        "models/inference.py": "from core import pure\n",
+        "storage/__init__.py": "",
+        "storage/db.py": "import core.pure\n\ndef f():\n    from services import records\n",
+        "services/__init__.py": "",
+        "services/records.py": "from storage.db import f\nfrom models import inference\n",
+        "pages/__init__.py": "",
+        "pages/history.py": (
+            "from typing import TYPE_CHECKING\n\nfrom services import records\n\n"
+            "if TYPE_CHECKING:\n    from storage.db import Database\n\n"
+            "def page():\n    from models.inference import Classifier\n"
+        ),
+        "pages/report.py": "from services.records import read_patient\nfrom core import pure\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert layer_violations(import_graph(tmp_path)) == [
+        "core.pure imports storage",
+        "core.pure imports storage.db",
+        "pages.history imports models",
+        "pages.history imports models.inference",
+        "pages.history imports storage",
+        "pages.history imports storage.db",
+        "storage.db imports services",
+        "storage.db imports services.records",
+    ]

@@ -44,6 +44,7 @@ def test_every_page_is_listed():
         "widgets.py",
         "emergency.py",  # the approvals block of the sharing and admin pages
         "readings.py",  # results as they hold for the patient, and the birth-year form
+        "media.py",  # the upload page's import of a hospital CD or download (ZIP file)
     }
     assert on_disk == set(PAGES_BY_ROLE)
 

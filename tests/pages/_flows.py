@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -150,12 +151,14 @@ def page(name: str, actor: Actor) -> AppTest:
 
 
 def shipped_result(**probabilities: float) -> ResultIn:
-    """A result recorded as the shipped model's (its checkpoint hash): 0.01 where not given."""
+    """A result recorded as the shipped model's (its name, version and checkpoint hash), so
+    that pages read it as the current model's: 0.01 where not given."""
+    model = json.loads(METRICS_PATH.read_text())["model"]
     return ResultIn(
         probabilities={**dict.fromkeys(FINDINGS, 0.01), **probabilities},
-        model_name="cxr-test",
-        model_version="1",
-        checkpoint_sha256=json.loads(METRICS_PATH.read_text())["model"]["sha256"],
+        model_name=model["name"],
+        model_version=model["version"],
+        checkpoint_sha256=model["sha256"],
         thresholds=dict.fromkeys(FINDINGS, 0.5),
         population="unknown",
     )
@@ -184,11 +187,15 @@ def save_small_scan(
     )
 
 
+def scan_uploader(at: AppTest) -> Any:
+    """The upload page's uploader of single films and series (not the ZIP file's)."""
+    (uploader,) = [u for u in at.file_uploader if u.proto.label == "Chest radiographs"]
+    return uploader
+
+
 def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
-    """Hand ``(name, bytes)`` files to the page's first uploader and rerun it."""
-    at.file_uploader[0].set_value(
-        [(name, data, "application/octet-stream") for name, data in files]
-    )
+    """Hand ``(name, bytes)`` files to the page's uploader of films and rerun it."""
+    scan_uploader(at).set_value([(name, data, "application/octet-stream") for name, data in files])
     return at.run()
 
 

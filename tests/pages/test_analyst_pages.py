@@ -214,8 +214,8 @@ def test_performance_page_shows_the_shipped_validity_table(analyst: Actor, env) 
     assert "Who each finding is valid for" in [s.value for s in at.subheader]
     [validity] = [f.value for f in at.dataframe if "population" in f.value.columns]
     rows = {(r.finding, r.population): r.valid for r in validity.itertuples()}
-    assert rows[("COVID-19 pneumonia", "Adults")] == "yes"
-    assert rows[("COVID-19 pneumonia", "Children")] == "no"
+    assert rows[("COVID-19-like pattern", "Adults")] == "yes"
+    assert rows[("COVID-19-like pattern", "Children")] == "no"
 
 
 def _store_result(db: Database, patient: Actor, pneumonia: float) -> None:

@@ -11,12 +11,18 @@ from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
 from core.settings import PROJECT_ROOT
+from core.views import View
 from pages import ui
 from storage import accounts, schema, sessions, sharing
 from storage.actor import Actor
-from storage.results import ResultIn
 from storage.scans import RecordNotFound, list_scans, load_scan, save_scan
-from tests.pages._flows import ADMIN_PASSWORD, log_in, open_database, session_user
+from tests.pages._flows import (
+    ADMIN_PASSWORD,
+    log_in,
+    open_database,
+    session_user,
+    shipped_result,
+)
 
 PASSWORD = "a long enough pass"
 
@@ -200,18 +206,21 @@ def test_history_lists_opens_and_deletes_with_confirmation(db) -> None:
         enhancement={},
         scan_date=date(2024, 2, 3),
         filename="front.png",
-        result=ResultIn({"pneumonia": 0.7, "covid19": 0.1}, "net", "1.2.0", "aa" * 32),
+        view=View.PA,
+        result=shipped_result(pneumonia=0.7, covid19=0.1),
     )
     app = _page("history", alice)
-    table = app.dataframe[0].value
+    table = app.table[0].value
     # Labelled by date and view, never by file name; the model's identity stays in Details.
-    assert table["scan"].tolist() == ["3 Feb 2024, view not known"]
-    assert "model version" not in table.columns
-    assert "Pneumonia (70%)" in table["top finding"].tolist()[0]
+    assert table["Scan"].tolist() == ["3 Feb 2024, frontal (PA, standing)"]
+    assert "Model" not in table.columns
+    assert table["Status"].tolist() == ["Scored"]
+    assert "pneumonia 70% (level 50%)" in table["Reading"].tolist()[0]
+    assert "Pneumonia is at 70%" in table["Needs attention"].tolist()[0]
 
     # The only scan is the selected one, so it is open.
     assert not app.exception
-    opened = app.dataframe[1].value
+    opened = app.dataframe[0].value
     assert opened.set_index("finding").loc["Pneumonia", "probability"] == "70%"
     assert "Decision support only" in _texts(app)
 
@@ -219,7 +228,8 @@ def test_history_lists_opens_and_deletes_with_confirmation(db) -> None:
     app.checkbox(key=f"history_confirm_delete_{scan_id}").check().run()
     app.button(key=f"history_delete_{scan_id}").click().run()
     assert list_scans(db, alice, alice.user_id) == []
-    assert not any(db.blobs.root.iterdir())
+    # No image is left; the audit trail's anchors live beside the images and stay.
+    assert [p.name for p in db.blobs.root.iterdir() if p.name != "audit-anchor"] == []
     with pytest.raises(RecordNotFound):
         load_scan(db, alice, scan_id)
 

@@ -52,7 +52,11 @@ def test_session_shows_only_the_granted_patient_and_saves_a_marked_note(world: W
     at = at.run()
     assert not at.exception
     assert "Session with alice" in texts(at)
-    assert "Pneumonia rose from 12% to 41% since the PA film of 2 Mar 2026." in texts(at)
+    # The patient's timeline, with the same reading as on the patient's own pages.
+    timeline = at.table[0].value
+    assert list(timeline["Needs attention"])[0] == (
+        "Pneumonia rose from 12% to 41% since the PA film of 2 Mar 2026."
+    )
 
     # A mark is drawn by dragging on the chart, which AppTest cannot do: the drawn box is
     # covered in the browser (tests/e2e/test_marks_and_report.py) and the conversion of the
@@ -144,11 +148,11 @@ def test_a_clinicians_note_is_badged_as_new_on_my_scans_until_marked_read(world:
     at = page("history.py", world.alice).run()
     assert not at.exception
     assert "1 new note from your clinicians" in texts(at)
-    assert list(at.dataframe[0].value["new notes"]) == ["1 new note", "", ""]
+    assert list(at.table[0].value["New notes"]) == ["1 new note", "", ""]
     assert "Repeat in six weeks." in texts(at)
     assert any("(Mark 1 on the image)" in m.value and "New" in m.value for m in at.markdown)
     at.button(key=f"history_read_{world.scan_ids[-1]}").click()
     at = at.run()
     assert not at.exception
     assert "1 new note from your clinicians" not in texts(at)
-    assert list(at.dataframe[0].value["new notes"]) == ["", "", ""]
+    assert list(at.table[0].value["New notes"]) == ["", "", ""]

@@ -9,8 +9,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages.ui import GENERIC_ERROR
-from services import viewing
-from tests.pages._flows import TIMEOUT_S, World, open_world, page, texts, upload_statuses
+from services import records
+from tests.pages._flows import (
+    TIMEOUT_S,
+    World,
+    open_world,
+    page,
+    scan_uploader,
+    texts,
+    upload_statuses,
+)
 
 #: What a library might raise deep inside a use case; none of it is for a patient's eyes.
 LIBRARY_TEXT = "could not broadcast input array from shape (3,) into shape (96,80)"
@@ -45,7 +53,7 @@ def test_a_stray_library_error_on_a_page_shows_the_generic_sentence(
     def broken(*args, **kwargs):
         raise ValueError(LIBRARY_TEXT)
 
-    monkeypatch.setattr(viewing, "load_scan", broken)
+    monkeypatch.setattr(records, "load_scan", broken)
     at = page("history.py", world.alice).run()  # opens the newest scan
     assert not at.exception
     assert [error.value for error in at.error] == [GENERIC_ERROR]
@@ -55,7 +63,7 @@ def test_a_stray_library_error_on_a_page_shows_the_generic_sentence(
 def test_a_batch_file_without_any_date_says_what_to_do(world: World, samples_dir: Path) -> None:
     at = page("upload.py", world.alice).run()
     png = (samples_dir / "00000001_000.png").read_bytes()
-    at.file_uploader[0].set_value([("a.png", png, "image/png"), ("b.png", png, "image/png")])
+    scan_uploader(at).set_value([("a.png", png, "image/png"), ("b.png", png, "image/png")])
     at = at.run()
     assert not at.exception
     (editor,) = at.data_editor

@@ -75,10 +75,12 @@ def test_an_adults_scan_greys_the_findings_learned_from_children(db, two_scans) 
         "Bacterial pneumonia was learned from children aged 1-5 only, so this number says "
         "little about an adult's film" in shown
     )
-    listed = at.dataframe[0].value
-    # The greyed 90% is not the top finding and raises no flag.
-    assert listed["top finding"].tolist()[0] == "none above its level"
-    assert listed["needs attention"].tolist()[0] == ""
+    listed = at.table[0].value
+    # The greyed 90% is not named in the reading and raises no flag.
+    assert listed["Status"].tolist()[0] == "Scored"
+    assert "Bacterial" not in listed["Reading"].tolist()[0]
+    assert "90%" not in listed["Reading"].tolist()[0]
+    assert listed["Needs attention"].tolist()[0] == ""
 
 
 def test_without_an_age_each_number_says_whom_it_was_learned_from(db, two_scans) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from core.views import View
 from storage.scans import list_scans, load_original, save_scan
-from tests.pages._flows import edit_upload_table, open_world, page, texts
+from tests.pages._flows import edit_upload_table, open_world, page, scan_uploader, texts
 from tests.pages.test_upload_page import REAL_DICOM
 
 UPLOADED = b"\x89PNG\r\n\x1a\n the patient's own file"
@@ -49,7 +49,7 @@ def test_the_upload_page_keeps_the_original_only_when_ticked(
     world = open_world(tmp_path, monkeypatch)
     data = (samples_dir / REAL_DICOM).read_bytes()
     at = page("upload.py", world.alice).run()
-    at.file_uploader[0].set_value([("scan.dcm", data, "application/octet-stream")])
+    scan_uploader(at).set_value([("scan.dcm", data, "application/octet-stream")])
     at = at.run()
     assert at.checkbox(key="upload_keep_original").value is False
     at = edit_upload_table(at, {0: {"date": "2026-05-01"}})

@@ -35,9 +35,16 @@ def test_timeline_plots_three_scans_by_date_with_the_red_flag(world: World) -> N
     figure = at.get("plotly_chart")[0]
     assert '"2026-02-01' in figure.proto.spec and '"2026-04-01' in figure.proto.spec
     table = at.table[0].value
-    assert list(table["Scan date"]) == ["2026-04-01", "2026-03-02", "2026-02-01"]
+    assert list(table["Scan date"]) == ["1 Apr 2026", "2 Mar 2026", "1 Feb 2026"]
+    assert list(table["Status"]) == ["Scored"] * 3
     assert list(table["Pneumonia"]) == ["41%", "12%", "10%"]
-    assert "Pneumonia rose from 12% to 41% since the PA film of 2 Mar 2026." in text
+    # The reason stands in the film's row; one summary sentence above the table.
+    assert list(table["Needs attention"]) == [
+        "Pneumonia rose from 12% to 41% since the PA film of 2 Mar 2026.",
+        "",
+        "",
+    ]
+    assert "1 of 3 scored films needs attention" in text
 
 
 def test_correcting_a_scan_date_moves_the_scan_on_the_timeline(world: World) -> None:
@@ -48,7 +55,7 @@ def test_correcting_a_scan_date_moves_the_scan_on_the_timeline(world: World) -> 
     at = at.run()
     assert not at.exception
     table = at.table[0].value
-    assert list(table["Scan date"]) == ["2026-05-01", "2026-04-01", "2026-03-02"]
+    assert list(table["Scan date"]) == ["1 May 2026", "1 Apr 2026", "2 Mar 2026"]
     summaries = list_scans(world.db, world.alice, world.alice.user_id)
     assert {s.scan_date.isoformat() for s in summaries} == {
         "2026-05-01",
@@ -61,7 +68,10 @@ def test_timeline_of_unscored_scans_plots_nothing_and_says_why(world: World) -> 
     at = page("timeline.py", world.carol).run()
     assert not at.exception
     assert not at.get("plotly_chart")
-    assert "None of these scans has a model result yet." in texts(at)
+    shown = texts(at)
+    assert "None of these scans has a number to plot yet." in shown
+    assert "1 scan of unknown view." in shown
+    assert list(at.table[0].value["Status"]) == ["Not scored (view)"]
 
 
 def test_compare_defaults_to_the_last_two_scans_with_verdicts(world: World) -> None:
@@ -118,14 +128,19 @@ def test_rescore_with_a_new_model_keeps_old_results_and_heatmaps_work(
     assert "3 frontal scans of yours have no result of the current model (v2)" in texts(at)
     main, details = at.table
     assert "Model" not in main.value.columns, "the model's identity is in the details"
-    assert list(details.value["Model"]) == ["v1", "v1", "v1"]
+    assert [m.rsplit(" ", 1)[1] for m in details.value["Model"]] == ["v1", "v1", "v1"]
     at.button(key="rescore").click()
     at = at.run()
     assert not at.exception
     assert "Re-scored 3 scans with model v2." in texts(at)
-    assert sorted(at.table[1].value["Model"]) == ["v1", "v1", "v1", "v2", "v2", "v2"], (
-        "older results kept and labelled"
-    )
+    assert sorted(m.rsplit(" ", 1)[1] for m in at.table[1].value["Model"]) == [
+        "v1",
+        "v1",
+        "v1",
+        "v2",
+        "v2",
+        "v2",
+    ], "older results kept and labelled"
     summaries = list_scans(world.db, world.alice, world.alice.user_id)
     assert all([r.model_version for r in s.results] == ["1", "2"] for s in summaries)
 
@@ -144,15 +159,17 @@ def test_rescore_with_a_new_model_keeps_old_results_and_heatmaps_work(
 def test_history_list_flags_the_rising_scan_with_its_reason(world: World) -> None:
     at = page("history.py", world.alice).run()
     assert not at.exception
-    table = at.dataframe[0].value
-    flagged = dict(zip(table["scan"], table["needs attention"], strict=True))
+    table = at.table[0].value
+    flagged = dict(zip(table["Scan"], table["Needs attention"], strict=True))
     april, march = "1 Apr 2026, frontal (PA, standing)", "2 Mar 2026, frontal (PA, standing)"
-    assert flagged[april] == "yes, see below" and flagged[march] == ""
-    assert "model version" not in table.columns and "file" not in table.columns
-    assert any("1 scan needs attention" in w.value for w in at.warning)
-    # The whole sentence, below the table rather than cut in a cell.
     reason = "Pneumonia rose from 12% to 41% since the PA film of 2 Mar 2026."
-    assert f"Scan of {april}: {reason}" in [w.value for w in at.warning]
+    # The whole sentence in the film's row of a static table (wrapped, never cut).
+    assert flagged[april] == reason and flagged[march] == ""
+    assert "Model" not in table.columns and "File" not in table.columns
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("1 of 3 scored films needs attention") for w in warnings)
+    # The newest film is open, with its flag.
+    assert reason in warnings
 
 
 HOSTILE_TEXT = (

@@ -35,16 +35,22 @@ def test_an_adults_timeline_hides_and_never_flags_the_childrens_findings(db) -> 
     shown = texts(at)
     # COVID-19 (learned from adults) rose by 25 points: flagged. Bacterial pneumonia (learned
     # from children only) rose by 60 points and crossed its level: not flagged, not plotted.
-    assert "COVID-19 pneumonia rose from 5% to 30%" in shown
+    table = at.table[0].value
+    assert list(table["Needs attention"]) == [
+        "COVID-19-like pattern rose from 5% to 30% since the PA film of 5 Jan 2026.",
+        "",
+    ]
+    assert list(table["Bacterial pneumonia"]) == ["70% (greyed)", "10% (greyed)"]
+    assert "1 of 2 scored films needs attention" in shown
     assert "Bacterial pneumonia" not in " ".join(w.value for w in at.warning)
     assert "left off the chart and raise no flag" in shown
     spec = at.get("plotly_chart")[0].proto.spec
-    assert "COVID-19 pneumonia" in spec and "Bacterial pneumonia" not in spec
+    assert "COVID-19-like pattern" in spec and "Bacterial pneumonia" not in spec
 
     at.toggle(key="timeline_show_greyed").set_value(True).run()
     assert not at.exception
     assert "Bacterial pneumonia (greyed)" in at.get("plotly_chart")[0].proto.spec
-    assert "COVID-19 pneumonia (greyed)" not in at.get("plotly_chart")[0].proto.spec
+    assert "COVID-19-like pattern (greyed)" not in at.get("plotly_chart")[0].proto.spec
     assert "Bacterial pneumonia" not in " ".join(w.value for w in at.warning)
 
 
@@ -62,4 +68,4 @@ def test_compare_marks_the_findings_learned_from_other_patients(db) -> None:
     assert not at.exception
     table = at.dataframe[0].value.set_index("Finding")
     assert table.loc["Bacterial pneumonia", "Learned from other patients"] == "yes"
-    assert table.loc["COVID-19 pneumonia", "Learned from other patients"] == ""
+    assert table.loc["COVID-19-like pattern", "Learned from other patients"] == ""

@@ -21,6 +21,7 @@ from tests.pages._flows import (
     edit_upload_table,
     open_world,
     page,
+    scan_uploader,
     texts,
     upload,
     upload_statuses,
@@ -51,7 +52,7 @@ def test_upload_page_requires_a_patient(world) -> None:
 def test_upload_page_without_a_file_invites_an_upload(world) -> None:
     at = page("upload.py", world.alice).run()
     assert not at.exception
-    assert at.file_uploader[0].allowed_type == []  # type is read from content, any name accepted
+    assert scan_uploader(at).allowed_type == []  # type is read from content, any name accepted
     assert "Choose one or more PNG, JPEG or DICOM files" in texts(at)
 
 
@@ -60,10 +61,16 @@ def test_dicom_upload_without_model_shows_image_and_says_so(world, samples_dir: 
         page("upload.py", world.alice).run(), ("scan", (samples_dir / REAL_DICOM).read_bytes())
     )
     assert not at.exception
+    assert "CR" in at.table[0].value.to_string()
+    # The sample's Study Date is a placeholder: the result waits for the patient's date.
+    assert "Enter this file's date and view in the table to see its result." in texts(at)
+    at = edit_upload_table(at, {0: {"date": "2026-05-01"}})
+    assert not at.exception
     # The view guide's two pictures, then the file before and after enhancement.
     assert len(at.get("image")) == 4
     assert any("The analysis model is not available" in e.value for e in at.error)
-    assert "CR" in at.table[0].value.to_string()
+    # Without a model the file can still be saved (without a result).
+    assert not at.button(key="upload_save").disabled
 
 
 def test_dicom_upload_shows_probabilities_heatmap_and_saves(
@@ -73,6 +80,15 @@ def test_dicom_upload_shows_probabilities_heatmap_and_saves(
         page("upload.py", world.alice).run(), ("scan.dcm", (samples_dir / REAL_DICOM).read_bytes())
     )
     assert not at.exception and not at.error
+    # The sample's anonymised Study Date (1901) is named as such and not pre-filled: the
+    # patient enters it, and Save and the result wait for it.
+    (editor,) = at.data_editor
+    assert editor.value["status"][0] == "Needs your input"
+    assert "looks like a placeholder" in upload_statuses(at)[0]
+    assert at.button(key="upload_save").disabled
+    assert not at.get("plotly_chart")
+    at = edit_upload_table(at, {0: {"date": "2026-05-01"}})
+    assert not at.exception and not at.error
     assert DISCLAIMER in texts(at)
     # The file states Patient's Age 062Y: it is read as an adult's film.
     assert "Each number was learned from different patients" in texts(at)
@@ -81,13 +97,6 @@ def test_dicom_upload_shows_probabilities_heatmap_and_saves(
     at.slider(key="heatmap_opacity").set_value(0.9)
     at = at.run()
     assert not at.exception
-    # The sample's anonymised Study Date (1901) is named as such and not pre-filled: the
-    # patient enters it, and Save waits for it.
-    (editor,) = at.data_editor
-    assert editor.value["status"][0] == "Needs your input"
-    assert "looks like a placeholder" in upload_statuses(at)[0]
-    assert at.button(key="upload_save").disabled
-    at = edit_upload_table(at, {0: {"date": "2026-05-01"}})
     at = at.button(key="upload_save").click().run()
     assert not at.exception and not at.error
     (summary,) = list_scans(world.db, world.alice, world.alice.user_id)[-1:]
@@ -102,7 +111,7 @@ def test_two_reruns_load_the_model_once(world, shipped_model, samples_dir: Path)
         page("upload.py", world.alice).run(),
         ("a.png", (samples_dir / "00000001_000.png").read_bytes()),
     )
-    at = edit_upload_table(at, {0: {"view": "Frontal (PA, standing)"}})
+    at = edit_upload_table(at, {0: {"date": "2026-01-05", "view": "Frontal (PA, standing)"}})
     (gamma,) = [s for s in at.slider if s.key and s.key.endswith("_gamma")]
     gamma.set_value(0.5)
     at = at.run()

@@ -172,7 +172,7 @@ def test_a_dicom_age_offers_the_birth_year(world, samples_dir: Path) -> None:
         (
             KERMANY_CHILD,
             2022,
-            "COVID-19 pneumonia was learned from adults only, so this number says little about "
+            "COVID-19-like pattern was learned from adults only, so this number says little about "
             "a child's film; it is shown greyed and raises no flag.",
         ),
     ],

@@ -34,8 +34,14 @@ def test_marking_a_scan_lateral_takes_it_off_the_timeline_and_is_audited(world: 
     assert not at.exception
     text = texts(at)
     assert NOT_SCORED_SENTENCE in text
-    # Its old result is kept in the record but no longer plotted nor flagged.
-    assert list(at.table[0].value["Scan date"]) == ["2026-03-02", "2026-02-01"]
+    # Its old result is kept in the record (Details) but no longer shown, plotted nor flagged.
+    table = at.table[0].value
+    assert list(table["Scan date"]) == ["1 Apr 2026", "2 Mar 2026", "1 Feb 2026"]
+    assert list(table["Status"]) == ["Not scored (view)", "Scored", "Scored"]
+    assert list(table["Pneumonia"]) == ["", "12%", "10%"]
+    assert list(table["Needs attention"]) == ["", "", ""]
+    assert list(at.table[1].value["Pneumonia"]) == ["41%", "12%", "10%"]
+    assert '"2026-04-01' not in at.get("plotly_chart")[0].proto.spec
     assert "rose" not in text
     [april_now] = [
         s for s in list_scans(world.db, world.alice, world.alice.user_id) if s.id == april

@@ -13,7 +13,7 @@ import torch
 
 from models import inference
 from pages import ui
-from tests.pages._flows import PROJECT_ROOT, edit_upload_table, open_world, page
+from tests.pages._flows import PROJECT_ROOT, edit_upload_table, open_world, page, scan_uploader
 
 SHIPPED_CHECKPOINT = PROJECT_ROOT / "models" / "checkpoint.pt"
 
@@ -41,12 +41,13 @@ def test_warm_up_fills_the_cached_model_that_the_first_analysis_then_uses(
     assert inference.load_count() - before == 1
 
     at = page("upload.py", world.alice).run()
-    at.file_uploader[0].set_value(
+    scan_uploader(at).set_value(
         [("a.png", (samples_dir / "00000001_000.png").read_bytes(), "image/png")]
     )
     at = at.run()
-    # A PNG states no view: the patient picks it in the upload table before it is scored.
-    at = edit_upload_table(at, {0: {"view": "Frontal (PA, standing)"}})
+    # A PNG states no date nor view: the patient enters them in the upload table before it
+    # is scored.
+    at = edit_upload_table(at, {0: {"date": "2026-01-05", "view": "Frontal (PA, standing)"}})
     assert not at.exception
     assert any(h.value == "Where the model looked" for h in at.subheader)
     # The page's analysis found the model already loaded.
