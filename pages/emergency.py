@@ -5,9 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.ui import show_error
-from storage import sharing
-from storage.actor import Actor
-from storage.db import Database
+from services import sharing
+from services.handles import Actor, Database
 
 
 def approvals(db: Database, actor: Actor) -> None:
