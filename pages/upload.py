@@ -145,9 +145,21 @@ def _render_view_guide(open_guide: bool) -> None:
         )
 
 
-def _edited_cells() -> dict[int, dict[str, Any]]:
+def _table_positions(checked: list[SeriesFile]) -> list[int]:
+    """The files that get a table row: every file but those that cannot be used, which are
+    refused with their sentence and never asked a date or a view."""
+    return [position for position, file in enumerate(checked) if file.error is None]
+
+
+def _edited_cells(checked: list[SeriesFile]) -> dict[int, dict[str, Any]]:
+    """The patient's edits by file position (the table's rows skip unusable files)."""
     state = st.session_state.get(_TABLE_KEY) or {}
-    return {int(row): dict(cells) for row, cells in (state.get("edited_rows") or {}).items()}
+    positions = _table_positions(checked)
+    return {
+        positions[int(row)]: dict(cells)
+        for row, cells in (state.get("edited_rows") or {}).items()
+        if int(row) < len(positions)
+    }
 
 
 def _as_date(value: Any) -> date | None:
@@ -162,7 +174,7 @@ def _current_rows(
     checked: list[SeriesFile],
 ) -> tuple[dict[int, date | None], dict[int, View | None]]:
     """Each row's date and view: the file's suggestion, replaced by the patient's edits."""
-    edits = _edited_cells()
+    edits = _edited_cells(checked)
     dates: dict[int, date | None] = {}
     views: dict[int, View | None] = {}
     for position, file in enumerate(checked):
@@ -222,14 +234,17 @@ def _render_table(
 
     A table cell cuts a long sentence, so the cell names the state and the sentences follow.
     """
-    statuses = [_status(f, problems.get(i), views.get(i)) for i, f in enumerate(checked)]
+    rows = [checked[i] for i in _table_positions(checked)]
+    statuses = [
+        _status(checked[i], problems.get(i), views.get(i)) for i in _table_positions(checked)
+    ]
     frame = pd.DataFrame(
         {
-            "preview": [f.thumbnail for f in checked],
-            "file": [f.name for f in checked],
+            "preview": [f.thumbnail for f in rows],
+            "file": [f.name for f in rows],
             # datetime64 with NaT for empty dates, so the date column stays editable.
-            "date": pd.to_datetime([_default_day(f) for f in checked]),
-            "view": [_default_view_label(f) for f in checked],
+            "date": pd.to_datetime([_default_day(f) for f in rows]),
+            "view": [_default_view_label(f) for f in rows],
             "status": [short for short, _ in statuses],
         }
     )
@@ -260,10 +275,8 @@ def _render_table(
             "status": st.column_config.TextColumn("Status"),
         },
     )
-    for file, (_, sentences) in zip(checked, statuses, strict=True):
-        # Unusable files get an error box of their own below.
-        if file.error is None:
-            st.markdown(f"**{markdown_literal(file.name)}**: {markdown_literal(sentences)}")
+    for file, (_, sentences) in zip(rows, statuses, strict=True):
+        st.markdown(f"**{markdown_literal(file.name)}**: {markdown_literal(sentences)}")
 
 
 def _confirmations(checked: list[SeriesFile], views: dict[int, View | None]) -> set[int]:
@@ -562,14 +575,20 @@ if not uploads:
     st.stop()
 checked = _checked(uploads, actor)
 dates, views = _current_rows(checked)
-confirmed = _confirmations(checked, views)
-problems = series_problems(checked, dates, views, date.today(), confirmed)
-if any(f.to_save for f in checked):
-    _render_view_guide(open_guide=any(views[i] is None for i, f in enumerate(checked) if f.to_save))
-st.subheader("Your files")
-_render_table(checked, dates, views, problems)
+# Refused at once, with their sentence: nothing is asked of a file that cannot be used.
 for unusable in (f for f in checked if f.error is not None):
     st.error(f"{unusable.name} cannot be used: {unusable.error}")
+if any(f.to_save for f in checked):
+    _render_view_guide(open_guide=any(views[i] is None for i, f in enumerate(checked) if f.to_save))
+if _table_positions(checked):
+    st.subheader("Your files")
+# The table shows what each row still needs, including the confirmations asked below it.
+table_slot = st.container()
+confirmed = _confirmations(checked, views)
+problems = series_problems(checked, dates, views, date.today(), confirmed)
+if _table_positions(checked):
+    with table_slot:
+        _render_table(checked, dates, views, problems)
 to_save = sum(f.to_save for f in checked)
 birth_year = birth_year_of(get_database(), actor, actor.user_id)
 if birth_year is None:

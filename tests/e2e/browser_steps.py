@@ -106,7 +106,8 @@ def log_in(page: object, username: str, password: str) -> None:
 
 def choose_files(page: object, paths: list[Path]) -> None:
     """Hand files to the Upload page's uploader and wait for its table of them."""
-    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+    # The films' uploader takes several files; the CD's (a ZIP) one at a time.
+    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"][multiple]')
     uploader.set_input_files([str(path) for path in paths])
     wait_for_app(page)
     page.get_by_role("heading", name="Your files").wait_for()

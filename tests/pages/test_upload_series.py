@@ -101,7 +101,9 @@ def test_a_series_is_saved_with_each_rows_date_and_view_and_once_only(
     )
     # The DICOM states its view (PA) but only a placeholder date.
     assert "looks like a placeholder" in upload_statuses(at)[1], "notes.png has an error box"
-    at = edit_upload_table(at, {0: {"view": VIEW_LABELS[View.LATERAL]}, 2: {"date": "2026-01-07"}})
+    # notes.png has no row: the table's rows are the usable files.
+    assert _table(at)["file"].tolist() == ["chest_2026-01-05.png", "real.dcm"]
+    at = edit_upload_table(at, {0: {"view": VIEW_LABELS[View.LATERAL]}, 1: {"date": "2026-01-07"}})
     assert at.button(key="upload_save").label == "Save 2 scans to my record"
     at = at.button(key="upload_save").click().run()
     assert not at.exception
@@ -122,11 +124,7 @@ def test_a_series_is_saved_with_each_rows_date_and_view_and_once_only(
     )
     # Each saved row shows the date and view it was saved with, not an empty cell to fill.
     table = _table(at)
-    assert table["view"].fillna("").tolist() == [
-        VIEW_LABELS[View.LATERAL],
-        "",
-        VIEW_LABELS[View.PA],
-    ]
+    assert table["view"].tolist() == [VIEW_LABELS[View.LATERAL], VIEW_LABELS[View.PA]]
     assert [d.date() for d in table["date"].dropna()] == [date(2026, 1, 5), date(2026, 1, 7)]
     assert at.button(key="upload_save").disabled
     # The report stays while these files stay chosen (the table's refresh runs the page
