@@ -241,6 +241,8 @@ def timeline_figure(frame: pd.DataFrame, readings: Sequence[ScanReading]) -> go.
     _mark_same_days(fig, frame, by_id)
     fig.update_layout(
         xaxis_title="Scan date",
+        # Days, never hours: films are dated by the day they were taken.
+        xaxis={"tickformat": "%-d %b %Y"},
         yaxis_title="Model probability (log-odds scale)",
         yaxis={
             "range": [log_odds(_AXIS_TICKS[0] / 4), log_odds(1 - (1 - _AXIS_TICKS[-1]) / 4)],
