@@ -89,6 +89,13 @@ class Settings:
             (``ARCHIVE_MAX_FILES``).
         archive_max_ratio: Largest accepted ratio of a ZIP member's unpacked size to its
             packed size (``ARCHIVE_MAX_RATIO``).
+        pacs_url: The DICOMweb base URL of the hospital's PACS (``PACS_URL``), e.g.
+            ``https://pacs.example.org/dicom-web``; ``None`` means no PACS is connected.
+        pacs_username: The PACS account (``PACS_USERNAME``), for HTTP basic authentication;
+            ``None`` sends none.
+        pacs_password: Its password (``PACS_PASSWORD``).
+        pacs_name: What the PACS is called for patients and clinicians (``PACS_NAME``), e.g.
+            "St Mary's PACS".
     """
 
     environment: str
@@ -120,6 +127,10 @@ class Settings:
     archive_max_bytes: int = 1024 * 1024 * 1024
     archive_max_files: int = 10_000
     archive_max_ratio: int = 100
+    pacs_url: str | None = None
+    pacs_username: str | None = None
+    pacs_password: str | None = field(default=None, repr=False)
+    pacs_name: str = "the hospital's PACS"
 
     @property
     def is_local(self) -> bool:
@@ -182,6 +193,25 @@ def _proxies_env(env: dict[str, str]) -> frozenset[str]:
                 f"TRUSTED_PROXIES must list IP addresses or networks, got {entry!r}."
             ) from exc
     return entries
+
+
+def _pacs_url(env: dict[str, str], environment: str) -> str | None:
+    raw = (env.get("PACS_URL") or "").strip().rstrip("/")
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"PACS_URL must be an http(s) DICOMweb base URL, got {raw!r}.")
+    if parts.username or parts.password:
+        raise SettingsError(
+            "PACS_URL must not hold credentials; set PACS_USERNAME and PACS_PASSWORD."
+        )
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if environment != "local" and parts.scheme != "https" and not loopback:
+        raise SettingsError(
+            "PACS_URL must use https outside local use: films and credentials cross the network."
+        )
+    return raw
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -265,4 +295,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         archive_max_bytes=_int_env(env, "ARCHIVE_MAX_MB", 1024) * 1024 * 1024,
         archive_max_files=_int_env(env, "ARCHIVE_MAX_FILES", 10_000),
         archive_max_ratio=_int_env(env, "ARCHIVE_MAX_RATIO", 100),
+        pacs_url=_pacs_url(env, environment),
+        pacs_username=env.get("PACS_USERNAME") or None,
+        pacs_password=env.get("PACS_PASSWORD") or None,
+        pacs_name=(env.get("PACS_NAME") or "").strip() or "the hospital's PACS",
     )

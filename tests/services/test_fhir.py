@@ -207,9 +207,7 @@ def test_bundle_renders_every_reading(database, classifier, series) -> None:
     for role in ("dicom", "doubtful", "unsure", "child"):
         study_url, _ = _study_of(bundle, readings[role])
         assert resources and _report_of(bundle, study_url)
-        report_url = next(
-            url for url, r in resources.items() if r is _report_of(bundle, study_url)
-        )
+        report_url = next(url for url, r in resources.items() if r is _report_of(bundle, study_url))
         assert report_url in targets
 
 
