@@ -2,7 +2,8 @@
 
 The one place that decides, for a stored result, the patient's population at the scan's
 date and which findings hold for it; pages, reports, the timeline and the export all call
-:func:`reading_for` or :func:`excluded_by_scan`. The verdicts are those of the model that
+:func:`reading_for`, or read scans through ``services.records`` (whose readings use
+:func:`patient_population` and :func:`validity_of`). The verdicts are those of the model that
 made the result: its checkpoint's validity table (``models/metrics.json``), looked up by the
 SHA-256 stored with the result, so a result of an unevaluated model holds for no one.
 """

@@ -10,13 +10,16 @@ import numpy as np
 from PIL import Image
 
 from core.imaging import decode_scan
+from core.report import HEATMAP_CAPTION
+from core.scan_reading import ScanStatus
 from core.views import View
 from services.imports import classify, save_decoded_scan
+from services.records import read_patient, timeline_of
 from services.report import build_scan_report
 from storage.actor import Actor
 from storage.notes import add_note
 from storage.profile import set_display_name
-from storage.scans import list_scans, save_scan
+from storage.scans import save_scan
 from storage.sharing import grant_access
 from tests.storage._factories import sample_result
 
@@ -61,11 +64,11 @@ def test_report_of_a_real_scan_with_its_previous_scan_heatmap_and_note(
         database, alice, samples_dir, date(2025, 2, 1), View.PA, classify(classifier, scan)
     )
     add_note(database, dr_bob, later, "Compare with the next scan.", {"x": 10, "y": 20})
-    scans = list_scans(database, alice, alice.user_id)
+    record = read_patient(database, alice, alice.user_id, classifier)
 
-    plain = build_scan_report(database, alice, scans, later, classifier)
+    plain = build_scan_report(database, alice, record, later, classifier)
     with_heat = build_scan_report(
-        database, alice, scans, later, classifier, heatmap_finding="covid19"
+        database, alice, record, later, classifier, heatmap_finding="covid19"
     )
 
     assert (plain.scan_id, plain.scan_date, plain.filename) == (later, date(2025, 2, 1), JPEG)
@@ -74,15 +77,27 @@ def test_report_of_a_real_scan_with_its_previous_scan_heatmap_and_note(
     assert flagged == {"pneumonia", "covid19"}
     assert all(line.endswith("since the scan of 1 Jan 2025.") for line in plain.changes)
     assert plain.changes
-    assert plain.red_flags
+    assert plain.red_flags == record.reading(later).flags != ()
+    assert plain.headline == record.reading(later).headline
+    assert HEATMAP_CAPTION in with_heat.image_note and HEATMAP_CAPTION not in plain.image_note
     assert [(n.author, n.text) for n in plain.notes] == [("dr_bob", "Compare with the next scan.")]
     assert plain.image_png is not None and with_heat.image_png is not None
     assert not np.array_equal(_png_pixels(plain.image_png), _png_pixels(with_heat.image_png))
-    first = build_scan_report(database, alice, scans, earlier, classifier)
+    first = build_scan_report(database, alice, record, earlier, classifier)
     assert first.changes == (), "the first scan has nothing to compare with"
     assert plain.view is View.PA and plain.patient_name == "alice", "no display name: username"
     assert {point.scan_id for point in plain.timeline} == {earlier, later}
     assert {point.scan_id for point in first.timeline} == {earlier}, "only up to this scan"
+    # The report plots exactly what the Timeline plots by default, up to this scan.
+    frame = timeline_of(record).figure
+    assert frame is not None
+    plotted = {(p.scan_id, p.finding, round(p.probability, 6)) for p in plain.timeline}
+    assert plotted == {
+        (r.scan_id, item.finding, round(item.value, 6))
+        for r in record.readings
+        for item in r.findings
+        if item.plotted
+    }
 
 
 def test_the_report_carries_the_display_name_and_the_readers_time_zone(
@@ -90,28 +105,46 @@ def test_the_report_carries_the_display_name_and_the_readers_time_zone(
 ) -> None:
     alice, dr_bob = _alice_sharing_with_dr_bob(database, make_user)
     scan_id = _save_sample(database, alice, samples_dir, date(2025, 2, 1), View.AP, None)
-    scans = list_scans(database, alice, alice.user_id)
-    assert build_scan_report(database, dr_bob, scans, scan_id, None).patient_name is None
+    record = read_patient(database, alice, alice.user_id, None)
+    assert build_scan_report(database, dr_bob, record, scan_id, None).patient_name is None
     set_display_name(database, alice, "Alice Moreau")
-    report = build_scan_report(database, alice, scans, scan_id, None, zone="Asia/Tokyo")
+    report = build_scan_report(database, alice, record, scan_id, None, zone="Asia/Tokyo")
     assert (report.patient_name, report.zone, report.view) == (
         "Alice Moreau",
         "Asia/Tokyo",
         View.AP,
     )
-    assert build_scan_report(database, dr_bob, scans, scan_id, None).patient_name == "Alice Moreau"
+    assert build_scan_report(database, dr_bob, record, scan_id, None).patient_name == "Alice Moreau"
+    # Saved without a model: no number, and the report says why.
+    assert report.findings == () and report.status == "Awaiting re-score"
+
+
+def test_a_side_view_report_has_no_number_even_with_an_old_result(
+    database, make_user, samples_dir: Path
+) -> None:
+    alice = make_user("alice")
+    scan_id = _save_sample(
+        database, alice, samples_dir, date(2025, 2, 1), View.LATERAL, sample_result(0.9)
+    )
+    record = read_patient(database, alice, alice.user_id, None)
+    assert record.reading(scan_id).status is ScanStatus.NOT_SCORED_VIEW
+    report = build_scan_report(database, alice, record, scan_id, None)
+    assert report.findings == () and report.red_flags == () and report.timeline == ()
+    assert report.model_version is None
+    assert "not scored" in report.summary[0]
 
 
 def test_a_clinician_with_access_gets_the_same_report(database, make_user, samples_dir) -> None:
     alice, dr_bob = _alice_sharing_with_dr_bob(database, make_user)
     scan_id = _save_sample(database, alice, samples_dir, date(2025, 2, 1), View.PA, sample_result())
     mine = build_scan_report(
-        database, alice, list_scans(database, alice, alice.user_id), scan_id, None
+        database, alice, read_patient(database, alice, alice.user_id, None), scan_id, None
     )
     theirs = build_scan_report(
-        database, dr_bob, list_scans(database, dr_bob, alice.user_id), scan_id, None
+        database, dr_bob, read_patient(database, dr_bob, alice.user_id, None), scan_id, None
     )
     assert mine.summary == theirs.summary and mine.findings == theirs.findings
+    assert mine.headline == theirs.headline and mine.findings
 
 
 def test_a_stored_enhancement_that_no_longer_validates_shows_the_original_image(
@@ -130,7 +163,7 @@ def test_a_stored_enhancement_that_no_longer_validates_shows_the_original_image(
         result=sample_result(),
     )
     report = build_scan_report(
-        database, alice, list_scans(database, alice, alice.user_id), scan_id, None
+        database, alice, read_patient(database, alice, alice.user_id, None), scan_id, None
     )
     shown = _png_pixels(report.image_png)[..., 0]
     assert np.abs(shown.astype(float) - np.round(pixels * 255)).max() <= 1

@@ -6,14 +6,27 @@ a child aged 1-5, read by the shipped model.
 
 from __future__ import annotations
 
+import io
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from core.imaging import decode_scan
+from core.scan_reading import ScanStatus
+from core.view_check import LOOKS_LATERAL_WARNING
 from core.views import View
-from services.imports import ScanFile, import_scans
-from services.series import check_files, row_problem, series_problems
+from services.imports import NotAChestRadiograph, ScanFile, import_scans
+from services.series import (
+    CONFIRM_VIEW_SENTENCE,
+    check_files,
+    preview,
+    row_problem,
+    series_problems,
+    view_doubts,
+)
 from services.validity import reading_for
 from storage.profile import set_birth_year
 from storage.scans import list_scans
@@ -130,3 +143,87 @@ def test_real_films_are_read_for_the_patients_age(
     for finding in reading.findings:
         if finding.finding in greyed:
             assert finding.note and "says little about" in finding.note
+
+
+def _synthetic_side_view_png(samples_dir: Path) -> bytes:
+    """SYNTHETIC stand-in for a side view (the shared samples hold no real lateral film): one
+    half of a real frontal film stretched to full width, as ``tests/core/test_view_check.py``."""
+    pixels = decode_scan((samples_dir / "00000001_000.png").read_bytes()).pixels
+    half = pixels[:, : pixels.shape[1] // 2]
+    stretched = np.repeat(half, 2, axis=1)[:, : pixels.shape[1]]
+    out = io.BytesIO()
+    Image.fromarray(np.round(stretched * 255).astype(np.uint8)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_a_doubtful_frontal_view_needs_confirming_and_is_then_read_as_view_uncertain(
+    database, make_user, classifier, samples_dir: Path
+) -> None:
+    alice = make_user("alice")
+    uploads = [
+        ("side-as-pa.png", _synthetic_side_view_png(samples_dir)),
+        ("frontal.png", (samples_dir / "00027426_000.png").read_bytes()),
+    ]
+    checked = check_files(database, alice, uploads, TODAY)
+    when = {0: date(2026, 1, 5), 1: date(2026, 1, 5)}
+    views = {0: View.PA, 1: View.PA}
+    doubts = view_doubts(checked, views)
+    assert list(doubts) == [0] and doubts[0] == LOOKS_LATERAL_WARNING
+    # Saving waits for one explicit choice for that file only.
+    assert series_problems(checked, when, views, TODAY) == {0: CONFIRM_VIEW_SENTENCE}
+    assert series_problems(checked, when, views, TODAY, confirmed={0}) == {}
+    # Choosing the side view instead settles it too: a side view is never doubted nor scored.
+    assert series_problems(checked, when, {0: View.LATERAL, 1: View.PA}, TODAY) == {}
+    side = preview(checked[0], View.LATERAL, when[0], None, classifier)
+    assert side.reading.status is ScanStatus.NOT_SCORED_VIEW and side.scored.result is None
+    assert side.reading.findings == ()
+
+    shown = preview(checked[0], View.PA, when[0], None, classifier, view_confirmed=True)
+    assert shown.scored.result is not None
+    assert shown.reading.status in (ScanStatus.VIEW_UNCERTAIN, ScanStatus.UNSURE)
+    if shown.reading.status is ScanStatus.VIEW_UNCERTAIN:
+        assert shown.reading.headline.startswith("View uncertain.")
+        assert not any(" rose " in flag for flag in shown.reading.flags)
+    # The preview's result is reused without the model when the view and age still match.
+    again = preview(checked[0], View.PA, when[0], None, None, shown.scored, view_confirmed=True)
+    assert again.reading == shown.reading
+
+    files = [
+        ScanFile(
+            file.name,
+            lambda data=uploads[position][1]: data,  # decoded once, by the check
+            views[position],
+            scan_date=when[position],
+            decoded=file.scan,
+            scored=shown.scored if position == 0 else None,
+        )
+        for position, file in enumerate(checked)
+    ]
+    saved = import_scans(database, alice, files, classifier)
+    assert saved.all_ok, [item.error for item in saved.items]
+    doubtful, plain = saved.items
+    assert doubtful.result == shown.scored.result
+    assert doubtful.reading is not None and plain.reading is not None
+    assert doubtful.reading.status is shown.reading.status
+    assert doubtful.reading.value_of("pneumonia") == shown.reading.value_of("pneumonia")
+    assert not doubtful.reading.comparable
+    assert plain.reading.status in (ScanStatus.SCORED, ScanStatus.UNSURE)
+    stored = {scan.id: scan for scan in list_scans(database, alice, alice.user_id)}
+    assert stored[doubtful.scan_id].view_doubt == LOOKS_LATERAL_WARNING
+    assert stored[plain.scan_id].view_doubt is None
+
+
+def test_a_file_that_is_not_a_chest_radiograph_is_refused_before_a_date_or_view(
+    database, make_user, classifier
+) -> None:
+    alice = make_user("alice")
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 255, (600, 800, 3), dtype=np.uint8))
+    out = io.BytesIO()
+    photo.save(out, format="JPEG")
+    (item,) = import_scans(
+        database, alice, [ScanFile("holiday.jpg", out.getvalue, None)], classifier
+    ).items
+    assert not item.ok and item.error_code == NotAChestRadiograph.code
+    assert item.reading is None
+    assert list_scans(database, alice, alice.user_id) == []

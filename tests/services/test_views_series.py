@@ -15,10 +15,12 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from core.compare import compare_scans, default_pair
-from core.timeline import red_flags, scans_needing_rescore, timeline_frame
+from core.compare import compare_readings
+from core.scan_reading import ScanStatus
+from core.timeline import scans_needing_rescore, timeline_frame
 from core.views import NOT_SCORED_SENTENCE, UNKNOWN_NOT_SCORED_SENTENCE, View
 from services.imports import MissingScanView, ScanFile, import_scans
+from services.records import read_patient, timeline_of
 from services.rescore import rescore_scans
 from storage.scans import list_scans
 
@@ -85,10 +87,15 @@ def test_views_come_from_the_uploader_or_the_header_and_only_frontal_films_are_s
     side = items[1]
     assert side.result is None and NOT_SCORED_SENTENCE in side.notes
     assert all(item.result is not None for item in items if item is not side)
+    assert side.reading is not None and side.reading.status is ScanStatus.NOT_SCORED_VIEW
+    assert side.reading.findings == () and side.reading.headline == NOT_SCORED_SENTENCE
     scans = list_scans(database, alice, alice.user_id)
     by_id = {scan.id: scan for scan in scans}
     assert by_id[side.scan_id].view is View.LATERAL and by_id[side.scan_id].results == []
-    assert side.scan_id not in set(timeline_frame(scans)["scan_id"])
+    record = read_patient(database, alice, alice.user_id, None)
+    assert side.scan_id not in set(timeline_frame(record.readings)["scan_id"])
+    timeline = timeline_of(record)
+    assert any(NOT_SCORED_SENTENCE in sentence for sentence in timeline.unplotted)
 
 
 def test_rescoring_skips_the_side_view(database, classifier, series) -> None:
@@ -96,32 +103,46 @@ def test_rescoring_skips_the_side_view(database, classifier, series) -> None:
     scans = list_scans(database, alice, alice.user_id)
     side = items[1].scan_id
     assert side not in scans_needing_rescore(scans, "next")
+    model = _NextModel(classifier)
+    before = read_patient(database, alice, alice.user_id, model)
+    assert [r.status for r in before.readings].count(ScanStatus.AWAITING_RESCORE) == 4
+    assert timeline_of(before).pending_rescore == tuple(
+        item.scan_id for item in items if item.scan_id != side
+    )
 
-    outcome = rescore_scans(database, alice, scans, _NextModel(classifier))
+    outcome = rescore_scans(database, alice, scans, model)
 
     assert outcome.rescored == 4
+    after_record = read_patient(database, alice, alice.user_id, model)
+    assert [r.model_version for r in after_record.readings].count("next") == 4
+    assert ScanStatus.AWAITING_RESCORE not in {r.status for r in after_record.readings}
     after = {scan.id: scan for scan in list_scans(database, alice, alice.user_id)}
     assert after[side].results == []
     assert all(len(scan.results) == 2 for scan_id, scan in after.items() if scan_id != side)
 
 
-def test_flags_and_compare_stay_within_one_projection(database, series) -> None:
+def test_flags_and_compare_stay_within_one_projection(database, classifier, series) -> None:
     alice, items = series
-    scans = list_scans(database, alice, alice.user_id)
+    record = read_patient(database, alice, alice.user_id, classifier, margin=0.01)
     pa_ids = [item.scan_id for item in items if item.view is View.PA]
     # Compare opens on the latest two PA films, never on the same day's side view.
-    assert default_pair(scans) == (pa_ids[1], pa_ids[2])
-    by_id = {scan.id: scan for scan in scans}
-    same_day = compare_scans(by_id[items[0].scan_id], by_id[items[1].scan_id])
+    assert record.compare_default == (pa_ids[1], pa_ids[2])
+    by_id = {reading.scan_id: reading for reading in record.readings}
+    same_day = compare_readings(by_id[items[0].scan_id], by_id[items[1].scan_id])
     assert same_day.view_warning is not None and "Side (lateral)" in same_day.view_warning
-    mixed = compare_scans(by_id[items[2].scan_id], by_id[items[3].scan_id])
+    assert not same_day.comparable
+    mixed = compare_readings(by_id[items[2].scan_id], by_id[items[3].scan_id])
     assert mixed.view_warning is not None and "different projections" in mixed.view_warning
-    for scan_id, reasons in red_flags(scans, margin=0.01).items():
-        for reason in reasons:
+    for reading in record.readings:
+        for reason in reading.flags:
             if " rose " in reason:
                 # Only a PA film after an earlier day's PA film can rise.
-                assert by_id[scan_id].view is View.PA and "since the PA film of" in reason
-                assert by_id[scan_id].scan_date != date(2026, 1, 5)
+                assert reading.view is View.PA and "since the PA film of" in reason
+                assert reading.scan_date != date(2026, 1, 5)
+    # Every item's reading at import is the record's reading (flags aside: other margin).
+    at_import = {item.scan_id: item.reading for item in items}
+    again = read_patient(database, alice, alice.user_id, classifier)
+    assert all(at_import[r.scan_id] == r for r in again.readings)
 
 
 def test_a_png_needs_a_view_and_unknown_is_stored_unscored(
@@ -140,6 +161,7 @@ def test_a_png_needs_a_view_and_unknown_is_stored_unscored(
     ).items
     assert unknown.ok and unknown.result is None
     assert UNKNOWN_NOT_SCORED_SENTENCE in unknown.notes
+    assert unknown.reading is not None and unknown.reading.headline == UNKNOWN_NOT_SCORED_SENTENCE
 
 
 def test_the_uploader_overrides_the_header_with_a_note(

@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from core.imaging import decode_scan
 from core.settings import load_settings
+from core.views import View
 from storage.accounts import register
 from storage.bootstrap import open_database
 from storage.db import Database
@@ -29,6 +30,7 @@ from storage.scans import (
     load_scan,
     save_scan,
     update_scan_date,
+    update_scan_view,
 )
 from storage.schema import RateEvent, Scan
 from tests.storage._factories import sample_pixels, sample_result, save_sample_scan
@@ -74,6 +76,39 @@ def test_update_scan_date_changes_ordering(database, make_user) -> None:
     second = save_sample_scan(database, alice, scan_date=date(2024, 2, 1))
     update_scan_date(database, alice, first, date(2024, 3, 1))
     assert [s.id for s in list_scans(database, alice, alice.user_id)] == [second, first]
+
+
+def test_a_confirmed_view_doubt_is_kept_with_the_scan_and_follows_a_view_change(
+    database, make_user
+) -> None:
+    alice = make_user("alice")
+    doubt = "This image does not look like a frontal film."
+    scan_id = save_scan(
+        database,
+        alice,
+        pixels=sample_pixels(1),
+        metadata={},
+        enhancement={},
+        scan_date=date(2024, 3, 14),
+        filename="side.png",
+        view=View.PA,
+        view_doubt=doubt,
+        result=sample_result(),
+    )
+    plain = save_sample_scan(database, alice, scan_date=date(2024, 3, 15))
+    by_id = {scan.id: scan for scan in list_scans(database, alice, alice.user_id)}
+    assert (by_id[scan_id].view, by_id[scan_id].view_doubt) == (View.PA, doubt)
+    assert by_id[plain].view_doubt is None
+    assert load_scan(database, alice, scan_id).view_doubt == doubt
+
+    # A change of view replaces the doubt with the check's word on the new choice.
+    update_scan_view(database, alice, scan_id, View.LATERAL)
+    changed = load_scan(database, alice, scan_id)
+    assert (changed.view, changed.view_doubt) == (View.LATERAL, None)
+    assert len(changed.results) == 1, "results are kept as they are"
+    update_scan_view(database, alice, scan_id, View.AP, doubt)
+    (again,) = [s for s in list_scans(database, alice, alice.user_id) if s.id == scan_id]
+    assert (again.view, again.view_doubt) == (View.AP, doubt)
 
 
 def test_delete_scan_removes_rows_blob_and_notes(database, make_user) -> None:
