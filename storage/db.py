@@ -1,11 +1,23 @@
-"""The database handle: engine, transactions, encrypted blob store and the keyring."""
+"""The database handle: engine, transactions, encrypted blob store and the keyring.
+
+Contention is not an outage. PostgreSQL aborts a transaction that deadlocked or could not be
+serialised, and SQLite gives up on a file another writer kept locked; both leave nothing
+changed, so :meth:`Database.transaction` reports them as :class:`DatabaseBusy`, and
+:func:`retry_when_busy` runs the whole unit of work again a few times before the user is told
+to try again. A lost connection stays :class:`DatabaseUnavailable`.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import random
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -21,6 +33,20 @@ from storage.keyring import Keyring
 
 _LOG = logging.getLogger(__name__)
 
+#: SQLSTATEs of a transaction PostgreSQL aborted because of other transactions:
+#: serialization failure, deadlock, and a lock not granted in time (``lock_timeout``).
+_CONTENTION_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+#: SQLite's primary result codes for a file or table another connection holds.
+_SQLITE_CONTENTION = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+#: Runs of a unit of work before :class:`DatabaseBusy` reaches the user, and the longest
+#: wait before the first rerun (doubled for each next one, each wait drawn at random below
+#: it so that the transactions that collided do not collide again in step).
+BUSY_ATTEMPTS = 5
+_BUSY_FIRST_WAIT_S = 0.05
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
 
 class DatabaseUnavailable(UserError):
     """The database refused or dropped the connection before the work was committed."""
@@ -29,6 +55,16 @@ class DatabaseUnavailable(UserError):
     default_message = (
         "The database cannot be reached right now, so nothing was changed; "
         "please try again in a minute."
+    )
+
+
+class DatabaseBusy(UserError):
+    """Other work on the same records kept this transaction from completing; nothing changed."""
+
+    code = "database_busy"
+    default_message = (
+        "The database is busy with other work on the same records, so nothing was changed; "
+        "please try again."
     )
 
 
@@ -73,11 +109,15 @@ class Database:
         """A session whose work commits on normal exit and rolls back on an exception.
 
         A :class:`RecordAfterRollback` error is given the chance to record itself once the
-        rollback has released the locks its own record needs. A lost or refused connection
-        (a database restart, a network cut) becomes :class:`DatabaseUnavailable`, or
-        :class:`CommitUnconfirmed` when it happened during the commit.
+        rollback has released the locks its own record needs. A transaction the database
+        aborted for contention (deadlock, serialization failure, SQLite's lock) becomes
+        :class:`DatabaseBusy`, even during the commit: either database then rolled it back.
+        A lost or refused connection (a database restart, a network cut) becomes
+        :class:`DatabaseUnavailable`, or :class:`CommitUnconfirmed` when it happened during
+        the commit.
 
         Raises:
+            DatabaseBusy: Other transactions kept this one from completing.
             DatabaseUnavailable: The connection failed before the commit.
             CommitUnconfirmed: The connection failed during the commit.
         """
@@ -90,8 +130,44 @@ class Database:
             exc.record(self)
             raise
         except OperationalError as exc:
+            if is_contention(exc):
+                _LOG.info("Transaction aborted for contention: %s", exc.orig)
+                raise DatabaseBusy() from exc
             _LOG.warning("Database connection failed: %s", exc)
             raise (CommitUnconfirmed() if committing else DatabaseUnavailable()) from exc
+
+
+def is_contention(exc: OperationalError) -> bool:
+    """Whether the database aborted the transaction because of others, not a lost connection."""
+    if getattr(exc.orig, "sqlstate", None) in _CONTENTION_SQLSTATES:
+        return True
+    # Extended result codes (SQLITE_BUSY_SNAPSHOT, ...) keep the primary code in the low byte.
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _SQLITE_CONTENTION
+
+
+def retry_when_busy(work: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Run ``work`` again when the database was busy, up to :data:`BUSY_ATTEMPTS` runs.
+
+    For a function whose database work is one transaction (a save, a grant, one batch of a
+    key rotation): :class:`DatabaseBusy` means that transaction rolled back, so a rerun
+    repeats nothing stored. A blob such a function wrote before its commit is removed by its
+    own error handling, or set aside later by the orphan sweep; a rerun writes a new one.
+
+    Raises:
+        DatabaseBusy: Every run met contention.
+    """
+
+    @functools.wraps(work)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for attempt in range(1, BUSY_ATTEMPTS):
+            try:
+                return work(*args, **kwargs)
+            except DatabaseBusy:
+                time.sleep(random.uniform(0, _BUSY_FIRST_WAIT_S * 2 ** (attempt - 1)))
+        return work(*args, **kwargs)
+
+    return run
 
 
 def make_engine(url: str) -> Engine:

@@ -111,15 +111,13 @@ class Keyring:
             MasterKeyRotated: See :meth:`current`.
         """
         master = self.current(session)
-        # Locked, so that two rotations of one user cannot both take the same number.
-        known = session.exec(
-            select(schema.UserKey.version)
-            .where(schema.UserKey.user_id == user_id)
-            .with_for_update()
-        ).all()
-        if not known:
+        # Locked, so that two rotations of one user cannot both take the same number. The
+        # lock waits for a rotation in progress, but the rows it returns are those from
+        # before that rotation committed (PostgreSQL, read committed): read them again.
+        query = select(schema.UserKey.version).where(schema.UserKey.user_id == user_id)
+        if not session.exec(query.with_for_update()).all():
             raise LookupError(f"User {user_id} has no data key.")
-        version = max(known) + 1
+        version = max(session.exec(query).all()) + 1
         wrapped = crypto.wrap_key(master, crypto.new_data_key(), user_id, version)
         session.add(schema.UserKey(user_id=user_id, version=version, wrapped_key=wrapped))
         session.flush()

@@ -23,7 +23,7 @@ from sqlmodel import Session, SQLModel, col, select
 from core.errors import UserError
 from storage import audit, originals, policy, schema, versions
 from storage.actor import Actor
-from storage.db import Database
+from storage.db import Database, retry_when_busy
 from storage.sealing import RowSealer
 
 _BLOB = "blob"
@@ -82,6 +82,7 @@ def accounts(db: Database, username: str | None = None) -> list[Account]:
     return found
 
 
+@retry_when_busy
 def start(db: Database, user_id: int, *, by: Actor | None, operator: str | None) -> int:
     """Give the user a new data key version; their new values are sealed with it at once.
 
@@ -130,6 +131,7 @@ def pending(db: Database, user_id: int, version: int) -> int:
         )
 
 
+@retry_when_busy
 def reseal_batch(
     db: Database,
     user_id: int,

@@ -21,7 +21,7 @@ from core.localtime import to_local
 from core.views import View
 from storage import audit, blob_bytes, contents, crypto, originals, policy, rate, schema
 from storage.actor import Actor
-from storage.db import CommitUnconfirmed, Database
+from storage.db import CommitUnconfirmed, Database, retry_when_busy
 from storage.pixels import decode_pixels, encode_pixels, quantise, to_working_resolution
 from storage.results import ResultIn, ResultRecord, insert_result, results_by_scan
 from storage.sealing import RowSealer
@@ -149,6 +149,7 @@ class ScanRecord(ScanSummary):
     enhancement: dict[str, Any]
 
 
+@retry_when_busy
 def save_scan(
     db: Database,
     actor: Actor,

@@ -38,7 +38,7 @@ from sqlmodel import Session, col, select
 from storage import audit, policy, schema
 from storage.accounts import AccountError, normalize_username
 from storage.actor import Actor
-from storage.db import Database
+from storage.db import Database, retry_when_busy
 
 MAX_GRANT_HOURS = 24 * 365
 MIN_REASON_CHARS = 10
@@ -128,6 +128,7 @@ class EmergencyRequest:
     own: bool
 
 
+@retry_when_busy
 def grant_access(
     db: Database,
     actor: Actor,
@@ -199,6 +200,7 @@ def grant_access(
         return grant_id
 
 
+@retry_when_busy
 def revoke_access(db: Database, actor: Actor, grant_id: int) -> None:
     """End one of the patient's own grants now.
 
