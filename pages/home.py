@@ -6,27 +6,17 @@ import streamlit as st
 
 from core.findings import DISCLAIMER, FINDING_LABELS
 from core.words import in_sentence
-from pages.ui import browser_zone, current_actor, get_database
-from services import access_log, emergency
+from pages.ui import current_actor, get_database, show_emergency_reads
+from services import access_log
 
 st.title("Chest X-ray tracker")
 actor = current_actor()
 if actor is not None:
+    show_emergency_reads(actor)
     try:
         notices = access_log.reset_notices(get_database(), actor)
-        # Every emergency read of a patient's records, first thing, until acknowledged.
-        reads = (
-            emergency.emergency_read_notices(get_database(), actor)
-            if actor.role == "patient"
-            else []
-        )
     except access_log.AccessDenied:  # a pending password change: the Account page says so
-        notices, reads = [], []
-    for read in reads:
-        st.error(read.sentence(browser_zone()), icon=":material/emergency:")
-    if reads and st.button("I have read this", key="acknowledge_emergency_reads"):
-        emergency.acknowledge_notices(get_database(), actor, reads)
-        st.rerun()
+        notices = []
     for notice in notices:
         st.warning(notice.sentence())
 st.write(

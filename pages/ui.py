@@ -21,7 +21,7 @@ from core.clients import client_address
 from core.errors import UserError
 from core.findings import DISCLAIMER
 from core.settings import load_settings
-from services import accounts, sessions
+from services import access_log, accounts, emergency, sessions
 from services.handles import Actor, Database, open_database
 from services.handles import load_classifier as _load_classifier
 
@@ -370,7 +370,25 @@ def require_actor(*roles: str, allow_password_change: bool = False) -> Actor:
     if roles and actor.role not in roles:
         st.error("This page is not available for your account.")
         st.stop()
+    show_emergency_reads(actor)
     return actor
+
+
+def show_emergency_reads(actor: Actor) -> None:
+    """Every emergency read of a patient's records, at the top of whatever page they open
+    (:func:`require_actor`, and Home), until they acknowledge it: a deep link to another page
+    must not skip it."""
+    if actor.role != "patient":
+        return
+    try:
+        reads = emergency.emergency_read_notices(get_database(), actor)
+    except access_log.AccessDenied:  # a pending password change: the Account page says so
+        return
+    for read in reads:
+        st.error(read.sentence(browser_zone()), icon=":material/emergency:")
+    if reads and st.button("I have read this", key="acknowledge_emergency_reads"):
+        emergency.acknowledge_notices(get_database(), actor, reads)
+        st.rerun()
 
 
 def browser_zone() -> str | None:

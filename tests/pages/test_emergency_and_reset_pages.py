@@ -5,12 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from storage import accounts, sharing
 from storage.access_log import emergency_read_notices
 from storage.policy import AccessDenied
 from storage.scans import list_scans
-from tests.pages._flows import ADMIN_PASSWORD, PASSWORD, World, open_world, page, texts
+from tests.pages._flows import (
+    ADMIN_PASSWORD,
+    PASSWORD,
+    PROJECT_ROOT,
+    TIMEOUT_S,
+    World,
+    log_in,
+    open_world,
+    page,
+    texts,
+)
 
 REASON = "unresponsive at the clinic door, no consent possible"
 
@@ -89,18 +100,29 @@ def test_patient_sees_every_emergency_read_as_a_banner_until_acknowledged(world:
     sharing.approve_emergency_access(world.db, dr_eve, request_id)
     list_scans(world.db, world.dr_bob, world.alice.user_id)
 
-    home = page("home.py", world.alice).run()
+    home = _router(world.alice)
     assert not home.exception
     [banner] = [e.value for e in home.error if "EMERGENCY ACCESS" in e.value]
     assert banner.startswith("EMERGENCY ACCESS: dr_bob opened your records without your")
-    # Shown again at every visit until the patient says they read it.
-    assert [e.value for e in page("home.py", world.alice).run().error] == [banner]
+    # Above every page, so a deep link to another page does not skip it, and shown again at
+    # every visit until the patient says they read it.
+    timeline = _router(world.alice)
+    timeline.switch_page("pages/timeline.py").run()
+    assert not timeline.exception
+    assert [e.value for e in timeline.error if "EMERGENCY ACCESS" in e.value] == [banner]
     home.button(key="acknowledge_emergency_reads").click().run()
     assert not home.exception
     assert not [e for e in home.error if "EMERGENCY ACCESS" in e.value]
     assert emergency_read_notices(world.db, world.alice) == []
-    # A clinician's home page has no such banner.
-    assert not page("home.py", world.dr_bob).run().error
+    # A clinician has no such banner.
+    assert not [e for e in _router(world.dr_bob).error if "EMERGENCY ACCESS" in e.value]
+
+
+def _router(actor) -> AppTest:
+    """The app's entry point (router) run once with ``actor`` logged in, on Home."""
+    at = AppTest.from_file(str(PROJECT_ROOT / "streamlit_app.py"), default_timeout=TIMEOUT_S)
+    log_in(at, actor)
+    return at.run()
 
 
 def test_patient_refuses_emergency_access_on_the_sharing_page(world: World) -> None:
