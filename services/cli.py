@@ -165,7 +165,6 @@ def _import_scan(db: Database, args: argparse.Namespace) -> int:
 
         def report(done: int, total: int, outcome: ImportedScan) -> None:
             bar.update()
-            bar.write(_outcome_line(paths[done - 1], outcome, why_not))
 
         imported = import_scans(
             db,
@@ -175,6 +174,10 @@ def _import_scan(db: Database, args: argparse.Namespace) -> int:
             scan_date=args.date,
             on_progress=report,
         )
+    # Printed from the report, whose outcomes carry each scan's reading (the progress
+    # callback's do not yet: a reading is read with the whole record, after the last file).
+    for path, outcome in zip(paths, imported.items, strict=True):
+        print(_outcome_line(path, outcome, why_not))
     return 0 if imported.all_ok else EXIT_FAILED_FILES
 
 
@@ -212,7 +215,6 @@ def _import_medium(
 
         def report(done: int, count: int, outcome: ImportedScan) -> None:
             bar.update()
-            bar.write(_outcome_line(Path(outcome.filename), outcome, why_not))
 
         imported = import_media(
             db,
@@ -224,6 +226,8 @@ def _import_medium(
             on_progress=report,
             fallback_date=args.date,
         )
+    for outcome in imported.items:  # with their readings, as in :func:`_import_scan`
+        print(_outcome_line(Path(outcome.filename), outcome, why_not))
     print(imported.summary)
     return 0 if imported.all_ok else EXIT_FAILED_FILES
 

@@ -247,7 +247,7 @@ def test_both_module_names_run_the_same_command_line(settings_env) -> None:
     assert created.returncode == 0 and "created patient bob" in created.stdout
 
 
-def test_import_scan_with_the_model_names_the_top_finding(settings_env, samples_dir) -> None:
+def test_import_scan_with_the_model_prints_each_scans_headline(settings_env, samples_dir) -> None:
     _cli(settings_env, "create-user", "alice", stdin=PASSWORD + "\n")
     flagged, negative = samples_dir / "16747_3_1.jpg", samples_dir / "Fake_MONOHR1.dcm"
     env = {**settings_env, "MODEL_CHECKPOINT": str(SHIPPED_CHECKPOINT)}
@@ -260,9 +260,17 @@ def test_import_scan_with_the_model_names_the_top_finding(settings_env, samples_
 
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.strip().splitlines()
+    # The headline every page shows: the flagged findings with their values and levels.
     assert re.fullmatch(
-        rf"stored {re.escape(str(flagged))} as scan \d+ \(view PA\) "
-        r"\(top finding covid19 \d\.\d\d\)",
+        rf"stored {re.escape(str(flagged))} as scan \d+ \(view PA\): "
+        r"Above (its|their) levels?: .*COVID-19-like pattern \d+% \(level \d+%\).*\.",
         first,
+    ), first
+    assert "strongest" not in first
+    # The negative film is stored, but the model was unsure: its reason, no number.
+    assert second.startswith(
+        f"stored {negative} as scan "
+    ) and "(view PA): No result is shown for this film: this image looks like a negative" in (
+        second
     )
-    assert "(view PA) (the model abstained)" in second
+    assert not re.search(r"\d+%", second), second
