@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from storage import teleconsults
 from storage.actor import Actor
-from storage.audit import record_session_end, record_session_start
 from storage.db import Database
 from storage.notes import MAX_NOTE_CHARS, add_note
 from storage.sharing import SharedPatient, shared_patients
@@ -28,18 +28,26 @@ class TeleconsultSession:
     """An open teleconsultation.
 
     Attributes:
+        id: The session's row (``storage.teleconsults``).
         patient_id: The patient under review.
         username: The patient's username.
         started_at: When the session started (UTC).
     """
 
+    id: int
     patient_id: int
     username: str
     started_at: datetime
 
+    @property
+    def viewing(self) -> str:
+        """The viewing its reads are audited in (``storage.audit.append_read``): one per
+        teleconsult session, however often its page reruns."""
+        return f"teleconsult-{self.patient_id}-{self.started_at.timestamp():.6f}"
+
 
 def start_teleconsult(db: Database, actor: Actor, patient: SharedPatient) -> TeleconsultSession:
-    """Open a session with a patient and record its start in the audit trail.
+    """Open a session with a patient (its own row; the start is audited).
 
     Args:
         db: Database handle.
@@ -53,12 +61,12 @@ def start_teleconsult(db: Database, actor: Actor, patient: SharedPatient) -> Tel
         storage.policy.AccessDenied: The clinician may not read this patient's records (any
             more).
     """
-    record_session_start(db, actor, patient.patient_id)
-    return TeleconsultSession(patient.patient_id, patient.username, datetime.now(UTC))
+    opened = teleconsults.start(db, actor, patient.patient_id)
+    return TeleconsultSession(opened.id, patient.patient_id, patient.username, opened.started_at)
 
 
 def end_teleconsult(db: Database, actor: Actor, session: TeleconsultSession) -> float:
-    """Close a session and record its end and length in the audit trail.
+    """Close a session (its row; the end and length are audited).
 
     Allowed after the patient's access ended, so that every started session is closed.
 
@@ -70,6 +78,4 @@ def end_teleconsult(db: Database, actor: Actor, session: TeleconsultSession) -> 
     Returns:
         The session's length in minutes.
     """
-    minutes = (datetime.now(UTC) - session.started_at).total_seconds() / 60
-    record_session_end(db, actor, session.patient_id, minutes)
-    return minutes
+    return teleconsults.end(db, actor, session.id)

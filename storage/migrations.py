@@ -125,6 +125,12 @@ def _login_devices(conn: Connection) -> None:
     schema.table_of(schema.LoginDevice).create(conn, checkfirst=True)
 
 
+def _teleconsults(conn: Connection) -> None:
+    # Sessions opened before this step were tracked in the audit trail only; they count as
+    # ended (a clinician starts a new one).
+    schema.table_of(schema.Teleconsult).create(conn, checkfirst=True)
+
+
 def _sqlite_autoincrement_scans(conn: Connection) -> None:
     sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'scans'")).scalar_one()
     if "AUTOINCREMENT" in sql.upper():
@@ -183,6 +189,7 @@ MIGRATIONS: tuple[Step, ...] = (
         _emergency_preferences,
     ),
     (15, "login_devices: browsers an account logged in from, counted apart", _login_devices),
+    (17, "teleconsults: whether a session is open, kept apart from the audit trail", _teleconsults),
 )
 
 

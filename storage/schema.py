@@ -428,6 +428,19 @@ class SchemaVersion(SQLModel, table=True):
     applied_at: datetime = Field(default_factory=utcnow)
 
 
+class Teleconsult(SQLModel, table=True):
+    """A clinician's teleconsult session with one patient (``storage.teleconsults``)."""
+
+    __tablename__ = "teleconsults"
+
+    id: int | None = Field(default=None, primary_key=True)
+    clinician_id: int = Field(foreign_key="users.id", index=True)
+    patient_id: int = Field(foreign_key="users.id", index=True)
+    started_at: datetime = Field(default_factory=utcnow)
+    #: None while the session is open.
+    ended_at: datetime | None = None
+
+
 def stored_id(value: int | None) -> int:
     """The primary key of a row that is in the database (flushed or read back).
 

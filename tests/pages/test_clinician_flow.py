@@ -6,22 +6,15 @@ Only granted patients, a session with a note, and denied after revoke or expiry.
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
-from storage import audit, schema, sharing
+from storage import schema, sharing, teleconsults
 from storage.notes import add_note, list_notes
 from storage.policy import AccessDenied
 from storage.scans import list_scans, load_scan
-from tests.pages._flows import World, open_world, page, texts
-
-
-@pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    """Alice with three scans, Carol with one, and dr_bob, in a private database."""
-    return open_world(tmp_path, monkeypatch)
+from tests.pages._flows import World, page, texts
 
 
 def _actions(world: World) -> list[str]:
@@ -125,7 +118,7 @@ def test_after_expiry_the_patient_is_gone_and_access_denied(world: World) -> Non
     with pytest.raises(AccessDenied):
         list_scans(world.db, world.dr_bob, world.alice.user_id)
     with pytest.raises(AccessDenied):
-        audit.record_session_start(world.db, world.dr_bob, world.alice.user_id)
+        teleconsults.start(world.db, world.dr_bob, world.alice.user_id)
 
 
 def test_the_patients_access_log_says_who_did_what_per_day_in_one_sentence(

@@ -30,6 +30,7 @@ from storage import (
     scans,
     sessions,
     sharing,
+    teleconsults,
 )
 from storage.access_log import (
     ResetNotice,
@@ -89,13 +90,9 @@ CALLS: dict[str, Call] = {
         r.db, r.admin, r.patient.username, True
     ),
     "audit.list_events": lambda r: audit.list_events(r.db, r.admin),
-    "audit.record_session_end": lambda r: audit.record_session_end(
-        r.db, r.clinician, r.patient.user_id, 5.0
-    ),
-    "audit.record_session_start": lambda r: audit.record_session_start(
-        r.db, r.clinician, r.patient.user_id
-    ),
     "audit.verify_chain": lambda r: audit.verify_chain(r.db, r.admin),
+    "teleconsults.start": lambda r: teleconsults.start(r.db, r.clinician, r.patient.user_id),
+    "teleconsults.end": lambda r: teleconsults.end(r.db, r.clinician, 1),
     "cohort.cohort_summary": lambda r: cohort.cohort_summary(r.db, r.analyst, ["finding"]),
     "cohort.shift_sample": lambda r: cohort.shift_sample(r.db, r.analyst),
     "export.export_user": lambda r: export.export_user(r.db, r.patient),

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from storage import accounts, audit, cohort, schema, sharing
+from storage import accounts, audit, cohort, schema, sharing, teleconsults
 from storage.access_log import access_log
 from storage.accounts import AuthError
 from storage.crypto import DecryptionError
@@ -110,7 +110,7 @@ def test_clinician_access_ends_with_the_grant(database, make_user, ending: str) 
         "load_scan": lambda: load_scan(database, doc, scan_id),
         "add_note": lambda: add_note(database, doc, scan_id, "after the end"),
         "list_notes": lambda: list_notes(database, doc, scan_id),
-        "teleconsult_start": lambda: audit.record_session_start(database, doc, alice.user_id),
+        "teleconsult_start": lambda: teleconsults.start(database, doc, alice.user_id),
     }
     assert _refusals(calls, AccessDenied) == []
     assert sharing.shared_patients(database, doc) == []
