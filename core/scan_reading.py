@@ -585,7 +585,7 @@ def attention_summary(readings: Sequence[ScanReading]) -> str | None:
     )
     if above:
         sentence += f"; above the level: {_and_list(above)}"
-    return sentence + ". Discuss them with a clinician; the reasons are in the table."
+    return sentence + "; discuss them with a clinician (the reasons are in the table)."
 
 
 def latest_scored_frontal(readings: Sequence[ScanReading]) -> ScanReading | None:
