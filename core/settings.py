@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -20,6 +21,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "admin"})
 #: Shortest cookie secret accepted outside local use (placeholders are all shorter).
 _MIN_COOKIE_SECRET = 32
+#: Password-hashing cost profiles, named by ``ARGON2_PROFILE`` (see :func:`argon2_profile`).
+ARGON2_PROFILES = ("production", "test")
 
 
 class SettingsError(UserError, ValueError):
@@ -195,6 +198,36 @@ def _proxies_env(env: dict[str, str]) -> frozenset[str]:
     return entries
 
 
+def argon2_profile(env: Mapping[str, str] | None = None) -> str:
+    """The password-hashing cost profile: ``production`` unless a test suite asks for ``test``.
+
+    Read at every password hash rather than once with :func:`load_settings`, so that the
+    tests of hashing itself can ask for the production cost while the rest of a suite runs
+    cheap.
+
+    Args:
+        env: Mapping to read instead of ``os.environ`` (tests).
+
+    Returns:
+        One of :data:`ARGON2_PROFILES`.
+
+    Raises:
+        SettingsError: ``ARGON2_PROFILE`` names an unknown profile, or ``test`` outside local
+            use (``APP_ENV=production``), where cheap hashes would make stolen password hashes
+            cheap to crack.
+    """
+    env = os.environ if env is None else env
+    profile = env.get("ARGON2_PROFILE", "").strip().lower() or "production"
+    if profile not in ARGON2_PROFILES:
+        raise SettingsError(f"ARGON2_PROFILE must be 'production' or 'test', got {profile!r}.")
+    if profile != "production" and env.get("APP_ENV", "local").strip().lower() != "local":
+        raise SettingsError(
+            f"ARGON2_PROFILE={profile} is for test suites; unset it outside local use, where "
+            "passwords are hashed at full cost."
+        )
+    return profile
+
+
 def _pacs_url(env: dict[str, str], environment: str) -> str | None:
     raw = (env.get("PACS_URL") or "").strip().rstrip("/")
     if not raw:
@@ -237,6 +270,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     master_key = env.get("MASTER_KEY") or None
     admin_password = env.get("ADMIN_PASSWORD") or None
     cookie_secret = env.get("COOKIE_SECRET") or None
+    # Refused at start, not only at the first login, so a misconfigured server does not run.
+    argon2_profile(env)
     if environment != "local":
         if master_key is None or master_key.strip().lower() in _PLACEHOLDER_SECRETS:
             raise SettingsError("MASTER_KEY must be set to a real key outside local use.")

@@ -65,7 +65,13 @@ class Keyring:
             MasterKeyRotated: The database uses a key this process does not have.
         """
         query = select(schema.KeyCheck).where(schema.KeyCheck.id == 1)
-        query = query.with_for_update() if for_rotation else query.with_for_update(key_share=True)
+        # FOR KEY SHARE, the weakest lock that still conflicts with the rotation's FOR UPDATE:
+        # every transaction that touches a key takes it, so it must not exclude the others.
+        query = (
+            query.with_for_update()
+            if for_rotation
+            else query.with_for_update(read=True, key_share=True)
+        )
         expected = session.exec(query).one().check_value
         master, check = self._state
         if check == expected:
@@ -123,7 +129,7 @@ class Keyring:
         session.flush()
         return version
 
-    def sealer(self, session: Session, owner_id: int) -> RowSealer:
+    def sealer(self, session: Session, owner_id: int, *, for_update: bool = False) -> RowSealer:
         """Every version of a user's data key, unwrapped, to seal and open that user's rows.
 
         The owner's rows are first checked against their committed row versions
@@ -132,6 +138,8 @@ class Keyring:
         Args:
             session: Open session.
             owner_id: Owner of the keys.
+            for_update: This transaction will seal or delete some of the owner's records:
+                the owner is locked exclusively from now on rather than shared with readers.
 
         Returns:
             The owner's sealer.
@@ -154,7 +162,7 @@ class Keyring:
                 row.version: crypto.unwrap_key(master, row.wrapped_key, owner_id, row.version)
                 for row in rows
             },
-            versions.checked(session, root_key, owner_id),
+            versions.checked(session, root_key, owner_id, for_update=for_update),
         )
 
     def records_deleted(self, session: Session, owner_id: int) -> None:
@@ -170,7 +178,7 @@ class Keyring:
         versions.mark_changed(session, root_key, owner_id)
 
     def rewrap(self, session: Session, new_master: bytes) -> int:
-        """Re-wrap every data key under ``new_master`` and re-sign the record-version root.
+        """Re-wrap every data key under ``new_master`` and re-sign the record-version tree.
 
         The new key's fingerprint is recorded too.
 

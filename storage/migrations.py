@@ -125,6 +125,15 @@ def _login_devices(conn: Connection) -> None:
     schema.table_of(schema.LoginDevice).create(conn, checkfirst=True)
 
 
+def _version_tree(conn: Connection) -> None:
+    # Only the tables: the tree is signed with the master key, which migrations do not hold,
+    # so the first sealed access checks the old root and replaces it (storage.versions).
+    schema.table_of(schema.SealNode).create(conn, checkfirst=True)
+    present = {c["name"] for c in inspect(conn).get_columns("seal_root")}
+    if "scheme" not in present:
+        conn.execute(text("ALTER TABLE seal_root ADD COLUMN scheme INTEGER NOT NULL DEFAULT 1"))
+
+
 def _teleconsults(conn: Connection) -> None:
     # Sessions opened before this step were tracked in the audit trail only; they count as
     # ended (a clinician starts a new one).
@@ -189,6 +198,11 @@ MIGRATIONS: tuple[Step, ...] = (
         _emergency_preferences,
     ),
     (15, "login_devices: browsers an account logged in from, counted apart", _login_devices),
+    (
+        16,
+        "seal_nodes and seal_root.scheme: a tree of MACs over the record-version heads",
+        _version_tree,
+    ),
     (17, "teleconsults: whether a session is open, kept apart from the audit trail", _teleconsults),
 )
 

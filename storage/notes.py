@@ -67,7 +67,7 @@ def add_note(
     with db.transaction() as session:
         scan = get_scan(session, scan_id)
         access = policy.check_add_note(session, actor, scan.owner_id, scan_id)
-        sealer = db.keyring.sealer(session, scan.owner_id)
+        sealer = db.keyring.sealer(session, scan.owner_id, for_update=True)
         note = schema.Note(
             scan_id=schema.stored_id(scan.id),
             owner_id=scan.owner_id,

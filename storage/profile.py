@@ -42,7 +42,7 @@ def _write_fact(db: Database, actor: Actor, key: str, value: object, action: str
     # The patient's own profile only; None clears the fact and is audited as such.
     with db.transaction() as session:
         policy.check_write(session, actor, actor.user_id)
-        sealer = db.keyring.sealer(session, actor.user_id)
+        sealer = db.keyring.sealer(session, actor.user_id, for_update=True)
         profile = session.get(schema.Profile, actor.user_id)
         if profile is None:
             profile = schema.Profile(user_id=actor.user_id)

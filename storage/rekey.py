@@ -164,7 +164,7 @@ def reseal_batch(
     try:
         with db.transaction() as session:
             _check(session, by, user_id)
-            sealer = db.keyring.sealer(session, user_id)
+            sealer = db.keyring.sealer(session, user_id, for_update=True)
             records = 0
             for model, owner_column in versions.VERSIONED.values():
                 for row in _older_rows(

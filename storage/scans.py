@@ -214,7 +214,7 @@ def save_scan(
         with db.transaction() as session:
             policy.check_write(session, actor, actor.user_id)
             _lock_user(session, actor.user_id)
-            sealer = db.keyring.sealer(session, actor.user_id)
+            sealer = db.keyring.sealer(session, actor.user_id, for_update=True)
             # Checked under the user's lock, so a double click cannot store the file twice.
             if content is not None and (copy := contents.find_copy(session, sealer, content)):
                 raise AlreadySaved(_saved_copy(session, sealer, *copy))
@@ -397,7 +397,7 @@ def _update_payload(
     """Change facts of one's own scan in its sealed payload, audited as ``action``."""
     with db.transaction() as session:
         scan = _own_scan(session, actor, scan_id)
-        sealer = db.keyring.sealer(session, scan.owner_id)
+        sealer = db.keyring.sealer(session, scan.owner_id, for_update=True)
         payload = open_scan_payload(sealer, scan)
         payload.update(changes)
         _seal_payload(sealer, scan, payload)
@@ -469,7 +469,7 @@ def add_results(db: Database, actor: Actor, results: list[tuple[int, ResultIn]])
     """
     with db.transaction() as session:
         policy.check_write(session, actor, actor.user_id)
-        sealer = db.keyring.sealer(session, actor.user_id)
+        sealer = db.keyring.sealer(session, actor.user_id, for_update=True)
         scans: dict[int, schema.Scan] = {}
         ids = []
         for scan_id, result in results:

@@ -400,13 +400,32 @@ class SealHead(SQLModel, table=True):
     digest: str = Field(default="", max_length=64)
 
 
+class SealNode(SQLModel, table=True):
+    """One inner node of the tree of HMACs over the owners' heads (see storage.versions).
+
+    Level 1 position ``p`` signs the heads of owners ``16p`` to ``16p + 15``; each level
+    above signs 16 nodes of the level below.
+    """
+
+    __tablename__ = "seal_nodes"
+
+    level: int = Field(primary_key=True)
+    position: int = Field(primary_key=True)
+    mac: str = Field(max_length=64)
+
+
 class SealRoot(SQLModel, table=True):
-    """The single row whose HMAC (keyed from the master key) covers every owner's head."""
+    """The single row whose HMAC (keyed from the master key) covers every owner's head.
+
+    ``scheme`` 2 signs the top level of :class:`SealNode`; 1 is one MAC over every head,
+    migration step 7's form, replaced by the tree at the first sealed access after step 16.
+    """
 
     __tablename__ = "seal_root"
 
     id: int = Field(default=1, primary_key=True)
     mac: str = Field(max_length=64)
+    scheme: int
 
 
 class KeyCheck(SQLModel, table=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,17 @@ import pytest
 from core.settings import load_settings
 from storage.blobs import BlobStore, open_blob_store
 from tests.s3_server import s3_prefix
+
+# Passwords are hashed at argon2's smallest cost in the whole suite, and in the servers and
+# commands it starts (they inherit the environment), except where a test of hashing itself
+# asks for the production cost (:func:`production_argon2`). Production refuses this profile.
+os.environ.setdefault("ARGON2_PROFILE", "test")
+
+
+@pytest.fixture
+def production_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hash passwords at the production argon2 cost in this test (see storage/passwords.py)."""
+    monkeypatch.delenv("ARGON2_PROFILE", raising=False)
 
 
 @pytest.fixture(scope="session")

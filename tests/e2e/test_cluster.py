@@ -60,6 +60,8 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "CLUSTER_REPLICA_PORT": str(first_replica),
         "CLUSTER_DB": database,
         "ADMIN_USERNAME": "cluster-admin",
+        # The replicas run with APP_ENV=production, which refuses the suite's cheap profile.
+        "ARGON2_PROFILE": "production",
     }
     log = tmp_path / "cluster.log"
     with open(log, "w") as out:

@@ -32,6 +32,7 @@ def _actions(db: Database) -> list[str]:
         return list(session.exec(select(schema.AuditEvent.action).order_by(schema.AuditEvent.seq)))
 
 
+@pytest.mark.usefixtures("production_argon2")
 def test_register_defaults_to_patient_and_logs_in(database) -> None:
     actor = accounts.register(database, "Alice", PASSWORD)
     assert (actor.username, actor.role) == ("alice", "patient")
@@ -282,6 +283,7 @@ def test_admin_created_accounts_must_change_their_password(database, admin) -> N
     assert not accounts.must_change_password(database, patient)
 
 
+@pytest.mark.usefixtures("production_argon2")
 def test_old_hash_parameters_are_upgraded_at_login(database, make_user) -> None:
     make_user("alice")
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)

@@ -158,3 +158,17 @@ def test_step_12_leaves_blob_sizes_to_be_measured_later(tmp_path) -> None:
                 c for c in sa.inspect(conn).get_columns(table) if c["name"] == "blob_bytes"
             ]
             assert column["nullable"], "older rows have no size until the quota measures them"
+
+
+def test_step_16_adds_the_version_tree_and_marks_the_old_root(tmp_path) -> None:
+    """The root signed before step 16 is one MAC over every head; the tree replaces it at the
+    first sealed access (tests/storage/test_versions.py), since only that holds the key."""
+    with _migrated(tmp_path) as conn:
+        run = conn.exec_driver_sql
+        run("DROP TABLE seal_nodes")
+        run("ALTER TABLE seal_root DROP COLUMN scheme")
+        run("INSERT INTO seal_root (id, mac) VALUES (1, 'step 7 mac')")
+        _step(16)(conn)
+        _step(16)(conn)  # a second run changes nothing
+        assert sa.inspect(conn).has_table("seal_nodes")
+        assert run("SELECT mac, scheme FROM seal_root").all() == [("step 7 mac", 1)]
