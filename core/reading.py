@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from core.findings import FINDING_LABELS, FINDING_LIMITS, FINDINGS, is_flagged, threshold_for
-from core.results import top_finding_sentence
 
 #: The population names of ``models.populations`` (``core`` imports no other package).
 CHILD, ADULT, UNKNOWN = "child", "adult", "unknown"
@@ -80,12 +79,10 @@ class ResultReading:
     Attributes:
         population: The patient's population (``child``, ``adult`` or ``unknown``).
         findings: One reading per finding, in ``FINDINGS`` order.
-        headline: The top-finding sentence over the findings that hold for the patient.
     """
 
     population: str
     findings: tuple[FindingReading, ...]
-    headline: str
 
     @property
     def excluded(self) -> frozenset[str]:
@@ -160,8 +157,7 @@ def read_result(
                 note,
             )
         )
-    kept = {r.finding: r.probability for r in readings if not r.greyed}
-    return ResultReading(population, tuple(readings), top_finding_sentence(kept, thresholds))
+    return ResultReading(population, tuple(readings))
 
 
 def _learned_from(valid_for: list[str]) -> str | None:

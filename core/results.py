@@ -9,39 +9,9 @@ import plotly.graph_objects as go
 from core.findings import (
     FINDING_LABELS,
     FINDINGS,
-    flagged_findings,
     is_flagged,
     threshold_for,
-    top_finding,
 )
-from core.words import in_sentence
-
-
-def top_finding_sentence(
-    probabilities: Mapping[str, float], thresholds: Mapping[str, float] | None
-) -> str:
-    """The headline of a result in plain words.
-
-    Args:
-        probabilities: Probability per finding.
-        thresholds: Decision threshold per finding (see ``core.findings.threshold_for``).
-
-    Returns:
-        One sentence naming the top finding (``core.findings.top_finding``) and the others at or
-        above their threshold, or saying none is.
-    """
-    top = top_finding(probabilities, thresholds)
-    if top is None:
-        return "No finding reached the level at which the model suggests a closer look."
-    flagged = flagged_findings(probabilities, thresholds)
-    others = [in_sentence(FINDING_LABELS[f]) for f in flagged if f != top]
-    sentence = (
-        f"The model's strongest signal is {in_sentence(FINDING_LABELS[top])} "
-        f"({probabilities[top]:.0%}, above its level of {threshold_for(thresholds, top):.0%})"
-    )
-    if others:
-        sentence += f"; also above their level: {', '.join(others)}"
-    return sentence + "."
 
 
 def probability_figure(

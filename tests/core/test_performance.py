@@ -129,7 +129,7 @@ def test_confusion_figures(report: dict) -> None:
 def test_reliability_and_training_figures(report: dict) -> None:
     reliability = performance.reliability_figure(report, "covid_test")
     assert [trace.name for trace in reliability.data] == [
-        "COVID-19 pneumonia (ECE 0.020)",
+        "COVID-19-like pattern (ECE 0.020)",
         "perfect",
     ]
     training = performance.training_figure(report)
@@ -221,4 +221,4 @@ def test_training_figure_adds_the_adult_auc_where_recorded(report: dict) -> None
         row["val_auc_adult"] = {"pneumonia": 0.7, "covid19": float("nan")}
     names = {trace.name for trace in performance.training_figure(report).data}
     assert "AUC Pneumonia (NIH adults)" in names
-    assert "AUC COVID-19 pneumonia (NIH adults)" not in names
+    assert "AUC COVID-19-like pattern (NIH adults)" not in names

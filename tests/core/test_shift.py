@@ -128,7 +128,7 @@ def test_withheld_quantities_are_named_not_tested(rng: np.random.Generator) -> N
         withheld=frozenset({"covid19", "sex"}),
     )
     table = shift.shift_table(shift.compare(reference, current)).set_index("quantity")
-    for quantity in ("COVID-19 pneumonia rate", "Sex"):
+    for quantity in ("COVID-19-like pattern rate", "Sex"):
         assert table.loc[quantity, "verdict"].startswith("Left out"), quantity
         assert table.loc[quantity, "uploaded"] == ""
     assert table.loc["Pneumonia rate", "verdict"] == "no shift detected"
