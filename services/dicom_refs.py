@@ -15,7 +15,7 @@ from typing import Any
 
 from storage.actor import Actor
 from storage.db import Database
-from storage.scans import ScanSummary, load_scan
+from storage.scans import ScanSummary, list_scan_metadata
 
 #: Said of a DICOM film saved before the app kept its DICOM identifiers.
 NO_UIDS_SENTENCE = (
@@ -99,24 +99,27 @@ def came_as_dicom(scan: ScanSummary) -> bool:
 def dicom_refs(db: Database, actor: Actor, scans: Sequence[ScanSummary]) -> dict[int, DicomRef]:
     """The DICOM identity of each scan that came as DICOM and has its UIDs kept.
 
-    Each such scan is read once (audited as a read of that scan, like opening it).
+    The record's sealed metadata is read once (audited), never the images.
 
     Args:
         db: Database handle.
         actor: The patient, or a clinician with access.
-        scans: The scans (``services.records.PatientRecord.scans``).
+        scans: Scans of one patient (``services.records.PatientRecord.scans``).
 
     Returns:
         ``{scan id: identity}``; scans without one are left out.
 
     Raises:
-        storage.policy.AccessDenied: The actor may not read a scan.
+        storage.policy.AccessDenied: The actor may not read these scans.
     """
+    dicom = {scan.id for scan in scans if came_as_dicom(scan)}
+    if not dicom:
+        return {}
+    owners = {scan.owner_id for scan in scans}
     refs = {}
-    for scan in scans:
-        if not came_as_dicom(scan):
-            continue
-        ref = dicom_ref(load_scan(db, actor, scan.id).metadata)
-        if ref is not None:
-            refs[scan.id] = ref
+    for owner in owners:
+        for scan_id, metadata in list_scan_metadata(db, actor, owner).items():
+            ref = dicom_ref(metadata) if scan_id in dicom else None
+            if ref is not None:
+                refs[scan_id] = ref
     return refs

@@ -44,11 +44,10 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from core.scan_reading import FindingShown, ScanReading, ScanStatus
-from services.dicom_refs import NO_UIDS_SENTENCE, NOT_DICOM_SENTENCE, DicomRef, dicom_ref
+from services.dicom_refs import NO_UIDS_SENTENCE, NOT_DICOM_SENTENCE, DicomRef, dicom_refs
 from services.records import PatientRecord, read_patient
 from storage.actor import Actor
 from storage.db import Database
-from storage.scans import load_scan
 
 if TYPE_CHECKING:  # importing the model layer loads torch; callers hand in a loaded classifier
     from models.inference import Classifier
@@ -156,13 +155,15 @@ def record_srs(
     """:func:`patient_srs` for a record already read."""
     files, skipped = [], []
     wanted = None if scan_ids is None else set(scan_ids)
+    chosen = [scan for scan in record.scans if wanted is None or scan.id in wanted]
+    refs = dicom_refs(db, actor, chosen)
     for scan, reading in zip(record.scans, record.readings, strict=True):
         if wanted is not None and scan.id not in wanted:
             continue
         if scan.modality is None:
             skipped.append((scan.id, reading.label, NOT_DICOM_SENTENCE))
             continue
-        ref = dicom_ref(load_scan(db, actor, scan.id).metadata)
+        ref = refs.get(scan.id)
         if ref is None:
             skipped.append((scan.id, reading.label, NO_UIDS_SENTENCE))
             continue

@@ -118,7 +118,8 @@ def fhir_bundle(
     """A patient's readings as a FHIR R4 Bundle (type ``collection``).
 
     The scans are listed and read as on every page (``services.records.read_patient``,
-    audited); each film that came as DICOM is opened once for its identifiers.
+    audited), and the DICOM films' identifiers come from the record's sealed metadata (read
+    once, audited; never the images).
 
     Args:
         db: Database handle.

@@ -384,6 +384,47 @@ def load_scan(db: Database, actor: Actor, scan_id: int) -> ScanRecord:
     )
 
 
+def list_scan_metadata(db: Database, actor: Actor, patient_id: int) -> dict[int, dict[str, Any]]:
+    """Each scan's stored metadata (``ScanMetadata.to_dict()``), without pixels (audited once).
+
+    What the exports that reference DICOM films need (their UIDs), for a whole record at the
+    cost of opening the sealed payloads, never the images.
+
+    Args:
+        db: Database handle.
+        actor: The patient, or a clinician with a grant or emergency access.
+        patient_id: Owner of the scans.
+
+    Returns:
+        ``{scan id: metadata}`` of the scans the actor may read.
+
+    Raises:
+        policy.AccessDenied: The actor may not read this patient's records.
+        crypto.DecryptionError: A stored value fails its integrity check.
+    """
+    with db.transaction() as session:
+        access = policy.check_read(session, actor, patient_id)
+        sealer = db.keyring.sealer(session, patient_id)
+        found = {
+            schema.stored_id(scan.id): open_scan_payload(sealer, scan).get("metadata") or {}
+            for scan in session.exec(
+                select(schema.Scan).where(schema.Scan.owner_id == patient_id)
+            ).all()
+            if access.covers(schema.stored_id(scan.id))
+        }
+        audit.append(
+            session,
+            db,
+            "read_scan_metadata",
+            actor=actor,
+            patient_id=patient_id,
+            record_type="scans",
+            emergency=access.emergency,
+            details={**access.audit_details(), "count": len(found)},
+        )
+    return found
+
+
 def _own_scan(session: Session, actor: Actor, scan_id: int) -> schema.Scan:
     """The scan ``actor`` may change: missing scans raise before the access check."""
     scan = get_scan(session, scan_id)
