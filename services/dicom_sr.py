@@ -31,6 +31,7 @@ import hashlib
 import io
 import re
 import uuid
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -169,6 +170,29 @@ def record_srs(
             continue
         files.append(SrFile(reading, reading_sr(reading, ref, now=now)))
     return SrExport(tuple(files), tuple(skipped))
+
+
+def sr_zip(db: Database, actor: Actor, classifier: Classifier | None) -> bytes:
+    """The actor's own DICOM films' SRs as one ZIP file, for the My scans download.
+
+    Args:
+        db: Database handle.
+        actor: The patient.
+        classifier: The current model (its version picks the result read), or None.
+
+    Returns:
+        A ZIP holding one SR file per DICOM film (named as :attr:`SrFile.filename`); empty of
+        files when the record holds no DICOM film with its identifiers.
+
+    Raises:
+        storage.policy.AccessDenied: The actor may not read these records.
+    """
+    export = patient_srs(db, actor, actor.user_id, classifier)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for item in export.files:
+            archive.writestr(item.filename, sr_bytes(item.dataset))
+    return buffer.getvalue()
 
 
 def write_srs(export: SrExport, out_dir: Path) -> list[Path]:

@@ -9,6 +9,7 @@ import io
 import os
 import subprocess
 import sys
+import zipfile
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from services.dicom_sr import (
     patient_srs,
     reading_sr,
     sr_bytes,
+    sr_zip,
     status_of,
     write_srs,
 )
@@ -195,6 +197,19 @@ def test_one_sr_per_dicom_film(database, classifier, films, tmp_path) -> None:
         "scored": ScanStatus.SCORED,
         "side": ScanStatus.NOT_SCORED_VIEW,
         "unsure": ScanStatus.UNSURE,
+    }
+
+
+def test_my_scans_download_is_a_zip_of_the_srs(database, classifier, films) -> None:
+    alice, ids, _ = films
+    with zipfile.ZipFile(io.BytesIO(sr_zip(database, alice, classifier))) as archive:
+        names = archive.namelist()
+        assert len(names) == 3
+        assert {pydicom.dcmread(io.BytesIO(archive.read(n))).SOPClassUID for n in names} == {
+            ComprehensiveSRStorage
+        }
+    assert {name.split("_")[0] for name in names} == {
+        f"scan-{ids[role]}" for role in ("scored", "side", "unsure")
     }
 
 
