@@ -50,6 +50,32 @@ NATIVE_SYNTAXES = (
 # ----------------------------------------------------------------------- films
 
 
+def new_dataset(
+    sop_class: str,
+    transfer_syntax: str = ExplicitVRLittleEndian,
+    *,
+    preamble: bool = True,
+) -> FileDataset:
+    """An empty instance of ``sop_class``: File Meta (a new SOP Instance UID, the syntax) and
+    the SOP Class and Instance UIDs, nothing else. Every builder here and in the tests starts
+    from it.
+
+    Args:
+        sop_class: The SOP Class UID (``ComputedRadiographyImageStorage``...).
+        transfer_syntax: The File Meta's Transfer Syntax UID.
+        preamble: Give the file its 128-byte preamble (``False``: a file without one, which
+            :func:`to_bytes` then writes with ``enforce_file_format=False``).
+    """
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = transfer_syntax
+    dataset = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128 if preamble else None)
+    dataset.SOPClassUID = meta.MediaStorageSOPClassUID
+    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    return dataset
+
+
 def film_dataset(
     pixels: np.ndarray,
     transfer_syntax: str = ExplicitVRLittleEndian,
@@ -76,13 +102,8 @@ def film_dataset(
     """
     options = dict(encode or {})
     frames = pixels if pixels.ndim == 3 else pixels[np.newaxis]
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ComputedRadiographyImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-    dataset.SOPClassUID = meta.MediaStorageSOPClassUID
-    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    dataset = new_dataset(ComputedRadiographyImageStorage)
+    meta = dataset.file_meta
     dataset.Modality = "CR"
     dataset.BodyPartExamined = "CHEST"
     dataset.ViewPosition = "PA"
@@ -125,13 +146,7 @@ def film_dataset(
 
 def report_dataset(**attributes: Any) -> FileDataset:
     """A Basic Text SR (a structured report: no image), with what a DICOMDIR record needs."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = BasicTextSRStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-    dataset.SOPClassUID = meta.MediaStorageSOPClassUID
-    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    dataset = new_dataset(BasicTextSRStorage)
     dataset.Modality = "SR"
     dataset.PatientID, dataset.PatientName = "TEST-1", "Test^Patient"
     dataset.StudyInstanceUID, dataset.SeriesInstanceUID = generate_uid(), generate_uid()
@@ -148,10 +163,11 @@ def report_dataset(**attributes: Any) -> FileDataset:
     return dataset
 
 
-def to_bytes(dataset: Dataset) -> bytes:
-    """The dataset as a DICOM Part 10 file."""
+def to_bytes(dataset: Dataset, *, enforce_file_format: bool = True) -> bytes:
+    """The dataset as a DICOM Part 10 file (``enforce_file_format=False``: as it is, e.g.
+    without a preamble)."""
     buffer = io.BytesIO()
-    pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
+    pydicom.dcmwrite(buffer, dataset, enforce_file_format=enforce_file_format)
     return buffer.getvalue()
 
 

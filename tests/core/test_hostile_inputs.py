@@ -26,14 +26,12 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     DigitalXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
     JPEGBaseline8Bit,
-    generate_uid,
 )
 
 from core.imaging import (
@@ -49,6 +47,7 @@ from core.imaging import (
     UnsupportedFormat,
     decode_scan,
 )
+from tests.dicom_files import new_dataset, to_bytes
 
 # pydicom warns while writing and reading the deliberately invalid files built here.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:pydicom.*")
@@ -155,13 +154,7 @@ def _dicom(
     **attributes: object,
 ) -> bytes:
     """A DX DICOM built in memory; ``pixel_data=None`` gives a ramp of ``rows`` x ``columns``."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = transfer_syntax
-    dataset = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-    dataset.SOPClassUID = meta.MediaStorageSOPClassUID
-    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    dataset = new_dataset(DigitalXRayImageStorageForPresentation, transfer_syntax)
     dataset.Modality = "DX"
     dataset.PhotometricInterpretation = "MONOCHROME2"
     dataset.Rows, dataset.Columns = rows, columns
@@ -178,9 +171,7 @@ def _dicom(
     dataset.PixelData = pixel_data
     for keyword, value in attributes.items():
         setattr(dataset, keyword, value)
-    buffer = io.BytesIO()
-    pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
-    return buffer.getvalue()
+    return to_bytes(dataset)
 
 
 def _dicom_without_pixels() -> bytes:

@@ -18,17 +18,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import (
     MPEG2MPML,
     BasicTextSRStorage,
     CTImageStorage,
     DigitalXRayImageStorageForPresentation,
     EncapsulatedPDFStorage,
-    ExplicitVRLittleEndian,
     GrayscaleSoftcopyPresentationStateStorage,
     KeyObjectSelectionDocumentStorage,
-    generate_uid,
 )
 
 from core import imaging
@@ -48,6 +45,7 @@ from core.imaging import (
     decode_scan,
     to_uint8,
 )
+from tests.dicom_files import new_dataset, to_bytes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REAL_DICOM = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
@@ -92,13 +90,7 @@ def _dicom(
     **attributes: object,
 ) -> bytes:
     """An uncompressed DX DICOM file built in memory (12 bits stored in 16)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128 if preamble else None)
-    dataset.SOPClassUID = meta.MediaStorageSOPClassUID
-    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    dataset = new_dataset(DigitalXRayImageStorageForPresentation, preamble=preamble)
     dataset.Modality = "DX"
     dataset.PhotometricInterpretation = photometric
     if pixels is not None:
@@ -113,9 +105,7 @@ def _dicom(
         dataset.PixelData = pixels.astype(np.uint16).tobytes()
     for keyword, value in attributes.items():
         setattr(dataset, keyword, value)
-    buffer = io.BytesIO()
-    pydicom.dcmwrite(buffer, dataset, enforce_file_format=preamble)
-    return buffer.getvalue()
+    return to_bytes(dataset, enforce_file_format=preamble)
 
 
 def _ramp(rows: int = 80, columns: int = 100) -> np.ndarray:

@@ -47,6 +47,15 @@ def wait_for_app(page: object, quiet_ms: int = QUIET_MS) -> None:
     raise TimeoutError("the app kept running for longer than the end-to-end timeout")
 
 
+def _next_frames(page: object, frames: int = 2) -> None:
+    """Wait until the browser has drawn ``frames`` more frames (the layout after a resize)."""
+    page.evaluate(
+        "n => new Promise(done => { const step = k => k ? requestAnimationFrame(() => step(k - 1))"
+        " : done(); step(n); })",
+        frames,
+    )
+
+
 def settle(page: object) -> None:
     """Wait for the app, including the cookie round trip (a page load) after a login or logout."""
     page.wait_for_load_state()
@@ -136,7 +145,7 @@ class Steps:
         )
         tall = min(max(viewport["height"], int(content) + 200), _MAX_SHOT_HEIGHT)
         page.set_viewport_size({"width": viewport["width"], "height": tall})
-        page.wait_for_timeout(300)
+        _next_frames(page)
         page.screenshot(path=str(path), full_page=True)
         page.set_viewport_size(viewport)
         return path
@@ -158,6 +167,8 @@ def pick_view(page: object, row: int, label: str) -> None:
         row: The file's row.
         label: The view's words, e.g. ``"Side (lateral)"``.
     """
+    # The grid is redrawn by every rerun: start on a settled table, not one being replaced.
+    wait_for_app(page)
     grid = page.locator('[data-testid="stDataFrame"]').first
     grid.scroll_into_view_if_needed()
     box = grid.bounding_box()
@@ -165,7 +176,11 @@ def pick_view(page: object, row: int, label: str) -> None:
     for _ in range(3):
         page.keyboard.press("ArrowRight")
     page.keyboard.press("Enter")
-    page.locator("#portal").get_by_role("option", name=label, exact=True).wait_for(timeout=30_000)
+    # The list opens without a rerun, but a loaded machine can take long to draw it: the
+    # same bound as a script run, never a shorter fixed one.
+    page.locator("#portal").get_by_role("option", name=label, exact=True).wait_for(
+        timeout=RUN_TIMEOUT_MS
+    )
     page.keyboard.type(label)
     page.keyboard.press("Enter")
     wait_for_app(page)

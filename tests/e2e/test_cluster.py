@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from benchmarks.app_server import PROJECT_ROOT, free_port, tail
-from tests.e2e.browser_steps import Steps, wait_for_app
+from tests.e2e.browser_steps import RUN_TIMEOUT_MS, Steps, wait_for_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres]
 
@@ -108,7 +108,7 @@ def test_a_user_stays_logged_in_when_their_replica_dies(
     steps = Steps(artifacts, request.node.name)
     password = (state / "secrets" / "admin.password").read_text().strip()
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=url)
-    context.set_default_timeout(60_000)
+    context.set_default_timeout(RUN_TIMEOUT_MS)
     page = context.new_page()
     try:
         page.goto("/")

@@ -29,7 +29,7 @@ from storage.notes import list_notes
 from storage.profile import set_display_name
 from storage.scans import list_scans
 from tests.core._pdf import IMAGE_LINE, page_count, page_lines
-from tests.e2e.browser_steps import Steps, go, log_in, settle
+from tests.e2e.browser_steps import RUN_TIMEOUT_MS, Steps, go, log_in, settle
 from tests.e2e.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, AppServer, serve
 from tests.storage._factories import sample_result
 
@@ -74,7 +74,7 @@ def _browser_page(browser, server: AppServer) -> object:
     context = browser.new_context(
         viewport={"width": 1400, "height": 1000}, base_url=server.url, timezone_id=ZONE
     )
-    context.set_default_timeout(180_000)
+    context.set_default_timeout(RUN_TIMEOUT_MS)
     return context.new_page()
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
 
+from tests.dicom_files import new_dataset
 from tests.e2e.browser_steps import (
     Steps,
     choose_files,
@@ -46,14 +46,7 @@ SERIES = (
 def _nih_dicom(film: Path, study_date: str, view: str, age: str) -> Dataset:
     """A CR DICOM holding a real NIH film's pixels, with the given header facts."""
     pixels = np.asarray(Image.open(film).convert("L"), dtype=np.uint8)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CR_IMAGE_STORAGE
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = Dataset()
-    dataset.file_meta = meta
-    dataset.SOPClassUID = CR_IMAGE_STORAGE
-    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    dataset = new_dataset(CR_IMAGE_STORAGE)
     dataset.Modality = "CR"
     dataset.BodyPartExamined = "CHEST"
     dataset.StudyDate, dataset.ViewPosition, dataset.PatientAge = study_date, view, age
@@ -63,6 +56,7 @@ def _nih_dicom(film: Path, study_date: str, view: str, age: str) -> Dataset:
     dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 8, 8, 7
     dataset.PixelRepresentation = 0
     dataset.PixelData = pixels.tobytes()
+    dataset["PixelData"].VR = "OB"
     return dataset
 
 

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.browser_steps import Steps, go, log_in, register_patient, settle
+from tests.e2e.browser_steps import (
+    RUN_TIMEOUT_MS,
+    Steps,
+    go,
+    log_in,
+    register_patient,
+    settle,
+)
 from tests.e2e.conftest import serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -95,10 +102,11 @@ def first_start(tmp_path: Path, artifacts: Path):
 
 def _one_time_password(log: Path) -> str:
     """The password of the block the server prints, checked to be its last lines."""
-    for _ in range(60):  # storage opens just after start-up, then prints the block
-        if "one-time password" in log.read_text():
-            break
-        time.sleep(0.5)
+    # Storage opens just after start-up, then prints the block: wait for it, as long as a
+    # script run may take on a loaded machine.
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while "one-time password" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
     text = "\n".join(log.read_text().rstrip().splitlines()[-6:])
     match = re.search(r"one-time password: (\S+)", text)
     assert match, f"the password block is not the last output:\n{text}"

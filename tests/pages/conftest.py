@@ -9,7 +9,7 @@ import streamlit as st
 
 from pages import ui
 from storage.db import Database
-from tests.pages._flows import SHIPPED_CHECKPOINT, open_database
+from tests.pages._flows import SHIPPED_CHECKPOINT, World, open_database, open_world
 
 
 @pytest.fixture
@@ -19,6 +19,13 @@ def db(tmp_path, monkeypatch) -> Iterator[Database]:
     yield database
     database.close()
     ui.get_database.clear()
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch) -> World:
+    """Alice with three PA scans (february, march, april), Carol with one, and dr_bob, in a
+    private database shared by the test and the pages under test (see ``open_world``)."""
+    return open_world(tmp_path, monkeypatch)
 
 
 @pytest.fixture

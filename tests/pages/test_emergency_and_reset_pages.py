@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -18,17 +16,11 @@ from tests.pages._flows import (
     TIMEOUT_S,
     World,
     log_in,
-    open_world,
     page,
     texts,
 )
 
 REASON = "unresponsive at the clinic door, no consent possible"
-
-
-@pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    return open_world(tmp_path, monkeypatch)
 
 
 def test_clinician_requests_and_a_colleague_approves_on_the_sharing_page(world: World) -> None:

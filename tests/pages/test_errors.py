@@ -13,7 +13,6 @@ from services import records
 from tests.pages._flows import (
     TIMEOUT_S,
     World,
-    open_world,
     page,
     scan_uploader,
     texts,
@@ -22,12 +21,6 @@ from tests.pages._flows import (
 
 #: What a library might raise deep inside a use case; none of it is for a patient's eyes.
 LIBRARY_TEXT = "could not broadcast input array from shape (3,) into shape (96,80)"
-
-
-@pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    """Alice with three scans, Carol with one, and dr_bob, in a private database."""
-    return open_world(tmp_path, monkeypatch)
 
 
 def _show_both() -> None:

@@ -15,13 +15,7 @@ from storage import sharing
 from storage.notes import add_note
 from storage.policy import AccessDenied
 from storage.scans import list_scans
-from tests.pages._flows import World, open_world, page, texts, use_untrained_model
-
-
-@pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    """Alice with three scans, Carol with one, and dr_bob, in a private database."""
-    return open_world(tmp_path, monkeypatch)
+from tests.pages._flows import World, page, texts, use_untrained_model
 
 
 def test_timeline_plots_three_scans_by_date_with_the_red_flag(world: World) -> None:

@@ -19,18 +19,12 @@ from tests.pages._flows import (
     REAL_DICOM,
     TIMEOUT_S,
     edit_upload_table,
-    open_world,
     page,
     scan_uploader,
     texts,
     upload,
     upload_statuses,
 )
-
-
-@pytest.fixture
-def world(tmp_path, monkeypatch):
-    return open_world(tmp_path, monkeypatch)
 
 
 def test_home_page_states_scope_and_disclaimer() -> None:

@@ -14,7 +14,6 @@ from storage.scans import list_scans
 from tests.pages._flows import (
     REAL_DICOM,
     edit_upload_table,
-    open_world,
     page,
     texts,
     upload,
@@ -25,11 +24,6 @@ from tests.pages._flows import (
 NIH_ADULT = "nih_adult/test/Pneumonia/00000415_001.jpeg"
 #: A real film of a child aged 1-5 (Kermany).
 KERMANY_CHILD = "kermany/test/PNEUMONIA/person100_bacteria_475.jpeg"
-
-
-@pytest.fixture
-def world(tmp_path, monkeypatch):
-    return open_world(tmp_path, monkeypatch)
 
 
 def _table(at: AppTest):

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from sqlmodel import select
 
 from core.views import NOT_SCORED_SENTENCE, View
 from storage import schema
 from storage.scans import list_scans, update_scan_view
-from tests.pages._flows import World, open_world, page, texts
-
-
-@pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    """Alice with three PA scans (february, march, april), Carol with one, and dr_bob."""
-    return open_world(tmp_path, monkeypatch)
+from tests.pages._flows import World, page, texts
 
 
 def test_marking_a_scan_lateral_takes_it_off_the_timeline_and_is_audited(world: World) -> None:

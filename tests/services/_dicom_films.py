@@ -7,16 +7,15 @@ the FHIR, DICOM SR and PACS tests and by ``benchmarks/bench_interop.py``.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from PIL import Image
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+
+from tests.dicom_files import film_dataset, to_bytes
 
 #: Real adult chest films of the shared data (frontal unless named in SIDE_FILMS).
 SERIAL = "external/serial_adults"
@@ -55,7 +54,8 @@ def film(
     body_part: str = "CHEST",
     patient_age: str | None = "045Y",
 ) -> Film:
-    """A real PNG film as a DICOM CR file (8 bits, Explicit VR Little Endian).
+    """A real PNG film as a DICOM CR file (8 bits, Explicit VR Little Endian), built by
+    :func:`tests.dicom_files.film_dataset`.
 
     Args:
         png: The film.
@@ -75,48 +75,36 @@ def film(
         The file's bytes and identity.
     """
     pixels = np.asarray(Image.open(png).convert("L"), dtype=np.uint8)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ComputedRadiographyImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = study_uid or generate_uid()
-    ds.SeriesInstanceUID = series_uid or generate_uid()
-    ds.StudyDate = ds.SeriesDate = study_date.strftime("%Y%m%d")
-    ds.StudyTime = "101500"
-    ds.AccessionNumber = accession_number
-    ds.Modality = modality
-    ds.Manufacturer = "Test"
-    ds.ReferringPhysicianName = ""
-    ds.StudyDescription = "XR CHEST"
-    ds.SeriesDescription = f"CHEST {view_position}"
-    ds.PatientName = "Doe^Jane"
-    ds.PatientID = patient_id
-    ds.PatientBirthDate = "19800101"
-    ds.PatientSex = "F"
-    if patient_age is not None:
-        ds.PatientAge = patient_age
-    ds.BodyPartExamined = body_part
-    ds.ViewPosition = view_position
-    ds.StudyID = "1"
-    ds.SeriesNumber = series_number
-    ds.InstanceNumber = instance_number
-    ds.PatientOrientation = ""
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.tobytes()
-    buffer = io.BytesIO()
-    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    ds = film_dataset(
+        pixels,
+        bits_stored=8,
+        SpecificCharacterSet="ISO_IR 100",
+        StudyInstanceUID=study_uid or generate_uid(),
+        SeriesInstanceUID=series_uid or generate_uid(),
+        StudyDate=study_date.strftime("%Y%m%d"),
+        SeriesDate=study_date.strftime("%Y%m%d"),
+        AccessionNumber=accession_number,
+        Modality=modality,
+        Manufacturer="Test",
+        ReferringPhysicianName="",
+        StudyDescription="XR CHEST",
+        SeriesDescription=f"CHEST {view_position}",
+        PatientName="Doe^Jane",
+        PatientID=patient_id,
+        PatientBirthDate="19800101",
+        PatientSex="F",
+        **({} if patient_age is None else {"PatientAge": patient_age}),
+        BodyPartExamined=body_part,
+        ViewPosition=view_position,
+        SeriesNumber=series_number,
+        InstanceNumber=instance_number,
+        PatientOrientation="",
+    )
+    # As these films were always written (pydicom's choice for 8-bit Pixel Data set as bytes).
+    ds["PixelData"].VR = "OW"
     return Film(
         name=f"{png.stem}.dcm",
-        data=buffer.getvalue(),
+        data=to_bytes(ds),
         study_uid=str(ds.StudyInstanceUID),
         series_uid=str(ds.SeriesInstanceUID),
         sop_uid=str(ds.SOPInstanceUID),

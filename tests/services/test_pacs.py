@@ -18,8 +18,7 @@ import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
 from dicomweb_client.session_utils import create_session_from_user_pass
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import BasicTextSRStorage, ComprehensiveSRStorage, ExplicitVRLittleEndian
+from pydicom.uid import ComprehensiveSRStorage
 
 from core.scan_reading import ScanStatus
 from core.settings import SettingsError, load_settings
@@ -41,6 +40,7 @@ from storage import audit
 from storage.policy import AccessDenied
 from storage.profile import set_birth_year
 from storage.sharing import grant_access
+from tests.dicom_files import report_dataset
 from tests.services._dicom_check import dciodvfy_errors
 from tests.services._dicom_films import SERIAL, Film, film
 
@@ -82,22 +82,21 @@ def _store(client: DICOMwebClient, *films: Film) -> None:
 
 def _report(patient_id: str, study_uid: str) -> pydicom.Dataset:
     """A radiologist's Basic Text SR in the study: a document, not a film."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = BasicTextSRStorage
-    meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = BasicTextSRStorage, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID, ds.PatientName = "SR", patient_id, "Doe^Jane"
-    ds.PatientBirthDate, ds.PatientSex = "19800101", "F"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, pydicom.uid.generate_uid()
-    ds.StudyDate, ds.StudyTime, ds.SeriesNumber, ds.InstanceNumber = "20250314", "1015", 50, 1
-    ds.CompletionFlag, ds.VerificationFlag, ds.ValueType = "COMPLETE", "UNVERIFIED", "CONTAINER"
-    ds.ContentDate, ds.ContentTime, ds.ContinuityOfContent = "20250314", "1030", "SEPARATE"
-    concept = pydicom.Dataset()
-    concept.CodeValue, concept.CodingSchemeDesignator = "18748-4", "LN"
-    concept.CodeMeaning = "Diagnostic imaging report"
-    ds.ConceptNameCodeSequence = [concept]
+    ds = report_dataset(
+        PatientID=patient_id,
+        PatientName="Doe^Jane",
+        PatientBirthDate="19800101",
+        PatientSex="F",
+        StudyInstanceUID=study_uid,
+        StudyDate="20250314",
+        StudyTime="1015",
+        SeriesNumber=50,
+        ValueType="CONTAINER",
+        ContentDate="20250314",
+        ContentTime="1030",
+        ContinuityOfContent="SEPARATE",
+    )
+    del ds.StudyID  # as the hospital's report was sent: without one
     return ds
 
 
