@@ -12,6 +12,7 @@ from pages.ui import (
     get_database,
     remember_wanted_page,
     take_session_notice,
+    viewing,
 )
 from services import accounts
 
@@ -111,4 +112,7 @@ else:
     navigation = {"": [_HOME], **_PAGES_BY_ROLE.get(actor.role, {}), "You": [_ACCOUNT]}
     st.sidebar.caption(f"Logged in as **{actor.username}** ({actor.role})")
 
-st.navigation(navigation).run()
+page = st.navigation(navigation)
+# Every run notes the page: a visit to another page ends the viewing whose reads were audited.
+viewing()
+page.run()

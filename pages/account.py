@@ -15,6 +15,7 @@ from pages.ui import (
     require_actor,
     session_token,
     show_error,
+    viewing,
 )
 from services import accounts, profile
 from services.export import export_records
@@ -27,7 +28,7 @@ _CHANGED_KEY = "password_changed_notice"
 def _render_display_name_form(db: Database, actor: Actor) -> None:
     """The name printed on the patient's reports (sealed like their records)."""
     try:
-        current = profile.get_display_name(db, actor, actor.user_id)
+        current = profile.get_display_name(db, actor, actor.user_id, viewing=viewing())
     except Exception as err:  # shown as one sentence
         show_error(err)
         return

@@ -22,6 +22,7 @@ from pages.ui import (
     require_actor,
     show_disclaimer,
     show_error,
+    viewing,
 )
 from pages.widgets import own_record
 from services.handles import Actor, Database
@@ -171,7 +172,7 @@ scan_id = st.selectbox(
     key=_CHOICE_KEY,
 )
 try:
-    opened = open_scan_view(db, actor, record, scan_id)
+    opened = open_scan_view(db, actor, record, scan_id, viewing=viewing())
 except Exception as err:  # shown as one sentence
     show_error(err)
     st.stop()

@@ -6,11 +6,12 @@ import streamlit as st
 
 from core.findings import DISCLAIMER, FINDING_LABELS
 from core.words import in_sentence
-from pages.ui import current_actor, get_database, show_emergency_reads
+from pages.ui import current_actor, get_database, show_emergency_reads, viewing
 from services import access_log
 
 st.title("Chest X-ray tracker")
 actor = current_actor()
+viewing()  # a visit here ends the viewing of the page before (its next visit is audited)
 if actor is not None:
     show_emergency_reads(actor)
     try:

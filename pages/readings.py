@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.age import EARLIEST_BIRTH_YEAR
 from core.scan_reading import ScanReading, ScanStatus
-from pages.ui import show_error
+from pages.ui import show_error, viewing
 from services.handles import Actor, Database
 from services.profile import get_birth_year, set_birth_year
 
@@ -22,9 +22,10 @@ _GREY = "color: #9e9e9e"
 
 
 def birth_year_of(db: Database, actor: Actor, patient_id: int) -> int | None:
-    """The patient's birth year; on failure one sentence is shown and None returned."""
+    """The patient's birth year (audited once per page visit); on failure one sentence is
+    shown and None returned."""
     try:
-        return get_birth_year(db, actor, patient_id)
+        return get_birth_year(db, actor, patient_id, viewing=viewing())
     except Exception as err:  # shown as one sentence
         show_error(err)
         return None

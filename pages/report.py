@@ -17,6 +17,7 @@ from pages.ui import (
     require_actor,
     show_disclaimer,
     show_error,
+    viewing,
 )
 from pages.widgets import heatmap_picker, own_record, scan_picker
 from services.records import PatientRecord
@@ -136,6 +137,7 @@ try:
             classifier,
             heatmap_finding=heat_finding,
             zone=browser_zone(),
+            viewing=viewing(),
         )
 except Exception as err:  # shown as one sentence
     show_error(err)

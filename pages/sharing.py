@@ -12,7 +12,7 @@ from core.access_summary import summarise_access
 from core.localtime import format_local
 from core.words import plural
 from pages.emergency import approvals
-from pages.ui import browser_zone, get_database, require_actor, show_error
+from pages.ui import browser_zone, get_database, require_actor, show_error, viewing
 from services import access_log, emergency, sharing
 
 
@@ -54,7 +54,7 @@ def _patient_view(db, actor) -> None:
         st.text(f"\u201c{item.reason}\u201d")  # plain text: the reason is the clinician's words
 
     st.subheader("Share with a clinician")
-    names = sharing.scan_names(db, actor)
+    names = sharing.scan_names(db, actor, viewing=viewing())
     with st.form("grant_form", clear_on_submit=True):
         clinician = st.text_input("Clinician's username", key="grant_clinician")
         everything = st.checkbox("All my scans, including future ones", value=True, key="grant_all")

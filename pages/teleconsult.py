@@ -68,10 +68,10 @@ def _window_controls() -> tuple[float, float]:
     return level, width
 
 
-def _render_notes(db: Database, actor: Actor, record: PatientRecord) -> None:
+def _render_notes(db: Database, actor: Actor, record: PatientRecord, viewing: str) -> None:
     scan_id = scan_picker("Scan", record, key="note_scan")
     try:
-        opened = open_scan_view(db, actor, record, scan_id)
+        opened = open_scan_view(db, actor, record, scan_id, viewing=viewing)
     except Exception as err:  # shown as one sentence
         show_error(err)
         return
@@ -160,14 +160,19 @@ def _render_session(db: Database, actor: Actor, session: TeleconsultSession) -> 
     timeline_tab, compare_tab, notes_tab = st.tabs(["Timeline", "Compare", "Notes"])
     with timeline_tab:
         record = render_timeline(
-            actor, session.patient_id, classifier, can_edit=False, key="tc_timeline"
+            actor,
+            session.patient_id,
+            classifier,
+            can_edit=False,
+            key="tc_timeline",
+            seen_in=session.viewing,
         )
     if record is None or not record.scans:
         return
     with compare_tab:
-        render_compare(actor, record, classifier, key="tc_compare")
+        render_compare(actor, record, classifier, key="tc_compare", seen_in=session.viewing)
     with notes_tab:
-        _render_notes(db, actor, record)
+        _render_notes(db, actor, record, session.viewing)
 
 
 actor = require_actor("clinician")

@@ -8,6 +8,7 @@ import importlib
 import io
 import json
 import logging
+import secrets
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from urllib.parse import urlencode, urlsplit
 import numpy as np
 import streamlit as st
 from PIL import Image
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.clients import client_address
 from core.errors import UserError
@@ -42,6 +44,8 @@ _DEAD_TOKEN_KEY = "session_dead_token"
 _NOTICE_KEY = "session_notice"
 #: The page asked for before logging in, to return to afterwards.
 _WANTED_PATH_KEY = "wanted_path"
+#: The page this browser is on and its viewing id (see :func:`viewing`).
+_VIEWING_KEY = "viewing"
 #: Whether this process serves the cookie routes (see :func:`serve_cookie_routes`).
 _cookie_routes = False
 
@@ -253,6 +257,32 @@ def current_actor() -> Actor | None:
     return None
 
 
+def viewing() -> str:
+    """This page visit's viewing id, for auditing its reads once rather than at every rerun.
+
+    Streamlit reruns the page on every widget change; the id stays the same across those
+    reruns and is new when this browser session opens another page (the router, Home and
+    :func:`require_actor` call this on every run, so a visit to any page ends the viewing of
+    the page before) or the page anew (a reload is a new browser session). Storage audits a
+    read once per viewing, patient and record (``storage.audit.append_read``) and checks the
+    access policy at every call.
+    """
+    page = _page_key()
+    held = st.session_state.get(_VIEWING_KEY)
+    if not (isinstance(held, tuple) and len(held) == 2 and held[0] == page):
+        held = (page, secrets.token_urlsafe(16))
+        st.session_state[_VIEWING_KEY] = held
+    return str(held[1])
+
+
+def _page_key() -> str:
+    """The page being run: its script hash under ``st.navigation`` (else its URL path)."""
+    ctx = get_script_run_ctx()
+    if ctx is not None and ctx.page_script_hash:
+        return str(ctx.page_script_hash)
+    return _current_path()
+
+
 def take_session_notice() -> str | None:
     """Why this browser's session ended, once (the first page to ask shows it)."""
     notice = st.session_state.pop(_NOTICE_KEY, None)
@@ -371,6 +401,7 @@ def require_actor(*roles: str, allow_password_change: bool = False) -> Actor:
         st.error("This page is not available for your account.")
         st.stop()
     show_emergency_reads(actor)
+    viewing()  # this page's visit (a visit to any page ends the viewing of the one before)
     return actor
 
 

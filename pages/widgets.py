@@ -21,7 +21,7 @@ from core.scan_reading import DEFAULT_RISE_MARGIN
 from core.timeline import format_percent, format_version
 from core.views import VIEW_LABELS, View
 from core.words import plural
-from pages.ui import get_database, show_error
+from pages.ui import get_database, show_error, viewing
 from services.handles import Actor
 from services.records import PatientRecord, PatientTimeline, read_patient, side_by_side, timeline_of
 from services.rescore import change_scan_date, change_scan_view, rescore_scans
@@ -48,13 +48,25 @@ _COMPARE_CONTROLS: dict[str, tuple[str, float]] = {
 
 
 def patient_record(
-    actor: Actor, patient_id: int, classifier: Classifier | None, *, margin: float | None = None
+    actor: Actor,
+    patient_id: int,
+    classifier: Classifier | None,
+    *,
+    margin: float | None = None,
+    seen_in: str | None = None,
 ) -> PatientRecord | None:
-    """The patient's record read for this run; on failure one sentence is shown, None returned."""
+    """The patient's record read for this run; on failure one sentence is shown, None returned.
+
+    The read is audited once per viewing: ``seen_in`` (a teleconsult's), else this page
+    visit's (:func:`pages.ui.viewing`).
+    """
+    seen_in = seen_in or viewing()
     try:
         if margin is None:
-            return read_patient(get_database(), actor, patient_id, classifier)
-        return read_patient(get_database(), actor, patient_id, classifier, margin=margin)
+            return read_patient(get_database(), actor, patient_id, classifier, viewing=seen_in)
+        return read_patient(
+            get_database(), actor, patient_id, classifier, margin=margin, viewing=seen_in
+        )
     except Exception as err:  # shown as one sentence
         show_error(err)
         return None
@@ -105,6 +117,7 @@ def render_timeline(
     *,
     can_edit: bool,
     key: str = "timeline",
+    seen_in: str | None = None,
 ) -> PatientRecord | None:
     """Show the chart, the attention sentence and the table of one patient's scans.
 
@@ -114,6 +127,8 @@ def render_timeline(
         classifier: Current model, or ``None`` when unavailable.
         can_edit: The patient's own view: offers re-scoring and date and view correction.
         key: Prefix of widget keys, unique per place the timeline is shown.
+        seen_in: The viewing its reads are audited in (a teleconsult's); None: this page
+            visit's.
 
     Returns:
         The record shown, or ``None`` when it could not be read.
@@ -137,7 +152,7 @@ def render_timeline(
             )
             / 100
         )
-    record = patient_record(actor, patient_id, classifier, margin=margin)
+    record = patient_record(actor, patient_id, classifier, margin=margin, seen_in=seen_in)
     if record is None:
         return None
     if not record.scans:
@@ -145,7 +160,7 @@ def render_timeline(
         return record
     timeline = timeline_of(record, show_greyed=show_greyed)
     if can_edit and classifier is not None and _offer_rescore(actor, timeline, classifier):
-        record = patient_record(actor, patient_id, classifier, margin=margin)
+        record = patient_record(actor, patient_id, classifier, margin=margin, seen_in=seen_in)
         if record is None:
             return None
         timeline = timeline_of(record, show_greyed=show_greyed)
@@ -270,6 +285,7 @@ def render_compare(
     classifier: Classifier | None,
     *,
     key: str = "compare",
+    seen_in: str | None = None,
 ) -> None:
     """Let the user pick two scans and show them side by side with the per-finding change.
 
@@ -278,6 +294,8 @@ def render_compare(
         record: The patient's record.
         classifier: Current model, or ``None`` when unavailable (no heatmaps then).
         key: Prefix of widget keys, unique per place the view is shown.
+        seen_in: The viewing its reads are audited in (a teleconsult's); None: this page
+            visit's.
     """
     readings = record.readings
     if len(readings) < 2:
@@ -332,7 +350,15 @@ def render_compare(
     shown = (comparison.before_scan_id, comparison.after_scan_id)
     try:
         with st.spinner("Computing heatmaps..." if finding else "Loading the images..."):
-            images = side_by_side(get_database(), actor, shown, settings, classifier, finding)
+            images = side_by_side(
+                get_database(),
+                actor,
+                shown,
+                settings,
+                classifier,
+                finding,
+                viewing=seen_in or viewing(),
+            )
     except Exception as err:  # shown as one sentence
         show_error(err)
         return

@@ -121,6 +121,7 @@ def read_patient(
     classifier: Classifier | None,
     *,
     margin: float = DEFAULT_RISE_MARGIN,
+    viewing: str | None = None,
 ) -> PatientRecord:
     """List a patient's scans and read each one (the listing and the birth year are audited).
 
@@ -131,6 +132,8 @@ def read_patient(
         classifier: The current model; None when it cannot be loaded (each scan's latest
             result is read then).
         margin: Rise since the last comparable film that raises a flag.
+        viewing: The page visit or teleconsult reading the record (``pages/ui.viewing``):
+            the reads are audited at its first run, not at each rerun; None audits every call.
 
     Returns:
         The record.
@@ -138,8 +141,8 @@ def read_patient(
     Raises:
         storage.policy.AccessDenied: The actor may not read this patient's scans.
     """
-    scans = list_scans(db, actor, patient_id)
-    birth_year = get_birth_year(db, actor, patient_id)
+    scans = list_scans(db, actor, patient_id, viewing=viewing)
+    birth_year = get_birth_year(db, actor, patient_id, viewing=viewing)
     return record_of(scans, birth_year, classifier, margin=margin, patient_id=patient_id)
 
 
@@ -342,6 +345,7 @@ def open_scan_view(
     classifier: Classifier | None = None,
     *,
     heatmap_finding: str | None = None,
+    viewing: str | None = None,
 ) -> ScanView:
     """Open one scan of a record: image as displayed, notes, reading (the read is audited).
 
@@ -353,6 +357,7 @@ def open_scan_view(
         classifier: The current model, for a heatmap.
         heatmap_finding: Draw where the model looked for this finding; ignored for a scan
             without numbers (no score to explain).
+        viewing: The page visit or teleconsult opening it (audited once per viewing and scan).
 
     Returns:
         The scan view.
@@ -362,8 +367,8 @@ def open_scan_view(
         storage.scans.RecordNotFound: No such scan.
     """
     reading = record.reading(scan_id)
-    stored = load_scan(db, actor, scan_id)
-    notes = tuple(list_notes(db, actor, scan_id))
+    stored = load_scan(db, actor, scan_id, viewing=viewing)
+    notes = tuple(list_notes(db, actor, scan_id, viewing=viewing))
     marks = [note.annotation for note in notes if note.annotation]
     image, caption = display_image(
         stored,
@@ -393,6 +398,8 @@ def side_by_side(
     settings: EnhanceSettings | None,
     classifier: Classifier | None = None,
     heatmap_finding: str | None = None,
+    *,
+    viewing: str | None = None,
 ) -> list[np.ndarray]:
     """Scans displayed alike for comparing them (:func:`display_image` with one setting).
 
@@ -404,6 +411,7 @@ def side_by_side(
             shows each as saved.
         classifier: The current model; needed for a heatmap.
         heatmap_finding: Overlay the model's attention for this finding.
+        viewing: The page visit or teleconsult comparing them (audited once per viewing).
 
     Returns:
         One RGB ``uint8`` image per scan, in order.
@@ -414,7 +422,7 @@ def side_by_side(
     """
     return [
         display_image(
-            load_scan(db, actor, scan_id),
+            load_scan(db, actor, scan_id, viewing=viewing),
             settings=settings,
             classifier=classifier,
             heatmap_finding=heatmap_finding,

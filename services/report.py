@@ -23,6 +23,7 @@ def build_scan_report(
     *,
     heatmap_finding: str | None = None,
     zone: str | None = None,
+    viewing: str | None = None,
 ) -> Report:
     """The report of one scan: its reading, the change since the last comparable film, notes.
 
@@ -35,6 +36,7 @@ def build_scan_report(
         heatmap_finding: Draw where the model looked for this finding (a scan with numbers
             only).
         zone: The reader's IANA time zone, for the times printed.
+        viewing: The page visit building it: its reads are audited once per viewing.
 
     Returns:
         The report, with the image as displayed everywhere (``services.records.display_image``),
@@ -45,8 +47,10 @@ def build_scan_report(
         storage.policy.AccessDenied: The actor may not read this scan.
         storage.scans.RecordNotFound: The scan was deleted meanwhile.
     """
-    opened = open_scan_view(db, actor, record, scan_id, classifier, heatmap_finding=heatmap_finding)
-    name = get_display_name(db, actor, record.patient_id)
+    opened = open_scan_view(
+        db, actor, record, scan_id, classifier, heatmap_finding=heatmap_finding, viewing=viewing
+    )
+    name = get_display_name(db, actor, record.patient_id, viewing=viewing)
     if name is None and actor.user_id == record.patient_id:
         name = actor.username
     return build_report(

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-def scan_names(db: Database, actor: Actor) -> dict[int, str]:
+def scan_names(db: Database, actor: Actor, *, viewing: str | None = None) -> dict[int, str]:
     """The patient's own scans by id, each named by its one label (date and view), to choose
-    which to share (listing them is audited)."""
-    return scan_labels(list_scans(db, actor, actor.user_id))
+    which to share (listing them is audited, once per ``viewing`` when one is given)."""
+    return scan_labels(list_scans(db, actor, actor.user_id, viewing=viewing))

@@ -28,9 +28,11 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from core.errors import UserError
@@ -43,6 +45,9 @@ from storage.db import Database, RecordAfterRollback
 HEAD_PURPOSE = "audit-head"
 REPAIR_ACTION = "audit_repair"
 _GENESIS = "0" * 64
+#: How long one viewing's first read stands for its reruns (:func:`append_read`).
+VIEWING_HOURS = 1
+VIEWING_MAX_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,117 @@ def append(
             hash="",
         ),
     )
+
+
+def append_read(
+    session: Session,
+    db: Database,
+    action: str,
+    *,
+    actor: Actor,
+    patient_id: int,
+    viewing: str | None,
+    record_type: str | None = None,
+    record_id: int | None = None,
+    emergency: bool = False,
+    details: dict[str, Any] | None = None,
+) -> bool:
+    """Append a read event once per viewing (a page visit or a teleconsult), not per rerun.
+
+    Without a viewing the read is always appended (:func:`append`). With one, it is appended
+    at the viewing's first read of this patient, action, record and kind of access (emergency
+    or not), with ``viewing`` in its details, and again once that is :data:`VIEWING_HOURS`
+    old; a rerun finds the row in ``audit_viewings`` and writes nothing. The caller has
+    checked the policy for this very call, as always.
+
+    Args:
+        session: The caller's open session.
+        db: Database handle.
+        action: The read, such as ``list_scans``.
+        actor: Who reads.
+        patient_id: Whose records.
+        viewing: The viewing's id (at most 64 characters), or None.
+        record_type: Table of the record read.
+        record_id: Id of the record read (None for a list).
+        emergency: Whether the read used emergency access.
+        details: Extra facts, never medical data.
+
+    Returns:
+        Whether an event was appended.
+
+    Raises:
+        ValueError: The viewing id is empty or longer than 64 characters.
+    """
+    if viewing is None:
+        append(
+            session,
+            db,
+            action,
+            actor=actor,
+            patient_id=patient_id,
+            record_type=record_type,
+            record_id=record_id,
+            emergency=emergency,
+            details=details,
+        )
+        return True
+    if not 0 < len(viewing) <= VIEWING_MAX_CHARS:
+        raise ValueError("A viewing id has 1 to 64 characters.")
+    key = {
+        "actor_id": actor.user_id,
+        "patient_id": patient_id,
+        "action": action,
+        "record_key": record_id or 0,
+        "emergency": emergency,
+        "viewing": viewing,
+    }
+    if not _first_read_of_viewing(session, key):
+        return False
+    append(
+        session,
+        db,
+        action,
+        actor=actor,
+        patient_id=patient_id,
+        record_type=record_type,
+        record_id=record_id,
+        emergency=emergency,
+        details={**(details or {}), "viewing": viewing},
+    )
+    return True
+
+
+def _first_read_of_viewing(session: Session, key: dict[str, Any]) -> bool:
+    """Claim ``key`` for this viewing; False when a rerun finds it claimed (no write then).
+
+    The claim is an insert that does nothing on conflict, so two concurrent reruns of one
+    viewing append one event: on PostgreSQL the second waits for the first's commit.
+    """
+    table = schema.table_of(schema.AuditViewing)
+    now = schema.utcnow()
+    cutoff = now - timedelta(hours=VIEWING_HOURS)
+    primary = [table.c[name] == value for name, value in key.items()]
+    first_at = session.connection().execute(sa.select(table.c.first_at).where(*primary)).first()
+    if first_at is not None and _aware(first_at[0]) > cutoff:
+        return False
+    # This actor's viewings that are over (this one included, when it is), then the claim.
+    session.connection().execute(
+        sa.delete(table).where(table.c.actor_id == key["actor_id"], table.c.first_at <= cutoff)
+    )
+    dialect = session.connection().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    claimed = session.connection().execute(
+        insert(table)
+        .values(**key, first_at=now)
+        .on_conflict_do_nothing()
+        .returning(table.c.first_at)
+    )
+    return claimed.first() is not None
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite returns naive datetimes; every stored time is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def repair_chain(db: Database, repaired_by: str) -> BreakInfo:

@@ -140,6 +140,10 @@ def _teleconsults(conn: Connection) -> None:
     schema.table_of(schema.Teleconsult).create(conn, checkfirst=True)
 
 
+def _audit_viewings(conn: Connection) -> None:
+    schema.table_of(schema.AuditViewing).create(conn, checkfirst=True)
+
+
 def _sqlite_autoincrement_scans(conn: Connection) -> None:
     sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'scans'")).scalar_one()
     if "AUTOINCREMENT" in sql.upper():
@@ -204,6 +208,7 @@ MIGRATIONS: tuple[Step, ...] = (
         _version_tree,
     ),
     (17, "teleconsults: whether a session is open, kept apart from the audit trail", _teleconsults),
+    (18, "audit_viewings: a read audited once per viewing, not per page rerun", _audit_viewings),
 )
 
 

@@ -98,8 +98,13 @@ def add_note(
         return note_id
 
 
-def list_notes(db: Database, actor: Actor, scan_id: int) -> list[NoteRecord]:
+def list_notes(
+    db: Database, actor: Actor, scan_id: int, *, viewing: str | None = None
+) -> list[NoteRecord]:
     """Notes on a scan, oldest first.
+
+    ``viewing``: the page visit or teleconsult reading them, audited once per viewing and
+    scan (:func:`storage.audit.append_read`); None audits every call.
 
     Returns:
         The notes; for the scan's patient, those by others they have not marked as read
@@ -133,12 +138,13 @@ def list_notes(db: Database, actor: Actor, scan_id: int) -> list[NoteRecord]:
                     new=note_id in unseen,
                 )
             )
-        audit.append(
+        audit.append_read(
             session,
             db,
             "read_notes",
             actor=actor,
             patient_id=scan.owner_id,
+            viewing=viewing,
             record_type="scans",
             record_id=scan.id,
             emergency=access.emergency,

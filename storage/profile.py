@@ -65,20 +65,24 @@ def _write_fact(db: Database, actor: Actor, key: str, value: object, action: str
         )
 
 
-def _read_fact(db: Database, actor: Actor, patient_id: int, key: str, action: str) -> Any:
-    # Checked and audited like any record read, even when the patient gave nothing.
+def _read_fact(
+    db: Database, actor: Actor, patient_id: int, key: str, action: str, viewing: str | None
+) -> Any:
+    # Checked and audited like any record read (once per viewing, storage.audit.append_read),
+    # even when the patient gave nothing.
     with db.transaction() as session:
         access = policy.check_read(session, actor, patient_id)
         profile = session.get(schema.Profile, patient_id)
         value = None
         if profile is not None:
             value = _opened(db.keyring.sealer(session, patient_id), profile).get(key)
-        audit.append(
+        audit.append_read(
             session,
             db,
             action,
             actor=actor,
             patient_id=patient_id,
+            viewing=viewing,
             record_type=_TABLE,
             record_id=patient_id,
             emergency=access.emergency,
@@ -104,13 +108,17 @@ def set_birth_year(db: Database, actor: Actor, birth_year: int | None) -> None:
     _write_fact(db, actor, "birth_year", birth_year, "set_birth_year")
 
 
-def get_birth_year(db: Database, actor: Actor, patient_id: int) -> int | None:
+def get_birth_year(
+    db: Database, actor: Actor, patient_id: int, *, viewing: str | None = None
+) -> int | None:
     """A patient's birth year, for the patient or a clinician with access.
 
     Args:
         db: Database handle.
         actor: Who asks.
         patient_id: Whose birth year.
+        viewing: The page visit or teleconsult asking: audited once per viewing; None
+            audits every call.
 
     Returns:
         The year, or None when the patient has not given it.
@@ -119,7 +127,7 @@ def get_birth_year(db: Database, actor: Actor, patient_id: int) -> int | None:
         policy.AccessDenied: The actor may not read this patient's records.
         crypto.DecryptionError: The stored value fails its integrity check.
     """
-    year = _read_fact(db, actor, patient_id, "birth_year", "read_birth_year")
+    year = _read_fact(db, actor, patient_id, "birth_year", "read_birth_year", viewing)
     return None if year is None else int(year)
 
 
@@ -143,8 +151,12 @@ def set_display_name(db: Database, actor: Actor, name: str | None) -> None:
     _write_fact(db, actor, "display_name", cleaned, "set_display_name")
 
 
-def get_display_name(db: Database, actor: Actor, patient_id: int) -> str | None:
+def get_display_name(
+    db: Database, actor: Actor, patient_id: int, *, viewing: str | None = None
+) -> str | None:
     """The name a patient chose for reports, for the patient or a clinician with access.
+
+    ``viewing``: the page visit asking, audited once per viewing; None audits every call.
 
     Returns:
         The name, or None when the patient has not chosen one.
@@ -153,7 +165,7 @@ def get_display_name(db: Database, actor: Actor, patient_id: int) -> str | None:
         policy.AccessDenied: The actor may not read this patient's records.
         crypto.DecryptionError: The stored value fails its integrity check.
     """
-    name = _read_fact(db, actor, patient_id, "display_name", "read_display_name")
+    name = _read_fact(db, actor, patient_id, "display_name", "read_display_name", viewing)
     return None if name is None else str(name)
 
 

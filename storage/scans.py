@@ -316,7 +316,9 @@ def _megabytes(num_bytes: int) -> str:
     return f"{num_bytes / (1024 * 1024):.0f} MB"
 
 
-def list_scans(db: Database, actor: Actor, patient_id: int) -> list[ScanSummary]:
+def list_scans(
+    db: Database, actor: Actor, patient_id: int, *, viewing: str | None = None
+) -> list[ScanSummary]:
     """A patient's scans (those the actor may read), oldest scan date first.
 
     Loads every scan and result of the patient with two queries and one key unwrap.
@@ -325,6 +327,8 @@ def list_scans(db: Database, actor: Actor, patient_id: int) -> list[ScanSummary]
         db: Database handle.
         actor: The patient, or a clinician with a grant or emergency access.
         patient_id: Owner of the scans.
+        viewing: The page visit or teleconsult reading them: audited once per viewing
+            (:func:`storage.audit.append_read`); None audits every call.
 
     Returns:
         Summaries with their results oldest first.
@@ -336,12 +340,13 @@ def list_scans(db: Database, actor: Actor, patient_id: int) -> list[ScanSummary]
     with db.transaction() as session:
         access = policy.check_read(session, actor, patient_id)
         summaries = _load_summaries(session, db, patient_id, access)
-        audit.append(
+        audit.append_read(
             session,
             db,
             "list_scans",
             actor=actor,
             patient_id=patient_id,
+            viewing=viewing,
             record_type="scans",
             emergency=access.emergency,
             details={**access.audit_details(), "count": len(summaries)},
@@ -349,8 +354,13 @@ def list_scans(db: Database, actor: Actor, patient_id: int) -> list[ScanSummary]
     return summaries
 
 
-def load_scan(db: Database, actor: Actor, scan_id: int) -> ScanRecord:
+def load_scan(
+    db: Database, actor: Actor, scan_id: int, *, viewing: str | None = None
+) -> ScanRecord:
     """One scan with pixels, metadata, enhancement settings and results.
+
+    ``viewing``: the page visit or teleconsult opening it, audited once per viewing and scan
+    (:func:`storage.audit.append_read`); None audits every call.
 
     Raises:
         RecordNotFound: No such scan.
@@ -365,12 +375,13 @@ def load_scan(db: Database, actor: Actor, scan_id: int) -> ScanRecord:
         row_id = schema.stored_id(scan.id)
         results = results_by_scan(session, sealer, [row_id]).get(row_id, [])
         pixels = _read_pixels(db, sealer, scan)
-        audit.append(
+        audit.append_read(
             session,
             db,
             "read_scan",
             actor=actor,
             patient_id=scan.owner_id,
+            viewing=viewing,
             record_type="scans",
             record_id=scan.id,
             emergency=access.emergency,

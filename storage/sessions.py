@@ -7,7 +7,12 @@ disabling the account end the rows inside the transaction of that action.
 
 A page run hands its token to :func:`check_session`, which refuses ended, idle
 (``Settings.idle_timeout_minutes``), expired (``Settings.session_max_hours``), disabled and
-role-changed sessions, ending the row and saying why in one sentence.
+role-changed sessions, ending the row and saying why in one sentence. Activity is written at
+most once a minute (:data:`ACTIVITY_WRITE_INTERVAL`): Streamlit reruns a page on every widget
+change, and a page run must not be a database write. The stored last-seen time is then up to a
+minute older than the last action, and idleness is measured from it, so a session ends between
+``idle_timeout_minutes - 1`` and ``idle_timeout_minutes`` after its last action: never later
+than the setting, at most a minute earlier.
 
 The session cookie is set by an HTTP route, not by the page: the page asks for a one-time code
 (:func:`issue_cookie_code`), the browser brings it to the route, which trades it for a fresh
@@ -30,6 +35,9 @@ from core.errors import UserError
 from storage import audit, policy, schema
 from storage.actor import Actor
 from storage.db import Database
+
+#: A session's last-seen time is written only when the stored one is older than this.
+ACTIVITY_WRITE_INTERVAL = timedelta(seconds=60)
 
 #: How long a one-time cookie code may wait for the browser to bring it back.
 COOKIE_CODE_LIFETIME = timedelta(seconds=60)
@@ -135,7 +143,7 @@ def start_session(db: Database, actor: Actor, client: str | None) -> str:
 
 
 def check_session(db: Database, token: str) -> Actor:
-    """The user of an open session, refreshing its last-seen time.
+    """The user of an open session, refreshing its last-seen time once a minute at most.
 
     A session found idle, expired, disabled or with a changed role is ended here (audited),
     so the reason stays on record and every other page of that browser sees it too.
@@ -175,8 +183,9 @@ def check_session(db: Database, token: str) -> Actor:
                 failure = SessionEnded(_ended_message(reason, db), reason=reason)
             else:
                 assert user is not None  # a missing user ended the session above
-                row.last_seen_at = now
-                session.add(row)
+                if now - row.last_seen_at >= ACTIVITY_WRITE_INTERVAL:
+                    row.last_seen_at = now
+                    session.add(row)
                 actor = Actor(schema.stored_id(user.id), user.username, user.role)
     if failure is not None:
         raise failure

@@ -93,6 +93,33 @@ def test_checking_refreshes_last_seen(database, make_user) -> None:
     assert schema.utcnow() - _row(database, token).last_seen_at < timedelta(minutes=1)
 
 
+def test_activity_is_written_at_most_once_a_minute(database, make_user) -> None:
+    alice = make_user("alice")
+    token = sessions.start_session(database, alice, None)
+    _age(database, token, created=timedelta(minutes=5), seen=timedelta(seconds=30))
+    stored = _row(database, token).last_seen_at
+    for _ in range(5):  # page reruns within the minute write nothing
+        assert sessions.check_session(database, token) == alice
+    assert _row(database, token).last_seen_at == stored
+    _age(database, token, created=timedelta(minutes=5), seen=timedelta(seconds=61))
+    sessions.check_session(database, token)
+    assert schema.utcnow() - _row(database, token).last_seen_at < timedelta(seconds=5)
+
+
+def test_idle_time_counts_from_the_stored_activity(database, make_user) -> None:
+    # The stored time lags the last action by under a minute, so a session ends at most a
+    # minute early, never late: 14 min 50 s after the stored time it is still open (and the
+    # check writes the time, being over a minute old); 15 min 1 s after, it has ended.
+    alice = make_user("alice")
+    token = sessions.start_session(database, alice, None)
+    _age(database, token, created=timedelta(minutes=30), seen=timedelta(minutes=14, seconds=50))
+    assert sessions.check_session(database, token) == alice
+    _age(database, token, created=timedelta(minutes=30), seen=timedelta(minutes=15, seconds=1))
+    with pytest.raises(SessionEnded) as ended:
+        sessions.check_session(database, token)
+    assert ended.value.reason == sessions.IDLE
+
+
 def test_password_change_ends_the_other_sessions(database, make_user) -> None:
     """Reported: a password change did not end the user's other sessions."""
     alice = make_user("alice")
