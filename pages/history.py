@@ -7,6 +7,8 @@ are keyed by that scan's id, so a confirmation given for one scan never applies 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import streamlit as st
 
@@ -25,9 +27,14 @@ from pages.ui import (
     viewing,
 )
 from pages.widgets import own_record
+from services.dicom_sr import sr_zip
+from services.fhir import fhir_bundle_json
 from services.handles import Actor, Database
 from services.history import delete_scan, load_original, mark_notes_read, unread_note_counts
 from services.records import PatientRecord, ScanView, open_scan_view
+
+if TYPE_CHECKING:
+    from services.handles import Classifier
 
 #: Session key of the sentence confirming the last deletion (shown once after the rerun).
 _DELETED_KEY = "history_deleted"
@@ -142,6 +149,31 @@ def _render_notes(opened: ScanView) -> None:
         st.rerun()
 
 
+def _render_exports(db: Database, actor: Actor, classifier: Classifier | None) -> None:
+    """The whole record's readings for a hospital's systems (built only when downloaded)."""
+    st.subheader("For your hospital's record systems")
+    st.caption(
+        "Your scans' readings as a FHIR R4 bundle (for patient portals and record systems), "
+        "and, for films that came as DICOM, as DICOM structured reports (for a PACS). They say "
+        "what every page says: the same status, headline, numbers and flags."
+    )
+    left, right = st.columns(2)
+    left.download_button(
+        "Download FHIR bundle (JSON)",
+        lambda: fhir_bundle_json(db, actor, classifier),
+        file_name="chest-xray-readings.fhir.json",
+        mime="application/fhir+json",
+        on_click="ignore",
+    )
+    right.download_button(
+        "Download DICOM structured reports (ZIP)",
+        lambda: sr_zip(db, actor, classifier),
+        file_name="chest-xray-readings-sr.zip",
+        mime="application/zip",
+        on_click="ignore",
+    )
+
+
 actor = require_actor("patient")
 db = get_database()
 st.title("My scans")
@@ -180,3 +212,4 @@ _render_title(opened)
 _render_delete(db, actor, scan_id, names[scan_id])
 _render_scan(opened)
 _render_original(db, actor, scan_id)
+_render_exports(db, actor, classifier)

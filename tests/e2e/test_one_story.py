@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from PIL import Image
 
 from tests.e2e.browser_steps import (
@@ -77,6 +78,16 @@ def test_each_film_tells_one_story_from_upload_to_report(
     page.get_by_text("Scored, view uncertain").first.wait_for()
     assert "strongest" not in main.inner_text()
     steps.shot(page, "my scans: the same status and headline")
+    # The same readings leave for a record system as FHIR R4.
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download FHIR bundle (JSON)").click()
+    bundle = Bundle.model_validate_json(Path(download.value.path()).read_text())
+    conclusions = [
+        entry.resource.conclusion
+        for entry in bundle.entry
+        if entry.resource.get_resource_type() == "DiagnosticReport"
+    ]
+    assert len(conclusions) == 2 and any(c.startswith("View uncertain.") for c in conclusions)
 
     go(page, "Timeline")
     no_exception(page)
