@@ -68,6 +68,7 @@ def _window_controls() -> tuple[float, float]:
     return level, width
 
 
+@st.fragment
 def _render_notes(db: Database, actor: Actor, record: PatientRecord, viewing: str) -> None:
     scan_id = scan_picker("Scan", record, key="note_scan")
     try:

@@ -55,6 +55,11 @@ if TYPE_CHECKING:
 _CHECKED_KEY = "upload_checked"
 _REPORT_KEY = "upload_report"
 _TABLE_KEY = "upload_table"
+#: The rows' values set with "apply to several files" (by position), and the table's
+#: version: a new version starts the table from those values (a data editor's edits cannot be
+#: set from code, so the table is drawn anew with them as its values).
+_BULK_KEY = "upload_bulk"
+_VERSION_KEY = "upload_table_version"
 
 #: Prefix of the enhancement widgets' session keys (per file; used by the reset button).
 _WIDGET_PREFIX = "enhance_"
@@ -113,7 +118,8 @@ def _checked(files: Sequence[Any], actor: Actor) -> list[SeriesFile]:
     if stored is not None and stored[0] == signature:
         return stored[1]
     # Other files, or the same ones after a save: earlier edits of the table do not apply.
-    st.session_state.pop(_TABLE_KEY, None)
+    st.session_state.pop(_table_key(), None)
+    st.session_state.pop(_BULK_KEY, None)
     with st.spinner("Checking the files..."):
         checked = check_files(
             get_database(), actor, [(f.name, f.getvalue()) for f in files], date.today()
@@ -151,9 +157,13 @@ def _table_positions(checked: list[SeriesFile]) -> list[int]:
     return [position for position, file in enumerate(checked) if file.error is None]
 
 
+def _table_key() -> str:
+    return f"{_TABLE_KEY}_{st.session_state.get(_VERSION_KEY, 0)}"
+
+
 def _edited_cells(checked: list[SeriesFile]) -> dict[int, dict[str, Any]]:
     """The patient's edits by file position (the table's rows skip unusable files)."""
-    state = st.session_state.get(_TABLE_KEY) or {}
+    state = st.session_state.get(_table_key()) or {}
     positions = _table_positions(checked)
     return {
         positions[int(row)]: dict(cells)
@@ -177,8 +187,9 @@ def _current_rows(
     edits = _edited_cells(checked)
     dates: dict[int, date | None] = {}
     views: dict[int, View | None] = {}
+    bulk = st.session_state.get(_BULK_KEY) or {}
     for position, file in enumerate(checked):
-        cells = edits.get(position, {})
+        cells = {**bulk.get(position, {}), **edits.get(position, {})}
         dates[position] = _as_date(cells["date"]) if "date" in cells else _default_day(file)
         label = cells["view"] if "view" in cells else _default_view_label(file)
         views[position] = _VIEW_BY_LABEL.get(label) if label else None
@@ -234,7 +245,14 @@ def _render_table(
 
     A table cell cuts a long sentence, so the cell names the state and the sentences follow.
     """
-    rows = [checked[i] for i in _table_positions(checked)]
+    positions = _table_positions(checked)
+    rows = [checked[i] for i in positions]
+
+    def _row_value(position: int, column: str, default: Any) -> Any:
+        # What the table starts from: values applied to several files, else the file's own.
+        bulk = (st.session_state.get(_BULK_KEY) or {}).get(position, {})
+        return bulk[column] if column in bulk else default(checked[position])
+
     statuses = [
         _status(checked[i], problems.get(i), views.get(i)) for i in _table_positions(checked)
     ]
@@ -243,14 +261,14 @@ def _render_table(
             "preview": [f.thumbnail for f in rows],
             "file": [f.name for f in rows],
             # datetime64 with NaT for empty dates, so the date column stays editable.
-            "date": pd.to_datetime([_default_day(f) for f in rows]),
-            "view": [_default_view_label(f) for f in rows],
+            "date": pd.to_datetime([_row_value(i, "date", _default_day) for i in positions]),
+            "view": [_row_value(i, "view", _default_view_label) for i in positions],
             "status": [short for short, _ in statuses],
         }
     )
     st.data_editor(
         frame,
-        key=_TABLE_KEY,
+        key=_table_key(),
         hide_index=True,
         num_rows="fixed",
         disabled=["preview", "file", "status"],
@@ -277,6 +295,54 @@ def _render_table(
     )
     for file, (_, sentences) in zip(rows, statuses, strict=True):
         st.markdown(f"**{markdown_literal(file.name)}**: {markdown_literal(sentences)}")
+
+
+def _render_bulk(
+    checked: list[SeriesFile], dates: dict[int, date | None], views: dict[int, View | None]
+) -> None:
+    """Apply one date or one view to several files of a series at once."""
+    positions = [i for i in _table_positions(checked) if checked[i].to_save]
+    if len(positions) < 2:
+        return
+    with st.expander("Apply one date or view to several files"):
+        chosen = st.multiselect(
+            "Files", positions, format_func=lambda i: checked[i].name, key="upload_bulk_files"
+        )
+        left, right = st.columns(2)
+        day = left.date_input(
+            "Date taken (leave as is to keep each file's)",
+            value=None,
+            max_value=date.today(),
+            min_value=date(1950, 1, 1),
+            key="upload_bulk_date",
+        )
+        label = right.selectbox(
+            "View (leave empty to keep each file's)",
+            [None, *_VIEW_BY_LABEL],
+            key="upload_bulk_view",
+        )
+        if st.button(
+            "Apply to the chosen files",
+            disabled=not chosen or (day is None and label is None),
+            key="upload_bulk_apply",
+        ):
+            # Every row keeps what it shows now; the chosen ones take the new values.
+            bulk = {
+                position: {
+                    "date": dates[position],
+                    "view": VIEW_LABELS[views[position]] if views[position] else None,
+                }
+                for position in _table_positions(checked)
+            }
+            for position in chosen:
+                if day is not None:
+                    bulk[position]["date"] = day
+                if label is not None:
+                    bulk[position]["view"] = label
+            st.session_state[_BULK_KEY] = bulk
+            st.session_state.pop(_table_key(), None)
+            st.session_state[_VERSION_KEY] = st.session_state.get(_VERSION_KEY, 0) + 1
+            st.rerun()
 
 
 def _confirmations(checked: list[SeriesFile], views: dict[int, View | None]) -> set[int]:
@@ -433,6 +499,7 @@ def _render_results(scan: DecodedScan, classifier: Classifier, shown: UploadPrev
     )
 
 
+@st.fragment
 def _render_closer_look(
     files: Sequence[Any],
     checked: list[SeriesFile],
@@ -441,7 +508,11 @@ def _render_closer_look(
     birth_year: int | None,
     confirmed: set[int],
 ) -> dict[int, EnhanceSettings]:
-    """One file at a time: metadata, display settings, result; return the display settings."""
+    """One file at a time: metadata, display settings, result; return the display settings.
+
+    A fragment of its own: moving a slider or choosing another file reruns the closer look
+    only, not the table above it.
+    """
     usable = [i for i, f in enumerate(checked) if f.scan is not None]
     if not usable:
         return {}
@@ -553,6 +624,55 @@ def _render_report(report: ImportReport) -> None:
     st.caption("See the saved scans and their results under My scans and Timeline.")
 
 
+@st.fragment
+def _render_files(actor: Actor, uploads: Sequence[Any], checked: list[SeriesFile]) -> None:
+    """Everything about the chosen files, from the table to Save: an edit in the table reruns
+    this part only, not the uploaders above it (the closer look is a fragment of its own)."""
+    dates, views = _current_rows(checked)
+    # Refused at once, with their sentence: nothing is asked of a file that cannot be used.
+    for unusable in (f for f in checked if f.error is not None):
+        st.error(f"{unusable.name} cannot be used: {unusable.error}")
+    if any(f.to_save for f in checked):
+        _render_view_guide(
+            open_guide=any(views[i] is None for i, f in enumerate(checked) if f.to_save)
+        )
+    if _table_positions(checked):
+        st.subheader("Your files")
+        _render_bulk(checked, dates, views)
+    # The table shows what each row still needs, including the confirmations asked below it.
+    table_slot = st.container()
+    confirmed = _confirmations(checked, views)
+    problems = series_problems(checked, dates, views, date.today(), confirmed)
+    if _table_positions(checked):
+        with table_slot:
+            _render_table(checked, dates, views, problems)
+    to_save = sum(f.to_save for f in checked)
+    birth_year = birth_year_of(get_database(), actor, actor.user_id)
+    if birth_year is None:
+        _render_birth_year_offer(actor, checked, dates)
+    if problems:
+        st.warning(
+            f"{plural(len(problems), 'file')} still {'needs' if len(problems) == 1 else 'need'} "
+            "a date or a view before the series can be saved."
+        )
+    elif to_save == 0 and any(f.saved is not None for f in checked):
+        st.info("There is nothing new to save: every usable file is already in your record.")
+    settings = _render_closer_look(uploads, checked, dates, views, birth_year, confirmed)
+    st.divider()
+    keep_original = st.checkbox(
+        "Also keep my original files, to download them later (they take more of your storage)",
+        key="upload_keep_original",
+    )
+    label = f"Save {to_save} scan{'' if to_save == 1 else 's'} to my record" if to_save else "Save"
+    if st.button(
+        label,
+        type="primary",
+        disabled=bool(problems) or to_save == 0,
+        key="upload_save",
+    ):
+        _save(actor, uploads, checked, dates, views, settings, keep_original)
+
+
 actor = require_actor("patient")
 st.title("Upload & analyze")
 st.caption(
@@ -573,44 +693,6 @@ else:
     st.session_state.pop(_REPORT_KEY, None)
 if not uploads:
     st.stop()
-checked = _checked(uploads, actor)
-dates, views = _current_rows(checked)
-# Refused at once, with their sentence: nothing is asked of a file that cannot be used.
-for unusable in (f for f in checked if f.error is not None):
-    st.error(f"{unusable.name} cannot be used: {unusable.error}")
-if any(f.to_save for f in checked):
-    _render_view_guide(open_guide=any(views[i] is None for i, f in enumerate(checked) if f.to_save))
-if _table_positions(checked):
-    st.subheader("Your files")
-# The table shows what each row still needs, including the confirmations asked below it.
-table_slot = st.container()
-confirmed = _confirmations(checked, views)
-problems = series_problems(checked, dates, views, date.today(), confirmed)
-if _table_positions(checked):
-    with table_slot:
-        _render_table(checked, dates, views, problems)
-to_save = sum(f.to_save for f in checked)
-birth_year = birth_year_of(get_database(), actor, actor.user_id)
-if birth_year is None:
-    _render_birth_year_offer(actor, checked, dates)
-if problems:
-    st.warning(
-        f"{plural(len(problems), 'file')} still {'needs' if len(problems) == 1 else 'need'} "
-        "a date or a view before the series can be saved."
-    )
-elif to_save == 0 and any(f.saved is not None for f in checked):
-    st.info("There is nothing new to save: every usable file is already in your record.")
-settings = _render_closer_look(uploads, checked, dates, views, birth_year, confirmed)
-st.divider()
-keep_original = st.checkbox(
-    "Also keep my original files, to download them later (they take more of your storage)",
-    key="upload_keep_original",
-)
-label = f"Save {to_save} scan{'' if to_save == 1 else 's'} to my record" if to_save else "Save"
-if st.button(
-    label,
-    type="primary",
-    disabled=bool(problems) or to_save == 0,
-    key="upload_save",
-):
-    _save(actor, uploads, checked, dates, views, settings, keep_original)
+
+
+_render_files(actor, uploads, _checked(uploads, actor))

@@ -110,6 +110,7 @@ def scan_picker(
     return st.selectbox(label, ids, index=index, format_func=names.__getitem__, key=key)
 
 
+@st.fragment
 def render_timeline(
     actor: Actor,
     patient_id: int,
@@ -120,6 +121,9 @@ def render_timeline(
     seen_in: str | None = None,
 ) -> PatientRecord | None:
     """Show the chart, the attention sentence and the table of one patient's scans.
+
+    A fragment: its settings, re-scoring and corrections rerun the timeline only (a
+    correction reruns the whole page, whose other parts show the scan too).
 
     Args:
         actor: Who looks (the patient, or a clinician with access).
@@ -279,6 +283,7 @@ def _render_date_editor(actor: Actor, record: PatientRecord) -> None:
             _save_and_rerun(lambda: change_scan_date(get_database(), actor, scan_id, new_date))
 
 
+@st.fragment
 def render_compare(
     actor: Actor,
     record: PatientRecord,
@@ -288,6 +293,8 @@ def render_compare(
     seen_in: str | None = None,
 ) -> None:
     """Let the user pick two scans and show them side by side with the per-finding change.
+
+    A fragment: choosing scans, the margin or the display reruns the comparison only.
 
     Args:
         actor: Who looks (the patient, or a clinician with access).

@@ -46,7 +46,9 @@ def test_one_file_and_several_files_take_the_same_table(world, samples_dir: Path
     for at, rows in ((one, 1), (several, 2)):
         assert not at.exception
         assert len(_table(at)) == rows
-        assert not at.date_input, "no separate date field: the date is a table column"
+        # No date field per file: the date is a table column (the only date field applies
+        # one date to several files of a series).
+        assert [d.key for d in at.date_input] in ([], ["upload_bulk_date"])
         assert at.button(key="upload_save").disabled
 
 
@@ -193,3 +195,29 @@ def test_edits_of_one_set_of_files_never_apply_to_the_next(world, samples_dir: P
     at = upload(at, ("b.png", (samples_dir / "00027426_000.png").read_bytes()))
     assert upload_statuses(at) == ["Enter the date the X-ray was taken and its view."]
     assert at.button(key="upload_save").disabled
+
+
+def test_one_date_and_view_are_applied_to_several_files_at_once(world, samples_dir: Path) -> None:
+    at = upload(
+        page("upload.py", world.alice).run(),
+        ("front.png", (samples_dir / "00000001_000.png").read_bytes()),
+        ("chest_2026-01-05.png", (samples_dir / "00027426_000.png").read_bytes()),
+    )
+    # The second row keeps an edit of its own made before the bulk change.
+    at = edit_upload_table(at, {1: {"date": "2026-01-06"}})
+    at.multiselect(key="upload_bulk_files").set_value([0, 1])
+    at.selectbox(key="upload_bulk_view").set_value(VIEW_LABELS[View.PA])
+    at = at.date_input(key="upload_bulk_date").set_value(date(2026, 2, 3)).run()
+    at = at.button(key="upload_bulk_apply").click().run()
+    assert not at.exception
+    table = _table(at)
+    assert table["view"].tolist() == [VIEW_LABELS[View.PA]] * 2
+    assert [d.date() for d in table["date"]] == [date(2026, 2, 3)] * 2
+    assert not at.button(key="upload_save").disabled
+    at.multiselect(key="upload_bulk_files").set_value([1])
+    at.selectbox(key="upload_bulk_view").set_value(VIEW_LABELS[View.LATERAL])
+    at = at.date_input(key="upload_bulk_date").set_value(None).run()
+    at = at.button(key="upload_bulk_apply").click().run()
+    table = _table(at)
+    assert table["view"].tolist() == [VIEW_LABELS[View.PA], VIEW_LABELS[View.LATERAL]]
+    assert [d.date() for d in table["date"]] == [date(2026, 2, 3)] * 2, "dates kept"
