@@ -99,6 +99,11 @@ class Settings:
         pacs_password: Its password (``PACS_PASSWORD``).
         pacs_name: What the PACS is called for patients and clinicians (``PACS_NAME``), e.g.
             "St Mary's PACS".
+        db_pool_size: PostgreSQL connections each app process keeps open (``DB_POOL_SIZE``).
+        db_max_overflow: PostgreSQL connections it may open beyond them under a burst
+            (``DB_MAX_OVERFLOW``).
+        db_statement_timeout_ms: PostgreSQL cancels any statement running longer
+            (``DB_STATEMENT_TIMEOUT_MS``); the user is told the database was too slow.
     """
 
     environment: str
@@ -134,6 +139,9 @@ class Settings:
     pacs_username: str | None = None
     pacs_password: str | None = field(default=None, repr=False)
     pacs_name: str = "the hospital's PACS"
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
+    db_statement_timeout_ms: int = 15_000
 
     @property
     def is_local(self) -> bool:
@@ -334,4 +342,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         pacs_username=env.get("PACS_USERNAME") or None,
         pacs_password=env.get("PACS_PASSWORD") or None,
         pacs_name=(env.get("PACS_NAME") or "").strip() or "the hospital's PACS",
+        # 5 + 10 per process (SQLAlchemy's default): 6 replicas stay below PostgreSQL's
+        # default 100 connections; past that, lower these or put PgBouncer in front.
+        db_pool_size=_int_env(env, "DB_POOL_SIZE", 5),
+        db_max_overflow=_int_env(env, "DB_MAX_OVERFLOW", 10),
+        # Far above any request's statements (milliseconds, EXPLAIN in docs/SCALING.md), so
+        # only a runaway or blocked statement is cancelled, before it holds a connection long.
+        db_statement_timeout_ms=_int_env(env, "DB_STATEMENT_TIMEOUT_MS", 15_000),
     )

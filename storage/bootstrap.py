@@ -67,7 +67,12 @@ def open_database(
         BlobStoreUnavailable: ``BLOB_URL`` names a bucket that cannot be used.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+    )
     try:
         apply_migrations(engine)
         keyring = Keyring(_open_master_key(engine, settings), lambda: _key_files(settings))

@@ -4,7 +4,8 @@ Contention is not an outage. PostgreSQL aborts a transaction that deadlocked or 
 serialised, and SQLite gives up on a file another writer kept locked; both leave nothing
 changed, so :meth:`Database.transaction` reports them as :class:`DatabaseBusy`, and
 :func:`retry_when_busy` runs the whole unit of work again a few times before the user is told
-to try again. A lost connection stays :class:`DatabaseUnavailable`.
+to try again. A lost connection stays :class:`DatabaseUnavailable`, and a statement PostgreSQL
+cancelled at ``statement_timeout`` (``DB_STATEMENT_TIMEOUT_MS``) is :class:`DatabaseSlow`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ _LOG = logging.getLogger(__name__)
 _CONTENTION_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 #: SQLite's primary result codes for a file or table another connection holds.
 _SQLITE_CONTENTION = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+#: SQLSTATE of a statement cancelled, here by ``statement_timeout``.
+_QUERY_CANCELED = "57014"
 #: Runs of a unit of work before :class:`DatabaseBusy` reaches the user, and the longest
 #: wait before the first rerun (doubled for each next one, each wait drawn at random below
 #: it so that the transactions that collided do not collide again in step).
@@ -65,6 +68,19 @@ class DatabaseBusy(UserError):
     default_message = (
         "The database is busy with other work on the same records, so nothing was changed; "
         "please try again."
+    )
+
+
+class DatabaseSlow(UserError):
+    """A statement ran past ``statement_timeout`` and was cancelled; its transaction rolled back.
+
+    Not retried: a database too slow to answer in time is not helped by more work.
+    """
+
+    code = "database_slow"
+    default_message = (
+        "The database took too long to answer, so nothing was changed; "
+        "please try again in a minute."
     )
 
 
@@ -112,12 +128,14 @@ class Database:
         rollback has released the locks its own record needs. A transaction the database
         aborted for contention (deadlock, serialization failure, SQLite's lock) becomes
         :class:`DatabaseBusy`, even during the commit: either database then rolled it back.
+        A statement cancelled at the statement timeout becomes :class:`DatabaseSlow`.
         A lost or refused connection (a database restart, a network cut) becomes
         :class:`DatabaseUnavailable`, or :class:`CommitUnconfirmed` when it happened during
         the commit.
 
         Raises:
             DatabaseBusy: Other transactions kept this one from completing.
+            DatabaseSlow: A statement ran past the statement timeout.
             DatabaseUnavailable: The connection failed before the commit.
             CommitUnconfirmed: The connection failed during the commit.
         """
@@ -133,6 +151,9 @@ class Database:
             if is_contention(exc):
                 _LOG.info("Transaction aborted for contention: %s", exc.orig)
                 raise DatabaseBusy() from exc
+            if getattr(exc.orig, "sqlstate", None) == _QUERY_CANCELED:
+                _LOG.warning("Statement cancelled at the statement timeout: %s", exc.orig)
+                raise DatabaseSlow() from exc
             _LOG.warning("Database connection failed: %s", exc)
             raise (CommitUnconfirmed() if committing else DatabaseUnavailable()) from exc
 
@@ -170,8 +191,20 @@ def retry_when_busy(work: Callable[_P, _T]) -> Callable[_P, _T]:
     return run
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    statement_timeout_ms: int = 15_000,
+) -> Engine:
     """An engine with the connection settings this app relies on.
+
+    PostgreSQL: a pool of ``pool_size`` connections plus ``max_overflow`` more under bursts
+    (per app process: size them so that replicas x (pool_size + max_overflow) stays below the
+    server's ``max_connections``), checked before use, and every statement cancelled after
+    ``statement_timeout_ms`` (added to the ``options`` the URL may already carry, before
+    them, so a ``statement_timeout`` in the URL wins).
 
     SQLite: the database file and its WAL files readable by their owner only, WAL journal and
     ``synchronous=FULL`` on every connection (an acknowledged commit survives power loss),
@@ -180,11 +213,25 @@ def make_engine(url: str) -> Engine:
 
     Args:
         url: SQLAlchemy URL.
+        pool_size: PostgreSQL connections kept open (``DB_POOL_SIZE``).
+        max_overflow: PostgreSQL connections opened beyond them (``DB_MAX_OVERFLOW``).
+        statement_timeout_ms: PostgreSQL's ``statement_timeout`` (``DB_STATEMENT_TIMEOUT_MS``).
 
     Returns:
         The engine.
     """
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        given = parsed.query.get("options", "")
+        given = " ".join(given) if isinstance(given, tuple) else given
+        options = f"-c statement_timeout={statement_timeout_ms} {given}".strip()
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            connect_args={"options": options},
+        )
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":

@@ -140,8 +140,11 @@ def _teleconsults(conn: Connection) -> None:
     schema.table_of(schema.Teleconsult).create(conn, checkfirst=True)
 
 
-def _audit_viewings(conn: Connection) -> None:
-    schema.table_of(schema.AuditViewing).create(conn, checkfirst=True)
+def _query_indexes(conn: Connection) -> None:
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            if index.name in schema.STEP_19_INDEXES:
+                index.create(conn, checkfirst=True)
 
 
 def _sqlite_autoincrement_scans(conn: Connection) -> None:
@@ -208,7 +211,7 @@ MIGRATIONS: tuple[Step, ...] = (
         _version_tree,
     ),
     (17, "teleconsults: whether a session is open, kept apart from the audit trail", _teleconsults),
-    (18, "audit_viewings: a read audited once per viewing, not per page rerun", _audit_viewings),
+    (19, "indexes on audit_events: actor, named record, action in sequence", _query_indexes),
 )
 
 
@@ -236,6 +239,8 @@ def apply_migrations(engine: Engine) -> int:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(424242)"))
+            # A step may rewrite or index a large table: no DB_STATEMENT_TIMEOUT_MS here.
+            conn.execute(text("SET LOCAL statement_timeout = 0"))
         table = schema.table_of(schema.SchemaVersion)
         table.create(conn, checkfirst=True)
         applied = set(conn.execute(select(table.c.version)).scalars())

@@ -14,7 +14,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Integer, LargeBinary, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -177,14 +186,24 @@ class EmergencyAccess(SQLModel, table=True):
 
 
 class AuditEvent(SQLModel, table=True):
-    """One hash-chained audit event; ``details`` never holds medical data."""
+    """One hash-chained audit event; ``details`` never holds medical data.
+
+    Indexed for the queries that pick events out of millions (``EXPLAIN`` in
+    docs/SCALING.md): by patient (access log), by actor (an emergency approver's account
+    actions), by the record an event names (who created or reset an account) and by action
+    in sequence order (registration alerts, start-ups).
+    """
 
     __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_record", "record_type", "record_id"),
+        Index("ix_audit_events_action_seq", "action", "seq"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     seq: int = Field(index=True, unique=True)
     ts: str = Field(max_length=32)
-    actor_id: int | None = None
+    actor_id: int | None = Field(default=None, index=True)
     actor_username: str | None = Field(default=None, max_length=64)
     action: str = Field(max_length=48)
     patient_id: int | None = Field(default=None, index=True)
@@ -205,26 +224,6 @@ class AuditHead(SQLModel, table=True):
     seq: int = 0
     hash: str = Field(max_length=64)
     mac: str = Field(max_length=64)
-
-
-class AuditViewing(SQLModel, table=True):
-    """A read already audited in one viewing (a page visit or a teleconsult).
-
-    Streamlit reruns a page on every widget change; a read is audited at the first run of a
-    viewing only (:func:`storage.audit.append_read`), and again once the row is older than
-    ``audit.VIEWING_HOURS`` (then it is pruned). ``record_key`` is the record's id, 0 for a
-    read of a whole list.
-    """
-
-    __tablename__ = "audit_viewings"
-
-    actor_id: int = Field(primary_key=True)
-    patient_id: int = Field(primary_key=True)
-    action: str = Field(primary_key=True, max_length=48)
-    record_key: int = Field(primary_key=True)
-    emergency: bool = Field(primary_key=True)
-    viewing: str = Field(primary_key=True, max_length=64)
-    first_at: datetime = Field(default_factory=utcnow)
 
 
 class AuditBreak(SQLModel, table=True):
@@ -478,6 +477,15 @@ class Teleconsult(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow)
     #: None while the session is open.
     ended_at: datetime | None = None
+
+
+#: Indexes added after the initial schema, by migration step 19 (``CREATE INDEX IF NOT
+#: EXISTS``); a fresh database gets them from step 1.
+STEP_19_INDEXES = (
+    "ix_audit_events_actor_id",
+    "ix_audit_events_record",
+    "ix_audit_events_action_seq",
+)
 
 
 def stored_id(value: int | None) -> int:

@@ -95,12 +95,22 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
         "REGISTRATIONS_PER_NETWORK_PER_HOUR",
         "EMERGENCY_INDEPENDENCE_DAYS",
         "INFERENCE_THREADS",
+        "DB_POOL_SIZE",
+        "DB_MAX_OVERFLOW",
+        "DB_STATEMENT_TIMEOUT_MS",
     ],
 )
 @pytest.mark.parametrize("raw", ["abc", "1.5", "0", "-3"])
 def test_bad_integers_are_refused(name: str, raw: str) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings({name: raw})
+
+
+def test_database_pool_and_timeout() -> None:
+    defaults = load_settings({})
+    assert (defaults.db_pool_size, defaults.db_max_overflow) == (5, 10)
+    assert defaults.db_statement_timeout_ms == 15_000
+    assert load_settings({"DB_STATEMENT_TIMEOUT_MS": "500"}).db_statement_timeout_ms == 500
 
 
 def test_blank_integer_means_default() -> None:

@@ -17,9 +17,10 @@ from services.keys import rotate_user_key
 from storage import audit, rekey, sharing
 from storage.actor import Actor
 from storage.bootstrap import open_database
-from storage.db import BUSY_ATTEMPTS, DatabaseBusy, make_engine, retry_when_busy
+from storage.db import BUSY_ATTEMPTS, DatabaseBusy, DatabaseSlow, make_engine, retry_when_busy
 from storage.scans import list_scans, load_scan
 from tests.storage._factories import save_sample_scan
+from tests.storage.conftest import empty_backend, env_for
 
 
 def test_sqlite_pragmas_hold_on_every_connection(tmp_path) -> None:
@@ -164,3 +165,29 @@ def _contention(database) -> OperationalError:
     else:
         orig = _Orig(None, sqlite3.SQLITE_BUSY)
     return OperationalError("COMMIT", {}, orig)
+
+
+def test_a_statement_past_the_timeout_is_cancelled_and_told_as_a_sentence(tmp_path) -> None:
+    """PostgreSQL: DB_STATEMENT_TIMEOUT_MS and DB_POOL_SIZE reach the engine (beside the
+    search path the URL's options already carry), and a cancelled statement is one sentence
+    for the user, not "cannot be reached"."""
+    with empty_backend("postgres", tmp_path) as url:
+        env = {**env_for(url, tmp_path / "data"), "DB_STATEMENT_TIMEOUT_MS": "300"}
+        db = open_database(load_settings({**env, "DB_POOL_SIZE": "2"}))
+        try:
+            assert db.engine.pool.size() == 2  # type: ignore[attr-defined]
+            with db.transaction() as session:
+                assert session.execute(sa.text("SHOW statement_timeout")).scalar() == "300ms"
+                path = session.execute(sa.text("SHOW search_path")).scalar()
+                assert path == url.rsplit("%3D", 1)[1]
+            with pytest.raises(DatabaseSlow) as raised, db.transaction() as session:
+                session.execute(sa.text("SELECT pg_sleep(2)"))
+            assert isinstance(raised.value, UserError)
+            assert str(raised.value) == (
+                "The database took too long to answer, so nothing was changed; "
+                "please try again in a minute."
+            )
+            with db.transaction() as session:  # the connection is usable again
+                assert session.execute(sa.text("SELECT 1")).scalar() == 1
+        finally:
+            db.close()

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from storage import migrations
+from storage import migrations, schema
 from storage.db import make_engine
 
 
@@ -172,3 +172,23 @@ def test_step_16_adds_the_version_tree_and_marks_the_old_root(tmp_path) -> None:
         _step(16)(conn)  # a second run changes nothing
         assert sa.inspect(conn).has_table("seal_nodes")
         assert run("SELECT mac, scheme FROM seal_root").all() == [("step 7 mac", 1)]
+
+
+def test_step_19_adds_the_query_indexes_and_runs_again_harmlessly(database) -> None:
+    """On a database from before step 19 (either backend) the indexes the audit queries need
+    are created; a second run, and a fresh database that already has them, change nothing."""
+
+    def audit_indexes() -> set[str]:
+        with database.engine.connect() as conn:
+            return {index["name"] for index in sa.inspect(conn).get_indexes("audit_events")}
+
+    new = set(schema.STEP_19_INDEXES)
+    assert new <= audit_indexes()  # a fresh database has them from step 1
+    with database.engine.begin() as conn:
+        for name in sorted(new):
+            conn.exec_driver_sql(f"DROP INDEX {name}")
+    assert not new & audit_indexes()
+    for _ in range(2):
+        with database.engine.begin() as conn:
+            _step(19)(conn)
+    assert new <= audit_indexes()
