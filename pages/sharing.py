@@ -67,11 +67,26 @@ def _patient_view(db, actor) -> None:
         hours = st.number_input(
             "For how many hours", 1, sharing.MAX_GRANT_HOURS, 24, key="grant_hours"
         )
+        adds_films = st.checkbox(
+            "Let them add films from the hospital's PACS to my record",
+            value=False,
+            key="grant_adds_films",
+            help="While the share lasts, this clinician may import your X-rays from the "
+            "hospital's image archive into your record. They count to your storage, you see "
+            "each one, and you can delete them.",
+        )
         submitted = st.form_submit_button("Share")
     if submitted:
         try:
             scan_ids = None if everything else list(chosen)
-            sharing.grant_access(db, actor, clinician, scan_ids=scan_ids, hours=int(hours))
+            sharing.grant_access(
+                db,
+                actor,
+                clinician,
+                scan_ids=scan_ids,
+                hours=int(hours),
+                allow_adding_films=bool(adds_films),
+            )
         except Exception as err:  # shown as one sentence
             show_error(err)
         else:
@@ -83,6 +98,8 @@ def _patient_view(db, actor) -> None:
         st.caption("You have not shared anything.")
     for grant in grants:
         scope = "all scans" if grant.scan_ids is None else plural(len(grant.scan_ids), "scan")
+        if grant.allow_adding_films:
+            scope += ", may add films"
         state = "active" if grant.active else "ended"
         cols = st.columns([4, 1])
         cols[0].write(

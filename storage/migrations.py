@@ -140,6 +140,17 @@ def _teleconsults(conn: Connection) -> None:
     schema.table_of(schema.Teleconsult).create(conn, checkfirst=True)
 
 
+def _grant_adds_films(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("share_grants")}
+    if "allow_adding_films" not in columns:
+        conn.execute(
+            text(
+                "ALTER TABLE share_grants ADD COLUMN allow_adding_films BOOLEAN NOT NULL "
+                "DEFAULT FALSE"
+            )
+        )
+
+
 def _query_indexes(conn: Connection) -> None:
     for table in SQLModel.metadata.sorted_tables:
         for index in table.indexes:
@@ -212,6 +223,11 @@ MIGRATIONS: tuple[Step, ...] = (
     ),
     (17, "teleconsults: whether a session is open, kept apart from the audit trail", _teleconsults),
     (19, "indexes on audit_events: actor, named record, action in sequence", _query_indexes),
+    (
+        20,
+        "share_grants.allow_adding_films: the patient's consent to films added",
+        _grant_adds_films,
+    ),
 )
 
 

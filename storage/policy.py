@@ -4,7 +4,8 @@
 - clinician: reads a patient's records only while a grant from that patient is active,
   unexpired and (when it lists scans) covers the scan, or during an emergency access they
   requested with a reason and another person approved; may add notes to scans they can
-  read. Never writes results.
+  read; may add films to the record when the patient allowed it on the grant
+  (:func:`check_add_films`). Never changes or deletes scans or results.
 - analyst: only de-identified aggregates (``storage.cohort``).
 - admin: manages accounts and the audit trail; reads no medical data.
 
@@ -179,6 +180,40 @@ def check_write(session: Session, actor: Actor, patient_id: int) -> Access:
     ensure_active(session, actor)
     require_own_records(actor, patient_id)
     return Access("owner")
+
+
+def check_add_films(session: Session, actor: Actor, patient_id: int) -> Access:
+    """The patient, or a clinician the patient consented may add films, stores a scan.
+
+    A clinician needs an active (unrevoked, unexpired) grant from the patient on which the
+    patient allowed adding films (``ShareGrant.allow_adding_films``); emergency access never
+    allows it, nor does a grant without that consent.
+
+    Raises:
+        AccessDenied: Neither applies.
+    """
+    ensure_active(session, actor)
+    if actor.role == schema.Role.PATIENT.value and actor.user_id == patient_id:
+        return Access("owner")
+    if actor.role == schema.Role.CLINICIAN.value:
+        grant = session.exec(
+            select(schema.ShareGrant)
+            .where(schema.ShareGrant.clinician_id == actor.user_id)
+            .where(schema.ShareGrant.patient_id == patient_id)
+            .where(col(schema.ShareGrant.allow_adding_films).is_(True))
+            .where(col(schema.ShareGrant.revoked_at).is_(None))
+            .where(schema.ShareGrant.expires_at > schema.utcnow())
+            .order_by(col(schema.ShareGrant.id))
+        ).first()
+        if grant is not None:
+            covered = grant_scan_ids(session, grant)
+            scan_ids = None if covered is None else frozenset(covered)
+            return Access("grant", scan_ids, grant_id=grant.id)
+        raise AccessDenied(
+            "The patient has not allowed you to add films to their record; they can allow it "
+            "when they share their scans with you."
+        )
+    raise AccessDenied("You can only do this with your own records.")
 
 
 def check_add_note(session: Session, actor: Actor, patient_id: int, scan_id: int) -> Access:

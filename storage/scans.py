@@ -164,8 +164,15 @@ def save_scan(
     result: ResultIn | None = None,
     content: bytes | None = None,
     keep_original: bool = False,
+    patient_id: int | None = None,
 ) -> int:
-    """Store a patient's own scan (pixels in an encrypted blob) and optionally its result.
+    """Store a scan in a patient's record (pixels in an encrypted blob), optionally its result.
+
+    The patient stores their own; a clinician stores one for a patient who allowed them to
+    add films on an active grant (:func:`storage.policy.check_add_films`): the scan is the
+    patient's (their data key, their quota and upload rate) and the audit trail names the
+    clinician. A scan added under a grant of selected scans joins that grant, so the
+    clinician can read what they added.
 
     The image is kept at the working resolution (see :mod:`storage.pixels`): one whose long
     side exceeds 2048 pixels is downscaled first, and the stored metadata then describes the
@@ -173,7 +180,7 @@ def save_scan(
 
     Args:
         db: Database handle.
-        actor: The patient.
+        actor: The patient, or a clinician adding a film for them.
         pixels: Image, (H, W) float in [0, 1].
         metadata: JSON-safe scan metadata (``ScanMetadata.to_dict()``).
         enhancement: JSON-safe enhancement settings used.
@@ -187,12 +194,14 @@ def save_scan(
             kept, so the same file is recognised when it is saved again (None: not kept).
         keep_original: Also keep ``content`` itself, sealed, beside the working-resolution
             image (:mod:`storage.originals`); it counts to the quota.
+        patient_id: Whose record (default: the actor's own).
 
     Returns:
         The new scan id.
 
     Raises:
-        policy.AccessDenied: The actor is not an active patient.
+        policy.AccessDenied: The actor is not an active patient storing their own scan, nor
+            a clinician the patient allowed to add films.
         AlreadySaved: The patient already saved a scan from the same file; nothing is stored.
         UploadRateExceeded: The patient stored ``Settings.uploads_per_hour`` scans in the
             last hour (deleted ones included).
@@ -207,21 +216,22 @@ def save_scan(
     # Quantised first, so that the sealed intensity statistics describe the stored pixels.
     image = quantise(image)
     encoded = encode_pixels(image)
+    owner = actor.user_id if patient_id is None else patient_id
     blob_name = db.blobs.new_name()
     written = committing = False
     kept: list[str] = []
     try:
         with db.transaction() as session:
-            policy.check_write(session, actor, actor.user_id)
-            _lock_user(session, actor.user_id)
-            sealer = db.keyring.sealer(session, actor.user_id, for_update=True)
+            access = policy.check_add_films(session, actor, owner)
+            _lock_user(session, owner)
+            sealer = db.keyring.sealer(session, owner, for_update=True)
             # Checked under the user's lock, so a double click cannot store the file twice.
             if content is not None and (copy := contents.find_copy(session, sealer, content)):
                 raise AlreadySaved(_saved_copy(session, sealer, *copy))
-            _check_upload_rate(session, db, actor.user_id)
+            _check_upload_rate(session, db, owner, own=access.via == "owner")
             # Sized 0 until its blob is sealed: the quota check counts it as ``new_bytes``.
             scan = schema.Scan(
-                owner_id=actor.user_id,
+                owner_id=owner,
                 key_version=sealer.version,
                 blob_name=blob_name,
                 blob_bytes=0,
@@ -248,26 +258,32 @@ def save_scan(
             original = None
             if keep_original and content is not None:
                 original = originals.seal(sealer, scan_id, content)
-            _check_quota(session, db, actor.user_id, len(sealed) + len(original or b""))
+            _check_quota(
+                session, db, owner, len(sealed) + len(original or b""), own=access.via == "owner"
+            )
             scan.blob_bytes = len(sealed)
             db.blobs.write(blob_name, sealed)
             written = True
             if original is not None:
                 kept.append(originals.keep(session, db, scan, original))
-            rate.record(session, _UPLOAD, str(actor.user_id))
+            rate.record(session, _UPLOAD, str(owner))
             if content is not None:
                 contents.record(session, sealer, scan_id, content)
             if result is not None:
                 insert_result(session, sealer, scan, result)
+            _join_partial_grant(session, access, scan_id)
+            details: dict[str, object] = {"with_result": result is not None}
+            if access.via != "owner":
+                details.update(access.audit_details())
             audit.append(
                 session,
                 db,
                 "create_scan",
                 actor=actor,
-                patient_id=actor.user_id,
+                patient_id=owner,
                 record_type="scans",
                 record_id=scan_id,
-                details={"with_result": result is not None},
+                details=details,
             )
             # Past this line the commit may have happened whatever is raised, so the blob
             # stays (at worst an orphan the sweep sets aside, never a scan without image).
@@ -292,22 +308,32 @@ def _lock_user(session: Session, user_id: int) -> None:
     session.exec(select(schema.User.id).where(schema.User.id == user_id).with_for_update()).one()
 
 
-def _check_upload_rate(session: Session, db: Database, user_id: int) -> None:
+def _join_partial_grant(session: Session, access: policy.Access, scan_id: int) -> None:
+    """A film added under a grant of selected scans is shared with its clinician too."""
+    if access.via == "grant" and access.scan_ids is not None and access.grant_id is not None:
+        session.add(schema.ShareGrantScan(grant_id=access.grant_id, scan_id=scan_id))
+        session.flush()
+
+
+def _check_upload_rate(session: Session, db: Database, user_id: int, *, own: bool = True) -> None:
     limit = db.settings.uploads_per_hour
     if rate.count(session, _UPLOAD, str(user_id)) >= limit:
+        whose = "You have uploaded" if own else "This patient's record received"
         raise UploadRateExceeded(
-            f"You have uploaded {limit} scans in the last hour, the most the app accepts; "
-            "try again later."
+            f"{whose} {limit} scans in the last hour, the most the app accepts; try again later."
         )
 
 
-def _check_quota(session: Session, db: Database, user_id: int, new_bytes: int) -> None:
+def _check_quota(
+    session: Session, db: Database, user_id: int, new_bytes: int, *, own: bool = True
+) -> None:
     used = blob_bytes.stored(session, db, schema.Scan, user_id)
     used += blob_bytes.stored(session, db, schema.ScanOriginal, user_id)
     quota = db.settings.user_quota_bytes
     if used + new_bytes > quota:
+        whose = "Your" if own else "This patient's"
         raise StorageQuotaExceeded(
-            f"Your scans already take {_megabytes(used)} of the {_megabytes(quota)} each "
+            f"{whose} scans already take {_megabytes(used)} of the {_megabytes(quota)} each "
             "account may keep; delete some older scans before uploading another one."
         )
 

@@ -141,6 +141,9 @@ class ShareGrant(SQLModel, table=True):
     clinician_id: int = Field(foreign_key="users.id", index=True)
     #: Every scan of the patient; otherwise only the scans linked in ``share_grant_scans``.
     all_scans: bool = True
+    #: The patient's consent that the clinician may add films (from the hospital's PACS) to
+    #: their record while the grant is active (:func:`storage.policy.check_add_films`).
+    allow_adding_films: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     revoked_at: datetime | None = None

@@ -67,6 +67,7 @@ class GrantInfo:
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None
+    allow_adding_films: bool = False
 
     @property
     def active(self) -> bool:
@@ -135,8 +136,13 @@ def grant_access(
     clinician_username: str,
     scan_ids: list[int] | None = None,
     hours: int = 24,
+    allow_adding_films: bool = False,
 ) -> int:
     """Let a clinician read all (``scan_ids=None``) or some of the patient's scans for a while.
+
+    With ``allow_adding_films`` the patient also consents that the clinician adds films to
+    their record while the grant lasts (from the hospital's PACS, ``services.pacs``); the
+    consent is recorded on the grant and in the audit trail.
 
     Args:
         db: Database handle.
@@ -144,6 +150,7 @@ def grant_access(
         clinician_username: Who receives access.
         scan_ids: The patient's own scans to share, or ``None`` for all.
         hours: Lifetime of the grant (1 hour to 1 year).
+        allow_adding_films: The patient's consent that the clinician may add films.
 
     Returns:
         The grant id.
@@ -175,6 +182,7 @@ def grant_access(
             patient_id=actor.user_id,
             clinician_id=schema.stored_id(clinician.id),
             all_scans=scan_ids is None,
+            allow_adding_films=allow_adding_films,
             expires_at=schema.utcnow() + timedelta(hours=hours),
         )
         session.add(grant)
@@ -195,6 +203,7 @@ def grant_access(
                 "clinician": clinician.username,
                 "hours": hours,
                 "scans": "all" if scan_ids is None else len(wanted),
+                "adds_films": allow_adding_films,
             },
         )
         return grant_id
@@ -259,6 +268,7 @@ def list_grants(db: Database, actor: Actor) -> list[GrantInfo]:
                 g.created_at,
                 g.expires_at,
                 g.revoked_at,
+                g.allow_adding_films,
             )
             for g in grants
         ]

@@ -74,6 +74,7 @@ def test_step_3_on_a_legacy_sqlite_database(tmp_path) -> None:
         run(sql.replace("AUTOINCREMENT", ""))
         run("CREATE INDEX ix_scans_owner_id ON scans (owner_id)")
         run("ALTER TABLE share_grants DROP COLUMN all_scans")
+        run("ALTER TABLE share_grants DROP COLUMN allow_adding_films")  # step 20
         run("ALTER TABLE share_grants ADD COLUMN scan_ids TEXT")
         run("DELETE FROM schema_version WHERE version >= 3")
         run(
@@ -96,6 +97,7 @@ def test_step_3_on_a_legacy_sqlite_database(tmp_path) -> None:
         assert "AUTOINCREMENT" in run("SELECT sql FROM sqlite_master WHERE name='scans'").scalar()
         assert run("SELECT grant_id, scan_id FROM share_grant_scans").all() == [(1, 2)]
         assert run("SELECT id, all_scans FROM share_grants ORDER BY id").all() == [(1, 0), (2, 1)]
+        assert run("SELECT allow_adding_films FROM share_grants").scalars().all() == [0, 0]
         run("DELETE FROM scans WHERE id = 2")
         run(
             "INSERT INTO scans (owner_id, key_version, blob_name, created_at) "
