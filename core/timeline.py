@@ -11,8 +11,7 @@ the table says why. Every stored result, older models' included, stays in the de
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +19,7 @@ import plotly.graph_objects as go
 
 from core.findings import FINDING_LABELS, FINDINGS, log_odds
 from core.labels import format_day
-from core.scan_reading import ScanReading, ScanStatus
+from core.scan_reading import ScanLike, ScanReading, ScanStatus
 from core.views import FRONTAL_VIEWS, VIEW_LABELS, View, is_frontal
 
 FRAME_COLUMNS: tuple[str, ...] = (
@@ -44,41 +43,6 @@ FINDING_COLOURS: dict[str, str] = {
     "viral_pneumonia": "#009E73",
     "covid19": "#CC79A7",
 }
-
-
-class ResultLike(Protocol):
-    """The fields of ``storage.results.ResultRecord`` the details table reads."""
-
-    @property
-    def probabilities(self) -> Mapping[str, float]: ...
-
-    @property
-    def model_name(self) -> str: ...
-
-    @property
-    def model_version(self) -> str: ...
-
-    @property
-    def abstained(self) -> bool: ...
-
-    @property
-    def abstain_reason(self) -> str | None: ...
-
-
-class ScanLike(Protocol):
-    """The fields of ``storage.scans.ScanSummary`` read here (read-only properties)."""
-
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def scan_date(self) -> date: ...
-
-    @property
-    def results(self) -> Sequence[ResultLike]: ...
-
-    @property
-    def view(self) -> View: ...
 
 
 #: Line style per projection, so that the lines of one finding stay apart by projection.
