@@ -24,6 +24,7 @@ _RECORD_ACTIONS: dict[str, tuple[str, str]] = {
     "add_results": ("added results to", "scan"),
     "update_scan_date": ("changed the date of", "scan"),
     "update_scan_view": ("changed the view of", "scan"),
+    "create_scan": ("added", "film"),
 }
 
 #: Actions counted as events: wording for one event.
@@ -38,6 +39,8 @@ _EVENT_ACTIONS: dict[str, str] = {
     "read_birth_year": "read your birth year",
     "read_display_name": "read your display name",
     "export": "exported your records",
+    "pacs_search": "searched the hospital's PACS for your films",
+    "pacs_send_sr": "sent a report to the hospital's PACS",
 }
 
 
@@ -97,16 +100,30 @@ def _record_of(event: AccessEvent, noun: str) -> object:
     return record if record is not None else id(event)
 
 
+def _films_added(events: list[AccessEvent]) -> list[str]:
+    """ "added 3 films from St Mary's PACS", one phrase per PACS, from its imports."""
+    films: dict[str, int] = {}
+    for event in events:
+        if event.action == "pacs_import":
+            pacs = str(event.details.get("pacs") or "the hospital's PACS")
+            films[pacs] = films.get(pacs, 0) + int(event.details.get("films") or 0)
+    return [f"added {plural(n, 'film')} from {pacs}" for pacs, n in films.items() if n]
+
+
 def _phrases(events: list[AccessEvent]) -> list[str]:
     records: dict[str, set[object]] = {}
     counts: dict[str, int] = {}
+    imported = _films_added(events)
     for event in events:
+        # A film someone else added is said once, by the import that brought it.
+        if event.action == "pacs_import" or (event.action == "create_scan" and imported):
+            continue
         if event.action in _RECORD_ACTIONS:
             noun = _RECORD_ACTIONS[event.action][1]
             records.setdefault(event.action, set()).add(_record_of(event, noun))
         else:
             counts[event.action] = counts.get(event.action, 0) + 1
-    phrases = []
+    phrases = list(imported)
     for action, ids in records.items():
         verb, noun = _RECORD_ACTIONS[action]
         phrases.append(f"{verb} {plural(len(ids), noun)}")

@@ -306,8 +306,9 @@ def save_decoded_scan(
     enhancement: EnhanceSettings | None = None,
     content: bytes | None = None,
     keep_original: bool = False,
+    patient_id: int | None = None,
 ) -> int:
-    """Store a decoded scan in the patient's own record, with its display settings and result.
+    """Store a decoded scan in the patient's record, with its display settings and result.
 
     Args:
         db: Database handle.
@@ -322,12 +323,14 @@ def save_decoded_scan(
         content: The file's bytes, so the same file is recognised if saved again.
         keep_original: Keep ``content`` itself too, encrypted, to download later (only when
             the patient asks: it takes more of their storage).
+        patient_id: Whose record: the actor's own (None), or a patient who allowed the
+            clinician ``actor`` to add films (``storage.scans.save_scan``).
 
     Returns:
         The new scan's id.
 
     Raises:
-        storage.policy.AccessDenied: The actor is not an active patient.
+        storage.policy.AccessDenied: The actor may not add a scan to this record.
         storage.scans.AlreadySaved: The same file is already in the record; nothing stored.
     """
     return save_scan(
@@ -343,6 +346,7 @@ def save_decoded_scan(
         result=result,
         content=content,
         keep_original=keep_original,
+        patient_id=patient_id,
     )
 
 
@@ -386,6 +390,7 @@ def import_scans(
     fallback_date: date | None = None,
     on_progress: ImportProgress | None = None,
     keep_original: bool = False,
+    patient_id: int | None = None,
 ) -> ImportReport:
     """Decode, classify (or abstain) and store each file; an unusable file never stops the rest.
 
@@ -403,6 +408,8 @@ def import_scans(
             :func:`usable_study_date`); ignored when ``scan_date`` is given.
         on_progress: Called after each file with the count done, the total and its outcome.
         keep_original: Keep each file as uploaded too (see :func:`save_decoded_scan`).
+        patient_id: Whose record: the actor's own (None), or a patient who allowed the
+            clinician ``actor`` to add films (see :func:`save_decoded_scan`).
 
     Returns:
         One outcome per file, in order, with its view and notes. A file fails with its
@@ -414,8 +421,9 @@ def import_scans(
     Raises:
         Exception: Anything else (a fault of the app, not of a file) propagates.
     """
+    owner = actor.user_id if patient_id is None else patient_id
     try:
-        birth_year = get_birth_year(db, actor, actor.user_id)
+        birth_year = get_birth_year(db, actor, owner)
     except UserError:  # not a patient: each file then fails with the reason when saved
         birth_year = None
     if total is None:
@@ -437,7 +445,7 @@ def import_scans(
                     classifier,
                     (scan_date, fallback_date),
                     birth_year,
-                    keep_original,
+                    (keep_original, owner),
                 )
             except AlreadySaved as err:
                 outcome = ImportedScan(
@@ -448,16 +456,20 @@ def import_scans(
         outcomes.append(outcome)
         if on_progress is not None:
             on_progress(done, total, outcome)
-    return ImportReport(tuple(_with_readings(db, actor, outcomes, classifier)))
+    return ImportReport(tuple(_with_readings(db, actor, owner, outcomes, classifier)))
 
 
 def _with_readings(
-    db: Database, actor: Actor, outcomes: list[ImportedScan], classifier: Classifier | None
+    db: Database,
+    actor: Actor,
+    owner: int,
+    outcomes: list[ImportedScan],
+    classifier: Classifier | None,
 ) -> list[ImportedScan]:
     """Each stored scan's reading, read with the whole record as every page reads it."""
     if not any(outcome.scan_id is not None for outcome in outcomes):
         return outcomes
-    record = read_patient(db, actor, actor.user_id, classifier)
+    record = read_patient(db, actor, owner, classifier)
     return [
         replace(outcome, reading=record.reading(outcome.scan_id))
         if outcome.scan_id is not None
@@ -474,8 +486,9 @@ def _import_one(
     classifier: Classifier | None,
     dates: tuple[date | None, date | None],
     birth_year: int | None,
-    keep_original: bool,
+    kept_for: tuple[bool, int],
 ) -> ImportedScan:
+    keep_original, owner = kept_for
     name = file.name
     scan_date, fallback_date = dates
     scan = file.decoded
@@ -503,5 +516,6 @@ def _import_one(
         enhancement=file.enhancement,
         content=data,
         keep_original=keep_original,
+        patient_id=owner,
     )
     return ImportedScan(name, scan_id, result, view=view, notes=view_notes(scan, view))

@@ -15,9 +15,14 @@ headers, nothing stored twice, each film read as every page reads it. Both are a
 
 The app's PACS account can read every patient's films, so a patient may search only by a
 Patient ID that films already in their record carry (a CD they imported, a film they
-uploaded): the hospital wrote it, not the patient; wildcards are refused. Adding films to a
-patient's record *for* them, as a clinician with a grant, needs what storage does not have
-yet (see docs/ARCHITECTURE.md, "Talking to hospital systems").
+uploaded): the hospital wrote it, not the patient; wildcards are refused.
+
+**Adding films for a patient (a clinician).** A clinician whose active grant from the patient
+carries the patient's consent to add films (``storage.policy.check_add_films``) searches by
+the hospital's Patient ID (exact, no wildcard) and imports the chosen series into the
+patient's record (``patient=`` of :func:`search_pacs`): the films are the patient's (their
+key, quota and upload rate), the audit trail names the clinician, and the patient's access
+list says "drx added 3 films from St Mary's PACS".
 
 **Sending a reading (a clinician).** :func:`send_srs` makes the SR of each chosen DICOM film
 (``services.dicom_sr``) and stores it in the PACS (STOW-RS), where it joins the film's study;
@@ -123,6 +128,16 @@ class PatientIdNotYours(UserError):
     )
 
 
+class PatientIdInvalid(UserError):
+    """A Patient ID with a wildcard or a list in it, or none (a clinician's search)."""
+
+    code = "pacs_patient_id_invalid"
+    default_message = (
+        "Type the patient's hospital Patient ID exactly: it is matched as written, without "
+        "*, ?, \\ or commas."
+    )
+
+
 @dataclass(frozen=True)
 class Pacs:
     """How to reach the PACS.
@@ -212,6 +227,7 @@ class PacsCheck:
         doubts: Why the films may be of someone else (``services.media.identity_doubts``).
         names: The patient names the PACS gives, only to ask "is this you?"; never stored.
         known: SOP Instance UID -> scan id of the films already in the record.
+        record: Whose record the films go to (the app's user id of the patient).
     """
 
     pacs: str
@@ -220,6 +236,7 @@ class PacsCheck:
     doubts: tuple[str, ...]
     names: tuple[str, ...]
     known: Mapping[str, int]
+    record: int | None = None
 
     @property
     def needs_confirmation(self) -> bool:
@@ -244,45 +261,52 @@ def search_pacs(
     patient_id: str,
     date_from: date | None = None,
     date_to: date | None = None,
+    *,
+    patient: int | None = None,
 ) -> PacsCheck:
     """Find one patient's studies on the PACS in a date range, listed as a CD is (audited).
 
     Args:
         db: Database handle.
-        actor: The patient.
+        actor: The patient, or a clinician the patient allowed to add films.
         pacs: The PACS.
-        patient_id: The hospital's Patient ID, one that films in the record carry.
+        patient_id: The hospital's Patient ID: for a patient, one that films in the record
+            carry; for a clinician, the one the hospital gave the patient (exact).
         date_from: The earliest Study Date, or None.
         date_to: The latest Study Date, or None.
+        patient: For a clinician, whose record (the app's user id); None for the patient.
 
     Returns:
         The listing, doubts about whose films they are, and the films already in the record.
 
     Raises:
-        PatientIdNotYours: No film of the record carries this Patient ID, or it holds a
-            wildcard.
+        PatientIdNotYours: (A patient) No film of the record carries this Patient ID, or it
+            holds a wildcard.
+        PatientIdInvalid: (A clinician) The Patient ID is empty or holds a wildcard.
         PacsUnavailable: The PACS did not answer or refused.
         ValueError: ``date_from`` is after ``date_to``.
-        storage.policy.AccessDenied: The actor is not an active patient.
+        storage.policy.AccessDenied: The actor is not an active patient searching for
+            themself, nor a clinician the patient allowed to add films.
     """
-    policy.require_role(actor, schema.Role.PATIENT)
+    owner = _record_owner(db, actor, patient)
     if date_from and date_to and date_from > date_to:
         raise ValueError("The first date of the range is after the last.")
     patient_id = patient_id.strip()
-    scans = list_scans(db, actor, actor.user_id)
+    scans = list_scans(db, actor, owner)
     refs = dicom_refs(db, actor, scans)
-    if not _PATIENT_ID.fullmatch(patient_id) or patient_id not in {
-        ref.patient_id for ref in refs.values()
-    }:
+    if not _PATIENT_ID.fullmatch(patient_id):
+        raise PatientIdNotYours() if owner == actor.user_id else PatientIdInvalid()
+    if owner == actor.user_id and patient_id not in {ref.patient_id for ref in refs.values()}:
         raise PatientIdNotYours()
     client = pacs.client()
     listing = _talk(pacs, lambda: list_studies(client, patient_id, date_from, date_to))
-    birth_year = get_birth_year(db, actor, actor.user_id)
+    birth_year = get_birth_year(db, actor, owner)
     _audit(
         db,
         actor,
         "pacs_search",
         {"pacs": pacs.name, "studies": len(listing.studies)},
+        patient_id=owner,
     )
     return PacsCheck(
         pacs=pacs.name,
@@ -293,7 +317,23 @@ def search_pacs(
             sorted({one.patient.name for one in listing.series if one.patient.name is not None})
         ),
         known={ref.sop_instance_uid: scan_id for scan_id, ref in refs.items()},
+        record=owner,
     )
+
+
+def _record_owner(db: Database, actor: Actor, patient: int | None) -> int:
+    """Whose record a PACS pull fills: the patient's own, or one a clinician may add films to.
+
+    Raises:
+        storage.policy.AccessDenied: Neither applies.
+    """
+    if patient is None or (actor.role == schema.Role.PATIENT.value and patient == actor.user_id):
+        policy.require_role(actor, schema.Role.PATIENT)
+        return actor.user_id
+    policy.require_role(actor, schema.Role.CLINICIAN)
+    with db.transaction() as session:
+        policy.check_add_films(session, actor, patient)
+    return patient
 
 
 def _date_range(date_from: date | None, date_to: date | None) -> str | None:
@@ -507,13 +547,14 @@ def import_from_pacs(
 
     Args:
         db: Database handle.
-        actor: The patient who searched (:func:`search_pacs`).
+        actor: Who searched (:func:`search_pacs`): the patient, or a clinician the patient
+            allowed to add films (checked again for every film).
         pacs: The PACS.
         check: What :func:`search_pacs` listed.
         chosen: Series of that listing.
         classifier: The current model, or None.
-        identity_confirmed: The patient confirmed the films are theirs (needed when the
-            chosen series raise a doubt).
+        identity_confirmed: The patient (or the clinician) confirmed the films are the
+            patient's (needed when the chosen series raise a doubt).
         on_progress: Called after each film.
 
     Returns:
@@ -524,14 +565,16 @@ def import_from_pacs(
         IdentityNotConfirmed: The chosen series raise a doubt and it was not confirmed.
         PacsUnavailable: The PACS stopped answering (films already saved stay saved).
         ValueError: A series is not of this listing.
+        storage.policy.AccessDenied: The actor may not add films to this record.
     """
-    policy.require_role(actor, schema.Role.PATIENT)
+    owner = _record_owner(db, actor, check.record)
     listed = {one.uid for one in check.listing.series}
     if any(one.uid not in listed for one in chosen):
         raise ValueError("Choose series from the PACS listing.")
-    birth_year = get_birth_year(db, actor, actor.user_id)
+    birth_year = get_birth_year(db, actor, owner)
     if identity_doubts(chosen, birth_year) and not identity_confirmed:
         raise IdentityNotConfirmed()
+    whose = "your" if owner == actor.user_id else "the patient's"
     known, wanted = [], []
     for series in chosen:
         for instance in series.instances:
@@ -542,7 +585,7 @@ def import_from_pacs(
                     ImportedScan(
                         _filename(instance),
                         scan_id,
-                        notes=(f"This film is already in your record (scan {scan_id}).",),
+                        notes=(f"This film is already in {whose} record (scan {scan_id}).",),
                         already_saved=True,
                     )
                 )
@@ -559,7 +602,13 @@ def import_from_pacs(
             )
 
     report = import_scans(
-        db, actor, files(), classifier, total=len(wanted), on_progress=on_progress
+        db,
+        actor,
+        files(),
+        classifier,
+        total=len(wanted),
+        on_progress=on_progress,
+        patient_id=owner,
     )
     saved = sum(item.ok and not item.already_saved for item in report.items)
     _audit(
@@ -572,6 +621,7 @@ def import_from_pacs(
             "not_saved": len(wanted) - saved,
             "already_in_record": len(known),
         },
+        patient_id=owner,
     )
     return ImportReport(tuple(known) + report.items)
 

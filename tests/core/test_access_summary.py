@@ -75,3 +75,26 @@ def test_emergency_access_is_flagged_in_the_sentence() -> None:
     events = [_Event("2026-01-12T09:00:00+00:00", "er", "read_scan", 1, emergency=True)]
     (day,) = summarise_access(events, None)
     assert day.emergency and "EMERGENCY" in day.sentence
+
+
+def test_films_a_clinician_added_from_the_pacs_are_said_once_with_the_pacs() -> None:
+    """The import's three ``create_scan`` events and its ``pacs_import`` are one phrase."""
+    pacs = {"pacs": "St Mary's PACS"}
+    events = [
+        _Event("2026-01-12T10:00:00+00:00", "dr.x", "pacs_search", details=pacs),
+        *(
+            _Event(f"2026-01-12T10:0{i}:00+00:00", "dr.x", "create_scan", record_id=i)
+            for i in (1, 2, 3)
+        ),
+        _Event(
+            "2026-01-12T10:04:00+00:00",
+            "dr.x",
+            "pacs_import",
+            details={**pacs, "films": 3, "already_in_record": 1},
+        ),
+    ]
+    (day,) = summarise_access(events, "UTC")
+    assert day.sentence == (
+        "dr.x added 3 films from St Mary's PACS and searched the hospital's PACS for your "
+        "films on 12 Jan 2026 (10:00 to 10:04 UTC)."
+    )
