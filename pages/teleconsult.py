@@ -3,15 +3,25 @@
 A session is opened for one patient at a time; its start and end are written to the audit
 trail. Notes (text plus an optional point or box on the image) are stored encrypted in the
 patient's record, where the patient sees them on their report page.
+
+With a hospital PACS connected (``PACS_URL``) a DICOM film's structured report can be sent to
+it from the Notes tab, and, when the patient allowed it on their share, the "Hospital PACS"
+tab searches the patient's studies by their hospital Patient ID and adds the chosen chest
+series to the patient's record (``services.pacs``).
 """
 
 from __future__ import annotations
 
+from datetime import date
+
+import pandas as pd
 import streamlit as st
 
 from core.annotations import mark_from_selection
+from core.labels import format_day, view_words
 from core.localtime import format_local
 from core.overlay import annotation_figure
+from core.words import plural
 from pages.ui import (
     browser_zone,
     current_classifier,
@@ -22,6 +32,7 @@ from pages.ui import (
 )
 from pages.widgets import render_compare, render_timeline, scan_picker
 from services.handles import Actor, Database
+from services.pacs import Pacs, PacsCheck, import_from_pacs, search_pacs, send_srs
 from services.records import PatientRecord, display_image, open_scan_view
 from services.teleconsult import (
     MAX_NOTE_CHARS,
@@ -34,6 +45,9 @@ from services.teleconsult import (
 
 #: Session-state key of the open :class:`TeleconsultSession`.
 _SESSION_KEY = "teleconsult_session"
+#: Session-state keys: the PACS listing as (session id, PacsCheck), the last import's report.
+_PACS_CHECK_KEY = "tc_pacs_check"
+_PACS_REPORT_KEY = "tc_pacs_report"
 
 #: How a drag on the image marks it: the chart's drag mode for each choice.
 _DRAW_MODES = {"Point (click on the image)": "point", "Box (drag on the image)": "box"}
@@ -46,7 +60,14 @@ _WINDOWS = {
 }
 
 
+def _pacs(db: Database) -> Pacs | None:
+    """The hospital's PACS, when one is connected."""
+    return Pacs.from_settings(db.settings) if db.settings.pacs_url else None
+
+
 def _end(db: Database, actor: Actor) -> None:
+    st.session_state.pop(_PACS_CHECK_KEY, None)
+    st.session_state.pop(_PACS_REPORT_KEY, None)
     session = st.session_state.pop(_SESSION_KEY, None)
     if session is not None:
         end_teleconsult(db, actor, session)
@@ -129,12 +150,154 @@ def _render_notes(db: Database, actor: Actor, record: PatientRecord, viewing: st
         st.rerun()
     if st.session_state.pop("note_saved", False):
         st.success("Note saved in the patient's record.")
+    pacs = _pacs(db)
+    if pacs is not None and opened.record.metadata.get("sop_instance_uid"):
+        _send_report(db, actor, pacs, record.patient_id, scan_id)
     zone = browser_zone()
     for note, mark in zip(notes, opened.mark_labels, strict=True):
         where = f" ({mark})" if mark else ""
         when = format_local(note.created_at, zone)
         st.markdown(f"**{note.author_username}**, {when}{where}:")
         st.text(note.text)  # plain text: a note's links or images must never render
+
+
+def _send_report(db: Database, actor: Actor, pacs: Pacs, patient_id: int, scan_id: int) -> None:
+    """The button that stores this DICOM film's structured report in the PACS (STOW-RS)."""
+    if st.button(f"Send the structured report to {pacs.name}", key=f"pacs_send_{scan_id}"):
+        try:
+            with st.spinner(f"Sending to {pacs.name}..."):
+                sent = send_srs(
+                    db,
+                    actor,
+                    pacs,
+                    patient_id,
+                    current_classifier("The stored result is sent."),
+                    scan_ids=[scan_id],
+                )
+        except Exception as err:  # shown as one sentence
+            show_error(err)
+            return
+        (st.success if sent.stored and not sent.failed else st.warning)(sent.summary)
+
+
+def _render_pacs(db: Database, actor: Actor, session: TeleconsultSession, pacs: Pacs) -> None:
+    """Search the patient's studies on the PACS and add the chosen chest series to the record."""
+    st.caption(
+        f"{session.username} allowed you to add films from {pacs.name} to their record. "
+        "They see each film you add, and who added it."
+    )
+    with st.form("pacs_search"):
+        typed = st.text_input("The patient's hospital Patient ID", key="pacs_patient_id")
+        left, right = st.columns(2)
+        since = left.date_input("Studies from", value=None, key="pacs_from")
+        until = right.date_input("Studies until", value=None, key="pacs_to")
+        searched = st.form_submit_button("Search")
+    if searched:
+        try:
+            with st.spinner(f"Searching {pacs.name}..."):
+                check = search_pacs(
+                    db,
+                    actor,
+                    pacs,
+                    typed,
+                    since if isinstance(since, date) else None,
+                    until if isinstance(until, date) else None,
+                    patient=session.patient_id,
+                )
+        except Exception as err:  # shown as one sentence
+            show_error(err)
+            return
+        st.session_state[_PACS_CHECK_KEY] = (session.id, check)
+        st.session_state.pop(_PACS_REPORT_KEY, None)
+    stored = st.session_state.get(_PACS_CHECK_KEY)
+    if stored is None or stored[0] != session.id:
+        return
+    _render_pacs_listing(db, actor, session, pacs, stored[1])
+
+
+def _render_pacs_listing(
+    db: Database, actor: Actor, session: TeleconsultSession, pacs: Pacs, check: PacsCheck
+) -> None:
+    listing = check.listing
+    for sentence in listing.skipped:
+        st.caption(sentence)
+    if not listing.series:
+        st.info(
+            f"{pacs.name[:1].upper()}{pacs.name[1:]} holds no chest X-ray series of this "
+            "Patient ID in these dates."
+        )
+        return
+    frame = pd.DataFrame(
+        {
+            "import": [one.preselected for one in listing.series],
+            "date": [format_day(one.date) if one.date else "not given" for one in listing.series],
+            "description": [one.description or "" for one in listing.series],
+            "modality": [one.modality or "" for one in listing.series],
+            "body part": [one.body_part or "" for one in listing.series],
+            "view": [
+                ", ".join(view_words(v) for v in one.views) or "not given" for one in listing.series
+            ],
+            "images": [one.image_count for one in listing.series],
+            "new": [check.new_films(one) for one in listing.series],
+        }
+    )
+    edited = st.data_editor(
+        frame,
+        key=f"pacs_table_{check.patient_id}",
+        hide_index=True,
+        num_rows="fixed",
+        disabled=[c for c in frame.columns if c != "import"],
+        column_config={"import": st.column_config.CheckboxColumn("Import")},
+    )
+    chosen = [one for one, tick in zip(listing.series, edited["import"], strict=True) if tick]
+    confirmed = True
+    if check.needs_confirmation:
+        st.warning(" ".join(check.doubts))
+        confirmed = st.checkbox(
+            f"I checked: these films are {session.username}'s.", key="pacs_confirmed"
+        )
+    count = sum(check.new_films(one) for one in chosen)
+    if st.button(
+        f"Add {plural(count, 'film')} to {session.username}'s record" if count else "Import",
+        type="primary",
+        disabled=not chosen or not confirmed,
+        key="pacs_import",
+    ):
+        bar = st.progress(0.0, text="Starting...")
+        try:
+            report = import_from_pacs(
+                db,
+                actor,
+                pacs,
+                check,
+                chosen,
+                current_classifier("The films are saved without a result.", as_error=True),
+                identity_confirmed=confirmed,
+                on_progress=lambda done, total, item: bar.progress(
+                    done / total, text=f"{done} of {total}: {item.filename}"
+                ),
+            )
+        except Exception as err:  # shown as one sentence
+            show_error(err)
+            return
+        st.session_state[_PACS_REPORT_KEY] = (session.id, report)
+    last = st.session_state.get(_PACS_REPORT_KEY)
+    if last is not None and last[0] == session.id:
+        report = last[1]
+        (st.success if report.all_ok else st.warning)(report.summary)
+        st.table(
+            pd.DataFrame(
+                {
+                    "File": [i.filename for i in report.items],
+                    "Outcome": [
+                        i.error
+                        or (i.reading.headline if i.reading is not None else " ".join(i.notes))
+                        for i in report.items
+                    ],
+                }
+            ),
+            hide_index=True,
+        )
 
 
 def _clear_mark(pending_key: str) -> None:
@@ -150,7 +313,9 @@ def _describe(mark: dict[str, float]) -> str:
     return f"point at ({mark['x']:.0f}, {mark['y']:.0f})"
 
 
-def _render_session(db: Database, actor: Actor, session: TeleconsultSession) -> None:
+def _render_session(
+    db: Database, actor: Actor, session: TeleconsultSession, may_add_films: bool
+) -> None:
     top, button = st.columns([4, 1])
     started = format_local(session.started_at, browser_zone(), with_date=False)
     top.subheader(f"Session with {session.username} (started {started})")
@@ -158,7 +323,12 @@ def _render_session(db: Database, actor: Actor, session: TeleconsultSession) -> 
         _end(db, actor)
         st.rerun()
     classifier = current_classifier("Stored results are still shown.")
-    timeline_tab, compare_tab, notes_tab = st.tabs(["Timeline", "Compare", "Notes"])
+    pacs = _pacs(db) if may_add_films else None
+    names = ["Timeline", "Compare", "Notes"] + (["Hospital PACS"] if pacs is not None else [])
+    timeline_tab, compare_tab, notes_tab, *pacs_tab = st.tabs(names)
+    if pacs is not None:
+        with pacs_tab[0]:
+            _render_pacs(db, actor, session, pacs)
     with timeline_tab:
         record = render_timeline(
             actor,
@@ -187,7 +357,7 @@ if open_session is not None and open_session.patient_id not in patients:
     st.error("Your access to this patient's scans has ended, so the session was closed.")
     open_session = None
 if open_session is not None:
-    _render_session(db, actor, open_session)
+    _render_session(db, actor, open_session, patients[open_session.patient_id].may_add_films)
     st.stop()
 if not patients:
     st.info("No patient is sharing their scans with you right now.")

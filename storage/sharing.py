@@ -77,12 +77,17 @@ class GrantInfo:
 
 @dataclass(frozen=True)
 class SharedPatient:
-    """A patient whose records a clinician can currently open."""
+    """A patient whose records a clinician can currently open.
+
+    Attributes:
+        may_add_films: An active grant of the patient allows the clinician to add films.
+    """
 
     patient_id: int
     username: str
     expires_at: datetime
     emergency: bool = False
+    may_add_films: bool = False
 
 
 @dataclass(frozen=True)
@@ -304,11 +309,16 @@ def shared_patients(db: Database, actor: Actor) -> list[SharedPatient]:
             if not policy.refuses_emergency(session, e.patient_id)
         ]
         names = _usernames(session, {pid for pid, _, _ in entries})
+        adds_films = {g.patient_id for g in grants if g.allow_adding_films}
         for patient_id, expires_at, emergency in entries:
             known = latest.get(patient_id)
             if known is None or expires_at > known.expires_at:
                 latest[patient_id] = SharedPatient(
-                    patient_id, names[patient_id], expires_at, emergency
+                    patient_id,
+                    names[patient_id],
+                    expires_at,
+                    emergency,
+                    may_add_films=patient_id in adds_films,
                 )
         audit.append(
             session, db, "list_shared_patients", actor=actor, details={"count": len(latest)}
