@@ -140,6 +140,10 @@ def _teleconsults(conn: Connection) -> None:
     schema.table_of(schema.Teleconsult).create(conn, checkfirst=True)
 
 
+def _audit_viewings(conn: Connection) -> None:
+    schema.table_of(schema.AuditViewing).create(conn, checkfirst=True)
+
+
 def _grant_adds_films(conn: Connection) -> None:
     columns = {c["name"] for c in inspect(conn).get_columns("share_grants")}
     if "allow_adding_films" not in columns:
@@ -222,6 +226,7 @@ MIGRATIONS: tuple[Step, ...] = (
         _version_tree,
     ),
     (17, "teleconsults: whether a session is open, kept apart from the audit trail", _teleconsults),
+    (18, "audit_viewings: a read audited once per viewing, not per page rerun", _audit_viewings),
     (19, "indexes on audit_events: actor, named record, action in sequence", _query_indexes),
     (
         20,

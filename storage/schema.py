@@ -229,6 +229,26 @@ class AuditHead(SQLModel, table=True):
     mac: str = Field(max_length=64)
 
 
+class AuditViewing(SQLModel, table=True):
+    """A read already audited in one viewing (a page visit or a teleconsult).
+
+    Streamlit reruns a page on every widget change; a read is audited at the first run of a
+    viewing only (:func:`storage.audit.append_read`), and again once the row is older than
+    ``audit.VIEWING_HOURS`` (then it is pruned). ``record_key`` is the record's id, 0 for a
+    read of a whole list.
+    """
+
+    __tablename__ = "audit_viewings"
+
+    actor_id: int = Field(primary_key=True)
+    patient_id: int = Field(primary_key=True)
+    action: str = Field(primary_key=True, max_length=48)
+    record_key: int = Field(primary_key=True)
+    emergency: bool = Field(primary_key=True)
+    viewing: str = Field(primary_key=True, max_length=64)
+    first_at: datetime = Field(default_factory=utcnow)
+
+
 class AuditBreak(SQLModel, table=True):
     """A break of the audit chain, as first detected and as repaired.
 
