@@ -99,3 +99,21 @@ def test_a_clinician_adds_the_patients_films_and_sends_a_report(
     at = at.run()
     assert not at.exception, at.exception
     assert "1 report was sent to St Mary's PACS." in texts(at), texts(at)
+
+
+def test_the_patient_chooses_on_the_sharing_page_whether_films_may_be_added(
+    world: World,
+) -> None:
+    at = page("sharing.py", world.alice).run()
+    assert at.checkbox(key="grant_adds_films").value is False  # no consent unless given
+    at.text_input(key="grant_clinician").input("dr_bob")
+    at.checkbox(key="grant_adds_films").check()
+    at.button[0].click()
+    at = at.run()
+    assert not at.exception
+    assert "Shared with dr_bob." in texts(at)
+    (grant,) = sharing.list_grants(world.db, world.alice)
+    assert grant.allow_adding_films
+    assert "dr_bob: all scans, may add films, until" in texts(at)
+    (shared,) = sharing.shared_patients(world.db, world.dr_bob)
+    assert shared.may_add_films
