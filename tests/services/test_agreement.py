@@ -7,10 +7,7 @@ history, report and timeline pages show the stored scan. Each must show the scan
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import streamlit as st
@@ -22,7 +19,6 @@ from services.records import read_patient
 from storage import accounts
 from tests.pages._flows import (
     PASSWORD,
-    PROJECT_ROOT,
     edit_upload_table,
     open_database,
     page,
@@ -45,34 +41,17 @@ def _flagged_in_reasons(reasons: str) -> set[str]:
     }
 
 
-def test_cli_and_pages_agree_on_one_scan(tmp_path, monkeypatch, samples_dir: Path) -> None:
+def test_cli_and_pages_agree_on_one_scan(cli, tmp_path, monkeypatch, samples_dir: Path) -> None:
     monkeypatch.setenv("MODEL_CHECKPOINT", str(SHIPPED_CHECKPOINT))
     st.cache_resource.clear()
     db = open_database(tmp_path, monkeypatch)
     alice = accounts.register(db, "alice", PASSWORD)
     path = samples_dir / FILE
 
-    cli = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "storage.cli",
-            "import-scan",
-            "--user",
-            "alice",
-            "--date",
-            "2026-05-01",
-            "--view",
-            "PA",
-            str(path),
-        ],
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    imported = cli(
+        {}, "import-scan", "--user", "alice", "--date", "2026-05-01", "--view", "PA", str(path)
     )
-    assert cli.returncode == 0, cli.stderr
+    assert imported.returncode == 0, imported.stderr
     record = read_patient(db, alice, alice.user_id, None)
     (reading,) = record.readings
     flagged = {item.finding for item in reading.findings if item.flagged}
@@ -80,7 +59,7 @@ def test_cli_and_pages_agree_on_one_scan(tmp_path, monkeypatch, samples_dir: Pat
     label = reading.label
     # The command line prints the reading's headline, as every page does.
     assert (
-        cli.stdout.strip()
+        imported.stdout.strip()
         == f"stored {path} as scan {reading.scan_id} (view PA): {reading.headline}"
     )
 

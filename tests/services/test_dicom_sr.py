@@ -6,9 +6,6 @@ validated by dciodvfy (dicom3tools) with no error.
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import zipfile
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -21,7 +18,6 @@ from pydicom.uid import ComprehensiveSRStorage
 
 from core.imaging import decode_scan
 from core.scan_reading import ScanStatus
-from core.settings import PROJECT_ROOT
 from core.views import View
 from services.dicom_refs import NO_UIDS_SENTENCE, NOT_DICOM_SENTENCE, dicom_ref
 from services.dicom_sr import (
@@ -235,23 +231,13 @@ def test_same_reading_same_uid_and_a_clinician_may_export(
     assert other.SOPInstanceUID != one.dataset.SOPInstanceUID
 
 
-def test_cli_writes_one_sr_per_dicom_film(settings_env, films, tmp_path) -> None:
+def test_cli_writes_one_sr_per_dicom_film(cli, settings_env, films, tmp_path) -> None:
     _, ids, _ = films
-    env = {**os.environ, **settings_env, "PYTHONPATH": str(PROJECT_ROOT)}
-    command = [sys.executable, "-m", "storage.cli", "export", "--user", "alice"]
-    refused = subprocess.run(
-        [*command, "--format", "dicom-sr"], env=env, capture_output=True, text=True, timeout=300
-    )
+    command = ["export", "--user", "alice", "--format", "dicom-sr"]
+    refused = cli(settings_env, *command)
     assert refused.returncode == 1 and "--out" in refused.stderr
     out = tmp_path / "srs"
-    result = subprocess.run(
-        [*command, "--format", "dicom-sr", "--out", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=PROJECT_ROOT,
-    )
+    result = cli(settings_env, *command, "--out", str(out))
     assert result.returncode == 0, result.stderr
     written = sorted(out.glob("*.dcm"))
     assert len(written) == 3

@@ -9,9 +9,6 @@ a doubtful-view film confirmed as frontal.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,7 +25,6 @@ from fhir.resources.R4B.provenance import Provenance
 from core.findings import FINDING_LIMITS
 from core.imaging import decode_scan
 from core.scan_reading import ScanReading, ScanStatus
-from core.settings import PROJECT_ROOT
 from core.views import View
 from services.fhir import (
     CHECKPOINT_SYSTEM,
@@ -247,16 +243,8 @@ def test_display_name_and_clinician_export(database, make_user, classifier, seri
     assert len(_of_type(bundle, DiagnosticReport)) == len(ids)
 
 
-def test_cli_exports_fhir(settings_env, database, series) -> None:
-    env = {**os.environ, **settings_env, "PYTHONPATH": str(PROJECT_ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-m", "storage.cli", "export", "--user", "alice", "--format", "fhir"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=PROJECT_ROOT,
-    )
+def test_cli_exports_fhir(cli, settings_env, database, series) -> None:
+    result = cli(settings_env, "export", "--user", "alice", "--format", "fhir")
     assert result.returncode == 0, result.stderr
     bundle = Bundle.model_validate_json(result.stdout)
     assert len(_of_type(bundle, DiagnosticReport)) == 6

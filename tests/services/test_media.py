@@ -6,9 +6,6 @@ a hip series and a report, with a DICOMDIR, as hospitals write them.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +13,12 @@ import pytest
 from PIL import Image
 from pydicom import uid
 
-from core.settings import PROJECT_ROOT
 from core.views import View
 from services.media import IdentityNotConfirmed, check_media, import_media
 from storage.profile import set_birth_year
 from storage.scans import list_scans
 from tests.dicom_files import film_dataset, report_dataset, write_file_set, zip_folder
-from tests.services.conftest import SHIPPED_CHECKPOINT
+from tests.services.conftest import SHIPPED_CHECKPOINT, CliRun
 
 STUDY = "1.2.826.0.1.3680043.8.498.1"
 HIP = "1.2.826.0.1.3680043.8.498.2"
@@ -132,27 +128,15 @@ def test_films_of_someone_else_need_the_patients_word(
 
 
 def test_the_command_line_imports_a_zipped_disc_once(
-    settings_env, make_user, samples_dir: Path, tmp_path: Path
+    cli, settings_env, make_user, samples_dir: Path, tmp_path: Path
 ) -> None:
     make_user("alice")
     disc = _disc(tmp_path / "cd", _chest_pixels(samples_dir), PatientID="OTHER")
     archive = zip_folder(disc, tmp_path / "cd.zip")
-    env = {
-        **os.environ,
-        **settings_env,
-        "PYTHONPATH": str(PROJECT_ROOT),
-        "MODEL_CHECKPOINT": str(SHIPPED_CHECKPOINT),
-    }
+    env = {**settings_env, "MODEL_CHECKPOINT": str(SHIPPED_CHECKPOINT)}
 
-    def run(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "storage.cli", "import-scan", "--user", "alice", *extra],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=PROJECT_ROOT,
-        )
+    def run(*extra: str) -> CliRun:
+        return cli(env, "import-scan", "--user", "alice", *extra)
 
     first = run(str(archive))
     assert first.returncode == 0, first.stderr
