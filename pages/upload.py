@@ -426,8 +426,15 @@ def _render_enhancement(scan: DecodedScan, file_key: str) -> EnhanceSettings:
             key=f"{prefix}denoise",
         )
     settings = EnhanceSettings(**values)
-    with st.spinner("Enhancing..."):
-        enhanced = enhance(scan.pixels, settings)
+    # The last enhancement of this file, kept in this user's session: a table edit reruns the
+    # closer look with the same settings.
+    kept = st.session_state.get(f"enhanced:{file_key}")
+    if kept is not None and kept[0] == settings:
+        enhanced = kept[1]
+    else:
+        with st.spinner("Enhancing..."):
+            enhanced = enhance(scan.pixels, settings)
+        st.session_state[f"enhanced:{file_key}"] = (settings, enhanced)
     before, after = st.columns(2)
     before.image(to_uint8(scan.pixels), caption="As uploaded", width="stretch")
     after.image(to_uint8(enhanced), caption="Enhanced for viewing", width="stretch")
@@ -467,7 +474,9 @@ def _preview_for(
     return shown
 
 
-def _render_results(scan: DecodedScan, classifier: Classifier, shown: UploadPreview) -> None:
+def _render_results(
+    scan: DecodedScan, file_key: str, classifier: Classifier, shown: UploadPreview
+) -> None:
     """The reading, the probabilities and the Grad-CAM heatmap (only for a film with numbers)."""
     render_reading(shown.reading, key="upload_result")
     result = shown.scored.result
@@ -490,8 +499,13 @@ def _render_results(scan: DecodedScan, classifier: Classifier, shown: UploadPrev
         "Warm colours mark the regions that raised this finding's score most (Grad-CAM). "
         "They show what the model used, not where disease is."
     )
-    with st.spinner("Computing the heatmap..."):
-        heat = classifier.heatmap(scan, finding)
+    # Kept in this user's session (never a global cache): a table edit reruns the closer look,
+    # and Grad-CAM of the same file and finding gives the same map.
+    key = f"heatmap:{file_key}:{finding}"
+    if key not in st.session_state:
+        with st.spinner("Computing the heatmap..."):
+            st.session_state[key] = classifier.heatmap(scan, finding)
+    heat = st.session_state[key]
     right.image(
         overlay_heatmap(scan.pixels, heat, opacity),
         caption=FINDING_LABELS[finding],
@@ -546,7 +560,7 @@ def _render_closer_look(
     )
     if classifier is None:
         return settings
-    _render_results(scan, classifier, shown)
+    _render_results(scan, files[position].file_id, classifier, shown)
     return settings
 
 
