@@ -118,6 +118,9 @@ CALLS: dict[str, Call] = {
     "scans.delete_scan": lambda r: scans.delete_scan(r.db, r.patient, r.scan_id),
     "scans.find_saved_files": lambda r: scans.find_saved_files(r.db, r.patient, [b"file"]),
     "scans.list_scans": lambda r: scans.list_scans(r.db, r.clinician, r.patient.user_id),
+    "scans.list_scan_metadata": lambda r: scans.list_scan_metadata(
+        r.db, r.clinician, r.patient.user_id
+    ),
     "scans.load_scan": lambda r: scans.load_scan(r.db, r.patient, r.scan_id),
     "scans.load_original": lambda r: scans.load_original(r.db, r.patient, r.scan_id),
     "scans.save_scan": lambda r: save_sample_scan(r.db, r.patient),
@@ -153,6 +156,8 @@ EXEMPT = {
     "accounts.is_active": "the account's own state, which pages read to route the user",
     "accounts.must_change_password": "the account's own state: sends the user to the form",
     "audit.append": "the writer entry points call inside their own, already checked, transaction",
+    "audit.append_read": "the reading entry points call inside their own, already checked, "
+    "transaction",
 }
 
 
