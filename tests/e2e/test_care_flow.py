@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.browser_steps import (
     Steps,
+    choose_files,
     go,
     log_in,
     no_exception,
@@ -53,10 +54,7 @@ def _upload_and_save(
     named = folder / f"{scan_date}_{path.name}"
     shutil.copyfile(path, named)
     go(page, "Upload & analyze")
-    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
-    uploader.set_input_files(str(named))
-    wait_for_app(page)
-    page.get_by_role("heading", name="Your files").wait_for()
+    choose_files(page, [named])
     if view is not None:
         pick_view(page, 0, view)
     page.get_by_role("heading", name="Where the model looked").wait_for()
