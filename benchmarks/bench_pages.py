@@ -18,7 +18,12 @@ the server is ready, each page warm <= 1 s):
 * first analysis: the patient's first upload of the 1024x1024 CR DICOM sample on Upload &
   analyze, from handing over the file to the results, heatmap included, being on the page;
 * each page of each role: the first visit in the session and the median of the next
-  ``--repeats`` visits, from the click on the sidebar link to the end of the script run.
+  ``--repeats`` visits, from the click on the sidebar link to the end of the script run;
+* interactions (target: median <= 300 ms, event to the end of the run): a view chosen in a
+  cell of a 7-film series table, the timeline's rise slider moved, the Compare pair switched
+  (patient); a note added, a box drawn on the image (clinician, teleconsult). Each is
+  repeated ``--repeats`` times (at least 5); st.fragment keeps each run to its part of the
+  page.
 
 A render ends when Streamlit's script-state attribute turns ``notRunning`` and stays so for
 :data:`QUIET_MS` (the quiet wait is not counted); a ``MutationObserver`` in the page records
@@ -235,15 +240,134 @@ def _first_analysis(page: Any, samples: Path, cold: dict[str, float]) -> None:
     """
     cold["first Upload & analyze page"] = _click_nav(page, "Upload & analyze") / 1000
     _progress(cold)
-    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+    # The films' uploader (several files); the other takes a CD's ZIP. A date in the name:
+    # the sample DICOM's own Study Date is an anonymisation placeholder.
+    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"][multiple]')
+    dated = Path(tempfile.mkdtemp(prefix="bench_upload_")) / "2024-03-01_chest.dcm"
+    dated.write_bytes((samples / DICOM).read_bytes())
     start = _now(page)
-    uploader.set_input_files(str(samples / DICOM))
+    uploader.set_input_files(str(dated))
     elapsed = _settled(page, start)
     page.get_by_role("heading", name="Where the model looked").wait_for(timeout=5000)
     if _has_exception(page):
         raise RuntimeError("the upload page showed an exception")
     cold["first analysis (1024x1024 DICOM)"] = elapsed / 1000
     _progress(cold)
+
+
+#: Height of a data editor's header and of each of its rows, in pixels (Streamlit's default).
+_ROW_PX = 35
+
+
+def _timed(page: Any, action: Any) -> float:
+    """Milliseconds from ``action()`` (an event in the browser) to the end of its run."""
+    start = _now(page)
+    action()
+    return _settled(page, start)
+
+
+def _series_interactions(page: Any, samples: Path, repeats: int) -> dict[str, list[float]]:
+    """A 7-film series on Upload & analyze: a view chosen in a table cell."""
+    folder = Path(tempfile.mkdtemp(prefix="bench_series_"))
+    # Seven different adult films none of which is in the record yet (an unchanged cell, or a
+    # film already saved, would start no run).
+    films = sorted((samples.parent / "nih_adult" / "test" / "No_findings").glob("*.jpeg"))[:7]
+    paths = []
+    for day, film in zip(range(1, 8), films, strict=True):
+        path = folder / f"2025-02-{day:02d}_film{day}{film.suffix}"
+        path.write_bytes(film.read_bytes())
+        paths.append(path)
+    _click_nav(page, "Upload & analyze")
+    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"][multiple]')
+    _timed(page, lambda: uploader.set_input_files([str(p) for p in paths]))
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    times: dict[str, list[float]] = {"cell edit: a view in a 7-film table": []}
+    labels = ["Frontal (PA, standing)", "Frontal (AP)"]
+    for attempt in range(repeats):
+        row = attempt % 7
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        page.mouse.click(box["x"] + 30, box["y"] + _ROW_PX * (row + 1) + _ROW_PX / 2)
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")
+        page.keyboard.press("Enter")
+        label = labels[attempt % 2]
+        page.locator("#portal").get_by_role("option", name=label, exact=True).wait_for()
+        page.keyboard.type(label)
+        times["cell edit: a view in a 7-film table"].append(
+            _timed(page, lambda: page.keyboard.press("Enter"))
+        )
+    return times
+
+
+def _timeline_and_compare(page: Any, repeats: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {
+        "timeline: rise slider moved": [],
+        "compare: pair switched": [],
+    }
+    _click_nav(page, "Timeline")
+    page.get_by_text("Settings").first.click()
+    page.get_by_role("slider").first.wait_for()
+    slider = page.get_by_role("slider").first
+    for attempt in range(repeats):
+        slider.focus()
+        key = "ArrowRight" if attempt % 2 == 0 else "ArrowLeft"
+        times["timeline: rise slider moved"].append(_timed(page, lambda key=key: slider.press(key)))
+    _click_nav(page, "Compare with prior")
+    picker = page.locator('[data-testid="stSelectbox"]').nth(1)
+    for attempt in range(repeats):
+        picker.click()
+        options = page.locator("#portal").get_by_role("option")
+        options.first.wait_for()
+        choice = options.nth(attempt % max(options.count(), 1))
+        times["compare: pair switched"].append(_timed(page, choice.click))
+    return times
+
+
+def _teleconsult_interactions(page: Any, repeats: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {"teleconsult: note added": [], "teleconsult: box drawn": []}
+    _click_nav(page, "Teleconsult")
+    _timed(page, page.get_by_role("button", name="Start session").click)
+    _timed(page, page.get_by_role("tab", name="Notes").click)
+    _timed(page, page.get_by_text("Box (drag on the image)").click)
+    for attempt in range(repeats):
+        chart = page.locator('[data-testid="stPlotlyChart"]').last
+        chart.scroll_into_view_if_needed()
+        area = chart.locator(".nsewdrag").first.bounding_box()
+        start = (area["x"] + area["width"] * 0.35, area["y"] + area["height"] * 0.55)
+        end = (area["x"] + area["width"] * 0.55, area["y"] + area["height"] * 0.75)
+        page.mouse.move(*start)
+        page.mouse.down()
+        page.mouse.move(*end, steps=5)
+        times["teleconsult: box drawn"].append(_timed(page, page.mouse.up))
+        page.get_by_label("Note (the patient will see it)").fill(f"bench note {attempt}")
+        add = page.get_by_role("button", name="Add note")
+        times["teleconsult: note added"].append(_timed(page, add.click))
+    return times
+
+
+def _interactions(browser: Any, url: str, samples: Path, repeats: int) -> dict[str, list[float]]:
+    """Each interaction's times in milliseconds, patient's then clinician's."""
+    times: dict[str, list[float]] = {}
+    for role, steps in (
+        ("patient", (lambda page: _series_interactions(page, samples, repeats),
+                     lambda page: _timeline_and_compare(page, repeats))),
+        ("clinician", (lambda page: _teleconsult_interactions(page, repeats),)),
+    ):  # fmt: skip
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=url)
+        context.add_init_script(_RUN_OBSERVER)
+        context.set_default_timeout(TIMEOUT_S * 1000)
+        try:
+            page = context.new_page()
+            _log_in(page, USERS[role])
+            for step in steps:
+                measured = step(page)
+                for name, values in measured.items():
+                    print(f"{name}: {values}", file=sys.stderr, flush=True)
+                times.update(measured)
+        finally:
+            context.close()
+    return times
 
 
 def _progress(figures: dict[str, float]) -> None:
@@ -276,14 +400,17 @@ def _role_pages(browser: Any, url: str, role: str, repeats: int) -> list[PageTim
         context.close()
 
 
-def measure(repeats: int = REPEATS) -> tuple[dict[str, float], list[PageTiming]]:
+def measure(
+    repeats: int = REPEATS,
+) -> tuple[dict[str, float], list[PageTiming], dict[str, list[float]]]:
     """Run the whole benchmark.
 
     Args:
         repeats: Warm visits per page after the first.
 
     Returns:
-        The cold-start figures in seconds, and each role's page timings.
+        The cold-start figures in seconds, each role's page timings, and each interaction's
+        times in milliseconds.
 
     Raises:
         FileNotFoundError: Chromium or the shared samples are missing.
@@ -324,14 +451,15 @@ def measure(repeats: int = REPEATS) -> tuple[dict[str, float], list[PageTiming]]
                 pages = [
                     timing for role in USERS for timing in _role_pages(browser, url, role, repeats)
                 ]
+                interactions = _interactions(browser, url, samples, max(repeats, 5))
         finally:
             browser.close()
-    return cold, pages
+    return cold, pages, interactions
 
 
 def run() -> list[dict]:
     """Rows ``{"benchmark", "value", "unit"}`` for ``benchmarks/run_all.py``."""
-    cold, pages = measure()
+    cold, pages, interactions = measure()
     rows = [
         {"benchmark": f"pages: cold start, {name}", "value": round(seconds, 2), "unit": "s"}
         for name, seconds in cold.items()
@@ -344,10 +472,23 @@ def run() -> list[dict]:
                 "unit": "ms",
             }
         )
+    for name, values in interactions.items():
+        rows.append(
+            {
+                "benchmark": f"pages: interaction, {name}, median",
+                "value": round(statistics.median(values)),
+                "unit": "ms",
+            }
+        )
     return rows
 
 
-def _print(cold: dict[str, float], pages: list[PageTiming], repeats: int) -> None:
+def _print(
+    cold: dict[str, float],
+    pages: list[PageTiming],
+    interactions: dict[str, list[float]],
+    repeats: int,
+) -> None:
     load = os.getloadavg()
     print(
         f"CPU: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
@@ -366,6 +507,9 @@ def _print(cold: dict[str, float], pages: list[PageTiming], repeats: int) -> Non
             f"{timing.role:<10} {timing.page:<24} {timing.first_ms:>9.0f} "
             f"{statistics.median(timing.warm_ms):>19.0f} {max(timing.warm_ms):>9.0f}{flag}"
         )
+    print(f"\n{'interaction':<45} {'runs':>5} {'median ms':>10} {'max ms':>8}")
+    for name, values in interactions.items():
+        print(f"{name:<45} {len(values):>5} {statistics.median(values):>10.0f} {max(values):>8.0f}")
 
 
 if __name__ == "__main__":
