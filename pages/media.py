@@ -15,6 +15,7 @@ import streamlit as st
 from core.labels import format_day, view_words
 from core.words import plural
 from pages.ui import current_classifier, get_database, show_error
+from pages.widgets import render_import_report
 from services.handles import Actor
 from services.media import MediaCheck, check_media, import_media
 
@@ -110,18 +111,4 @@ def render_media_import(actor: Actor) -> None:
         st.session_state[_REPORT_KEY] = (upload.file_id, report)
     last = st.session_state.get(_REPORT_KEY)
     if last is not None and last[0] == upload.file_id:
-        report = last[1]
-        (st.success if report.all_ok else st.warning)(report.summary)
-        st.table(
-            pd.DataFrame(
-                {
-                    "File": [i.filename for i in report.items],
-                    "Outcome": [
-                        i.error
-                        or (i.reading.headline if i.reading is not None else " ".join(i.notes))
-                        for i in report.items
-                    ],
-                }
-            ),
-            hide_index=True,
-        )
+        render_import_report(last[1])

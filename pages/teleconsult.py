@@ -30,7 +30,7 @@ from pages.ui import (
     show_disclaimer,
     show_error,
 )
-from pages.widgets import render_compare, render_timeline, scan_picker
+from pages.widgets import render_compare, render_import_report, render_timeline, scan_picker
 from services.handles import Actor, Database
 from services.pacs import Pacs, PacsCheck, import_from_pacs, search_pacs, send_srs
 from services.records import PatientRecord, display_image, open_scan_view
@@ -283,21 +283,7 @@ def _render_pacs_listing(
         st.session_state[_PACS_REPORT_KEY] = (session.id, report)
     last = st.session_state.get(_PACS_REPORT_KEY)
     if last is not None and last[0] == session.id:
-        report = last[1]
-        (st.success if report.all_ok else st.warning)(report.summary)
-        st.table(
-            pd.DataFrame(
-                {
-                    "File": [i.filename for i in report.items],
-                    "Outcome": [
-                        i.error
-                        or (i.reading.headline if i.reading is not None else " ".join(i.notes))
-                        for i in report.items
-                    ],
-                }
-            ),
-            hide_index=True,
-        )
+        render_import_report(last[1])
 
 
 def _clear_mark(pending_key: str) -> None:

@@ -23,6 +23,7 @@ from core.views import VIEW_LABELS, View
 from core.words import plural
 from pages.ui import get_database, show_error, viewing
 from services.handles import Actor
+from services.imports import ImportReport
 from services.records import PatientRecord, PatientTimeline, read_patient, side_by_side, timeline_of
 from services.rescore import change_scan_date, change_scan_view, rescore_scans
 
@@ -414,4 +415,23 @@ def _changes_frame(comparison: Comparison) -> pd.DataFrame:
             }
             for change in comparison.changes
         ]
+    )
+
+
+def render_import_report(report: ImportReport) -> None:
+    """What became of each imported file: the summary, then one row per file with its
+    reading's headline (or why it was not stored), in a table that wraps its sentences."""
+    (st.success if report.all_ok else st.warning)(report.summary)
+    st.table(
+        pd.DataFrame(
+            {
+                "File": [item.filename for item in report.items],
+                "Outcome": [
+                    item.error
+                    or (item.reading.headline if item.reading is not None else " ".join(item.notes))
+                    for item in report.items
+                ],
+            }
+        ),
+        hide_index=True,
     )
