@@ -268,6 +268,8 @@ def _timed(page: Any, action: Any) -> float:
 
 def _series_interactions(page: Any, samples: Path, repeats: int) -> dict[str, list[float]]:
     """A 7-film series on Upload & analyze: a view chosen in a table cell."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     folder = Path(tempfile.mkdtemp(prefix="bench_series_"))
     # Seven different adult films none of which is in the record yet (an unchanged cell, or a
     # film already saved, would start no run).
@@ -285,14 +287,20 @@ def _series_interactions(page: Any, samples: Path, repeats: int) -> dict[str, li
     labels = ["Frontal (PA, standing)", "Frontal (AP)"]
     for attempt in range(repeats):
         row = attempt % 7
-        grid.scroll_into_view_if_needed()
-        box = grid.bounding_box()
-        page.mouse.click(box["x"] + 30, box["y"] + _ROW_PX * (row + 1) + _ROW_PX / 2)
-        for _ in range(3):
-            page.keyboard.press("ArrowRight")
-        page.keyboard.press("Enter")
         label = labels[attempt % 2]
-        page.locator("#portal").get_by_role("option", name=label, exact=True).wait_for()
+        option = page.locator("#portal").get_by_role("option", name=label, exact=True)
+        for _ in range(3):  # a click on a grid still redrawing is lost: open the cell again
+            grid.scroll_into_view_if_needed()
+            box = grid.bounding_box()
+            page.mouse.click(box["x"] + 30, box["y"] + _ROW_PX * (row + 1) + _ROW_PX / 2)
+            for _ in range(3):
+                page.keyboard.press("ArrowRight")
+            page.keyboard.press("Enter")
+            try:
+                option.wait_for(timeout=15_000)
+                break
+            except PlaywrightTimeout:
+                page.keyboard.press("Escape")
         page.keyboard.type(label)
         times["cell edit: a view in a 7-film table"].append(
             _timed(page, lambda: page.keyboard.press("Enter"))
@@ -317,7 +325,8 @@ def _timeline_and_compare(page: Any, repeats: int) -> dict[str, list[float]]:
     picker = page.locator('[data-testid="stSelectbox"]').nth(1)
     for attempt in range(repeats):
         picker.click()
-        options = page.locator("#portal").get_by_role("option")
+        # A select box lists its options in a pop-over of its own.
+        options = page.get_by_role("option")
         options.first.wait_for()
         choice = options.nth(attempt % max(options.count(), 1))
         times["compare: pair switched"].append(_timed(page, choice.click))
