@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sqlite3
 import threading
-from multiprocessing.queues import Queue
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -38,13 +39,16 @@ def test_sqlite_pragmas_hold_on_every_connection(tmp_path) -> None:
         engine.dispose()
 
 
-def _contend(env: dict[str, str], patient: Actor, worker: int, operations: int, out: Queue) -> None:
+def _contend(env: dict[str, str], patient: Actor, worker: int, operations: int, out: Path) -> None:
     """One app process: rotate the patient's key, save a scan and share, in turn."""
-    db = open_database(load_settings(env), bootstrap_admin=False)
-    account = rekey.Account(patient.user_id, patient.username)
     saved: list[int] = []
     failures: list[str] = []
+    db = None
     try:
+        # Inside the try: a process that cannot even start still reports, so the test fails
+        # with the reason instead of waiting for a result that never comes.
+        db = open_database(load_settings(env), bootstrap_admin=False)
+        account = rekey.Account(patient.user_id, patient.username)
         for step in range(operations):
             kind = (step + worker) % 3
             try:
@@ -56,13 +60,17 @@ def _contend(env: dict[str, str], patient: Actor, worker: int, operations: int, 
                     sharing.grant_access(db, patient, "doc", hours=1)
             except Exception as exc:  # every failure is reported to the test
                 failures.append(f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:
+        failures.append(f"the process failed: {type(exc).__name__}: {exc}")
     finally:
-        db.close()
-        out.put((saved, failures))
+        if db is not None:
+            db.close()
+        # A file, not a queue: a queue's feeder thread could lose the result at process exit.
+        out.write_text(json.dumps([saved, failures]))
 
 
 def test_two_processes_on_one_patient_meet_contention_without_an_outage(
-    settings_env, database, make_user
+    settings_env, database, make_user, tmp_path
 ) -> None:
     """Issue 22: 4 of ~200 such operations on PostgreSQL once failed with "cannot be reached"
     (deadlocks reported as an outage). Now contention is retried: no failure, nothing lost."""
@@ -72,16 +80,17 @@ def test_two_processes_on_one_patient_meet_contention_without_an_outage(
     make_user("doc", "clinician")
     env = {**settings_env, "UPLOADS_PER_HOUR": "1000"}
     context = multiprocessing.get_context("spawn")
-    out = context.Queue()
+    outs = [tmp_path / f"worker-{worker}.json" for worker in range(2)]
     workers = [
         context.Process(target=_contend, args=(env, patient, worker, 100, out))
-        for worker in range(2)
+        for worker, out in enumerate(outs)
     ]
     for process in workers:
         process.start()
-    results = [out.get(timeout=900) for _ in workers]
     for process in workers:
-        process.join(60)
+        process.join(900)
+    assert [process.exitcode for process in workers] == [0, 0]
+    results = [json.loads(out.read_text()) for out in outs]
 
     assert [failures for _, failures in results] == [[], []]
     saved = sorted(scan_id for ids, _ in results for scan_id in ids)
