@@ -227,31 +227,20 @@ def append_read(
     Raises:
         ValueError: The viewing id is empty or longer than 64 characters.
     """
-    if viewing is None:
-        append(
-            session,
-            db,
-            action,
-            actor=actor,
-            patient_id=patient_id,
-            record_type=record_type,
-            record_id=record_id,
-            emergency=emergency,
-            details=details,
-        )
-        return True
-    if not 0 < len(viewing) <= VIEWING_MAX_CHARS:
-        raise ValueError("A viewing id has 1 to 64 characters.")
-    key = {
-        "actor_id": actor.user_id,
-        "patient_id": patient_id,
-        "action": action,
-        "record_key": record_id or 0,
-        "emergency": emergency,
-        "viewing": viewing,
-    }
-    if not _first_read_of_viewing(session, key):
-        return False
+    if viewing is not None:
+        if not 0 < len(viewing) <= VIEWING_MAX_CHARS:
+            raise ValueError("A viewing id has 1 to 64 characters.")
+        key = {
+            "actor_id": actor.user_id,
+            "patient_id": patient_id,
+            "action": action,
+            "record_key": record_id or 0,
+            "emergency": emergency,
+            "viewing": viewing,
+        }
+        if not _first_read_of_viewing(session, key):
+            return False
+        details = {**(details or {}), "viewing": viewing}
     append(
         session,
         db,
@@ -261,7 +250,7 @@ def append_read(
         record_type=record_type,
         record_id=record_id,
         emergency=emergency,
-        details={**(details or {}), "viewing": viewing},
+        details=details,
     )
     return True
 
