@@ -15,7 +15,7 @@ import streamlit as st
 from core.labels import format_day, view_words
 from core.words import plural
 from pages.ui import current_classifier, get_database, show_error
-from pages.widgets import render_import_report
+from pages.widgets import import_progress, render_import_report
 from services.handles import Actor
 from services.media import MediaCheck, check_media, import_media
 
@@ -101,9 +101,7 @@ def render_media_import(actor: Actor) -> None:
                 chosen,
                 current_classifier("The films are saved without a result.", as_error=True),
                 identity_confirmed=confirmed,
-                on_progress=lambda done, total, item: bar.progress(
-                    done / total, text=f"{done} of {total}: {item.filename}"
-                ),
+                on_progress=import_progress(bar),
             )
         except Exception as err:  # shown as one sentence
             show_error(err)

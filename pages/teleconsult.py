@@ -30,7 +30,13 @@ from pages.ui import (
     show_disclaimer,
     show_error,
 )
-from pages.widgets import render_compare, render_import_report, render_timeline, scan_picker
+from pages.widgets import (
+    import_progress,
+    render_compare,
+    render_import_report,
+    render_timeline,
+    scan_picker,
+)
 from services.handles import Actor, Database
 from services.pacs import Pacs, PacsCheck, import_from_pacs, search_pacs, send_srs
 from services.records import PatientRecord, display_image, open_scan_view
@@ -273,9 +279,7 @@ def _render_pacs_listing(
                 chosen,
                 current_classifier("The films are saved without a result.", as_error=True),
                 identity_confirmed=confirmed,
-                on_progress=lambda done, total, item: bar.progress(
-                    done / total, text=f"{done} of {total}: {item.filename}"
-                ),
+                on_progress=import_progress(bar),
             )
         except Exception as err:  # shown as one sentence
             show_error(err)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
@@ -434,4 +434,11 @@ def render_import_report(report: ImportReport) -> None:
             }
         ),
         hide_index=True,
+    )
+
+
+def import_progress(bar: Any) -> Callable[[int, int, Any], None]:
+    """An import's ``on_progress`` that moves ``bar`` (an ``st.progress``) file by file."""
+    return lambda done, total, item: bar.progress(
+        done / total, text=f"{done} of {total}: {item.filename}"
     )
