@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -14,14 +15,13 @@ from sqlalchemy.exc import OperationalError
 
 from core.errors import UserError
 from core.settings import load_settings
-from services.keys import rotate_user_key
-from storage import audit, rekey, sharing
-from storage.actor import Actor
+from storage import audit
 from storage.bootstrap import open_database
 from storage.db import BUSY_ATTEMPTS, DatabaseBusy, DatabaseSlow, make_engine, retry_when_busy
 from storage.scans import list_scans, load_scan
-from tests.storage._factories import save_sample_scan
 from tests.storage.conftest import empty_backend, env_for
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sqlite_pragmas_hold_on_every_connection(tmp_path) -> None:
@@ -39,36 +39,6 @@ def test_sqlite_pragmas_hold_on_every_connection(tmp_path) -> None:
         engine.dispose()
 
 
-def _contend(env: dict[str, str], patient: Actor, worker: int, operations: int, out: Path) -> None:
-    """One app process: rotate the patient's key, save a scan and share, in turn."""
-    saved: list[int] = []
-    failures: list[str] = []
-    db = None
-    try:
-        # Inside the try: a process that cannot even start still reports, so the test fails
-        # with the reason instead of waiting for a result that never comes.
-        db = open_database(load_settings(env), bootstrap_admin=False)
-        account = rekey.Account(patient.user_id, patient.username)
-        for step in range(operations):
-            kind = (step + worker) % 3
-            try:
-                if kind == 0:
-                    rotate_user_key(db, account, by=patient)
-                elif kind == 1:
-                    saved.append(save_sample_scan(db, patient, seed=worker * 1000 + step))
-                else:
-                    sharing.grant_access(db, patient, "doc", hours=1)
-            except Exception as exc:  # every failure is reported to the test
-                failures.append(f"{type(exc).__name__}: {exc}")
-    except BaseException as exc:
-        failures.append(f"the process failed: {type(exc).__name__}: {exc}")
-    finally:
-        if db is not None:
-            db.close()
-        # A file, not a queue: a queue's feeder thread could lose the result at process exit.
-        out.write_text(json.dumps([saved, failures]))
-
-
 def test_two_processes_on_one_patient_meet_contention_without_an_outage(
     settings_env, database, make_user, tmp_path
 ) -> None:
@@ -79,17 +49,18 @@ def test_two_processes_on_one_patient_meet_contention_without_an_outage(
     patient = make_user("pat")
     make_user("doc", "clinician")
     env = {**settings_env, "UPLOADS_PER_HOUR": "1000"}
-    context = multiprocessing.get_context("spawn")
     outs = [tmp_path / f"worker-{worker}.json" for worker in range(2)]
+    # Separate interpreters, as app replicas are; multiprocessing's spawn would re-import
+    # whatever script an earlier in-process page test left as __main__.
     workers = [
-        context.Process(target=_contend, args=(env, patient, worker, 100, out))
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.storage._contender", json.dumps(env)]
+            + [str(patient.user_id), patient.username, str(worker), "100", str(out)],
+            cwd=PROJECT_ROOT,
+        )
         for worker, out in enumerate(outs)
     ]
-    for process in workers:
-        process.start()
-    for process in workers:
-        process.join(900)
-    assert [process.exitcode for process in workers] == [0, 0]
+    assert [process.wait(900) for process in workers] == [0, 0]
     results = [json.loads(out.read_text()) for out in outs]
 
     assert [failures for _, failures in results] == [[], []]
