@@ -46,8 +46,10 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix $(LINTED)
 	$(BIN)/ruff format $(LINTED)
 
+# One worker per core (pytest-xdist); a test file's tests stay on one worker, so a module's
+# server or browser starts once.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 train: $(STAMP)
 	$(BIN)/python -m models.train

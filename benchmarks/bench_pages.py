@@ -52,6 +52,7 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from benchmarks.app_server import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
+from benchmarks.data_editor import open_cell_list  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from storage.crypto import encode_master_key, new_master_key  # noqa: E402
 
@@ -255,10 +256,6 @@ def _first_analysis(page: Any, samples: Path, cold: dict[str, float]) -> None:
     _progress(cold)
 
 
-#: Height of a data editor's header and of each of its rows, in pixels (Streamlit's default).
-_ROW_PX = 35
-
-
 def _timed(page: Any, action: Any) -> float:
     """Milliseconds from ``action()`` (an event in the browser) to the end of its run."""
     start = _now(page)
@@ -268,8 +265,6 @@ def _timed(page: Any, action: Any) -> float:
 
 def _series_interactions(page: Any, samples: Path, repeats: int) -> dict[str, list[float]]:
     """A 7-film series on Upload & analyze: a view chosen in a table cell."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
     folder = Path(tempfile.mkdtemp(prefix="bench_series_"))
     # Seven different adult films none of which is in the record yet (an unchanged cell, or a
     # film already saved, would start no run).
@@ -282,25 +277,12 @@ def _series_interactions(page: Any, samples: Path, repeats: int) -> dict[str, li
     _click_nav(page, "Upload & analyze")
     uploader = page.locator('[data-testid="stFileUploader"] input[type="file"][multiple]')
     _timed(page, lambda: uploader.set_input_files([str(p) for p in paths]))
-    grid = page.locator('[data-testid="stDataFrame"]').first
     times: dict[str, list[float]] = {"cell edit: a view in a 7-film table": []}
     labels = ["Frontal (PA, standing)", "Frontal (AP)"]
     for attempt in range(repeats):
         row = attempt % 7
         label = labels[attempt % 2]
-        option = page.locator("#portal").get_by_role("option", name=label, exact=True)
-        for _ in range(3):  # a click on a grid still redrawing is lost: open the cell again
-            grid.scroll_into_view_if_needed()
-            box = grid.bounding_box()
-            page.mouse.click(box["x"] + 30, box["y"] + _ROW_PX * (row + 1) + _ROW_PX / 2)
-            for _ in range(3):
-                page.keyboard.press("ArrowRight")
-            page.keyboard.press("Enter")
-            try:
-                option.wait_for(timeout=15_000)
-                break
-            except PlaywrightTimeout:
-                page.keyboard.press("Escape")
+        open_cell_list(page, row, 3, label, TIMEOUT_S * 1000)
         page.keyboard.type(label)
         times["cell edit: a view in a 7-film table"].append(
             _timed(page, lambda: page.keyboard.press("Enter"))

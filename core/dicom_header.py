@@ -307,6 +307,24 @@ def dicom_age(value: Any) -> int | None:
     return age if age <= 150 else None
 
 
+def _orientation_values(dataset: pydicom.Dataset) -> list[str]:
+    orientation = dataset.get("PatientOrientation")
+    if isinstance(orientation, str):
+        return [orientation] if orientation else []
+    return [str(value) for value in orientation or []]
+
+
+def dicom_orientation(dataset: pydicom.Dataset) -> tuple[str, str] | None:
+    """Patient Orientation (0020,0020): the directions of the image's rows and columns.
+
+    Returns:
+        ``(row direction, column direction)``, e.g. ``("L", "F")`` for a frontal chest film
+        seen as if facing the patient; ``None`` unless the header gives both.
+    """
+    values = _orientation_values(dataset)
+    return (values[0], values[1]) if len(values) == 2 and all(values) else None
+
+
 def dicom_view(dataset: pydicom.Dataset) -> View | None:
     """The projection the header states (see :func:`core.views.view_from_header`).
 
@@ -314,9 +332,6 @@ def dicom_view(dataset: pydicom.Dataset) -> View | None:
     (0018,5100) and the Series Description (0008,103E), Protocol Name (0018,1030) and Study
     Description (0008,1030).
     """
-    orientation = dataset.get("PatientOrientation")
-    if isinstance(orientation, str):
-        orientation = [orientation] if orientation else []
     descriptions = [
         text
         for keyword in ("SeriesDescription", "ProtocolName", "StudyDescription")
@@ -324,7 +339,7 @@ def dicom_view(dataset: pydicom.Dataset) -> View | None:
     ]
     return view_from_header(
         dicom_text(dataset, "ViewPosition"),
-        [str(value) for value in orientation or []],
+        _orientation_values(dataset),
         dicom_text(dataset, "PatientPosition"),
         descriptions,
     )

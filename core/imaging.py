@@ -38,7 +38,14 @@ from pydicom.encaps import get_frame
 from pydicom.filereader import read_dataset, read_preamble
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder, pixel_array
 
-from core.dicom_header import dicom_age, dicom_date, dicom_text, dicom_view, out_of_scope
+from core.dicom_header import (
+    dicom_age,
+    dicom_date,
+    dicom_orientation,
+    dicom_text,
+    dicom_view,
+    out_of_scope,
+)
 from core.errors import UserError
 from core.settings import load_settings
 from core.views import VIEW_LABELS, View
@@ -257,6 +264,8 @@ class ScanMetadata:
         patient_id: DICOM Patient ID (0010,0020) as the hospital wrote it, so that an SR sent
             back to its PACS is filed with the film's patient (never shown, never in FHIR).
         accession_number: DICOM Accession Number (0008,0050), the order the film answered.
+        patient_orientation: DICOM Patient Orientation (0020,0020): the patient directions of
+            the rows and columns, e.g. ``("L", "F")``; ``None`` unless the header gives both.
     """
 
     source_format: str
@@ -281,6 +290,7 @@ class ScanMetadata:
     sop_class_uid: str | None = None
     patient_id: str | None = None
     accession_number: str | None = None
+    patient_orientation: tuple[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the metadata as JSON-safe values (ISO date string, list spacing, view name)."""
@@ -288,6 +298,9 @@ class ScanMetadata:
         out["view"] = self.view.value if self.view is not None else None
         out["study_date"] = self.study_date.isoformat() if self.study_date else None
         out["pixel_spacing"] = list(self.pixel_spacing) if self.pixel_spacing else None
+        out["patient_orientation"] = (
+            list(self.patient_orientation) if self.patient_orientation else None
+        )
         return out
 
     def display_rows(self) -> list[tuple[str, str]]:
@@ -540,6 +553,7 @@ def _decode_dicom(data: bytes) -> DecodedScan:
             sop_class_uid=dicom_text(dataset, "SOPClassUID"),
             patient_id=dicom_text(dataset, "PatientID"),
             accession_number=dicom_text(dataset, "AccessionNumber"),
+            patient_orientation=dicom_orientation(dataset),
         )
     return DecodedScan(pixels=np.ascontiguousarray(pixels, dtype=np.float32), metadata=metadata)
 

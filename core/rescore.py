@@ -44,6 +44,9 @@ def restore_scan(pixels: np.ndarray, metadata: Mapping[str, Any]) -> DecodedScan
         values["study_date"] = date.fromisoformat(values["study_date"])
     if values.get("pixel_spacing") is not None:
         values["pixel_spacing"] = tuple(float(v) for v in values["pixel_spacing"])
+    if values.get("patient_orientation") is not None:
+        row, column = values["patient_orientation"]
+        values["patient_orientation"] = (str(row), str(column))
     if values.get("view") is not None:
         values["view"] = View(values["view"])
     return DecodedScan(pixels=np.asarray(pixels, dtype=np.float32), metadata=ScanMetadata(**values))

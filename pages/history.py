@@ -154,8 +154,9 @@ def _render_exports(db: Database, actor: Actor, classifier: Classifier | None) -
     st.subheader("For your hospital's record systems")
     st.caption(
         "Your scans' readings as a FHIR R4 bundle (for patient portals and record systems), "
-        "and, for films that came as DICOM, as DICOM structured reports (for a PACS). They say "
-        "what every page says: the same status, headline, numbers and flags."
+        "and, for films that came as DICOM, as DICOM structured reports (for a PACS), each "
+        "with a heatmap image of every finding at or above its level. They say what every page "
+        "says: the same status, headline, numbers and flags."
     )
     left, right = st.columns(2)
     left.download_button(

@@ -297,8 +297,10 @@ def _export_sr(db: Database, actor: Actor, classifier: Classifier | None, out: P
     from services.dicom_sr import patient_srs, write_srs
 
     export = patient_srs(db, actor, actor.user_id, classifier)
-    for item, path in zip(export.files, write_srs(export, out), strict=True):
-        print(f"wrote {path}: scan {item.scan_id} ({item.label})")
+    for item, paths in zip(export.files, write_srs(export, out), strict=True):
+        print(f"wrote {paths[0]}: scan {item.scan_id} ({item.label})")
+        for path in paths[1:]:
+            print(f"wrote {path}: where the model looked for a flagged finding")
     for scan_id, label, reason in export.skipped:
         print(f"skipped scan {scan_id} ({label}): {reason}")
     print(f"{len(export.files)} SR files in {out}")

@@ -41,6 +41,8 @@ class DicomRef:
         patient_sex: Patient's Sex (0010,0040), or None.
         study_date: Study Date (0008,0020), or None.
         body_part: Body Part Examined (0018,0015), or None.
+        patient_orientation: Patient Orientation (0020,0020) of the film, e.g. ``("L", "F")``,
+            or None when the header did not give it (or the film was saved before it was kept).
     """
 
     study_instance_uid: str
@@ -53,6 +55,7 @@ class DicomRef:
     patient_sex: str | None = None
     study_date: date | None = None
     body_part: str | None = None
+    patient_orientation: tuple[str, str] | None = None
 
 
 def dicom_ref(metadata: Mapping[str, Any]) -> DicomRef | None:
@@ -77,6 +80,7 @@ def dicom_ref(metadata: Mapping[str, Any]) -> DicomRef | None:
         return None
     study, series, instance, sop_class = (str(uid) for uid in uids)
     study_date = metadata.get("study_date")
+    orientation = metadata.get("patient_orientation")
     return DicomRef(
         study_instance_uid=study,
         series_instance_uid=series,
@@ -88,6 +92,7 @@ def dicom_ref(metadata: Mapping[str, Any]) -> DicomRef | None:
         patient_sex=metadata.get("patient_sex"),
         study_date=date.fromisoformat(study_date) if study_date else None,
         body_part=metadata.get("body_part"),
+        patient_orientation=(str(orientation[0]), str(orientation[1])) if orientation else None,
     )
 
 

@@ -19,6 +19,11 @@ results go back to a PACS (IHE AI Results):
   group whose qualitative evaluation is what became of it, and no measurement.
 - A "Qualitative Evaluations" container (TID 1500 row 12) holds the reading's headline, its
   reason and its flags as text, as every page words them.
+- Each flagged finding's group also holds an "Illustration of ROI" (DCM 121200) image
+  reference to a Secondary Capture in the film's study (:func:`heatmap_capture`): the film as
+  the app displays it with where the model looked for that finding (Grad-CAM) in colour. Only
+  flagged findings get one: a map of where the model looked for a finding it did not flag
+  would invite reading a finding into it.
 
 The SR is complete and unverified: a computer model's output that no person has signed.
 UIDs are derived from the film, the result and what the reading says, so exporting the same
@@ -39,16 +44,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import highdicom as hd
+import numpy as np
 import pydicom
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
+from pydicom.uid import JPEGBaseline8Bit
+from pydicom.valuerep import DA, TM
 
 from core.scan_reading import FindingShown, ScanReading, ScanStatus
 from services.dicom_refs import NO_UIDS_SENTENCE, NOT_DICOM_SENTENCE, DicomRef, dicom_refs
-from services.records import PatientRecord, read_patient
+from services.records import PatientRecord, display_image, read_patient
 from storage.actor import Actor
 from storage.db import Database
+from storage.scans import load_scan
 
 if TYPE_CHECKING:  # importing the model layer loads torch; callers hand in a loaded classifier
     from models.inference import Classifier
@@ -62,6 +71,9 @@ _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:cxr-tracker:dicom-sr")
 #: Series Number (0020,0011) of the app's SR series.
 SR_SERIES_NUMBER = 9901
 SR_SERIES_DESCRIPTION = "AI reading (decision support, unverified)"
+#: Series Number (0020,0011) of the heatmaps (Secondary Capture) the SRs reference.
+HEATMAP_SERIES_NUMBER = 9902
+HEATMAP_SERIES_DESCRIPTION = "AI heatmaps (decision support, unverified)"
 
 #: What every group's measurements are of, and the procedure the report is about.
 PROCEDURE = codes.SCT.ChestImaging
@@ -72,6 +84,20 @@ READING_STATUS = hd.sr.CodedConcept("status", SCHEME, "Reading status")
 QUALITATIVE_EVALUATIONS = hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations")
 HEADLINE = codes.DCM.Impression
 COMMENT = codes.DCM.Comment
+ILLUSTRATION = codes.DCM.IllustrationOfROI
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """Where the model looked for one flagged finding, as a Secondary Capture image.
+
+    Attributes:
+        finding: The finding (``core.findings.FINDINGS``).
+        dataset: The image (:func:`heatmap_capture`).
+    """
+
+    finding: str
+    dataset: Dataset
 
 
 @dataclass(frozen=True)
@@ -81,10 +107,13 @@ class SrFile:
     Attributes:
         reading: The scan's reading it renders.
         dataset: The SR.
+        heatmaps: The Secondary Capture images it references, one per flagged finding
+            (none without a model to draw them).
     """
 
     reading: ScanReading
     dataset: Dataset
+    heatmaps: tuple[Heatmap, ...] = ()
 
     @property
     def scan_id(self) -> int:
@@ -99,8 +128,20 @@ class SrFile:
     @property
     def filename(self) -> str:
         """A name that says which scan it reads, e.g. ``scan-12_2025-03-14_PA.dcm``."""
+        return f"{self._stem}.dcm"
+
+    @property
+    def _stem(self) -> str:
         view = re.sub(r"[^A-Za-z0-9]+", "-", self.reading.view.value).strip("-")
-        return f"scan-{self.scan_id}_{self.reading.scan_date.isoformat()}_{view}.dcm"
+        return f"scan-{self.scan_id}_{self.reading.scan_date.isoformat()}_{view}"
+
+    def files(self) -> list[tuple[str, bytes]]:
+        """``(file name, DICOM Part 10 bytes)`` of the SR and of each heatmap it references,
+        e.g. ``scan-12_2025-03-14_PA_heatmap-pneumonia.dcm``."""
+        named = [(self.filename, sr_bytes(self.dataset))]
+        for heatmap in self.heatmaps:
+            named.append((f"{self._stem}_heatmap-{heatmap.finding}.dcm", sr_bytes(heatmap.dataset)))
+        return named
 
 
 @dataclass(frozen=True)
@@ -142,18 +183,19 @@ def patient_srs(
         storage.policy.AccessDenied: The actor may not read these records.
     """
     record = read_patient(db, actor, patient_id, classifier)
-    return record_srs(db, actor, record, scan_ids=scan_ids, now=now)
+    return record_srs(db, actor, record, classifier, scan_ids=scan_ids, now=now)
 
 
 def record_srs(
     db: Database,
     actor: Actor,
     record: PatientRecord,
+    classifier: Classifier | None,
     *,
     scan_ids: Sequence[int] | None = None,
     now: datetime | None = None,
 ) -> SrExport:
-    """:func:`patient_srs` for a record already read."""
+    """:func:`patient_srs` for a record already read (the heatmaps' films are opened, audited)."""
     files, skipped = [], []
     wanted = None if scan_ids is None else set(scan_ids)
     chosen = [scan for scan in record.scans if wanted is None or scan.id in wanted]
@@ -168,8 +210,39 @@ def record_srs(
         if ref is None:
             skipped.append((scan.id, reading.label, NO_UIDS_SENTENCE))
             continue
-        files.append(SrFile(reading, reading_sr(reading, ref, now=now)))
+        heatmaps = _heatmaps(db, actor, reading, ref, classifier, now=now)
+        files.append(SrFile(reading, reading_sr(reading, ref, heatmaps, now=now), heatmaps))
     return SrExport(tuple(files), tuple(skipped))
+
+
+def _heatmaps(
+    db: Database,
+    actor: Actor,
+    reading: ScanReading,
+    ref: DicomRef,
+    classifier: Classifier | None,
+    *,
+    now: datetime | None,
+) -> tuple[Heatmap, ...]:
+    flagged = [item for item in reading.findings if item.flagged]
+    # A map is drawn by the model whose result the reading shows, or not at all.
+    if not flagged or classifier is None or classifier.info.version != reading.model_version:
+        return ()
+    stored = load_scan(db, actor, reading.scan_id)
+    return tuple(
+        Heatmap(
+            item.finding,
+            heatmap_capture(
+                reading,
+                ref,
+                item,
+                display_image(stored, classifier=classifier, heatmap_finding=item.finding)[0],
+                number,
+                now=now,
+            ),
+        )
+        for number, item in enumerate(flagged, start=1)
+    )
 
 
 def sr_zip(db: Database, actor: Actor, classifier: Classifier | None) -> bytes:
@@ -191,23 +264,28 @@ def sr_zip(db: Database, actor: Actor, classifier: Classifier | None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for item in export.files:
-            archive.writestr(item.filename, sr_bytes(item.dataset))
+            for name, data in item.files():
+                archive.writestr(name, data)
     return buffer.getvalue()
 
 
-def write_srs(export: SrExport, out_dir: Path) -> list[Path]:
-    """Write each SR as a DICOM file (PS3.10) into ``out_dir`` (created if missing).
+def write_srs(export: SrExport, out_dir: Path) -> list[list[Path]]:
+    """Write each SR and its heatmaps as DICOM files (PS3.10) into ``out_dir`` (created if
+    missing).
 
     Returns:
-        The paths written, in the export's order.
+        Per SR, in the export's order, the paths written: the SR's first, then its heatmaps'.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
+    written = []
     for item in export.files:
-        path = out_dir / item.filename
-        path.write_bytes(sr_bytes(item.dataset))
-        paths.append(path)
-    return paths
+        paths = []
+        for name, data in item.files():
+            path = out_dir / name
+            path.write_bytes(data)
+            paths.append(path)
+        written.append(paths)
+    return written
 
 
 def sr_bytes(dataset: Dataset) -> bytes:
@@ -278,7 +356,7 @@ def _algorithm(reading: ScanReading) -> hd.sr.AlgorithmIdentification | None:
 
 
 def _groups(
-    reading: ScanReading, ref: DicomRef, report_uid: str
+    reading: ScanReading, ref: DicomRef, report_uid: str, heatmaps: Sequence[Heatmap]
 ) -> list[hd.sr.MeasurementsAndQualitativeEvaluations]:
     source = hd.sr.SourceImageForMeasurementGroup(
         referenced_sop_class_uid=ref.sop_class_uid,
@@ -286,32 +364,40 @@ def _groups(
     )
     algorithm = _algorithm(reading)
     percent = codes.UCUM.Percent
+    illustrations = {heatmap.finding: heatmap.dataset for heatmap in heatmaps}
     groups = []
     for item in reading.findings:
         evaluations = [hd.sr.QualitativeEvaluation(FLAGGED, _yes_no(item.flagged))]
         if item.valid is not None:
             evaluations.append(hd.sr.QualitativeEvaluation(VALID, _yes_no(item.valid)))
-        groups.append(
-            hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=hd.sr.TrackingIdentifier(
-                    uid=_uid(report_uid, item.finding), identifier=_text(item.label)
+        group = hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(
+                uid=_uid(report_uid, item.finding), identifier=_text(item.label)
+            ),
+            finding_type=_finding_concept(item),
+            algorithm_id=algorithm,
+            measurements=[
+                hd.sr.Measurement(
+                    name=codes.DCM.Probability,
+                    value=round(item.value * 100, 2),
+                    unit=percent,
                 ),
-                finding_type=_finding_concept(item),
-                algorithm_id=algorithm,
-                measurements=[
-                    hd.sr.Measurement(
-                        name=codes.DCM.Probability,
-                        value=round(item.value * 100, 2),
-                        unit=percent,
-                    ),
-                    hd.sr.Measurement(
-                        name=LEVEL, value=round(item.threshold * 100, 2), unit=percent
-                    ),
-                ],
-                qualitative_evaluations=evaluations,
-                source_images=[source],
-            )
+                hd.sr.Measurement(name=LEVEL, value=round(item.threshold * 100, 2), unit=percent),
+            ],
+            qualitative_evaluations=evaluations,
+            source_images=[source],
         )
+        illustration = illustrations.get(item.finding)
+        if illustration is not None:
+            group[0].ContentSequence.append(
+                hd.sr.ImageContentItem(
+                    name=ILLUSTRATION,
+                    referenced_sop_class_uid=illustration.SOPClassUID,
+                    referenced_sop_instance_uid=illustration.SOPInstanceUID,
+                    relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+                )
+            )
+        groups.append(group)
     if not groups:
         # A film without numbers: what became of it, and no measurement.
         status = hd.sr.CodedConcept(
@@ -350,12 +436,20 @@ def _evaluations_container(reading: ScanReading) -> hd.sr.ContainerContentItem:
     return container
 
 
-def reading_sr(reading: ScanReading, ref: DicomRef, *, now: datetime | None = None) -> Dataset:
+def reading_sr(
+    reading: ScanReading,
+    ref: DicomRef,
+    heatmaps: Sequence[Heatmap] = (),
+    *,
+    now: datetime | None = None,
+) -> Dataset:
     """One film's reading as a Comprehensive SR (TID 1500) referencing the film.
 
     Args:
         reading: The film's reading (``core.scan_reading``).
         ref: The film's DICOM identity (``services.dicom_refs``).
+        heatmaps: Secondary Captures of flagged findings (:func:`heatmap_capture`) to
+            reference, each from its finding's group.
         now: When the SR is made (its Content Date and Time; default: now).
 
     Returns:
@@ -389,11 +483,11 @@ def reading_sr(reading: ScanReading, ref: DicomRef, *, now: datetime | None = No
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=PROCEDURE,
-        imaging_measurements=_groups(reading, ref, report_uid),
+        imaging_measurements=_groups(reading, ref, report_uid, heatmaps),
     )
     report[0].ContentSequence.append(_evaluations_container(reading))
     sr = hd.sr.ComprehensiveSR(
-        evidence=[_evidence(ref)],
+        evidence=[_evidence(ref), *(heatmap.dataset for heatmap in heatmaps)],
         content=report[0],
         series_instance_uid=_uid("sr-series", ref.study_instance_uid, reading.checkpoint_sha256),
         series_number=SR_SERIES_NUMBER,
@@ -415,6 +509,76 @@ def reading_sr(reading: ScanReading, ref: DicomRef, *, now: datetime | None = No
         content_time=now.time().replace(tzinfo=None),
     )
     return sr
+
+
+def heatmap_capture(
+    reading: ScanReading,
+    ref: DicomRef,
+    item: FindingShown,
+    image: np.ndarray,
+    number: int,
+    *,
+    now: datetime | None = None,
+) -> Dataset:
+    """Where the model looked for a finding, over the film, as a Secondary Capture image.
+
+    The image joins the film's study in a series of its own (Series Number 9902), names the
+    film in its Source Image Sequence (0008,2112), keeps the film's Patient Orientation
+    (0020,0020) when the header gave it (left empty otherwise: a guess could mirror the
+    patient), and is JPEG baseline (lossy, as an illustration may be).
+
+    Args:
+        reading: The film's reading.
+        ref: The film's DICOM identity.
+        item: The flagged finding the map is of.
+        image: RGB ``uint8`` (H, W, 3): the film as displayed with the map
+            (``services.records.display_image``).
+        number: Instance Number (0020,0013) in the series.
+        now: When the image is made (its Content Date and Time; default: now).
+
+    Returns:
+        The image dataset, ready to write or send.
+    """
+    now = now or datetime.now(UTC)
+    sc = hd.sc.SCImage.from_ref_dataset(
+        ref_dataset=_evidence(ref),
+        pixel_array=np.ascontiguousarray(image, dtype=np.uint8),
+        photometric_interpretation=hd.PhotometricInterpretationValues.YBR_FULL_422,
+        bits_allocated=8,
+        coordinate_system=hd.CoordinateSystemNames.PATIENT,
+        series_instance_uid=_uid(
+            "heatmap-series", ref.study_instance_uid, reading.checkpoint_sha256
+        ),
+        series_number=HEATMAP_SERIES_NUMBER,
+        sop_instance_uid=_uid("heatmap", ref.sop_instance_uid, reading.result_id, item.finding),
+        instance_number=number,
+        manufacturer=MANUFACTURER,
+        patient_orientation=ref.patient_orientation or ("L", "F"),
+        transfer_syntax_uid=JPEGBaseline8Bit,
+    )
+    if ref.patient_orientation is None:
+        sc.PatientOrientation = []  # Type 2C: present and empty when not known
+    sc.SeriesDescription = HEATMAP_SERIES_DESCRIPTION
+    # The app reads only chest films, an unpaired part: Laterality (0020,0060) does not apply.
+    sc.BodyPartExamined = ref.body_part or "CHEST"
+    sc.ContentDate = DA(now.date())
+    sc.ContentTime = TM(now.time().replace(tzinfo=None, microsecond=0))
+    sc.BurnedInAnnotation = "NO"
+    sc.ImageType = ["DERIVED", "SECONDARY"]
+    sc.DerivationDescription = _text(
+        f"Grad-CAM of {reading.model_name} {reading.model_version} for {item.label}", 1024
+    )
+    sc.ImageComments = _text(
+        f"Where the model looked for {item.label} ({item.value:.0%}, at or above its level of "
+        f"{item.threshold:.0%}), in colour over the film as the app shows it. Decision support "
+        "from a computer model, not a diagnosis.",
+        10240,
+    )
+    source = Dataset()
+    source.ReferencedSOPClassUID = ref.sop_class_uid
+    source.ReferencedSOPInstanceUID = ref.sop_instance_uid
+    sc.SourceImageSequence = [source]
+    return sc
 
 
 def status_of(sr: Dataset) -> ScanStatus | None:

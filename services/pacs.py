@@ -63,7 +63,7 @@ from core.settings import Settings
 from core.views import View
 from core.words import plural
 from services.dicom_refs import dicom_refs
-from services.dicom_sr import SrExport, patient_srs, sr_bytes
+from services.dicom_sr import SrExport, patient_srs
 from services.imports import ImportedScan, ImportProgress, ImportReport, ScanFile, import_scans
 from services.media import IdentityNotConfirmed, identity_doubts
 from storage import audit, policy, schema
@@ -665,10 +665,20 @@ class SentSrs:
     failed: tuple[str, ...]
 
     @property
+    def reports_stored(self) -> int:
+        """How many of the SRs the PACS stored (the rest of :attr:`stored` are heatmaps)."""
+        reports = {str(item.dataset.SOPInstanceUID) for item in self.export.files}
+        return len(reports.intersection(self.stored))
+
+    @property
     def summary(self) -> str:
-        """One sentence, e.g. ``"2 reports were sent to St Mary's PACS."``."""
-        sent = plural(len(self.stored), "report")
-        verb = "was" if len(self.stored) == 1 else "were"
+        """One sentence, e.g. ``"2 reports with 1 heatmap were sent to St Mary's PACS."``."""
+        reports = self.reports_stored
+        heatmaps = len(self.stored) - reports
+        sent = plural(reports, "report")
+        if heatmaps:
+            sent += f" with {plural(heatmaps, 'heatmap')}"
+        verb = "was" if reports == 1 else "were"
         sentence = f"{sent} {verb} sent to {self.pacs}"
         if self.failed:
             sentence += f"; it refused {len(self.failed)}"
@@ -709,7 +719,10 @@ def send_srs(
     failed: list[str] = []
     if export.files:
         client = pacs.client()
-        datasets = [pydicom.dcmread(io.BytesIO(sr_bytes(item.dataset))) for item in export.files]
+        # Read back from their bytes: what is sent is exactly what a download holds.
+        datasets = [
+            pydicom.dcmread(io.BytesIO(data)) for item in export.files for _, data in item.files()
+        ]
         answer = _talk(pacs, lambda: client.store_instances(datasets))
         stored = [
             str(item.ReferencedSOPInstanceUID) for item in answer.get("ReferencedSOPSequence", [])
@@ -721,7 +734,11 @@ def send_srs(
         db,
         actor,
         "pacs_send_sr",
-        {"pacs": pacs.name, "reports": len(stored), "refused": len(failed)},
+        {
+            "pacs": pacs.name,
+            "instances": len(stored),
+            "refused": len(failed),
+        },
         patient_id=patient_id,
     )
     return SentSrs(pacs.name, export, tuple(stored), tuple(failed))

@@ -19,10 +19,12 @@ import logging
 import os
 import re
 import secrets
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -31,9 +33,11 @@ from core.errors import UserError
 from core.settings import Settings
 
 if TYPE_CHECKING:  # boto3 is imported only by a process that uses a bucket
+    import boto3
     from botocore.client import BaseClient
 
 _LOG = logging.getLogger(__name__)
+_SESSION_LOCK = threading.Lock()
 
 #: Prefix of every quarantined key; a batch name follows, then the blob's own name.
 QUARANTINE = "quarantine"
@@ -348,6 +352,15 @@ class LocalBlobStore(BlobStore):
         return sorted(key for key in keys if key > after and _ANCHOR.match(key))
 
 
+@cache
+def _boto3_session() -> boto3.session.Session:
+    """One boto3 session per process: making one reads botocore's service models from disk
+    (a quarter of a second); it holds no credentials (each client is given its own)."""
+    import boto3
+
+    return boto3.session.Session()
+
+
 class S3BlobStore(BlobStore):
     """Blobs as objects in an S3 bucket (any S3 server: AWS, SeaweedFS, MinIO, Ceph).
 
@@ -384,22 +397,23 @@ class S3BlobStore(BlobStore):
         Raises:
             BlobStoreUnavailable: The bucket is missing or refuses these credentials.
         """
-        import boto3
         from botocore.config import Config
 
-        client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=settings.s3_endpoint_url,
-            region_name=settings.s3_region,
-            aws_access_key_id=settings.s3_access_key_id,
-            aws_secret_access_key=settings.s3_secret_access_key,
-            config=Config(
-                retries=cls._RETRIES,
-                connect_timeout=5,
-                read_timeout=30,
-                s3={"addressing_style": "path"},
-            ),
-        )
+        # A session is not thread-safe, its clients are: one session, clients made under a lock.
+        with _SESSION_LOCK:
+            client = _boto3_session().client(
+                "s3",
+                endpoint_url=settings.s3_endpoint_url,
+                region_name=settings.s3_region,
+                aws_access_key_id=settings.s3_access_key_id,
+                aws_secret_access_key=settings.s3_secret_access_key,
+                config=Config(
+                    retries=cls._RETRIES,
+                    connect_timeout=5,
+                    read_timeout=30,
+                    s3={"addressing_style": "path"},
+                ),
+            )
         store = cls(client, bucket, prefix)
         try:
             client.head_bucket(Bucket=bucket)

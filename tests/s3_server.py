@@ -11,6 +11,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from urllib.parse import urlsplit
 
 import pytest
@@ -42,14 +43,25 @@ def s3_env(url: str, prefix: str) -> dict[str, str]:
 def raw_client(env: dict[str, str]):
     """A plain boto3 client for ``env``, for tests that act outside the app (an attacker, a
     foreign file, clean-up)."""
+    return _client(
+        env["S3_ENDPOINT_URL"],
+        env["AWS_ACCESS_KEY_ID"],
+        env["AWS_SECRET_ACCESS_KEY"],
+        env["AWS_REGION"],
+    )
+
+
+@cache
+def _client(endpoint: str, key_id: str, secret: str, region: str):
+    # One per server and credentials: making a client costs tens of milliseconds.
     import boto3
 
     return boto3.client(
         "s3",
-        endpoint_url=env["S3_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_REGION"],
+        endpoint_url=endpoint,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        region_name=region,
     )
 
 

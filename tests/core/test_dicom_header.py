@@ -11,6 +11,7 @@ from pydicom.uid import ComprehensiveSRStorage, ComputedRadiographyImageStorage
 from core.dicom_header import (
     body_part_out_of_scope,
     dicom_date,
+    dicom_orientation,
     dicom_text,
     document_kind,
     documents_phrase,
@@ -99,3 +100,16 @@ def test_values_are_short_printable_and_valid() -> None:
     assert dicom_text(dataset, "StudyDescription") == "Thorax"
     assert dicom_date("20240229") == date(2024, 2, 29)
     assert dicom_date("20230229") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(["L", "F"], ("L", "F")), (["P", "FL"], ("P", "FL")), ("L", None), ([], None), (None, None)],
+)
+def test_patient_orientation_needs_both_directions(value, expected) -> None:
+    """Patient Orientation (0020,0020) names the rows' and the columns' direction; one value
+    or none says nothing usable."""
+    dataset = Dataset()
+    if value is not None:
+        dataset.PatientOrientation = value
+    assert dicom_orientation(dataset) == expected

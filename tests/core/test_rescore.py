@@ -20,6 +20,7 @@ def test_restore_scan_round_trips_metadata_to_dict() -> None:
         view_position="PA",
         pixel_spacing=(0.1, 0.2),
         bits=12,
+        patient_orientation=("L", "F"),
     )
     pixels = np.zeros((2, 3), dtype=np.float64)
     scan = restore_scan(pixels, {**meta.to_dict(), "added_by_a_later_version": 1})

@@ -7,6 +7,8 @@ import re
 import time
 from pathlib import Path
 
+from benchmarks.data_editor import open_cell_list
+
 #: How long Streamlit's "running" indicator must stay away before a rerun counts as finished.
 QUIET_MS = 600
 #: Longest wait for one script run; model loading on a busy 2-core CPU can take a while.
@@ -151,16 +153,12 @@ class Steps:
         return path
 
 
-#: Height of a data editor's header and of each of its rows, in pixels (Streamlit's default).
-TABLE_ROW_PX = 35
-
-
 def pick_view(page: object, row: int, label: str) -> None:
     """Choose ``label`` in the View column of the upload table's ``row`` (counted from 0).
 
-    The table is a canvas grid: select the row's first cell, move right to the View column
-    (the fourth), open its list with Enter, type the label to narrow the list to it, and
-    choose it with Enter.
+    The table is a canvas grid: open the row's View cell (the fourth column) until its list
+    shows the label (:func:`benchmarks.data_editor.open_cell_list`), type the label to narrow
+    the list to it, and choose it with Enter.
 
     Args:
         page: A Playwright page showing the Upload page's table.
@@ -169,18 +167,7 @@ def pick_view(page: object, row: int, label: str) -> None:
     """
     # The grid is redrawn by every rerun: start on a settled table, not one being replaced.
     wait_for_app(page)
-    grid = page.locator('[data-testid="stDataFrame"]').first
-    grid.scroll_into_view_if_needed()
-    box = grid.bounding_box()
-    page.mouse.click(box["x"] + 30, box["y"] + TABLE_ROW_PX * (row + 1) + TABLE_ROW_PX / 2)
-    for _ in range(3):
-        page.keyboard.press("ArrowRight")
-    page.keyboard.press("Enter")
-    # The list opens without a rerun, but a loaded machine can take long to draw it: the
-    # same bound as a script run, never a shorter fixed one.
-    page.locator("#portal").get_by_role("option", name=label, exact=True).wait_for(
-        timeout=RUN_TIMEOUT_MS
-    )
+    open_cell_list(page, row, 3, label, RUN_TIMEOUT_MS)
     page.keyboard.type(label)
     page.keyboard.press("Enter")
     wait_for_app(page)

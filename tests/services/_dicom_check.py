@@ -25,11 +25,16 @@ def dciodvfy() -> str:
     pytest.skip(reason)
 
 
-def dciodvfy_errors(path: Path) -> list[str]:
-    """The lines of dciodvfy's report on ``path`` that are errors (its warnings left out)."""
+def dciodvfy_errors(path: Path, iod: str = "ComprehensiveSR") -> list[str]:
+    """The lines of dciodvfy's report on ``path`` that are errors (its warnings left out).
+
+    Args:
+        path: The DICOM file.
+        iod: The IOD dciodvfy must recognise it as (``SCImage`` for a Secondary Capture).
+    """
     run = subprocess.run(
         [dciodvfy(), str(path)], capture_output=True, text=True, timeout=120, check=False
     )
     report = (run.stdout + run.stderr).splitlines()
-    assert any(line.strip() == "ComprehensiveSR" for line in report), report
+    assert any(line.strip() == iod for line in report), report
     return [line for line in report if line.startswith("Error")]

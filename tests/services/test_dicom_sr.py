@@ -12,9 +12,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import highdicom as hd
+import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import ComprehensiveSRStorage
+from pydicom.uid import ComprehensiveSRStorage, SecondaryCaptureImageStorage
 
 from core.imaging import decode_scan
 from core.scan_reading import ScanStatus
@@ -22,6 +23,7 @@ from core.views import View
 from services.dicom_refs import NO_UIDS_SENTENCE, NOT_DICOM_SENTENCE, dicom_ref
 from services.dicom_sr import (
     MANUFACTURER,
+    heatmap_capture,
     patient_srs,
     reading_sr,
     sr_bytes,
@@ -30,7 +32,7 @@ from services.dicom_sr import (
     write_srs,
 )
 from services.imports import ScanFile, classify, import_scans, save_decoded_scan
-from services.records import read_patient
+from services.records import display_image, read_patient
 from storage.scans import load_scan
 from storage.sharing import grant_access
 from tests.services._dicom_check import dciodvfy_errors
@@ -118,9 +120,9 @@ def test_one_sr_per_dicom_film(database, classifier, films, tmp_path) -> None:
     skipped = {scan_id: reason for scan_id, _, reason in export.skipped}
     assert skipped == {ids["no_uids"]: NO_UIDS_SENTENCE, ids["png"]: NOT_DICOM_SENTENCE}
 
-    paths = write_srs(export, tmp_path / "sr")
-    assert len(paths) == 3 and len({p.name for p in paths}) == 3
-    by_scan = dict(zip((item.scan_id for item in export.files), paths, strict=True))
+    written = write_srs(export, tmp_path / "sr")
+    by_scan = {item.scan_id: paths[0] for item, paths in zip(export.files, written, strict=True)}
+    assert len(set(by_scan.values())) == 3
     for role in ("scored", "side", "unsure"):
         reading = record.reading(ids[role])
         source = made[role]
@@ -138,8 +140,9 @@ def test_one_sr_per_dicom_film(database, classifier, films, tmp_path) -> None:
         assert str(sr.PatientName) == ""
         [evidence] = sr.CurrentRequestedProcedureEvidenceSequence
         assert evidence.StudyInstanceUID == source.study_uid
-        [series] = evidence.ReferencedSeriesSequence
-        assert series.SeriesInstanceUID == source.series_uid
+        [series] = [
+            s for s in evidence.ReferencedSeriesSequence if s.SeriesInstanceUID == source.series_uid
+        ]
         assert [s.ReferencedSOPInstanceUID for s in series.ReferencedSOPSequence] == [
             source.sop_uid
         ]
@@ -196,17 +199,99 @@ def test_one_sr_per_dicom_film(database, classifier, films, tmp_path) -> None:
     }
 
 
+def test_a_flagged_finding_comes_with_its_heatmap_as_a_secondary_capture(
+    database, classifier, films, tmp_path
+) -> None:
+    """The scored film has flagged findings: each flagged finding's group references a
+    Secondary Capture of the film as displayed with where the model looked, filed in the film's
+    study; findings not flagged, and films without numbers, have none."""
+    alice, ids, made = films
+    export = patient_srs(database, alice, alice.user_id, classifier, now=NOW)
+    written = dict(
+        zip((item.scan_id for item in export.files), write_srs(export, tmp_path), strict=True)
+    )
+    reading = read_patient(database, alice, alice.user_id, classifier).reading(ids["scored"])
+    flagged = [item.finding for item in reading.findings if item.flagged]
+    assert flagged and len(flagged) < len(reading.findings)
+    assert [len(written[ids[role]]) for role in ("side", "unsure")] == [1, 1]
+    sr_path, *heatmap_paths = written[ids["scored"]]
+    assert [p.name.rsplit("_heatmap-", 1)[1] for p in heatmap_paths] == [
+        f"{finding}.dcm" for finding in flagged
+    ]
+    source = made["scored"]
+    stored = load_scan(database, alice, ids["scored"])
+    plain = display_image(stored)[0].astype(float)
+    maps = {}
+    for finding, path in zip(flagged, heatmap_paths, strict=True):
+        assert dciodvfy_errors(path, "SCImage") == [], finding
+        sc = pydicom.dcmread(path)
+        assert sc.SOPClassUID == SecondaryCaptureImageStorage
+        assert sc.StudyInstanceUID == source.study_uid and sc.PatientID == "HOSP-0001"
+        assert [s.ReferencedSOPInstanceUID for s in sc.SourceImageSequence] == [source.sop_uid]
+        assert sc.BurnedInAnnotation == "NO" and "not a diagnosis" in sc.ImageComments
+        # The film's header gave no Patient Orientation: left empty, never guessed.
+        assert not sc.PatientOrientation
+        # The pixels are the film as every page displays it with the finding's map (JPEG:
+        # within a few grey levels), and differ from the film without the map.
+        shown = display_image(stored, classifier=classifier, heatmap_finding=finding)[0]
+        pixels = sc.pixel_array  # pydicom hands JPEG's YCbCr back as RGB
+        assert pixels.shape == shown.shape
+        error = np.abs(pixels.astype(float) - shown).mean()
+        assert error < 3 and np.abs(pixels - plain).mean() > 3 * error
+        maps[sc.SOPInstanceUID] = finding
+
+    # Each flagged finding's group illustrates itself with its map; the evidence lists both.
+    sr = hd.sr.srread(sr_path)
+    illustrated = {}
+    for group in sr.content.get_image_measurement_groups():
+        images = [
+            item
+            for item in group[0].ContentSequence
+            if item.ValueType == "IMAGE"
+            and item.ConceptNameCodeSequence[0].CodeMeaning == "Illustration of ROI"
+        ]
+        for image in images:
+            illustrated[image.ReferencedSOPSequence[0].ReferencedSOPInstanceUID] = (
+                group.finding_type.value
+            )
+    assert illustrated == maps
+    [evidence] = sr.CurrentRequestedProcedureEvidenceSequence
+    referenced = {
+        one.ReferencedSOPInstanceUID
+        for series in evidence.ReferencedSeriesSequence
+        for one in series.ReferencedSOPSequence
+    }
+    assert referenced == {source.sop_uid, *maps}
+
+    # Without a model to draw it, no map (and nothing claims one).
+    bare = patient_srs(database, alice, alice.user_id, None, scan_ids=[ids["scored"]])
+    assert [len(item.heatmaps) for item in bare.files] == [0]
+
+    # A film whose header gave its Patient Orientation (0020,0020) passes it on to its map.
+    ref = dicom_ref(stored.metadata)
+    assert ref is not None and ref.patient_orientation is None
+    item = next(item for item in reading.findings if item.flagged)
+    oriented = heatmap_capture(
+        reading, replace(ref, patient_orientation=("L", "F")), item, shown, 1
+    )
+    assert list(oriented.PatientOrientation) == ["L", "F"]
+    path = tmp_path / "oriented.dcm"
+    path.write_bytes(sr_bytes(oriented))
+    assert dciodvfy_errors(path, "SCImage") == []
+
+
 def test_my_scans_download_is_a_zip_of_the_srs(database, classifier, films) -> None:
     alice, ids, _ = films
     with zipfile.ZipFile(io.BytesIO(sr_zip(database, alice, classifier))) as archive:
         names = archive.namelist()
-        assert len(names) == 3
-        assert {pydicom.dcmread(io.BytesIO(archive.read(n))).SOPClassUID for n in names} == {
-            ComprehensiveSRStorage
-        }
-    assert {name.split("_")[0] for name in names} == {
+        classes = {n: pydicom.dcmread(io.BytesIO(archive.read(n))).SOPClassUID for n in names}
+    reports = [n for n, c in classes.items() if c == ComprehensiveSRStorage]
+    assert {name.split("_")[0] for name in reports} == {
         f"scan-{ids[role]}" for role in ("scored", "side", "unsure")
     }
+    heatmaps = [n for n, c in classes.items() if c == SecondaryCaptureImageStorage]
+    assert heatmaps and {name.split("_")[0] for name in heatmaps} == {f"scan-{ids['scored']}"}
+    assert len(names) == 3 + len(heatmaps)
 
 
 def test_same_reading_same_uid_and_a_clinician_may_export(
@@ -239,9 +324,9 @@ def test_cli_writes_one_sr_per_dicom_film(cli, settings_env, films, tmp_path) ->
     out = tmp_path / "srs"
     result = cli(settings_env, *command, "--out", str(out))
     assert result.returncode == 0, result.stderr
-    written = sorted(out.glob("*.dcm"))
-    assert len(written) == 3
+    classes = [pydicom.dcmread(path).SOPClassUID for path in sorted(out.glob("*.dcm"))]
+    assert classes.count(ComprehensiveSRStorage) == 3
+    assert classes.count(SecondaryCaptureImageStorage) >= 1  # the flagged findings' maps
     assert "3 SR files" in result.stdout
+    assert "where the model looked" in result.stdout
     assert f"skipped scan {ids['png']}" in result.stdout
-    for path in written:
-        assert pydicom.dcmread(path).SOPClassUID == ComprehensiveSRStorage

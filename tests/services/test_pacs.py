@@ -23,6 +23,7 @@ from pydicom.uid import ComprehensiveSRStorage
 from core.scan_reading import ScanStatus
 from core.settings import SettingsError, load_settings
 from core.views import View
+from core.words import plural
 from services.imports import ScanFile, import_scans
 from services.media import IdentityNotConfirmed
 from services.pacs import (
@@ -266,8 +267,18 @@ def test_a_clinician_sends_a_films_sr_to_the_pacs(
     sent = send_srs(database, doctor, pacs, alice.user_id, classifier, scan_ids=[pa])
 
     [item] = sent.export.files
-    assert sent.stored == (item.dataset.SOPInstanceUID,) and sent.failed == ()
-    assert sent.summary == "1 report was sent to the test PACS."
+    maps = tuple(str(heatmap.dataset.SOPInstanceUID) for heatmap in item.heatmaps)
+    assert set(sent.stored) == {item.dataset.SOPInstanceUID, *maps} and sent.failed == ()
+    assert sent.reports_stored == 1
+    with_maps = f" with {plural(len(maps), 'heatmap')}" if maps else ""
+    assert sent.summary == f"1 report{with_maps} was sent to the test PACS."
+    # Each flagged finding's heatmap is filed in the film's study too.
+    for heatmap in item.heatmaps:
+        found = hospital.search_for_instances(
+            films["pa1"].study_uid,
+            search_filters={"SOPInstanceUID": heatmap.dataset.SOPInstanceUID},
+        )
+        assert len(found) == 1
     # The PACS files it in the film's study, under the same patient.
     study = films["pa1"].study_uid
     series = hospital.search_for_series(study, search_filters={"Modality": "SR"})
