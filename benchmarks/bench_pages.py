@@ -29,8 +29,9 @@ A render ends when Streamlit's script-state attribute turns ``notRunning`` and s
 :data:`QUIET_MS` (the quiet wait is not counted); a ``MutationObserver`` in the page records
 the moment, so the polling interval does not count either.
 
-Run: ``.venv/bin/python benchmarks/bench_pages.py [--repeats N]`` (a few minutes on two
-cores). The CPU is shared with whatever else runs, so repeat a run before comparing.
+Run: ``.venv/bin/python benchmarks/bench_pages.py [--repeats N] [--interactions-only]`` (a
+few minutes on two cores; about two without the page visits). The CPU is shared with
+whatever else runs, so repeat a run before comparing.
 """
 
 from __future__ import annotations
@@ -305,12 +306,16 @@ def _timeline_and_compare(page: Any, repeats: int) -> dict[str, list[float]]:
         times["timeline: rise slider moved"].append(_timed(page, lambda key=key: slider.press(key)))
     _click_nav(page, "Compare with prior")
     picker = page.locator('[data-testid="stSelectbox"]').nth(1)
-    for attempt in range(repeats):
+    for _ in range(repeats):
+        current = picker.inner_text()
         picker.click()
-        # A select box lists its options in a pop-over of its own.
+        # A select box lists its options in a pop-over of its own; choosing the option already
+        # shown would start no run.
         options = page.get_by_role("option")
         options.first.wait_for()
-        choice = options.nth(attempt % max(options.count(), 1))
+        texts = options.all_inner_texts()
+        other = next(i for i, text in enumerate(texts) if text.strip() not in current)
+        choice = options.nth(other)
         times["compare: pair switched"].append(_timed(page, choice.click))
     return times
 
@@ -319,7 +324,9 @@ def _teleconsult_interactions(page: Any, repeats: int) -> dict[str, list[float]]
     times: dict[str, list[float]] = {"teleconsult: note added": [], "teleconsult: box drawn": []}
     _click_nav(page, "Teleconsult")
     _timed(page, page.get_by_role("button", name="Start session").click)
-    _timed(page, page.get_by_role("tab", name="Notes").click)
+    # Switching tabs runs nothing on the server: click, and wait for the tab's content.
+    page.get_by_role("tab", name="Notes").click()
+    page.get_by_text("Box (drag on the image)").wait_for()
     _timed(page, page.get_by_text("Box (drag on the image)").click)
     for attempt in range(repeats):
         chart = page.locator('[data-testid="stPlotlyChart"]').last
@@ -392,12 +399,13 @@ def _role_pages(browser: Any, url: str, role: str, repeats: int) -> list[PageTim
 
 
 def measure(
-    repeats: int = REPEATS,
+    repeats: int = REPEATS, *, interactions_only: bool = False
 ) -> tuple[dict[str, float], list[PageTiming], dict[str, list[float]]]:
     """Run the whole benchmark.
 
     Args:
         repeats: Warm visits per page after the first.
+        interactions_only: Skip the visits of every page of every role.
 
     Returns:
         The cold-start figures in seconds, each role's page timings, and each interaction's
@@ -439,9 +447,15 @@ def measure(
                 _progress(cold)
                 _first_analysis(page, samples, cold)
                 context.close()
-                pages = [
-                    timing for role in USERS for timing in _role_pages(browser, url, role, repeats)
-                ]
+                pages = (
+                    []
+                    if interactions_only
+                    else [
+                        timing
+                        for role in USERS
+                        for timing in _role_pages(browser, url, role, repeats)
+                    ]
+                )
                 interactions = _interactions(browser, url, samples, max(repeats, 5))
         finally:
             browser.close()
@@ -506,5 +520,13 @@ def _print(
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=REPEATS, help="warm visits per page")
+    parser.add_argument(
+        "--interactions-only",
+        action="store_true",
+        help="cold start and interactions only, no page visits (about a minute)",
+    )
     arguments = parser.parse_args()
-    _print(*measure(arguments.repeats), arguments.repeats)
+    _print(
+        *measure(arguments.repeats, interactions_only=arguments.interactions_only),
+        arguments.repeats,
+    )

@@ -61,6 +61,14 @@ _TABLE_KEY = "upload_table"
 _BULK_KEY = "upload_bulk"
 _VERSION_KEY = "upload_table_version"
 
+#: The rows as the files section last read them (dates, views, confirmed positions, birth
+#: year), for the closer look; what the closer look last showed a result for; and whether
+#: this run is the whole page's (the closer look then runs after the files section anyway).
+_ROWS_KEY = "upload_rows"
+_CLOSER_SHOWN_KEY = "upload_closer_shown"
+_PAGE_RUN_KEY = "upload_page_run"
+_CLOSER_FILE_KEY = "upload_closer"
+
 #: Prefix of the enhancement widgets' session keys (per file; used by the reset button).
 _WIDGET_PREFIX = "enhance_"
 
@@ -394,8 +402,9 @@ def _render_birth_year_offer(
     )
 
 
-def _render_enhancement(scan: DecodedScan, file_key: str) -> EnhanceSettings:
-    """Enhancement controls and the image before and after; return the chosen settings."""
+def _render_enhancement(scan: DecodedScan, file_key: str) -> None:
+    """Enhancement controls and the image before and after (the settings are kept per file in
+    the session for Save, :func:`_chosen_settings`)."""
     prefix = f"{_WIDGET_PREFIX}{file_key}_"
     defaults = EnhanceSettings()
     with st.expander("Adjust the display", expanded=False):
@@ -428,13 +437,13 @@ def _render_enhancement(scan: DecodedScan, file_key: str) -> EnhanceSettings:
     settings = EnhanceSettings(**values)
     # The last enhancement of this file, kept in this user's session: a table edit reruns the
     # closer look with the same settings.
-    kept = st.session_state.get(f"enhanced:{file_key}")
+    kept = st.session_state.get(_enhanced_key(file_key))
     if kept is not None and kept[0] == settings:
         enhanced = kept[1]
     else:
         with st.spinner("Enhancing..."):
             enhanced = enhance(scan.pixels, settings)
-        st.session_state[f"enhanced:{file_key}"] = (settings, enhanced)
+        st.session_state[_enhanced_key(file_key)] = (settings, enhanced)
     before, after = st.columns(2)
     before.image(to_uint8(scan.pixels), caption="As uploaded", width="stretch")
     after.image(to_uint8(enhanced), caption="Enhanced for viewing", width="stretch")
@@ -442,7 +451,16 @@ def _render_enhancement(scan: DecodedScan, file_key: str) -> EnhanceSettings:
         "Enhancement only changes how the image is shown; it does not change the file or any "
         "result."
     )
-    return settings
+
+
+def _enhanced_key(file_key: str) -> str:
+    return f"enhanced:{file_key}"
+
+
+def _chosen_settings(file_key: str) -> EnhanceSettings | None:
+    """The display settings last shown for a file in the closer look (None if never shown)."""
+    kept = st.session_state.get(_enhanced_key(file_key))
+    return kept[0] if kept is not None else None
 
 
 def _scored_key(file_key: str) -> str:
@@ -513,41 +531,61 @@ def _render_results(
     )
 
 
-@st.fragment
-def _render_closer_look(
-    files: Sequence[Any],
+def _closer_position(checked: list[SeriesFile]) -> int | None:
+    """The file the closer look shows: the one chosen there, else the first usable one."""
+    usable = [i for i, f in enumerate(checked) if f.scan is not None]
+    if not usable:
+        return None
+    chosen = st.session_state.get(_CLOSER_FILE_KEY)
+    return chosen if chosen in usable else usable[0]
+
+
+def _closer_inputs(
     checked: list[SeriesFile],
     dates: dict[int, date | None],
     views: dict[int, View | None],
-    birth_year: int | None,
     confirmed: set[int],
-) -> dict[int, EnhanceSettings]:
-    """One file at a time: metadata, display settings, result; return the display settings.
+    birth_year: int | None,
+) -> tuple[Any, ...] | None:
+    """What the closer look's result depends on besides its own widgets."""
+    position = _closer_position(checked)
+    if position is None:
+        return None
+    return (position, views[position], dates[position], position in confirmed, birth_year)
 
-    A fragment of its own: moving a slider or choosing another file reruns the closer look
-    only, not the table above it.
+
+@st.fragment
+def _render_closer_look(files: Sequence[Any], checked: list[SeriesFile]) -> None:
+    """One file at a time: metadata, display settings, result.
+
+    A fragment of its own beside the files section: moving a slider or choosing another file
+    reruns the closer look only, and a table edit reruns it only when it changes the shown
+    file's date, view or confirmation (the files section then runs the whole page).
     """
+    st.session_state[_PAGE_RUN_KEY] = False
+    dates, views, confirmed, birth_year = st.session_state[_ROWS_KEY]
     usable = [i for i, f in enumerate(checked) if f.scan is not None]
     if not usable:
-        return {}
+        return
     st.subheader("A closer look")
-    position = usable[0]
     if len(usable) > 1:
-        position = st.selectbox(
-            "File", usable, format_func=lambda i: checked[i].name, key="upload_closer"
-        )
-    scan = checked[position].scan
-    if scan is None:
-        return {}
+        st.selectbox("File", usable, format_func=lambda i: checked[i].name, key=_CLOSER_FILE_KEY)
+    position = _closer_position(checked)
+    st.session_state[_CLOSER_SHOWN_KEY] = _closer_inputs(
+        checked, dates, views, confirmed, birth_year
+    )
+    scan = checked[position].scan if position is not None else None
+    if position is None or scan is None:
+        return
     with st.expander("About this file", expanded=False):
         rows = scan.metadata.display_rows()
         st.table(pd.DataFrame({"Value": [value for _, value in rows]}, index=[k for k, _ in rows]))
-    settings = {position: _render_enhancement(scan, files[position].file_id)}
+    _render_enhancement(scan, files[position].file_id)
     st.subheader("Result")
     view, when = views[position], dates[position]
     if view is None or when is None:
         st.info("Enter this file's date and view in the table to see its result.")
-        return settings
+        return
     classifier = current_classifier(_WITHOUT_MODEL, as_error=True)
     shown = _preview_for(
         files[position].file_id,
@@ -559,9 +597,8 @@ def _render_closer_look(
         position in confirmed,
     )
     if classifier is None:
-        return settings
+        return
     _render_results(scan, files[position].file_id, classifier, shown)
-    return settings
 
 
 def _save(
@@ -570,7 +607,6 @@ def _save(
     checked: list[SeriesFile],
     dates: dict[int, date | None],
     views: dict[int, View | None],
-    settings: dict[int, EnhanceSettings],
     keep_original: bool,
 ) -> None:
     positions = [i for i, f in enumerate(checked) if f.to_save]
@@ -586,7 +622,7 @@ def _save(
                     files[i].getvalue,
                     views[i],
                     scan_date=dates[i],
-                    enhancement=settings.get(i),
+                    enhancement=_chosen_settings(files[i].file_id),
                     # The preview's decoding and result: the file is not read twice.
                     decoded=checked[i].scan,
                     scored=_saved_scored(files[i].file_id),
@@ -641,7 +677,8 @@ def _render_report(report: ImportReport) -> None:
 @st.fragment
 def _render_files(actor: Actor, uploads: Sequence[Any], checked: list[SeriesFile]) -> None:
     """Everything about the chosen files, from the table to Save: an edit in the table reruns
-    this part only, not the uploaders above it (the closer look is a fragment of its own)."""
+    this part only, not the uploaders above it nor the closer look below it, unless the edit
+    changes what the closer look shows."""
     dates, views = _current_rows(checked)
     # Refused at once, with their sentence: nothing is asked of a file that cannot be used.
     for unusable in (f for f in checked if f.error is not None):
@@ -671,8 +708,10 @@ def _render_files(actor: Actor, uploads: Sequence[Any], checked: list[SeriesFile
         )
     elif to_save == 0 and any(f.saved is not None for f in checked):
         st.info("There is nothing new to save: every usable file is already in your record.")
-    settings = _render_closer_look(uploads, checked, dates, views, birth_year, confirmed)
-    st.divider()
+    st.session_state[_ROWS_KEY] = (dates, views, confirmed, birth_year)
+    shown = _closer_inputs(checked, dates, views, confirmed, birth_year)
+    if not st.session_state.get(_PAGE_RUN_KEY) and shown != st.session_state.get(_CLOSER_SHOWN_KEY):
+        st.rerun(scope="app")
     keep_original = st.checkbox(
         "Also keep my original files, to download them later (they take more of your storage)",
         key="upload_keep_original",
@@ -684,7 +723,7 @@ def _render_files(actor: Actor, uploads: Sequence[Any], checked: list[SeriesFile
         disabled=bool(problems) or to_save == 0,
         key="upload_save",
     ):
-        _save(actor, uploads, checked, dates, views, settings, keep_original)
+        _save(actor, uploads, checked, dates, views, keep_original)
 
 
 actor = require_actor("patient")
@@ -709,4 +748,8 @@ if not uploads:
     st.stop()
 
 
-_render_files(actor, uploads, _checked(uploads, actor))
+checked = _checked(uploads, actor)
+st.session_state[_PAGE_RUN_KEY] = True
+_render_files(actor, uploads, checked)
+st.divider()
+_render_closer_look(uploads, checked)

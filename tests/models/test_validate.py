@@ -13,6 +13,7 @@ from models.validate import MAX_EARLIER_AUC_LOSS, adoption
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_shipped_checkpoint_separates_validation_pneumonia_clean_and_perturbed(shared_data):
     run = subprocess.run(
         [sys.executable, "-m", "models.validate", "--limit", "300"],

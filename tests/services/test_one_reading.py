@@ -91,6 +91,7 @@ def series(database, make_user, classifier, shared_data: Path):
     return alice, ids, uploads
 
 
+@pytest.mark.slow
 def test_every_surface_tells_each_film_the_same_story(database, classifier, series) -> None:
     alice, ids, uploads = series
     record = read_patient(database, alice, alice.user_id, classifier)

@@ -83,6 +83,7 @@ def _store_outlier_cohort(database, make_user) -> pd.DataFrame:
     return pd.DataFrame(truth, columns=["user_id", "month", "age_band", "sex", "finding"])
 
 
+@pytest.mark.slow
 def test_single_outlier_survives_every_grouping_and_differencing(database, make_user) -> None:
     analyst = make_user("ana", "analyst")
     truth = _store_outlier_cohort(database, make_user)

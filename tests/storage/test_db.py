@@ -39,6 +39,7 @@ def test_sqlite_pragmas_hold_on_every_connection(tmp_path) -> None:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_patient_meet_contention_without_an_outage(
     settings_env, database, make_user, tmp_path
 ) -> None:

@@ -221,6 +221,7 @@ def _stop_weed(script_env: dict[str, str]) -> None:
         threading.Event().wait(0.1)
 
 
+@pytest.mark.slow
 def test_uploads_while_the_object_store_is_down_complete_or_say_so(own_seaweedfs, tmp_path) -> None:
     s3, script_env = own_seaweedfs
     settings = load_settings({**env_for(f"sqlite:///{tmp_path / 'app.db'}", tmp_path), **s3})
