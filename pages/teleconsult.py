@@ -13,9 +13,12 @@ series to the patient's record (``services.pacs``).
 from __future__ import annotations
 
 from datetime import date
+from typing import NoReturn
 
+import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from core.annotations import mark_from_selection
 from core.labels import format_day, view_words
@@ -39,7 +42,7 @@ from pages.widgets import (
 )
 from services.handles import Actor, Database
 from services.pacs import Pacs, PacsCheck, import_from_pacs, search_pacs, send_srs
-from services.records import PatientRecord, display_image, open_scan_view
+from services.records import PatientRecord, ScanView, display_image, open_scan_view
 from services.teleconsult import (
     MAX_NOTE_CHARS,
     TeleconsultSession,
@@ -95,6 +98,18 @@ def _window_controls() -> tuple[float, float]:
     return level, width
 
 
+def _windowed(scan_id: int, opened: ScanView, window: tuple[float, float]) -> np.ndarray:
+    """The film as displayed with this window, kept in this user's session for the film and
+    window last shown: drawing a mark or adding a note reruns this part with both unchanged."""
+    key = (scan_id, opened.created_at, window)
+    kept = st.session_state.get("note_display")
+    if kept is None or kept[0] != key:
+        kept = (key, display_image(opened.record, window=window)[0])
+        st.session_state["note_display"] = kept
+    image: np.ndarray = kept[1]
+    return image
+
+
 @st.fragment
 def _render_notes(db: Database, actor: Actor, record: PatientRecord, viewing: str) -> None:
     scan_id = scan_picker("Scan", record, key="note_scan")
@@ -122,7 +137,7 @@ def _render_notes(db: Database, actor: Actor, record: PatientRecord, viewing: st
             show_error(err)
     pending = st.session_state.get(pending_key)
     # The marks are drawn by the chart itself, so they can be told apart from a new one.
-    display, _ = display_image(opened.record, window=window)
+    display = _windowed(scan_id, opened, window)
     marks = [note.annotation for note in notes if note.annotation]
     st.plotly_chart(
         annotation_figure(display, marks, pending, drawing=mode),
@@ -142,7 +157,7 @@ def _render_notes(db: Database, actor: Actor, record: PatientRecord, viewing: st
         st.caption(f"New mark: {_describe(pending)} (image pixels).")
         if st.button("Remove the mark", key="note_unmark"):
             _clear_mark(pending_key)
-            st.rerun()
+            _rerun_notes()
     text = st.text_area("Note (the patient will see it)", max_chars=MAX_NOTE_CHARS, key="note_text")
     if st.button("Add note", key="note_add"):
         try:
@@ -153,7 +168,7 @@ def _render_notes(db: Database, actor: Actor, record: PatientRecord, viewing: st
         _clear_mark(pending_key)
         st.session_state.pop("note_text", None)
         st.session_state["note_saved"] = True
-        st.rerun()
+        _rerun_notes()
     if st.session_state.pop("note_saved", False):
         st.success("Note saved in the patient's record.")
     pacs = _pacs(db)
@@ -288,6 +303,16 @@ def _render_pacs_listing(
     last = st.session_state.get(_PACS_REPORT_KEY)
     if last is not None and last[0] == session.id:
         render_import_report(last[1])
+
+
+def _rerun_notes() -> NoReturn:
+    """Run the notes part again, not the page: the timeline and compare tabs show no notes."""
+    try:
+        st.rerun(scope="fragment")
+    except StreamlitAPIException:
+        # A whole-page run (a test harness's; a click in the browser reruns the part alone)
+        # cannot rerun a part by itself.
+        st.rerun()
 
 
 def _clear_mark(pending_key: str) -> None:
