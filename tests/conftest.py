@@ -18,14 +18,6 @@ from tests.s3_server import s3_prefix
 os.environ.setdefault("ARGON2_PROFILE", "test")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files holding a slow test run first (the order is kept otherwise): pytest-xdist hands
-    out whole files in this order, and a long file handed out last would keep one worker
-    busy alone at the end."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
-
-
 @pytest.fixture
 def production_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hash passwords at the production argon2 cost in this test (see storage/passwords.py)."""

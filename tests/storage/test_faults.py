@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -221,6 +222,25 @@ def _stop_weed(script_env: dict[str, str]) -> None:
         threading.Event().wait(0.1)
 
 
+def _until_images_read_back(db: Database, timeout_s: float = 120) -> None:
+    """Wait until a restarted SeaweedFS serves a stored image again.
+
+    Its S3 port answers before its volume server serves reads (an InternalError until then,
+    which the app reports as "cannot be reached right now"): the check of what was stored
+    must not run in that window.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            name = next(info.name for info in db.blobs.live())
+            db.blobs.read(name)
+            return
+        except BlobStoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            threading.Event().wait(0.2)
+
+
 @pytest.mark.slow
 def test_uploads_while_the_object_store_is_down_complete_or_say_so(own_seaweedfs, tmp_path) -> None:
     s3, script_env = own_seaweedfs
@@ -239,6 +259,7 @@ def test_uploads_while_the_object_store_is_down_complete_or_say_so(own_seaweedfs
                 check=True,
                 capture_output=True,
             )
+            _until_images_read_back(db)
 
         _uploads_across(db, alice, outage)
         assert _upload(db, alice, 100).ok  # the store is back: uploads work again
