@@ -564,18 +564,19 @@ def _render_closer_look(files: Sequence[Any], checked: list[SeriesFile]) -> None
     """
     st.session_state[_PAGE_RUN_KEY] = False
     dates, views, confirmed, birth_year = st.session_state[_ROWS_KEY]
-    usable = [i for i, f in enumerate(checked) if f.scan is not None]
-    if not usable:
-        return
-    st.subheader("A closer look")
-    if len(usable) > 1:
-        st.selectbox("File", usable, format_func=lambda i: checked[i].name, key=_CLOSER_FILE_KEY)
-    position = _closer_position(checked)
+    # Read before drawing: a file chosen below has already updated its widget's state.
     st.session_state[_CLOSER_SHOWN_KEY] = _closer_inputs(
         checked, dates, views, confirmed, birth_year
     )
-    scan = checked[position].scan if position is not None else None
-    if position is None or scan is None:
+    position = _closer_position(checked)
+    if position is None:
+        return
+    st.subheader("A closer look")
+    usable = [i for i, f in enumerate(checked) if f.scan is not None]
+    if len(usable) > 1:
+        st.selectbox("File", usable, format_func=lambda i: checked[i].name, key=_CLOSER_FILE_KEY)
+    scan = checked[position].scan
+    if scan is None:
         return
     with st.expander("About this file", expanded=False):
         rows = scan.metadata.display_rows()
