@@ -355,6 +355,14 @@ def _teleconsult_interactions(page: Any, repeats: int) -> dict[str, list[float]]
     return times
 
 
+def _context(browser: Any, url: str) -> Any:
+    """A fresh browser context (its own cookies: one user) that records every script run."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=url)
+    context.add_init_script(_RUN_OBSERVER)
+    context.set_default_timeout(TIMEOUT_S * 1000)
+    return context
+
+
 def _interactions(browser: Any, url: str, samples: Path, repeats: int) -> dict[str, list[float]]:
     """Each interaction's times in milliseconds, patient's then clinician's."""
     times: dict[str, list[float]] = {}
@@ -363,9 +371,7 @@ def _interactions(browser: Any, url: str, samples: Path, repeats: int) -> dict[s
                      lambda page: _timeline_and_compare(page, repeats))),
         ("clinician", (lambda page: _teleconsult_interactions(page, repeats),)),
     ):  # fmt: skip
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=url)
-        context.add_init_script(_RUN_OBSERVER)
-        context.set_default_timeout(TIMEOUT_S * 1000)
+        context = _context(browser, url)
         try:
             page = context.new_page()
             _log_in(page, USERS[role])
@@ -386,9 +392,7 @@ def _progress(figures: dict[str, float]) -> None:
 
 
 def _role_pages(browser: Any, url: str, role: str, repeats: int) -> list[PageTiming]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=url)
-    context.add_init_script(_RUN_OBSERVER)
-    context.set_default_timeout(TIMEOUT_S * 1000)
+    context = _context(browser, url)
     try:
         page = context.new_page()
         _log_in(page, USERS[role])
@@ -445,11 +449,7 @@ def measure(
             with streamlit_server(env, work / "server.log", TIMEOUT_S) as (url, ready_s):
                 cold["server ready after launch"] = ready_s
                 _progress(cold)
-                context = browser.new_context(
-                    viewport={"width": 1400, "height": 1000}, base_url=url
-                )
-                context.add_init_script(_RUN_OBSERVER)
-                context.set_default_timeout(TIMEOUT_S * 1000)
+                context = _context(browser, url)
                 page = context.new_page()
                 page.goto("/")
                 cold["first page (home) rendered"] = _settled(page, _opened(page)) / 1000
