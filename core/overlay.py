@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -102,33 +103,66 @@ def draw_annotations(rgb: np.ndarray, annotations: Sequence[Mapping[str, float]]
     return np.asarray(image)
 
 
-def _png_url(rgb: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    # Level 1: a few times faster than the default, for a slightly larger file.
-    Image.fromarray(rgb).save(buffer, format="PNG", compress_level=1)
-    return png_data_url(buffer.getvalue())
+@dataclass(frozen=True)
+class FilmPicture:
+    """A film as a marking chart sends it to the browser, encoded once per film and window.
+
+    Attributes:
+        url: The downsampled image as a ``data:image/png`` URL.
+        step: Full-size pixels per sent pixel, on both axes.
+        width: The full-size image's width (the chart's x axis, in image pixels).
+        height: The full-size image's height.
+    """
+
+    url: str
+    step: int
+    width: int
+    height: int
 
 
-def annotation_figure(
-    rgb: np.ndarray,
-    annotations: Sequence[Mapping[str, float]] = (),
-    pending: Mapping[str, float] | None = None,
-    max_side: int = 768,
-    *,
-    drawing: str | None = None,
-) -> go.Figure:
-    """Show an image with labelled marks in a plotly figure whose axes are in image pixels.
-
-    The image is downsampled to at most ``max_side`` pixels for the browser, but
-    drawn with a pixel step so that axis coordinates (and hover) stay those of
-    the full-size image, the coordinates notes are stored in.
+def film_picture(rgb: np.ndarray, max_side: int = 768) -> FilmPicture:
+    """Encode a displayed film for :func:`annotation_figure`.
 
     Args:
         rgb: uint8 image (H, W, 3), e.g. from :func:`overlay_heatmap`.
+        max_side: Largest side of the image sent to the browser.
+
+    Returns:
+        The picture: downsampled by a whole pixel step, so the chart's axes can stay those of
+        the full-size image, the coordinates marks are stored in.
+    """
+    height, width = rgb.shape[:2]
+    step = max(1, int(np.ceil(max(height, width) / max_side)))
+    small = rgb[::step, ::step]
+    if np.array_equal(small[..., 0], small[..., 1]) and np.array_equal(
+        small[..., 0], small[..., 2]
+    ):
+        # A film without a heatmap is grey: one channel is a third of the bytes to encode,
+        # send and decode, for the same pixels.
+        small = small[..., 0]
+    buffer = io.BytesIO()
+    # Level 1: a few times faster than the default, for a slightly larger file.
+    Image.fromarray(small).save(buffer, format="PNG", compress_level=1)
+    return FilmPicture(png_data_url(buffer.getvalue()), step, width, height)
+
+
+def annotation_figure(
+    picture: FilmPicture,
+    annotations: Sequence[Mapping[str, float]] = (),
+    pending: Mapping[str, float] | None = None,
+    *,
+    drawing: str | None = None,
+) -> go.Figure:
+    """Show a film with labelled marks in a plotly figure whose axes are in image pixels.
+
+    The picture is drawn with its pixel step, so that axis coordinates (and hover) are those
+    of the full-size image, the coordinates notes are stored in.
+
+    Args:
+        picture: The film (:func:`film_picture`).
         annotations: The marked notes' points or boxes, in note order; labelled by
             ``core.annotations.mark_label``.
         pending: A mark being entered, drawn dashed in another colour.
-        max_side: Largest side of the image sent to the browser.
         drawing: ``"point"`` (a click places a point, a drag pans) or ``"box"`` (a drag draws
             a box) to let the user mark the image through the chart's selection; ``None`` for
             a figure to look at only. Image traces cannot be selected, so a point is picked
@@ -137,15 +171,13 @@ def annotation_figure(
     Returns:
         The figure.
     """
-    height, width = rgb.shape[:2]
-    step = max(1, int(np.ceil(max(height, width) / max_side)))
-    small = rgb[::step, ::step]
+    width, height = picture.width, picture.height
     # Sent as a PNG: as ``z`` the pixels travel as JSON numbers, about 4 MB on every redraw.
     fig = go.Figure(
         go.Image(
-            source=_png_url(small),
-            dx=step,
-            dy=step,
+            source=picture.url,
+            dx=picture.step,
+            dy=picture.step,
             hovertemplate="x %{x}, y %{y}<extra></extra>",
         )
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 from datetime import date
 from typing import NoReturn
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
@@ -42,7 +41,7 @@ from pages.widgets import (
 )
 from services.handles import Actor, Database
 from services.pacs import Pacs, PacsCheck, import_from_pacs, search_pacs, send_srs
-from services.records import PatientRecord, ScanView, display_image, open_scan_view
+from services.records import MarkingFilm, PatientRecord, film_for_marking, scan_notes
 from services.teleconsult import (
     MAX_NOTE_CHARS,
     TeleconsultSession,
@@ -98,33 +97,40 @@ def _window_controls() -> tuple[float, float]:
     return level, width
 
 
-def _windowed(scan_id: int, opened: ScanView, window: tuple[float, float]) -> np.ndarray:
-    """The film as displayed with this window, kept in this user's session for the film and
-    window last shown: drawing a mark or adding a note reruns this part with both unchanged."""
-    key = (scan_id, opened.created_at, window)
-    kept = st.session_state.get("note_display")
+def _film(
+    db: Database, actor: Actor, record: PatientRecord, scan_id: int, viewing: str
+) -> MarkingFilm:
+    """The film as displayed with the chosen window, decoded once and kept in this user's
+    session while the film and window stay: a mark drawn or a note added reruns this part
+    with both unchanged."""
+    window = _window_controls()
+    key = (viewing, scan_id, record.scan(scan_id).created_at, window)
+    kept = st.session_state.get("note_film")
     if kept is None or kept[0] != key:
-        kept = (key, display_image(opened.record, window=window)[0])
-        st.session_state["note_display"] = kept
-    image: np.ndarray = kept[1]
-    return image
+        kept = (key, film_for_marking(db, actor, scan_id, window, viewing=viewing))
+        st.session_state["note_film"] = kept
+    film: MarkingFilm = kept[1]
+    return film
 
 
 @st.fragment
 def _render_notes(db: Database, actor: Actor, record: PatientRecord, viewing: str) -> None:
     scan_id = scan_picker("Scan", record, key="note_scan")
     try:
-        opened = open_scan_view(db, actor, record, scan_id, viewing=viewing)
+        noted = scan_notes(db, actor, record, scan_id, viewing=viewing)
     except Exception as err:  # shown as one sentence
         show_error(err)
         return
-    st.markdown(f"**{opened.reading.headline}**")
-    notes = opened.notes
-    height, width = opened.record.pixels.shape
+    st.markdown(f"**{noted.reading.headline}**")
     mode = _DRAW_MODES[
         st.radio("Mark on the image", list(_DRAW_MODES), horizontal=True, key="note_mode")
     ]
-    window = _window_controls()
+    try:
+        film = _film(db, actor, record, scan_id, viewing)
+    except Exception as err:  # shown as one sentence
+        show_error(err)
+        return
+    picture = film.picture
     # A new chart key after each saved note clears the selection; the mark itself is kept in
     # the session, because the chart may report an empty selection when it is redrawn.
     chart_key = f"note_figure_{scan_id}_{st.session_state.get('note_round', 0)}"
@@ -132,15 +138,15 @@ def _render_notes(db: Database, actor: Actor, record: PatientRecord, viewing: st
     selection = st.session_state.get(chart_key, {}).get("selection") or {}
     if selection.get("box") or selection.get("points"):
         try:
-            st.session_state[pending_key] = mark_from_selection(selection, (width, height))
+            st.session_state[pending_key] = mark_from_selection(
+                selection, (picture.width, picture.height)
+            )
         except Exception as err:  # shown as one sentence
             show_error(err)
     pending = st.session_state.get(pending_key)
     # The marks are drawn by the chart itself, so they can be told apart from a new one.
-    display = _windowed(scan_id, opened, window)
-    marks = [note.annotation for note in notes if note.annotation]
     st.plotly_chart(
-        annotation_figure(display, marks, pending, drawing=mode),
+        annotation_figure(picture, noted.marks, pending, drawing=mode),
         key=chart_key,
         on_select="rerun",
         selection_mode=("points", "box"),
@@ -172,10 +178,10 @@ def _render_notes(db: Database, actor: Actor, record: PatientRecord, viewing: st
     if st.session_state.pop("note_saved", False):
         st.success("Note saved in the patient's record.")
     pacs = _pacs(db)
-    if pacs is not None and opened.record.metadata.get("sop_instance_uid"):
+    if pacs is not None and film.has_dicom_uid:
         _send_report(db, actor, pacs, record.patient_id, scan_id)
     zone = browser_zone()
-    for note, mark in zip(notes, opened.mark_labels, strict=True):
+    for note, mark in zip(noted.notes, noted.mark_labels, strict=True):
         where = f" ({mark})" if mark else ""
         when = format_local(note.created_at, zone)
         st.markdown(f"**{note.author_username}**, {when}{where}:")

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 
 from core.annotations import mark_labels
 from core.enhance import EnhanceSettings, enhance, enhance_as_saved
-from core.overlay import draw_annotations, overlay_heatmap
+from core.overlay import FilmPicture, draw_annotations, film_picture, overlay_heatmap
 from core.report import HEATMAP_CAPTION
 from core.rescore import restore_scan
 from core.scan_reading import (
@@ -337,6 +337,84 @@ def display_image(
     return image, caption
 
 
+@dataclass(frozen=True)
+class ScanNotes:
+    """One scan's reading and its clinicians' notes, without the film.
+
+    Attributes:
+        reading: The scan's reading (the same as on every other page).
+        notes: The notes, oldest first.
+        mark_labels: Per note, the label of its mark on the image ("" without one).
+    """
+
+    reading: ScanReading
+    notes: tuple[NoteRecord, ...]
+    mark_labels: tuple[str, ...]
+
+    @property
+    def marks(self) -> list[dict[str, float]]:
+        """The notes' marks, in note order (notes without one left out)."""
+        return [note.annotation for note in self.notes if note.annotation]
+
+
+def scan_notes(
+    db: Database, actor: Actor, record: PatientRecord, scan_id: int, *, viewing: str | None = None
+) -> ScanNotes:
+    """A scan's reading and notes, read again after each note without decoding the film.
+
+    Raises:
+        storage.policy.AccessDenied: The actor may not read this scan.
+    """
+    notes = tuple(list_notes(db, actor, scan_id, viewing=viewing))
+    return ScanNotes(
+        reading=record.reading(scan_id),
+        notes=notes,
+        mark_labels=tuple(
+            label or "" for label in mark_labels([note.annotation for note in notes])
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class MarkingFilm:
+    """A film opened for marking: the picture the chart shows, with its window.
+
+    Attributes:
+        picture: The film with the saved enhancement and the window, encoded for the browser.
+        has_dicom_uid: The film came from a DICOM file with a SOP Instance UID (0008,0018),
+            so a structured report can reference it in the PACS.
+    """
+
+    picture: FilmPicture
+    has_dicom_uid: bool
+
+
+def film_for_marking(
+    db: Database,
+    actor: Actor,
+    scan_id: int,
+    window: tuple[float, float],
+    *,
+    viewing: str | None = None,
+) -> MarkingFilm:
+    """Decode a film once for marking it; the page keeps it while the film and window stay.
+
+    Args:
+        db: Database handle.
+        actor: A clinician with access, or the patient.
+        scan_id: The scan.
+        window: ``(level, width)`` of the display window (:func:`display_image`).
+        viewing: The teleconsult opening it (audited once per viewing and scan).
+
+    Raises:
+        storage.policy.AccessDenied: The actor may not read this scan.
+        storage.scans.RecordNotFound: No such scan.
+    """
+    stored = load_scan(db, actor, scan_id, viewing=viewing)
+    image, _ = display_image(stored, window=window)
+    return MarkingFilm(film_picture(image), bool(stored.metadata.get("sop_instance_uid")))
+
+
 def open_scan_view(
     db: Database,
     actor: Actor,
@@ -368,22 +446,19 @@ def open_scan_view(
     """
     reading = record.reading(scan_id)
     stored = load_scan(db, actor, scan_id, viewing=viewing)
-    notes = tuple(list_notes(db, actor, scan_id, viewing=viewing))
-    marks = [note.annotation for note in notes if note.annotation]
+    noted = scan_notes(db, actor, record, scan_id, viewing=viewing)
     image, caption = display_image(
         stored,
         classifier=classifier,
         heatmap_finding=heatmap_finding if reading.has_numbers else None,
-        marks=marks,
+        marks=noted.marks,
     )
     return ScanView(
         reading=reading,
         image=image,
         caption=caption,
-        notes=notes,
-        mark_labels=tuple(
-            label or "" for label in mark_labels([note.annotation for note in notes])
-        ),
+        notes=noted.notes,
+        mark_labels=noted.mark_labels,
         filename=stored.filename,
         created_at=stored.created_at,
         record=stored,

@@ -10,7 +10,13 @@ import pytest
 from PIL import Image
 
 from core.annotations import make_annotation
-from core.overlay import _HEAT_RAMP, annotation_figure, draw_annotations, overlay_heatmap
+from core.overlay import (
+    _HEAT_RAMP,
+    annotation_figure,
+    draw_annotations,
+    film_picture,
+    overlay_heatmap,
+)
 
 
 def test_overlay_blends_heat_only_where_the_map_is_warm() -> None:
@@ -68,10 +74,10 @@ def test_annotation_figure_keeps_full_size_coordinates_and_labels_marks() -> Non
         make_annotation(100, 200, 1000, 2000),
         make_annotation(10, 20, 1000, 2000, w=300, h=400),
     ]
-    fig = annotation_figure(rgb, marks, pending=make_annotation(500, 500, 1000, 2000))
+    fig = annotation_figure(film_picture(rgb), marks, pending=make_annotation(500, 500, 1000, 2000))
     image = fig.data[0]
     assert image.dx == 3 and image.dy == 3
-    sent = Image.open(io.BytesIO(base64.b64decode(image.source.split(",", 1)[1])))
+    sent = _sent(image.source)
     assert (sent.format, sent.size) == ("PNG", (334, 667)), "downsampled, full-size axes"
     assert image.z is None, "pixels are not sent as JSON numbers"
     shapes = fig.layout.shapes
@@ -79,3 +85,18 @@ def test_annotation_figure_keeps_full_size_coordinates_and_labels_marks() -> Non
     assert (shapes[1].x0, shapes[1].y0, shapes[1].x1, shapes[1].y1) == (10, 20, 310, 420)
     assert shapes[2].line.dash == "dash"
     assert [a.text for a in fig.layout.annotations] == ["Mark 1", "Mark 2", "new"]
+
+
+def _sent(url: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+
+
+def test_a_grey_film_is_sent_as_one_channel_and_a_heatmap_in_colour() -> None:
+    gray = np.linspace(0, 1, 600 * 400, dtype=np.float32).reshape(600, 400)
+    plain = film_picture(overlay_heatmap(gray))
+    heat = np.zeros((60, 40), dtype=np.float32)
+    heat[20:40, 10:30] = 1
+    coloured = film_picture(overlay_heatmap(gray, heat))
+    assert _sent(plain.url).mode == "L" and _sent(coloured.url).mode == "RGB"
+    assert np.array_equal(np.asarray(_sent(plain.url)), overlay_heatmap(gray)[..., 0])
+    assert (plain.step, plain.width, plain.height) == (1, 400, 600)

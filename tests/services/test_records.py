@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from core.annotations import make_annotation
 from core.enhance import SAVED_CAPTION, EnhanceSettings, enhance
@@ -16,7 +19,14 @@ from core.scan_reading import ScanStatus
 from core.timeline import format_version
 from core.views import View
 from services.imports import classify, save_decoded_scan
-from services.records import display_image, open_scan_view, read_patient, side_by_side
+from services.records import (
+    display_image,
+    film_for_marking,
+    open_scan_view,
+    read_patient,
+    scan_notes,
+    side_by_side,
+)
 from storage.notes import add_note
 from storage.policy import AccessDenied
 from storage.scans import load_scan
@@ -128,3 +138,32 @@ def test_side_by_side_enhances_alike_and_overlays_the_heatmap(
     assert all(not np.array_equal(a, b) for a, b in zip(plain, heat, strict=True))
     with pytest.raises(AccessDenied):
         side_by_side(database, make_user("carol"), ids, settings)
+
+
+def test_a_film_opened_for_marking_is_the_windowed_display_and_notes_follow_without_it(
+    database, make_user, samples_dir
+) -> None:
+    alice = make_user("alice")
+    scan_id = _store(database, alice, samples_dir)[0]
+    record = read_patient(database, alice, alice.user_id, None)
+    window = (0.35, 0.5)
+    film = film_for_marking(database, alice, scan_id, window)
+    stored = load_scan(database, alice, scan_id)
+    height, width = stored.pixels.shape
+    shown = display_image(stored, window=window)[0]
+    step = film.picture.step
+    sent = Image.open(io.BytesIO(base64.b64decode(film.picture.url.split(",", 1)[1])))
+    assert (film.picture.width, film.picture.height) == (width, height)
+    assert np.array_equal(np.asarray(sent), shown[::step, ::step, 0]), "the windowed film"
+    assert film.has_dicom_uid is False, "a PNG has no SOP Instance UID to send a report for"
+
+    add_note(database, alice, scan_id, "Here.", make_annotation(10, 10, width, height))
+    noted = scan_notes(database, alice, record, scan_id)
+    assert [note.text for note in noted.notes] == ["Here."]
+    assert noted.mark_labels == ("Mark 1",) and len(noted.marks) == 1
+    assert noted.reading == record.reading(scan_id)
+    carol = make_user("carol")
+    with pytest.raises(AccessDenied):
+        film_for_marking(database, carol, scan_id, window)
+    with pytest.raises(AccessDenied):
+        scan_notes(database, carol, record, scan_id)
