@@ -165,8 +165,11 @@ def annotation_figure(
         pending: A mark being entered, drawn dashed in another colour.
         drawing: ``"point"`` (a click places a point, a drag pans) or ``"box"`` (a drag draws
             a box) to let the user mark the image through the chart's selection; ``None`` for
-            a figure to look at only. Image traces cannot be selected, so a point is picked
-            on an invisible grid of :data:`_CLICK_GRID` points per side over the image.
+            a figure to look at only. Image traces cannot be selected, so in point mode a
+            point is picked on an invisible grid of :data:`_CLICK_GRID` points per side over
+            the image; a box is reported by the chart as dragged, and the grid is left out
+            there, since the browser takes about half a second to draw its thousands of
+            points again after every mark or note.
 
     Returns:
         The figure.
@@ -216,8 +219,9 @@ def annotation_figure(
         xaxis={"showgrid": False},
         yaxis={"showgrid": False},
     )
-    if drawing is not None:
+    if drawing == "point":
         _add_click_grid(fig, width, height)
+    if drawing is not None:
         fig.update_layout(
             dragmode="select" if drawing == "box" else "pan",
             # Keeps the user's zoom and pan when the page redraws the figure with a new mark.

@@ -13,11 +13,9 @@ series to the patient's record (``services.pacs``).
 from __future__ import annotations
 
 from datetime import date
-from typing import NoReturn
 
 import pandas as pd
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 from core.annotations import mark_from_selection
 from core.labels import format_day, view_words
@@ -161,20 +159,17 @@ def _render_notes(db: Database, actor: Actor, record: PatientRecord, viewing: st
         st.caption("No mark yet: the note will be saved without one.")
     else:
         st.caption(f"New mark: {_describe(pending)} (image pixels).")
-        if st.button("Remove the mark", key="note_unmark"):
-            _clear_mark(pending_key)
-            _rerun_notes()
-    text = st.text_area("Note (the patient will see it)", max_chars=MAX_NOTE_CHARS, key="note_text")
-    if st.button("Add note", key="note_add"):
-        try:
-            add_note(db, actor, scan_id, text, pending)
-        except Exception as err:  # shown as one sentence
-            show_error(err)
-            return
-        _clear_mark(pending_key)
-        st.session_state.pop("note_text", None)
-        st.session_state["note_saved"] = True
-        _rerun_notes()
+        st.button("Remove the mark", key="note_unmark", on_click=_clear_mark, args=(pending_key,))
+    st.text_area("Note (the patient will see it)", max_chars=MAX_NOTE_CHARS, key="note_text")
+    # Saved in the button's callback, before this part runs again: the run then reads the new
+    # note, and the emptied text box is sent to the browser (a key merely dropped from the
+    # session would leave the old text on screen, ready to be saved twice).
+    st.button(
+        "Add note", key="note_add", on_click=_add_note, args=(db, actor, scan_id, pending_key)
+    )
+    failed = st.session_state.pop("note_error", None)
+    if failed is not None:
+        show_error(failed)
     if st.session_state.pop("note_saved", False):
         st.success("Note saved in the patient's record.")
     pacs = _pacs(db)
@@ -311,14 +306,21 @@ def _render_pacs_listing(
         render_import_report(last[1])
 
 
-def _rerun_notes() -> NoReturn:
-    """Run the notes part again, not the page: the timeline and compare tabs show no notes."""
+def _add_note(db: Database, actor: Actor, scan_id: int, pending_key: str) -> None:
     try:
-        st.rerun(scope="fragment")
-    except StreamlitAPIException:
-        # A whole-page run (a test harness's; a click in the browser reruns the part alone)
-        # cannot rerun a part by itself.
-        st.rerun()
+        add_note(
+            db,
+            actor,
+            scan_id,
+            st.session_state.get("note_text", ""),
+            st.session_state.get(pending_key),
+        )
+    except Exception as err:  # shown as one sentence by the run that follows
+        st.session_state["note_error"] = err
+        return
+    _clear_mark(pending_key)
+    st.session_state["note_text"] = ""
+    st.session_state["note_saved"] = True
 
 
 def _clear_mark(pending_key: str) -> None:

@@ -100,3 +100,14 @@ def test_a_grey_film_is_sent_as_one_channel_and_a_heatmap_in_colour() -> None:
     assert _sent(plain.url).mode == "L" and _sent(coloured.url).mode == "RGB"
     assert np.array_equal(np.asarray(_sent(plain.url)), overlay_heatmap(gray)[..., 0])
     assert (plain.step, plain.width, plain.height) == (1, 400, 600)
+
+
+def test_a_point_is_picked_on_a_grid_and_a_box_is_dragged_without_one() -> None:
+    picture = film_picture(np.zeros((1000, 800, 3), dtype=np.uint8))
+    point = annotation_figure(picture, drawing="point")
+    box = annotation_figure(picture, drawing="box")
+    grid = point.data[1]
+    assert (point.layout.dragmode, box.layout.dragmode) == ("pan", "select")
+    assert grid.type == "scatter" and (min(grid.x), max(grid.x), max(grid.y)) == (0, 799, 999)
+    assert [trace.type for trace in box.data] == ["image"], "nothing to redraw but the film"
+    assert [trace.type for trace in annotation_figure(picture).data] == ["image"]

@@ -115,6 +115,9 @@ def test_a_box_drawn_by_the_clinician_is_stored_in_image_pixels_and_shown_to_the
     clinician.get_by_text("Note saved in the patient's record.").wait_for()
     clinician.get_by_text(re.compile(r"\(Mark 1\):")).wait_for()
     steps.shot(clinician, "note with its mark saved")
+    # The box is emptied for the next note: the saved text is not left to be sent again.
+    assert clinician.get_by_label("Note (the patient will see it)").input_value() == ""
+    clinician.get_by_text("No mark yet: the note will be saved without one.").wait_for()
 
     # Stored in the image's pixels: the box covers the dragged part of the film.
     db = open_database(load_settings(env))
