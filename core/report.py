@@ -10,10 +10,9 @@ kept apart from the patient's sentences.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -158,7 +157,8 @@ class Report:
         glossary: Plain-language name -> explanation, for every finding.
         notes: Clinicians' notes on this scan.
         disclaimer: Decision-support disclaimer.
-        image_png: Annotated image as PNG bytes (not part of the JSON export).
+        image: The annotated image as displayed, RGB ``uint8``, at most
+            :data:`_MAX_IMAGE_SIDE` pixels a side (not part of the JSON export).
         image_note: One sentence printed with the image, e.g. that the enhancement saved with
             the scan could not be reproduced (``core.enhance.SavedView.caption``).
         timeline: Every score the Timeline plots by default, of the patient's scans up to this
@@ -189,7 +189,7 @@ class Report:
     glossary: dict[str, str]
     notes: tuple[ReportNote, ...] = ()
     disclaimer: str = DISCLAIMER
-    image_png: bytes | None = field(default=None, repr=False)
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
     image_note: str | None = None
     timeline: tuple[TimelinePoint, ...] = ()
 
@@ -209,12 +209,10 @@ class Report:
 # --------------------------------------------------------------------------- images
 
 
-def _png_bytes(rgb: np.ndarray) -> bytes:
+def _report_image(rgb: np.ndarray) -> np.ndarray:
     image = Image.fromarray(rgb)
     image.thumbnail((_MAX_IMAGE_SIDE, _MAX_IMAGE_SIDE))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
+    return np.asarray(image)
 
 
 # --------------------------------------------------------------------------- content
@@ -383,7 +381,7 @@ def build_report(
         questions=_questions(findings, comparison, previous, reading),
         glossary={FINDING_LABELS[f]: GLOSSARY[f] for f in FINDINGS},
         notes=tuple(notes),
-        image_png=None if image is None else _png_bytes(image),
+        image=None if image is None else _report_image(image),
         image_note=image_note,
         timeline=_timeline(history, reading),
     )
@@ -442,7 +440,7 @@ def report_to_json(report: Report) -> str:
     Returns:
         JSON text.
     """
-    data = asdict(report)
-    data.pop("image_png")
-    data["has_image"] = report.image_png is not None
+    data = asdict(replace(report, image=None))
+    data.pop("image")
+    data["has_image"] = report.image is not None
     return json.dumps(data, default=_json_default, indent=2, ensure_ascii=False)

@@ -9,7 +9,6 @@ once, in a box under the title; times are in the reader's time zone.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -176,12 +175,12 @@ def _header(pdf: _ReportPDF, report: Report) -> None:
 
 
 def _image(writer: _Writer, report: Report) -> None:
-    if report.image_png is None:
+    if report.image is None:
         return
     pdf, layout = writer.pdf, writer.layout
     caption = report.image_note
     caption_height = writer.text_height(caption) if caption else 0.0
-    with Image.open(io.BytesIO(report.image_png)) as picture:
+    with Image.fromarray(report.image) as picture:
         aspect = picture.height / picture.width
         fits = writer.room() - 9 - 4 - caption_height
         height = min(layout.image_max, pdf.epw * aspect)

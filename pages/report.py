@@ -61,8 +61,8 @@ def _render(report: Report, record: PatientRecord) -> None:
         st.subheader("Change since the previous scan")
         for line in report.changes:
             st.write(f"- {line}")
-    if report.image_png is not None:
-        st.image(report.image_png, width=640, caption=report.image_note)
+    if report.image is not None:
+        st.image(report.image, width=640, caption=report.image_note)
     _render_timeline(record, report.scan_id)
     if report.notes:
         _render_notes(report)

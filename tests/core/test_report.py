@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import zlib
 from datetime import UTC, date, datetime
 
 import numpy as np
-from PIL import Image
 
 from core.annotations import make_annotation
 from core.enhance import ORIGINAL_CAPTION
@@ -166,8 +164,7 @@ def test_pdf_is_valid_and_contains_the_text_and_image() -> None:
     report = build_report(
         history[1], history=history, image=_rgb(), notes=[note], generated_at=_WHEN
     )
-    assert report.image_png is not None
-    assert Image.open(io.BytesIO(report.image_png)).size == (64, 64)
+    assert report.image is not None and report.image.shape == (64, 64, 3)
     pdf = report_to_pdf(report)
     assert pdf.startswith(b"%PDF")
     text = _pdf_text(pdf)
@@ -192,7 +189,7 @@ def test_json_round_trips_the_content_without_the_image() -> None:
     assert data["scan_date"] == "2026-04-01"
     assert data["generated_at"] == "2026-04-02T09:30:00+00:00"
     assert data["disclaimer"] == DISCLAIMER
-    assert data["has_image"] is True and "image_png" not in data
+    assert data["has_image"] is True and "image" not in data
     assert data["findings"][0] == {
         "finding": "pneumonia",
         "label": "Pneumonia",
