@@ -14,12 +14,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# --no-compile: a module is compiled when first imported; compiling every installed file
+# up front (torch alone has thousands) took about 30 s of a fresh install.
 $(STAMP): requirements.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-compile -r requirements.txt
 	@touch $(STAMP)
 
 $(DEV_STAMP): requirements-dev.txt $(STAMP)
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-compile -r requirements-dev.txt
 	@touch $(DEV_STAMP)
 
 # server.py is Streamlit's ASGI app (st.App): streamlit_app.py plus the session-cookie routes.

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, func, text
@@ -256,12 +256,20 @@ def _read_key_file(path: Path) -> bytes | None:
         return None
 
 
+#: How long an upload in flight may have its image stored before its scan row commits: a
+#: younger image says nothing about a wrong database. Far below the sweep's
+#: ``quarantine.ORPHAN_MIN_AGE``, so every image the sweep could move is counted.
+UPLOAD_IN_FLIGHT = timedelta(minutes=15)
+
+
 def check_images_match(db: Database) -> None:
     """Refuse a database without scans beside an image folder that holds images.
 
     That pairing almost always means the wrong database (a typo in ``DATABASE_URL``, a new
     PostgreSQL database, a backup restored elsewhere), and sweeping it would set every image
-    aside as an orphan.
+    aside as an orphan. Images younger than :data:`UPLOAD_IN_FLIGHT` are not counted: another
+    replica's first upload stores its image before its scan row commits, and a replica
+    starting in between must not be refused.
 
     Raises:
         StorageMismatch: The database has no scans but the image folder has images.
@@ -271,7 +279,8 @@ def check_images_match(db: Database) -> None:
         scans = session.exec(select(func.count()).select_from(schema.Scan)).one()
     if scans:
         return
-    images = sum(1 for info in db.blobs.live() if not info.is_temporary)
+    settled = (datetime.now(UTC) - UPLOAD_IN_FLIGHT).timestamp()
+    images = sum(1 for info in db.blobs.live() if not info.is_temporary and info.modified < settled)
     if images:
         raise StorageMismatch(
             f"The database has no scans but the image store {db.blobs.location} holds "

@@ -16,7 +16,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_shipped_checkpoint_separates_validation_pneumonia_clean_and_perturbed(shared_data):
     run = subprocess.run(
-        [sys.executable, "-m", "models.validate", "--limit", "300"],
+        [sys.executable, "-m", "models.validate", "--limit", "150"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

@@ -17,7 +17,7 @@ from core.errors import UserError
 from core.settings import load_settings
 from core.views import View
 from services import maintenance
-from storage import quarantine, schema
+from storage import bootstrap, quarantine, schema
 from storage.blobs import ANCHORS, QUARANTINE, BlobStore, BlobStoreUnavailable, S3BlobStore
 from storage.bootstrap import StorageMismatch, open_database
 from storage.scans import load_scan, save_scan
@@ -149,9 +149,12 @@ def test_stored_objects_hold_only_ciphertext(database, make_user) -> None:
 
 
 def test_start_refuses_an_empty_database_beside_stored_images(
-    settings_env, database, make_user
+    settings_env, database, make_user, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A wrong DATABASE_URL must not make every stored image look like an orphan."""
+    # A bucket's objects cannot be aged, so every image counts as settled here; the window
+    # itself is tested on files (tests/storage/test_bootstrap.py).
+    monkeypatch.setattr(bootstrap, "UPLOAD_IN_FLIGHT", timedelta(0))
     alice = make_user("alice")
     save_sample_scan(database, alice, seed=1)
     before = {info.key: database.blobs.read(info.name) for info in database.blobs.live()}

@@ -126,6 +126,19 @@ def test_open_refuses_a_database_without_scans_beside_images(
     assert {p.name: p.read_bytes() for p in _files(database.blobs.root)} == before
 
 
+@pytest.mark.local_blobs  # ages files
+def test_a_replica_starting_during_the_first_upload_is_not_refused(settings_env, database) -> None:
+    """Another replica's first upload stores its image before its scan row commits; a replica
+    starting in between was refused as if beside the wrong database."""
+    database.blobs.write(BlobStore.new_name(), b"sealed image of an upload in flight")
+    open_database(load_settings(settings_env)).close()
+    (image,) = _files(database.blobs.root)
+    _age(image, 20 * 60)  # no upload is in flight that long: the image is another database's
+    with pytest.raises(StorageMismatch):
+        open_database(load_settings(settings_env))
+    assert _files(database.blobs.root) == [image]
+
+
 def test_wrong_master_key_is_refused_at_open(settings_env, database) -> None:
     wrong = dict(settings_env, MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode())
     with pytest.raises(DecryptionError):

@@ -91,6 +91,8 @@ def test_single_outlier_survives_every_grouping_and_differencing(database, make_
     tables = {}
     for columns in GROUPINGS:
         tables[columns] = cohort.cohort_summary(database, analyst, list(columns))
+        if len(columns) < 2:
+            continue
         # The page lets the analyst pick columns in any order; the groups are the same.
         flipped = cohort.cohort_summary(database, analyst, list(reversed(columns)))
         flipped = flipped[tables[columns].columns].sort_values(list(columns))

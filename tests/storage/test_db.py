@@ -44,7 +44,9 @@ def test_two_processes_on_one_patient_meet_contention_without_an_outage(
     settings_env, database, make_user, tmp_path
 ) -> None:
     """Issue 22: 4 of ~200 such operations on PostgreSQL once failed with "cannot be reached"
-    (deadlocks reported as an outage). Now contention is retried: no failure, nothing lost."""
+    (deadlocks reported as an outage). Now contention is retried: no failure, nothing lost.
+    150 operations: each key rotation reseals every scan saved so far, so the cost grows with
+    the square of the count."""
     if database.engine.dialect.name != "postgresql":
         pytest.skip("SQLite's writers queue for its lock; its busy error is tested below")
     patient = make_user("pat")
@@ -56,7 +58,7 @@ def test_two_processes_on_one_patient_meet_contention_without_an_outage(
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.storage._contender", json.dumps(env)]
-            + [str(patient.user_id), patient.username, str(worker), "100", str(out)],
+            + [str(patient.user_id), patient.username, str(worker), "75", str(out)],
             cwd=PROJECT_ROOT,
         )
         for worker, out in enumerate(outs)
@@ -66,7 +68,7 @@ def test_two_processes_on_one_patient_meet_contention_without_an_outage(
 
     assert [failures for _, failures in results] == [[], []]
     saved = sorted(scan_id for ids, _ in results for scan_id in ids)
-    assert len(saved) == 67  # 34 + 33 saves of the 200 operations
+    assert len(saved) == 50  # 25 + 25 saves of the 150 operations
     assert sorted(summary.id for summary in list_scans(database, patient, patient.user_id)) == saved
     for scan_id in saved:
         assert load_scan(database, patient, scan_id).pixels.shape == (32, 32)
