@@ -51,7 +51,7 @@ format: $(DEV_STAMP)
 # One worker per core (pytest-xdist); a test file's tests stay on one worker, so a module's
 # server or browser starts once.
 test: lint
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 train: $(STAMP)
 	$(BIN)/python -m models.train

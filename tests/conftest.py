@@ -18,6 +18,18 @@ from tests.s3_server import s3_prefix
 os.environ.setdefault("ARGON2_PROFILE", "test")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding slow tests run first, in collection order otherwise.
+
+    ``make test`` hands whole files to the workers in this order (``--dist loadfile
+    --no-loadscope-reorder``). xdist's own order, most tests first, left the browser files (a
+    few tests each, the longest of all) to the end, run by one worker while the other had
+    nothing left to do.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 @pytest.fixture
 def production_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hash passwords at the production argon2 cost in this test (see storage/passwords.py)."""
