@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import atexit
 import base64
+import functools
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +20,7 @@ from core.settings import Settings, load_settings
 from storage import accounts
 from storage.actor import Actor
 from storage.bootstrap import open_database
-from storage.db import Database
+from storage.db import Database, make_engine
 from storage.migrations import apply_migrations
 from tests.s3_server import s3_prefix
 
@@ -79,11 +82,22 @@ _SCHEMA_FINGERPRINT = sa.text(
 )
 
 
+_TABLES = sa.text(
+    "SELECT quote_ident(tablename) FROM pg_tables "
+    "WHERE schemaname = 'public' AND tablename <> 'schema_version'"
+)
+#: Every id sequence back to 1, as in a freshly migrated database.
+_RESTART_SEQUENCES = sa.text(
+    "SELECT setval(c.oid, 1, false) FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND n.nspname = 'public'"
+)
+
+
 class _MigratedDatabases:
     """Migrated PostgreSQL databases of this test process, emptied and handed out again.
 
     Migrating a new database costs about a second of DDL, copying one (``CREATE DATABASE ...
-    TEMPLATE``) a third of that; emptying one (``TRUNCATE``) a few hundredths. A database is
+    TEMPLATE``) a third of that; emptying one (``DELETE``) a few hundredths. A database is
     reused only if its schema is still the migrated one (a migration test may have changed
     it): otherwise it is dropped. None holds a row across tests, so each test's first
     :func:`open_database` creates its own admin and version root under its own master key.
@@ -131,13 +145,13 @@ class _MigratedDatabases:
             with engine.begin() as conn:
                 if conn.execute(_SCHEMA_FINGERPRINT).scalar_one() != self._fingerprint:
                     raise LookupError("schema changed")
-                tables = conn.execute(
-                    sa.text(
-                        "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
-                        "WHERE schemaname = 'public' AND tablename <> 'schema_version'"
-                    )
-                ).scalar_one()
-                conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                # DELETE, not TRUNCATE: a test leaves a few rows, and truncating 27 tables
+                # (new files for each) took about 160 ms against 30 ms. The foreign keys'
+                # triggers are off for this transaction, so the order does not matter.
+                conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+                for table in conn.execute(_TABLES).scalars():
+                    conn.execute(sa.text(f"DELETE FROM {table}"))
+                conn.execute(_RESTART_SEQUENCES)
         except (LookupError, sa.exc.DBAPIError):
             self._drop(name)
             return
@@ -159,16 +173,33 @@ class _MigratedDatabases:
 _databases: dict[str, _MigratedDatabases] = {}
 
 
+@functools.cache
+def _sqlite_template() -> Path:
+    """A migrated SQLite file without rows, made once per test process."""
+    folder = Path(tempfile.mkdtemp(prefix="cxr-sqlite-template-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "migrated.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        apply_migrations(engine)
+    finally:
+        engine.dispose()  # the last connection checkpoints the WAL into the file
+    return path
+
+
 @contextmanager
 def migrated_backend(kind: str, tmp_dir: Path) -> Iterator[str]:
-    """A database URL holding the current schema and no rows: a new SQLite file (migrated on
-    first open), or a PostgreSQL database of :class:`_MigratedDatabases`.
+    """A database URL holding the current schema and no rows: a copy of a SQLite file migrated
+    once per process (19 migrations took 20-50 ms a test), or a PostgreSQL database of
+    :class:`_MigratedDatabases`.
 
     Yields:
         The SQLAlchemy URL; the PostgreSQL database is emptied for the next test afterwards.
     """
     if kind == "sqlite":
-        yield f"sqlite:///{tmp_dir / 'app.db'}"
+        path = tmp_dir / "app.db"
+        shutil.copyfile(_sqlite_template(), path)
+        yield f"sqlite:///{path}"
         return
     base = _postgres_url_or_skip()
     databases = _databases.setdefault(base, _MigratedDatabases(base))
