@@ -531,9 +531,14 @@ def _render_results(
     )
 
 
+def _usable(checked: list[SeriesFile]) -> list[int]:
+    """Positions of the files that could be decoded, the ones the closer look can show."""
+    return [i for i, f in enumerate(checked) if f.scan is not None]
+
+
 def _closer_position(checked: list[SeriesFile]) -> int | None:
     """The file the closer look shows: the one chosen there, else the first usable one."""
-    usable = [i for i, f in enumerate(checked) if f.scan is not None]
+    usable = _usable(checked)
     if not usable:
         return None
     chosen = st.session_state.get(_CLOSER_FILE_KEY)
@@ -572,7 +577,7 @@ def _render_closer_look(files: Sequence[Any], checked: list[SeriesFile]) -> None
     if position is None:
         return
     st.subheader("A closer look")
-    usable = [i for i, f in enumerate(checked) if f.scan is not None]
+    usable = _usable(checked)
     if len(usable) > 1:
         st.selectbox("File", usable, format_func=lambda i: checked[i].name, key=_CLOSER_FILE_KEY)
     scan = checked[position].scan

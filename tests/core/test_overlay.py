@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
 
 from core.annotations import make_annotation
 from core.overlay import (
@@ -17,6 +13,7 @@ from core.overlay import (
     film_picture,
     overlay_heatmap,
 )
+from tests.data_urls import image_of
 
 
 def test_overlay_blends_heat_only_where_the_map_is_warm() -> None:
@@ -77,7 +74,7 @@ def test_annotation_figure_keeps_full_size_coordinates_and_labels_marks() -> Non
     fig = annotation_figure(film_picture(rgb), marks, pending=make_annotation(500, 500, 1000, 2000))
     image = fig.data[0]
     assert image.dx == 3 and image.dy == 3
-    sent = _sent(image.source)
+    sent = image_of(image.source)
     assert (sent.format, sent.size) == ("PNG", (334, 667)), "downsampled, full-size axes"
     assert image.z is None, "pixels are not sent as JSON numbers"
     shapes = fig.layout.shapes
@@ -87,18 +84,14 @@ def test_annotation_figure_keeps_full_size_coordinates_and_labels_marks() -> Non
     assert [a.text for a in fig.layout.annotations] == ["Mark 1", "Mark 2", "new"]
 
 
-def _sent(url: str) -> Image.Image:
-    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-
-
 def test_a_grey_film_is_sent_as_one_channel_and_a_heatmap_in_colour() -> None:
     gray = np.linspace(0, 1, 600 * 400, dtype=np.float32).reshape(600, 400)
     plain = film_picture(overlay_heatmap(gray))
     heat = np.zeros((60, 40), dtype=np.float32)
     heat[20:40, 10:30] = 1
     coloured = film_picture(overlay_heatmap(gray, heat))
-    assert _sent(plain.url).mode == "L" and _sent(coloured.url).mode == "RGB"
-    assert np.array_equal(np.asarray(_sent(plain.url)), overlay_heatmap(gray)[..., 0])
+    assert image_of(plain.url).mode == "L" and image_of(coloured.url).mode == "RGB"
+    assert np.array_equal(np.asarray(image_of(plain.url)), overlay_heatmap(gray)[..., 0])
     assert (plain.step, plain.width, plain.height) == (1, 400, 600)
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from core.annotations import make_annotation
 from core.enhance import SAVED_CAPTION, EnhanceSettings, enhance
@@ -30,6 +27,7 @@ from services.records import (
 from storage.notes import add_note
 from storage.policy import AccessDenied
 from storage.scans import load_scan
+from tests.data_urls import image_of
 
 FILES = ("00000001_000.png", "16747_3_1.jpg")
 
@@ -152,7 +150,7 @@ def test_a_film_opened_for_marking_is_the_windowed_display_and_notes_follow_with
     height, width = stored.pixels.shape
     shown = display_image(stored, window=window)[0]
     step = film.picture.step
-    sent = Image.open(io.BytesIO(base64.b64decode(film.picture.url.split(",", 1)[1])))
+    sent = image_of(film.picture.url)
     assert (film.picture.width, film.picture.height) == (width, height)
     assert np.array_equal(np.asarray(sent), shown[::step, ::step, 0]), "the windowed film"
     assert film.has_dicom_uid is False, "a PNG has no SOP Instance UID to send a report for"
